@@ -1,0 +1,227 @@
+package capacity
+
+// Ledger keeps the capacity accounting of a cluster up to date one event at a
+// time: adding, changing or removing a pod costs O(its resources), a node
+// O(its resources), so a watch stream never triggers a full recompute. It is
+// not safe for concurrent use; internal/cluster serialises access.
+type Ledger struct {
+	workloads []Workload
+	nodes     map[string]*nodeEntry
+	pods      map[string]*podEntry
+	states    [numNodeStates]stateTotals
+	// pendingPaid is the demand of unbound, non-terminal paid pods.
+	pendingPaid Demand
+	usage       map[string]*WorkloadUsage
+}
+
+type nodeEntry struct {
+	node  Node
+	known bool
+	state NodeState
+	// requested and opportunistic sum the bound, non-terminal pods on the node.
+	requested     Resources
+	opportunistic Resources
+	pods          int
+}
+
+type podEntry struct {
+	pod Pod
+	// workload is the key of the opportunistic workload owning the pod, "" if paid.
+	workload string
+}
+
+type stateTotals struct {
+	nodes         int
+	capacity      Resources
+	allocatable   Resources
+	requested     Resources
+	opportunistic Resources
+}
+
+// Demand is what unbound pods ask for.
+type Demand struct {
+	Pods     int
+	Requests Resources
+}
+
+// WorkloadUsage is what one opportunistic workload holds and waits for.
+type WorkloadUsage struct {
+	Key string
+	// Pods are bound and not terminal; Requests are theirs.
+	Pods     int
+	Requests Resources
+	// Pending pods are not bound yet.
+	Pending int
+}
+
+// NewLedger returns an empty ledger that treats the pods of workloads as
+// opportunistic and every other pod as paid.
+func NewLedger(workloads []Workload) *Ledger {
+	l := &Ledger{
+		nodes: map[string]*nodeEntry{},
+		pods:  map[string]*podEntry{},
+	}
+	for i := range l.states {
+		l.states[i] = stateTotals{capacity: Resources{}, allocatable: Resources{}, requested: Resources{}, opportunistic: Resources{}}
+	}
+	l.pendingPaid.Requests = Resources{}
+	l.SetWorkloads(workloads)
+	return l
+}
+
+// SetWorkloads replaces the set of opportunistic workloads and reclassifies
+// every pod: O(pods), meant for the rare change of the scaler set.
+func (l *Ledger) SetWorkloads(workloads []Workload) {
+	pods := make([]Pod, 0, len(l.pods))
+	for _, e := range l.pods {
+		pods = append(pods, e.pod)
+	}
+	for _, p := range pods {
+		l.DeletePod(p.Namespace, p.Name)
+	}
+	l.workloads = append([]Workload(nil), workloads...)
+	l.usage = make(map[string]*WorkloadUsage, len(workloads))
+	for _, w := range workloads {
+		l.usage[w.Key] = &WorkloadUsage{Key: w.Key, Requests: Resources{}}
+	}
+	for _, p := range pods {
+		l.UpsertPod(p)
+	}
+}
+
+// UpsertNode adds a node or replaces what is known of it.
+func (l *Ledger) UpsertNode(n Node) {
+	e := l.nodes[n.Name]
+	if e == nil {
+		e = &nodeEntry{requested: Resources{}, opportunistic: Resources{}, state: NodeMissing}
+		l.nodes[n.Name] = e
+	} else if e.known {
+		l.removeRoom(e)
+	}
+	l.moveRequests(e, n.State())
+	e.node, e.known = n, true
+	l.addRoom(e)
+}
+
+// DeleteNode forgets a node. Pods still bound to it stay accounted under
+// NodeMissing until they are deleted too.
+func (l *Ledger) DeleteNode(name string) {
+	e := l.nodes[name]
+	if e == nil || !e.known {
+		return
+	}
+	l.removeRoom(e)
+	e.known, e.node = false, Node{Name: name}
+	l.moveRequests(e, NodeMissing)
+	l.dropIfEmpty(e)
+}
+
+// UpsertPod adds a pod or replaces what is known of it.
+func (l *Ledger) UpsertPod(p Pod) {
+	key := p.Key()
+	if old := l.pods[key]; old != nil {
+		l.unaccount(old)
+	}
+	e := &podEntry{pod: p, workload: l.classify(&p)}
+	l.pods[key] = e
+	l.account(e)
+}
+
+// DeletePod forgets a pod.
+func (l *Ledger) DeletePod(namespace, name string) {
+	key := namespace + "/" + name
+	if e := l.pods[key]; e != nil {
+		l.unaccount(e)
+		delete(l.pods, key)
+	}
+}
+
+func (l *Ledger) classify(p *Pod) string {
+	for i := range l.workloads {
+		if l.workloads[i].matches(p) {
+			return l.workloads[i].Key
+		}
+	}
+	return ""
+}
+
+func (l *Ledger) account(e *podEntry)   { l.apply(e, 1) }
+func (l *Ledger) unaccount(e *podEntry) { l.apply(e, -1) }
+
+// apply adds (sign 1) or removes (sign -1) a pod's contribution.
+func (l *Ledger) apply(e *podEntry, sign int) {
+	p := &e.pod
+	if p.Terminal {
+		return
+	}
+	usage := l.usage[e.workload] // nil for paid pods
+	if p.NodeName == "" {
+		if usage != nil {
+			usage.Pending += sign
+		} else {
+			l.pendingPaid.Pods += sign
+			addSigned(l.pendingPaid.Requests, p.Requests, sign)
+		}
+		return
+	}
+	n := l.nodes[p.NodeName]
+	if n == nil {
+		n = &nodeEntry{node: Node{Name: p.NodeName}, state: NodeMissing, requested: Resources{}, opportunistic: Resources{}}
+		l.nodes[p.NodeName] = n
+	}
+	st := &l.states[n.state]
+	n.pods += sign
+	addSigned(n.requested, p.Requests, sign)
+	addSigned(st.requested, p.Requests, sign)
+	if usage != nil {
+		usage.Pods += sign
+		addSigned(usage.Requests, p.Requests, sign)
+		addSigned(n.opportunistic, p.Requests, sign)
+		addSigned(st.opportunistic, p.Requests, sign)
+	}
+	if sign < 0 {
+		l.dropIfEmpty(n)
+	}
+}
+
+func addSigned(dst, src Resources, sign int) {
+	if sign > 0 {
+		dst.Add(src)
+	} else {
+		dst.Sub(src)
+	}
+}
+
+// moveRequests moves a node's pod requests into the totals of a new state.
+func (l *Ledger) moveRequests(e *nodeEntry, to NodeState) {
+	if e.state == to {
+		return
+	}
+	from, dest := &l.states[e.state], &l.states[to]
+	from.requested.Sub(e.requested)
+	from.opportunistic.Sub(e.opportunistic)
+	dest.requested.Add(e.requested)
+	dest.opportunistic.Add(e.opportunistic)
+	e.state = to
+}
+
+func (l *Ledger) addRoom(e *nodeEntry) {
+	st := &l.states[e.state]
+	st.nodes++
+	st.capacity.Add(e.node.Capacity)
+	st.allocatable.Add(e.node.Allocatable)
+}
+
+func (l *Ledger) removeRoom(e *nodeEntry) {
+	st := &l.states[e.state]
+	st.nodes--
+	st.capacity.Sub(e.node.Capacity)
+	st.allocatable.Sub(e.node.Allocatable)
+}
+
+// dropIfEmpty deletes a placeholder for an unknown node once no pod is bound to it.
+func (l *Ledger) dropIfEmpty(e *nodeEntry) {
+	if !e.known && e.pods == 0 {
+		delete(l.nodes, e.node.Name)
+	}
+}

@@ -1,0 +1,111 @@
+package capacity
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// TestLedgerAgreesWithSummarize drives a ledger through random node and pod
+// events, in any order (pods before their nodes, nodes deleted under pods),
+// and checks after each step that it reports exactly what a full recompute of
+// the same state reports.
+func TestLedgerAgreesWithSummarize(t *testing.T) {
+	for seed := range uint64(20) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			workloads := []Workload{workload("worker")}
+			l := NewLedger(workloads)
+			liveNodes := map[string]Node{}
+			livePods := map[string]Pod{}
+			for step := range 400 {
+				switch op := rng.IntN(10); {
+				case op < 3:
+					n := randomNode(rng)
+					l.UpsertNode(n)
+					liveNodes[n.Name] = n
+				case op < 4:
+					name := fmt.Sprintf("n%d", rng.IntN(6))
+					l.DeleteNode(name)
+					delete(liveNodes, name)
+				case op < 8:
+					p := randomPod(rng)
+					l.UpsertPod(p)
+					livePods[p.Key()] = p
+				default:
+					name := fmt.Sprintf("p%d", rng.IntN(30))
+					l.DeletePod("default", name)
+					delete(livePods, "default/"+name)
+				}
+				want := Summarize(values(liveNodes), values(livePods), workloads)
+				if got := l.Report(); !reflect.DeepEqual(got, want) {
+					t.Fatalf("step %d: incremental report differs from recompute:\n got  %+v\n want %+v", step, got, want)
+				}
+			}
+			// Changing the workload set reclassifies every pod.
+			l.SetWorkloads(nil)
+			if got, want := l.Report(), Summarize(values(liveNodes), values(livePods), nil); !reflect.DeepEqual(got, want) {
+				t.Fatalf("after SetWorkloads: got %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestLedgerForgetsPlaceholderNodes(t *testing.T) {
+	l := NewLedger(nil)
+	l.UpsertPod(FromPod(kubePod("p", "later", list("cpu", "1"))))
+	l.UpsertNode(FromNode(kubeNode("later", list("cpu", "4"))))
+	if got, _ := l.Report().Resource(corev1.ResourceCPU); got.Requests != 1000 {
+		t.Fatalf("pod bound before its node arrived: requests %d, want 1000", got.Requests)
+	}
+	l.DeleteNode("later")
+	l.DeletePod("default", "p")
+	if len(l.nodes) != 0 {
+		t.Fatalf("ledger still holds %d node entries after node and pod are gone", len(l.nodes))
+	}
+}
+
+func values[T any](m map[string]T) []T {
+	out := make([]T, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+func randomNode(rng *rand.Rand) Node {
+	alloc := list("cpu", fmt.Sprint(rng.IntN(32)), "memory", fmt.Sprintf("%dGi", rng.IntN(64)), "pods", "110")
+	if rng.IntN(4) == 0 {
+		alloc["nvidia.com/gpu"] = list("g", "4")["g"]
+	}
+	var opts []nodeOpt
+	if rng.IntN(4) == 0 {
+		opts = append(opts, notReady())
+	}
+	if rng.IntN(4) == 0 {
+		opts = append(opts, cordoned())
+	}
+	return FromNode(kubeNode(fmt.Sprintf("n%d", rng.IntN(6)), alloc, opts...))
+}
+
+func randomPod(rng *rand.Rand) Pod {
+	node := ""
+	if rng.IntN(5) > 0 {
+		node = fmt.Sprintf("n%d", rng.IntN(7)) // n6 never exists as a node
+	}
+	req := list("cpu", fmt.Sprintf("%dm", rng.IntN(4000)), "memory", fmt.Sprintf("%dMi", rng.IntN(4096)))
+	if rng.IntN(5) == 0 {
+		req["nvidia.com/gpu"] = list("g", "1")["g"]
+	}
+	var opts []podOpt
+	if rng.IntN(3) == 0 {
+		opts = append(opts, app("worker"))
+	}
+	if rng.IntN(6) == 0 {
+		opts = append(opts, phase(corev1.PodSucceeded))
+	}
+	return FromPod(kubePod(fmt.Sprintf("p%d", rng.IntN(30)), node, req, opts...))
+}

@@ -1,0 +1,145 @@
+package capacity
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	resourcehelper "k8s.io/component-helpers/resource"
+)
+
+// NodeState says whether a node's allocatable room is usable for new pods.
+type NodeState int
+
+const (
+	// NodeReady nodes are Ready and schedulable: only they contribute room.
+	NodeReady NodeState = iota
+	// NodeNotReady nodes have a Ready condition that is not True.
+	NodeNotReady
+	// NodeCordoned nodes are Ready but marked unschedulable.
+	NodeCordoned
+	// NodeMissing holds pods bound to a node that is not (or no longer) known.
+	NodeMissing
+	numNodeStates
+)
+
+// NodeStates lists every state in report order.
+var NodeStates = [numNodeStates]NodeState{NodeReady, NodeNotReady, NodeCordoned, NodeMissing}
+
+func (s NodeState) String() string {
+	switch s {
+	case NodeReady:
+		return "ready"
+	case NodeNotReady:
+		return "not_ready"
+	case NodeCordoned:
+		return "cordoned"
+	case NodeMissing:
+		return "missing"
+	}
+	return "unknown"
+}
+
+// Node is what the model needs of a Kubernetes node.
+type Node struct {
+	Name          string
+	Labels        map[string]string
+	Taints        []corev1.Taint
+	Ready         bool
+	Unschedulable bool
+	Capacity      Resources
+	Allocatable   Resources
+}
+
+// State classifies the node. A NotReady node is reported as such even when it
+// is also cordoned: the fault is the more urgent fact.
+func (n *Node) State() NodeState {
+	switch {
+	case !n.Ready:
+		return NodeNotReady
+	case n.Unschedulable:
+		return NodeCordoned
+	}
+	return NodeReady
+}
+
+// Pod is what the model needs of a Kubernetes pod.
+type Pod struct {
+	Namespace string
+	Name      string
+	Labels    map[string]string
+	// NodeName is empty while the pod is not bound: it is then demand, not usage.
+	NodeName string
+	// Terminal pods (Succeeded or Failed) hold no room.
+	Terminal bool
+	Priority int32
+	// Requests are the effective requests, including one "pods" slot.
+	Requests Resources
+}
+
+// Key identifies a pod within the cluster.
+func (p *Pod) Key() string { return p.Namespace + "/" + p.Name }
+
+// Workload is an opportunistic workload: its pods are not paid load.
+type Workload struct {
+	// Key names the workload in reports, conventionally "namespace/name".
+	Key       string
+	Namespace string
+	// Selector picks the workload's pods within Namespace.
+	Selector labels.Selector
+}
+
+func (w *Workload) matches(p *Pod) bool {
+	return w.Namespace == p.Namespace && w.Selector != nil && !w.Selector.Empty() &&
+		w.Selector.Matches(labels.Set(p.Labels))
+}
+
+// FromNode trims a Kubernetes node to what the model needs.
+func FromNode(n *corev1.Node) Node {
+	return Node{
+		Name:          n.Name,
+		Labels:        n.Labels,
+		Taints:        n.Spec.Taints,
+		Ready:         isReady(n),
+		Unschedulable: n.Spec.Unschedulable,
+		Capacity:      FromResourceList(n.Status.Capacity),
+		Allocatable:   FromResourceList(n.Status.Allocatable),
+	}
+}
+
+func isReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// FromPod trims a Kubernetes pod to what the model needs. Requests are the
+// scheduler's effective requests (init containers, restartable sidecars, pod
+// overhead, pod-level resources) computed by component-helpers, plus one pod slot.
+func FromPod(p *corev1.Pod) Pod {
+	return Pod{
+		Namespace: p.Namespace,
+		Name:      p.Name,
+		Labels:    p.Labels,
+		NodeName:  p.Spec.NodeName,
+		Terminal:  p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed,
+		Priority:  podPriority(p),
+		Requests:  EffectiveRequests(&p.Spec),
+	}
+}
+
+func podPriority(p *corev1.Pod) int32 {
+	if p.Spec.Priority != nil {
+		return *p.Spec.Priority
+	}
+	return 0
+}
+
+// EffectiveRequests returns what one pod of this spec takes from a node.
+func EffectiveRequests(spec *corev1.PodSpec) Resources {
+	list := resourcehelper.PodRequests(&corev1.Pod{Spec: *spec}, resourcehelper.PodResourcesOptions{})
+	r := FromResourceList(list)
+	r[corev1.ResourcePods]++
+	return r
+}

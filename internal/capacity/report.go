@@ -1,0 +1,166 @@
+package capacity
+
+import (
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Report is a consistent summary of the cluster's capacity.
+type Report struct {
+	// Resources describes the usable pool: Ready, schedulable nodes and the
+	// pods bound to them. One row per resource present, in report order.
+	Resources []ResourceSummary `json:"resources"`
+	// States has one entry per node state, usable or not, in report order.
+	States []StateSummary `json:"nodeStates"`
+	// PendingPaid is the demand of paid pods that are not bound to a node.
+	PendingPaid Demand `json:"pendingPaid"`
+	// Workloads has one entry per opportunistic workload, sorted by key.
+	Workloads []WorkloadUsage `json:"workloads"`
+}
+
+// ResourceSummary is one resource of the usable pool.
+type ResourceSummary struct {
+	Name        corev1.ResourceName `json:"name"`
+	Capacity    int64               `json:"capacity"`
+	Allocatable int64               `json:"allocatable"`
+	// Requests = PaidRequests + OpportunisticRequests.
+	Requests              int64 `json:"requests"`
+	PaidRequests          int64 `json:"paidRequests"`
+	OpportunisticRequests int64 `json:"opportunisticRequests"`
+	// Remaining = Allocatable - Requests; negative when the pool is overcommitted.
+	Remaining int64 `json:"remaining"`
+}
+
+// StateSummary is what the nodes of one state hold.
+type StateSummary struct {
+	State       string    `json:"state"`
+	Nodes       int       `json:"nodes"`
+	Capacity    Resources `json:"capacity"`
+	Allocatable Resources `json:"allocatable"`
+	Requests    Resources `json:"requests"`
+}
+
+// Resource returns the summary of one resource of the usable pool, and false
+// when the resource is absent.
+func (r Report) Resource(name corev1.ResourceName) (ResourceSummary, bool) {
+	for _, s := range r.Resources {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return ResourceSummary{Name: name}, false
+}
+
+// Report summarises the ledger. It costs O(resources × states + workloads),
+// independent of the number of nodes and pods.
+func (l *Ledger) Report() Report {
+	ready := &l.states[NodeReady]
+	names := map[corev1.ResourceName]bool{}
+	for _, set := range []Resources{ready.capacity, ready.allocatable, ready.requested} {
+		for name, v := range set {
+			if v != 0 {
+				names[name] = true
+			}
+		}
+	}
+	rep := Report{}
+	ordered := make([]corev1.ResourceName, 0, len(names))
+	for name := range names {
+		ordered = append(ordered, name)
+	}
+	SortNames(ordered)
+	for _, name := range ordered {
+		requests, opp := ready.requested[name], ready.opportunistic[name]
+		rep.Resources = append(rep.Resources, ResourceSummary{
+			Name:                  name,
+			Capacity:              ready.capacity[name],
+			Allocatable:           ready.allocatable[name],
+			Requests:              requests,
+			PaidRequests:          requests - opp,
+			OpportunisticRequests: opp,
+			Remaining:             ready.allocatable[name] - requests,
+		})
+	}
+	for _, s := range NodeStates {
+		st := &l.states[s]
+		rep.States = append(rep.States, StateSummary{
+			State:       s.String(),
+			Nodes:       st.nodes,
+			Capacity:    nonZero(st.capacity),
+			Allocatable: nonZero(st.allocatable),
+			Requests:    nonZero(st.requested),
+		})
+	}
+	rep.PendingPaid = Demand{Pods: l.pendingPaid.Pods, Requests: nonZero(l.pendingPaid.Requests)}
+	for _, u := range l.usage {
+		rep.Workloads = append(rep.Workloads, WorkloadUsage{Key: u.Key, Pods: u.Pods, Requests: nonZero(u.Requests), Pending: u.Pending})
+	}
+	sort.Slice(rep.Workloads, func(i, j int) bool { return rep.Workloads[i].Key < rep.Workloads[j].Key })
+	return rep
+}
+
+func nonZero(r Resources) Resources {
+	out := Resources{}
+	for name, v := range r {
+		if v != 0 {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// NodeRoom is one node's free room, as the fit check sees it.
+type NodeRoom struct {
+	Name   string
+	Labels map[string]string
+	Taints []corev1.Taint
+	State  NodeState
+	// Allocatable is the node's allocatable room; Requested what bound pods take.
+	Allocatable Resources
+	Requested   Resources
+	// OpportunisticRequested is the part of Requested held by opportunistic pods.
+	OpportunisticRequested Resources
+	Pods                   int
+}
+
+// Free returns what is left of one resource on the node.
+func (n *NodeRoom) Free(name corev1.ResourceName) int64 {
+	return n.Allocatable[name] - n.Requested[name]
+}
+
+// Rooms returns every known node's room, sorted by name. It copies, so the
+// result stays valid while the ledger moves on: O(nodes × resources).
+func (l *Ledger) Rooms() []NodeRoom {
+	rooms := make([]NodeRoom, 0, len(l.nodes))
+	for _, e := range l.nodes {
+		if !e.known {
+			continue
+		}
+		rooms = append(rooms, NodeRoom{
+			Name:                   e.node.Name,
+			Labels:                 e.node.Labels,
+			Taints:                 e.node.Taints,
+			State:                  e.state,
+			Allocatable:            e.node.Allocatable,
+			Requested:              e.requested.Clone(),
+			OpportunisticRequested: e.opportunistic.Clone(),
+			Pods:                   e.pods,
+		})
+	}
+	sort.Slice(rooms, func(i, j int) bool { return rooms[i].Name < rooms[j].Name })
+	return rooms
+}
+
+// Summarize builds the report of a whole snapshot at once: the reference
+// computation that the incremental ledger must always agree with.
+func Summarize(nodes []Node, pods []Pod, workloads []Workload) Report {
+	l := NewLedger(workloads)
+	for i := range nodes {
+		l.UpsertNode(nodes[i])
+	}
+	for i := range pods {
+		l.UpsertPod(pods[i])
+	}
+	return l.Report()
+}

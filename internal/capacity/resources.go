@@ -1,0 +1,89 @@
+// Package capacity is the exact, pure model of what a cluster holds: node by node
+// allocatable room, effective pod requests, what remains, and how many more
+// replicas of a pod shape really fit. It does no I/O; callers feed it trimmed
+// nodes and pods (see FromNode and FromPod) and read reports.
+package capacity
+
+import (
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Resources maps a resource name to an amount in its canonical integer unit:
+// milli-cores for cpu, bytes for memory, storage and hugepages, a count for pods
+// and extended resources (GPUs and the like).
+type Resources map[corev1.ResourceName]int64
+
+// FromResourceList converts a Kubernetes resource list into canonical units.
+func FromResourceList(list corev1.ResourceList) Resources {
+	out := make(Resources, len(list))
+	for name, q := range list {
+		if name == corev1.ResourceCPU {
+			out[name] = q.MilliValue()
+		} else {
+			out[name] = q.Value()
+		}
+	}
+	return out
+}
+
+// Add adds other into r, creating entries as needed.
+func (r Resources) Add(other Resources) {
+	for name, v := range other {
+		r[name] += v
+	}
+}
+
+// Sub subtracts other from r. Entries that reach zero are kept, so a resource
+// that a node offers stays visible after its last consumer leaves.
+func (r Resources) Sub(other Resources) {
+	for name, v := range other {
+		r[name] -= v
+	}
+}
+
+// Clone returns an independent copy of r.
+func (r Resources) Clone() Resources {
+	out := make(Resources, len(r))
+	for name, v := range r {
+		out[name] = v
+	}
+	return out
+}
+
+// Names returns the resource names of r in report order.
+func (r Resources) Names() []corev1.ResourceName {
+	names := make([]corev1.ResourceName, 0, len(r))
+	for name := range r {
+		names = append(names, name)
+	}
+	SortNames(names)
+	return names
+}
+
+// SortNames orders resource names as operators read them: cpu, memory, pods,
+// ephemeral-storage, then every other (extended) resource alphabetically.
+func SortNames(names []corev1.ResourceName) {
+	sort.Slice(names, func(i, j int) bool {
+		ri, rj := rank(names[i]), rank(names[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return names[i] < names[j]
+	})
+}
+
+func rank(name corev1.ResourceName) int {
+	switch name {
+	case corev1.ResourceCPU:
+		return 0
+	case corev1.ResourceMemory:
+		return 1
+	case corev1.ResourcePods:
+		return 2
+	case corev1.ResourceEphemeralStorage:
+		return 3
+	}
+	return 4
+}
