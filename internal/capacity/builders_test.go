@@ -33,7 +33,9 @@ func kubeNode(name string, alloc corev1.ResourceList, opts ...nodeOpt) *corev1.N
 	return n
 }
 
-func withCapacity(c corev1.ResourceList) nodeOpt { return func(n *corev1.Node) { n.Status.Capacity = c } }
+func withCapacity(c corev1.ResourceList) nodeOpt {
+	return func(n *corev1.Node) { n.Status.Capacity = c }
+}
 func notReady() nodeOpt {
 	return func(n *corev1.Node) { n.Status.Conditions[0].Status = corev1.ConditionUnknown }
 }
@@ -65,7 +67,7 @@ func kubePod(name, node string, requests corev1.ResourceList, opts ...podOpt) *c
 }
 
 func phase(ph corev1.PodPhase) podOpt { return func(p *corev1.Pod) { p.Status.Phase = ph } }
-func app(name string) podOpt     { return func(p *corev1.Pod) { p.Labels["app"] = name } }
+func app(name string) podOpt          { return func(p *corev1.Pod) { p.Labels["app"] = name } }
 func initContainer(requests corev1.ResourceList, sidecar bool) podOpt {
 	return func(p *corev1.Pod) {
 		c := corev1.Container{Name: "init", Resources: corev1.ResourceRequirements{Requests: requests}}
