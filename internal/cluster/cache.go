@@ -1,0 +1,219 @@
+// Package cluster keeps a live capacity ledger of a Kubernetes cluster: node
+// and pod informers with trimming transforms feed capacity.Ledger one event at
+// a time, and readers get consistent reports without blocking the informers
+// for longer than a copy.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+
+	"github.com/opportunist/opportunist/internal/capacity"
+)
+
+// Options tune the cache.
+type Options struct {
+	// Resync is the informers' resync period; 0 disables resyncs.
+	Resync time.Duration
+	// ProbeInterval is how often the API server's /readyz is probed.
+	ProbeInterval time.Duration
+	// Probe checks that the API server answers; nil probes /readyz with the client.
+	Probe func(ctx context.Context) error
+	Clock clock.WithTicker
+}
+
+// Cache is the live capacity view of one cluster.
+type Cache struct {
+	opts     Options
+	factory  informers.SharedInformerFactory
+	nodes    cache.SharedIndexInformer
+	pods     cache.SharedIndexInformer
+	mu       sync.RWMutex
+	ledger   *capacity.Ledger
+	healthMu sync.Mutex
+	// lastFailure is when the API server last failed us (probe or watch), and why.
+	lastFailure time.Time
+	failure     error
+	lastSuccess time.Time
+}
+
+// New builds a cache over client. Nothing runs until Run.
+func New(client kubernetes.Interface, opts Options) *Cache {
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Probe == nil {
+		opts.Probe = func(ctx context.Context) error {
+			_, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Raw()
+			return err
+		}
+	}
+	c := &Cache{opts: opts, ledger: capacity.NewLedger(nil)}
+	c.factory = informers.NewSharedInformerFactory(client, opts.Resync)
+	c.nodes = c.factory.Core().V1().Nodes().Informer()
+	c.pods = c.factory.Core().V1().Pods().Informer()
+	for _, inf := range []struct {
+		informer  cache.SharedIndexInformer
+		transform cache.TransformFunc
+		handler   cache.ResourceEventHandlerFuncs
+	}{
+		{c.nodes, TrimNode, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertNode, UpdateFunc: func(_, n any) { c.upsertNode(n) }, DeleteFunc: c.deleteNode}},
+		{c.pods, TrimPod, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertPod, UpdateFunc: func(_, p any) { c.upsertPod(p) }, DeleteFunc: c.deletePod}},
+	} {
+		// Errors here mean the informer already started, which cannot happen in New.
+		_ = inf.informer.SetTransform(inf.transform)
+		_ = inf.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+			c.recordFailure(fmt.Errorf("watch: %w", err))
+			cache.DefaultWatchErrorHandler(ctx, r, err)
+		})
+		_, _ = inf.informer.AddEventHandler(inf.handler)
+	}
+	return c
+}
+
+// Run starts the informers and the API server probe, and blocks until ctx ends.
+func (c *Cache) Run(ctx context.Context) {
+	c.factory.Start(ctx.Done())
+	defer c.factory.Shutdown()
+	ticker := c.opts.Clock.NewTicker(c.opts.ProbeInterval)
+	defer ticker.Stop()
+	for {
+		c.probe(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C():
+		}
+	}
+}
+
+// WaitForSync blocks until both informers have listed everything once.
+func (c *Cache) WaitForSync(ctx context.Context) error {
+	if !cache.WaitForCacheSync(ctx.Done(), c.nodes.HasSynced, c.pods.HasSynced) {
+		return errors.New("node and pod informers did not sync: " + errString(c.lastError()))
+	}
+	return nil
+}
+
+// Synced reports whether both informers have listed everything once.
+func (c *Cache) Synced() bool { return c.nodes.HasSynced() && c.pods.HasSynced() }
+
+// Ready returns nil when the numbers can be trusted: the informers have synced
+// and the API server answered after its last failure; else the reason.
+func (c *Cache) Ready() error {
+	if !c.Synced() {
+		return errors.New("node and pod informers have not synced yet")
+	}
+	c.healthMu.Lock()
+	defer c.healthMu.Unlock()
+	if !c.lastFailure.IsZero() && !c.lastSuccess.After(c.lastFailure) {
+		return fmt.Errorf("API server unreachable since %s: %w", c.lastFailure.Format(time.RFC3339), c.failure)
+	}
+	return nil
+}
+
+// Report returns a consistent capacity report of the cluster.
+func (c *Cache) Report() capacity.Report {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ledger.Report()
+}
+
+// Rooms returns every node's free room, for fit checks.
+func (c *Cache) Rooms() []capacity.NodeRoom {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ledger.Rooms()
+}
+
+// SetWorkloads changes which pods count as opportunistic.
+func (c *Cache) SetWorkloads(ws []capacity.Workload) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ledger.SetWorkloads(ws)
+}
+
+func (c *Cache) probe(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.ProbeInterval)
+	defer cancel()
+	if err := c.opts.Probe(ctx); err != nil {
+		if ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) {
+			c.recordFailure(fmt.Errorf("probe /readyz: %w", err))
+		}
+		return
+	}
+	c.healthMu.Lock()
+	c.lastSuccess = c.opts.Clock.Now()
+	c.healthMu.Unlock()
+}
+
+func (c *Cache) recordFailure(err error) {
+	c.healthMu.Lock()
+	defer c.healthMu.Unlock()
+	c.lastFailure, c.failure = c.opts.Clock.Now(), err
+}
+
+func (c *Cache) lastError() error {
+	c.healthMu.Lock()
+	defer c.healthMu.Unlock()
+	return c.failure
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no error recorded"
+	}
+	return err.Error()
+}
+
+func (c *Cache) upsertNode(obj any) {
+	if n, ok := obj.(*corev1.Node); ok {
+		trimmed := capacity.FromNode(n)
+		c.mu.Lock()
+		c.ledger.UpsertNode(trimmed)
+		c.mu.Unlock()
+	}
+}
+
+func (c *Cache) deleteNode(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if n, ok := obj.(*corev1.Node); ok {
+		c.mu.Lock()
+		c.ledger.DeleteNode(n.Name)
+		c.mu.Unlock()
+	}
+}
+
+func (c *Cache) upsertPod(obj any) {
+	if p, ok := obj.(*corev1.Pod); ok {
+		trimmed := capacity.FromPod(p) // computed outside the lock
+		c.mu.Lock()
+		c.ledger.UpsertPod(trimmed)
+		c.mu.Unlock()
+	}
+}
+
+func (c *Cache) deletePod(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if p, ok := obj.(*corev1.Pod); ok {
+		c.mu.Lock()
+		c.ledger.DeletePod(p.Namespace, p.Name)
+		c.mu.Unlock()
+	}
+}

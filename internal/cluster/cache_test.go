@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/opportunist/opportunist/internal/capacity"
+)
+
+func node(name, cpu string) *corev1.Node {
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Status: corev1.NodeStatus{
+			Capacity:    corev1.ResourceList{"cpu": resource.MustParse(cpu), "pods": resource.MustParse("110")},
+			Allocatable: corev1.ResourceList{"cpu": resource.MustParse(cpu), "pods": resource.MustParse("110")},
+			Conditions:  []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+		},
+	}
+}
+
+func pod(name, nodeName, cpu string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec: corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{{
+			Name: "c", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{"cpu": resource.MustParse(cpu)}},
+		}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+}
+
+func cpuRequests(c *Cache) int64 {
+	r, _ := c.Report().Resource(corev1.ResourceCPU)
+	return r.Requests
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestCacheFollowsEvents(t *testing.T) {
+	client := fake.NewClientset(node("a", "32"), pod("p1", "a", "2"))
+	c := New(client, Options{Probe: func(context.Context) error { return nil }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	if err := c.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := cpuRequests(c); got != 2000 {
+		t.Fatalf("cpu requests after sync = %d, want 2000", got)
+	}
+	pods := client.CoreV1().Pods("default")
+	if _, err := pods.Create(ctx, pod("p2", "a", "500m"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "p2 to be counted", func() bool { return cpuRequests(c) == 2500 })
+
+	done := pod("p1", "a", "2")
+	done.Status.Phase = corev1.PodSucceeded
+	if _, err := pods.Update(ctx, done, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "p1 to stop counting once Succeeded", func() bool { return cpuRequests(c) == 500 })
+
+	if err := pods.Delete(ctx, "p2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "p2 deletion", func() bool { return cpuRequests(c) == 0 })
+
+	if err := client.CoreV1().Nodes().Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node deletion", func() bool { r, _ := c.Report().Resource(corev1.ResourceCPU); return r.Allocatable == 0 })
+}
+
+func TestReadyFollowsProbe(t *testing.T) {
+	var failing atomic.Bool
+	client := fake.NewClientset()
+	c := New(client, Options{ProbeInterval: 10 * time.Millisecond, Probe: func(context.Context) error {
+		if failing.Load() {
+			return errors.New("connection refused")
+		}
+		return nil
+	}})
+	if err := c.Ready(); err == nil {
+		t.Fatal("ready before the informers synced")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	if err := c.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ready", func() bool { return c.Ready() == nil })
+	failing.Store(true)
+	eventually(t, "unready while the API server is gone", func() bool { return c.Ready() != nil })
+	failing.Store(false)
+	eventually(t, "ready again", func() bool { return c.Ready() == nil })
+}
+
+// TestTrimKeepsWhatTheModelNeeds checks that trimming never changes the numbers.
+func TestTrimKeepsWhatTheModelNeeds(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	prio := int32(-10)
+	p := pod("full", "a", "1")
+	p.Labels = map[string]string{"app": "worker"}
+	p.Spec.Priority = &prio
+	p.Spec.Overhead = corev1.ResourceList{"cpu": resource.MustParse("100m")}
+	p.Spec.InitContainers = []corev1.Container{
+		{Name: "sidecar", RestartPolicy: &always, Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{"cpu": resource.MustParse("250m")}}},
+		{Name: "setup", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{"memory": resource.MustParse("2Gi")}}},
+	}
+	p.Spec.Containers[0].Resources.Requests["nvidia.com/gpu"] = resource.MustParse("1")
+	p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "BIG", Value: "dropped"}}
+	p.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+	trimmed, err := TrimPod(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := capacity.FromPod(trimmed.(*corev1.Pod)), capacity.FromPod(p); !reflect.DeepEqual(got, want) {
+		t.Fatalf("trimmed pod models differently:\n got  %+v\n want %+v", got, want)
+	}
+	if tp := trimmed.(*corev1.Pod); tp.ManagedFields != nil || tp.Spec.Containers[0].Env != nil {
+		t.Fatal("trim kept fields the model does not need")
+	}
+
+	n := node("a", "32")
+	n.Spec.Unschedulable = true
+	n.Spec.Taints = []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}}
+	n.Status.Conditions = append(n.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse})
+	n.Status.Images = []corev1.ContainerImage{{Names: []string{"big"}}}
+	tn, _ := TrimNode(n)
+	if got, want := capacity.FromNode(tn.(*corev1.Node)), capacity.FromNode(n); !reflect.DeepEqual(got, want) {
+		t.Fatalf("trimmed node models differently:\n got  %+v\n want %+v", got, want)
+	}
+}
