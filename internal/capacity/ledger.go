@@ -40,18 +40,18 @@ type stateTotals struct {
 
 // Demand is what unbound pods ask for.
 type Demand struct {
-	Pods     int
-	Requests Resources
+	Pods     int       `json:"pods"`
+	Requests Resources `json:"requests"`
 }
 
 // WorkloadUsage is what one opportunistic workload holds and waits for.
 type WorkloadUsage struct {
-	Key string
+	Key string `json:"key"`
 	// Pods are bound and not terminal; Requests are theirs.
-	Pods     int
-	Requests Resources
+	Pods     int       `json:"pods"`
+	Requests Resources `json:"requests"`
 	// Pending pods are not bound yet.
-	Pending int
+	Pending int `json:"pending"`
 }
 
 // NewLedger returns an empty ledger that treats the pods of workloads as

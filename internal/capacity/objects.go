@@ -38,6 +38,9 @@ func (s NodeState) String() string {
 	return "unknown"
 }
 
+// MarshalText renders the state by name in JSON.
+func (s NodeState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Node is what the model needs of a Kubernetes node.
 type Node struct {
 	Name          string

@@ -112,16 +112,16 @@ func nonZero(r Resources) Resources {
 
 // NodeRoom is one node's free room, as the fit check sees it.
 type NodeRoom struct {
-	Name   string
-	Labels map[string]string
-	Taints []corev1.Taint
-	State  NodeState
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Taints []corev1.Taint    `json:"taints,omitempty"`
+	State  NodeState         `json:"state"`
 	// Allocatable is the node's allocatable room; Requested what bound pods take.
-	Allocatable Resources
-	Requested   Resources
+	Allocatable Resources `json:"allocatable"`
+	Requested   Resources `json:"requested"`
 	// OpportunisticRequested is the part of Requested held by opportunistic pods.
-	OpportunisticRequested Resources
-	Pods                   int
+	OpportunisticRequested Resources `json:"opportunisticRequested"`
+	Pods                   int       `json:"pods"`
 }
 
 // Free returns what is left of one resource on the node.

@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestRunOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*runOptions)
+		want   []string
+	}{
+		{name: "defaults are valid", mutate: func(*runOptions) {}},
+		{name: "listen address without port", mutate: func(o *runOptions) { o.ListenAddress = "localhost" }, want: []string{"--listen-address"}},
+		{name: "every problem at once", mutate: func(o *runOptions) {
+			o.ProbeInterval, o.Resync, o.LogFormat, o.LogLevel, o.kube.Timeout = 0, -1, "xml", "loud", 0
+		}, want: []string{"--request-timeout", "--probe-interval", "--resync-period", "--log-format", "--log-level"}},
+		{name: "missing kubeconfig file", mutate: func(o *runOptions) { o.kube.Kubeconfig = "/does/not/exist" }, want: []string{"--kubeconfig /does/not/exist: no such file or directory"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := defaultRunOptions()
+			tt.mutate(o)
+			errs := o.Validate()
+			if len(errs) != len(tt.want) {
+				t.Fatalf("got %d errors %v, want %d", len(errs), errs, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(errs[i].Error(), w) {
+					t.Errorf("error %d = %q, want it to mention %q", i, errs[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestCommandErrorsAreOneLine(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"status", "-o", "yaml"}, `--output must be wide or json, got "yaml"`},
+		{[]string{"run", "extra"}, "takes no arguments"},
+		{[]string{"status", "--kubeconfig", filepath.Join(t.TempDir(), "missing")}, "no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			root := NewRoot("opportunist")
+			var out bytes.Buffer
+			root.SetOut(&out)
+			root.SetErr(&out)
+			root.SetArgs(tt.args)
+			err := root.Execute()
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error = %v, want one line mentioning %q", err, tt.want)
+			}
+			if out.Len() != 0 {
+				t.Errorf("printed usage or noise on a user error:\n%s", out.String())
+			}
+		})
+	}
+}
+
+func testNode(name, cpu, mem string, unschedulable bool) *corev1.Node {
+	alloc := corev1.ResourceList{"cpu": resource.MustParse(cpu), "memory": resource.MustParse(mem), "pods": resource.MustParse("110")}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.NodeSpec{Unschedulable: unschedulable},
+		Status: corev1.NodeStatus{Capacity: alloc, Allocatable: alloc,
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}},
+	}
+}
+
+func testPod(name, node, cpu, mem string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{"cpu": resource.MustParse(cpu), "memory": resource.MustParse(mem)}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+}
+
+// TestStatusGolden renders status in every output format over a fake cluster
+// and compares with golden files.
+func TestStatusGolden(t *testing.T) {
+	client := fake.NewClientset(
+		testNode("kontron-1", "32", "80Gi", false), testNode("kontron-2", "28", "80Gi", false), testNode("spare", "16", "32Gi", true),
+		testPod("app-1", "kontron-1", "4", "8Gi"), testPod("app-2", "kontron-2", "1500m", "512Mi"),
+		testPod("waiting", "", "4", "1Gi"), testPod("on-spare", "spare", "2", "1Gi"),
+	)
+	st, err := collectStatus(context.Background(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, output := range []string{"", "wide", "json"} {
+		t.Run("output="+output, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := printStatus(&buf, st, output); err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", "status"+map[string]string{"": ".txt", "wide": "-wide.txt", "json": ".json"}[output])
+			if *update {
+				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(buf.Bytes(), want) {
+				t.Errorf("output differs from %s:\n%s", golden, buf.String())
+			}
+		})
+	}
+}

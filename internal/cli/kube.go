@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// kubeOptions select the cluster: a kubeconfig (flag, KUBECONFIG, ~/.kube/config)
+// or, when none is found, the in-cluster service account.
+type kubeOptions struct {
+	Kubeconfig string
+	Context    string
+	// Timeout bounds each request to the API server.
+	Timeout time.Duration
+}
+
+func defaultKubeOptions() kubeOptions { return kubeOptions{Timeout: 10 * time.Second} }
+
+func (o *kubeOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "path to a kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account)")
+	fs.StringVar(&o.Context, "context", o.Context, "kubeconfig context to use (default: the current context)")
+	fs.DurationVar(&o.Timeout, "request-timeout", o.Timeout, "timeout of each request to the API server")
+}
+
+func (o *kubeOptions) Validate() []error {
+	var errs []error
+	if o.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--request-timeout must be positive, got %s", o.Timeout))
+	}
+	if o.Kubeconfig != "" {
+		if _, err := os.Stat(o.Kubeconfig); err != nil {
+			errs = append(errs, fmt.Errorf("--kubeconfig %s: %w", o.Kubeconfig, unwrapPathError(err)))
+		}
+	}
+	return errs
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// restConfig loads the client configuration, with errors a user can act on.
+func (o *kubeOptions) restConfig() (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.Kubeconfig
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: o.Context}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	if err != nil {
+		if clientcmd.IsEmptyConfig(err) {
+			return nil, errors.New("no Kubernetes configuration found: pass --kubeconfig, set KUBECONFIG, or run inside a cluster")
+		}
+		return nil, fmt.Errorf("loading kubeconfig: %s", oneLine(err))
+	}
+	cfg.Timeout = o.Timeout
+	cfg.UserAgent = "opportunist"
+	// Informers over a large cluster list a lot at start; the defaults (5 QPS) are too slow.
+	cfg.QPS, cfg.Burst = 50, 100
+	return cfg, nil
+}
+
+// client returns a clientset after checking that the API server answers, so
+// an unreachable or refusing server is one clear error up front.
+func (o *kubeOptions) client(ctx context.Context) (kubernetes.Interface, *rest.Config, error) {
+	cfg, err := o.restConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("building a client for %s: %s", cfg.Host, oneLine(err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Raw(); err != nil {
+		return nil, nil, fmt.Errorf("cannot reach the Kubernetes API server at %s: %s", cfg.Host, reason(err))
+	}
+	return cs, cfg, nil
+}
+
+// reason shortens transport errors to their cause ("connection refused").
+func reason(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		var op *net.OpError
+		if errors.As(ue.Err, &op) && op.Err != nil {
+			return oneLine(op.Err)
+		}
+		return oneLine(ue.Err)
+	}
+	return oneLine(err)
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/pager"
+
+	"github.com/opportunist/opportunist/internal/capacity"
+)
+
+type statusOptions struct {
+	kube   kubeOptions
+	Output string
+}
+
+func (o *statusOptions) AddFlags(fs *pflag.FlagSet) {
+	o.kube.AddFlags(fs)
+	fs.StringVarP(&o.Output, "output", "o", o.Output, "output format: empty for a table, wide for one more row per node, json for scripts")
+}
+
+func (o *statusOptions) Validate() []error {
+	errs := o.kube.Validate()
+	switch o.Output {
+	case "", "wide", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--output must be wide or json, got %q", o.Output))
+	}
+	return errs
+}
+
+func newStatusCommand() *cobra.Command {
+	o := &statusOptions{kube: defaultKubeOptions()}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print the cluster's capacity, requests and remaining room per resource",
+		Long: `Print the cluster's capacity, requests and remaining room per resource, counting
+only Ready, schedulable nodes and the non-terminal pods bound to them (the usable
+pool). CPU is in cores, memory and storage in bytes (binary suffixes).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validated(o.Validate()); err != nil {
+				return err
+			}
+			client, _, err := o.kube.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			st, err := collectStatus(cmd.Context(), client)
+			if err != nil {
+				return err
+			}
+			return printStatus(cmd.OutOrStdout(), st, o.Output)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// clusterStatus is what `status -o json` prints. Amounts are in canonical
+// units: cpu in milli-cores, memory and storage in bytes, others as counts.
+type clusterStatus struct {
+	Report capacity.Report     `json:"report"`
+	Nodes  []capacity.NodeRoom `json:"nodes"`
+}
+
+// collectStatus lists nodes and pods once, in pages, and summarises them.
+func collectStatus(ctx context.Context, client kubernetes.Interface) (clusterStatus, error) {
+	ledger := capacity.NewLedger(nil)
+	nodePager := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return client.CoreV1().Nodes().List(ctx, opts)
+	})
+	if err := nodePager.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		ledger.UpsertNode(capacity.FromNode(obj.(*corev1.Node)))
+		return nil
+	}); err != nil {
+		return clusterStatus{}, fmt.Errorf("listing nodes: %s", oneLine(err))
+	}
+	podPager := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return client.CoreV1().Pods("").List(ctx, opts)
+	})
+	if err := podPager.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		ledger.UpsertPod(capacity.FromPod(obj.(*corev1.Pod)))
+		return nil
+	}); err != nil {
+		return clusterStatus{}, fmt.Errorf("listing pods: %s", oneLine(err))
+	}
+	return clusterStatus{Report: ledger.Report(), Nodes: ledger.Rooms()}, nil
+}
+
+func printStatus(w io.Writer, st clusterStatus, output string) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "RESOURCE\tCAPACITY\tALLOCATABLE\tREQUESTS\tPAID\tOPPORTUNISTIC\tREMAINING")
+	for _, r := range st.Report.Resources {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, quantity(r.Name, r.Capacity), quantity(r.Name, r.Allocatable),
+			quantity(r.Name, r.Requests), quantity(r.Name, r.PaidRequests), quantity(r.Name, r.OpportunisticRequests), quantity(r.Name, r.Remaining))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var states []string
+	for _, s := range st.Report.States {
+		if s.State != capacity.NodeMissing.String() {
+			states = append(states, fmt.Sprintf("%d %s", s.Nodes, strings.ReplaceAll(s.State, "_", " ")))
+		}
+	}
+	fmt.Fprintf(w, "\nNodes: %s. Pending paid pods: %d%s.\n", strings.Join(states, ", "), st.Report.PendingPaid.Pods, demand(st.Report.PendingPaid.Requests))
+	if output != "wide" {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tPODS\tCPU REQUESTS\tCPU FREE\tMEMORY REQUESTS\tMEMORY FREE")
+	for _, n := range st.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s/%s\t%s\t%s/%s\t%s\n", n.Name, n.State, n.Requested[corev1.ResourcePods], n.Allocatable[corev1.ResourcePods],
+			quantity(corev1.ResourceCPU, n.Requested[corev1.ResourceCPU]), quantity(corev1.ResourceCPU, n.Allocatable[corev1.ResourceCPU]), quantity(corev1.ResourceCPU, n.Free(corev1.ResourceCPU)),
+			quantity(corev1.ResourceMemory, n.Requested[corev1.ResourceMemory]), quantity(corev1.ResourceMemory, n.Allocatable[corev1.ResourceMemory]), quantity(corev1.ResourceMemory, n.Free(corev1.ResourceMemory)))
+	}
+	return tw.Flush()
+}
+
+func demand(rs capacity.Resources) string {
+	var parts []string
+	for _, name := range rs.Names() {
+		if name != corev1.ResourcePods {
+			parts = append(parts, fmt.Sprintf("%s %s", name, quantity(name, rs[name])))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// quantity renders a canonical amount as Kubernetes does: "36500m" or "184"
+// cores, "480Gi" of memory, plain counts for the rest.
+func quantity(name corev1.ResourceName, v int64) string {
+	switch {
+	case name == corev1.ResourceCPU:
+		return resource.NewMilliQuantity(v, resource.DecimalSI).String()
+	case name == corev1.ResourceMemory || name == corev1.ResourceEphemeralStorage || name == corev1.ResourceStorage ||
+		strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix):
+		return resource.NewQuantity(v, resource.BinarySI).String()
+	}
+	return fmt.Sprint(v)
+}
