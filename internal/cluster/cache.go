@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -69,8 +68,8 @@ func New(client kubernetes.Interface, opts Options) *Cache {
 		transform cache.TransformFunc
 		handler   cache.ResourceEventHandlerFuncs
 	}{
-		{c.nodes, TrimNode, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertNode, UpdateFunc: func(_, n any) { c.upsertNode(n) }, DeleteFunc: c.deleteNode}},
-		{c.pods, TrimPod, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertPod, UpdateFunc: func(_, p any) { c.upsertPod(p) }, DeleteFunc: c.deletePod}},
+		{c.nodes, TransformNode, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertNode, UpdateFunc: func(_, n any) { c.upsertNode(n) }, DeleteFunc: c.deleteNode}},
+		{c.pods, TransformPod, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertPod, UpdateFunc: func(_, p any) { c.upsertPod(p) }, DeleteFunc: c.deletePod}},
 	} {
 		// Errors here mean the informer already started, which cannot happen in New.
 		_ = inf.informer.SetTransform(inf.transform)
@@ -179,10 +178,9 @@ func errString(err error) string {
 }
 
 func (c *Cache) upsertNode(obj any) {
-	if n, ok := obj.(*corev1.Node); ok {
-		trimmed := capacity.FromNode(n)
+	if n, ok := obj.(*NodeObject); ok {
 		c.mu.Lock()
-		c.ledger.UpsertNode(trimmed)
+		c.ledger.UpsertNode(n.Model)
 		c.mu.Unlock()
 	}
 }
@@ -191,7 +189,7 @@ func (c *Cache) deleteNode(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	if n, ok := obj.(*corev1.Node); ok {
+	if n, ok := obj.(*NodeObject); ok {
 		c.mu.Lock()
 		c.ledger.DeleteNode(n.Name)
 		c.mu.Unlock()
@@ -199,10 +197,9 @@ func (c *Cache) deleteNode(obj any) {
 }
 
 func (c *Cache) upsertPod(obj any) {
-	if p, ok := obj.(*corev1.Pod); ok {
-		trimmed := capacity.FromPod(p) // computed outside the lock
+	if p, ok := obj.(*PodObject); ok {
 		c.mu.Lock()
-		c.ledger.UpsertPod(trimmed)
+		c.ledger.UpsertPod(p.Model)
 		c.mu.Unlock()
 	}
 }
@@ -211,7 +208,7 @@ func (c *Cache) deletePod(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	if p, ok := obj.(*corev1.Pod); ok {
+	if p, ok := obj.(*PodObject); ok {
 		c.mu.Lock()
 		c.ledger.DeletePod(p.Namespace, p.Name)
 		c.mu.Unlock()

@@ -114,11 +114,13 @@ func TestReadyFollowsProbe(t *testing.T) {
 	eventually(t, "ready again", func() bool { return c.Ready() == nil })
 }
 
-// TestTrimKeepsWhatTheModelNeeds checks that trimming never changes the numbers.
-func TestTrimKeepsWhatTheModelNeeds(t *testing.T) {
+// TestTransformKeepsWhatTheModelNeeds checks that the informer transforms
+// model exactly what the full objects model, and keep the identity.
+func TestTransformKeepsWhatTheModelNeeds(t *testing.T) {
 	always := corev1.ContainerRestartPolicyAlways
 	prio := int32(-10)
 	p := pod("full", "a", "1")
+	p.ResourceVersion = "42"
 	p.Labels = map[string]string{"app": "worker"}
 	p.Spec.Priority = &prio
 	p.Spec.Overhead = corev1.ResourceList{"cpu": resource.MustParse("100m")}
@@ -126,27 +128,31 @@ func TestTrimKeepsWhatTheModelNeeds(t *testing.T) {
 		{Name: "sidecar", RestartPolicy: &always, Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{"cpu": resource.MustParse("250m")}}},
 		{Name: "setup", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{"memory": resource.MustParse("2Gi")}}},
 	}
-	p.Spec.Containers[0].Resources.Requests["nvidia.com/gpu"] = resource.MustParse("1")
-	p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "BIG", Value: "dropped"}}
 	p.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
-	trimmed, err := TrimPod(p)
+	obj, err := TransformPod(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := capacity.FromPod(trimmed.(*corev1.Pod)), capacity.FromPod(p); !reflect.DeepEqual(got, want) {
-		t.Fatalf("trimmed pod models differently:\n got  %+v\n want %+v", got, want)
+	got := obj.(*PodObject)
+	if want := capacity.FromPod(p); !reflect.DeepEqual(got.Model, want) {
+		t.Fatalf("transformed pod models differently:\n got  %+v\n want %+v", got.Model, want)
 	}
-	if tp := trimmed.(*corev1.Pod); tp.ManagedFields != nil || tp.Spec.Containers[0].Env != nil {
-		t.Fatal("trim kept fields the model does not need")
+	if got.Namespace != "default" || got.Name != "full" || got.ResourceVersion != "42" || got.ManagedFields != nil {
+		t.Fatalf("transformed pod identity wrong: %+v", got.ObjectMeta)
+	}
+	if copied := got.DeepCopyObject().(*PodObject); !reflect.DeepEqual(copied, got) {
+		t.Fatal("DeepCopyObject changed the object")
 	}
 
 	n := node("a", "32")
 	n.Spec.Unschedulable = true
 	n.Spec.Taints = []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}}
-	n.Status.Conditions = append(n.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse})
 	n.Status.Images = []corev1.ContainerImage{{Names: []string{"big"}}}
-	tn, _ := TrimNode(n)
-	if got, want := capacity.FromNode(tn.(*corev1.Node)), capacity.FromNode(n); !reflect.DeepEqual(got, want) {
-		t.Fatalf("trimmed node models differently:\n got  %+v\n want %+v", got, want)
+	nobj, _ := TransformNode(n)
+	if got, want := nobj.(*NodeObject).Model, capacity.FromNode(n); !reflect.DeepEqual(got, want) {
+		t.Fatalf("transformed node models differently:\n got  %+v\n want %+v", got, want)
+	}
+	if other, _ := TransformPod("not a pod"); other != "not a pod" {
+		t.Fatal("transform must pass through what is not a pod")
 	}
 }
