@@ -39,10 +39,18 @@ bench: ## Benchmarks of the hot paths at 5,000 nodes / 150,000 pods
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
 .PHONY: lint
-lint: ## gofmt and go vet (including the e2e build tag)
+lint: verify-generate ## gofmt, go vet (including the e2e build tag), generated files current
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e
+
+.PHONY: generate
+generate: ## Regenerate CRD deepcopy code and manifests (config/crd) from api/ with controller-gen
+	$(GO) tool -modfile=hack/tools/go.mod controller-gen object:headerFile="" paths=./api/... crd:maxDescLen=400 output:crd:artifacts:config=config/crd
+
+.PHONY: verify-generate
+verify-generate: generate ## Fail when generated files differ from the committed ones
+	@git diff --exit-code -- api config || { echo "generated files are stale: run make generate and commit"; exit 1; }
 
 .PHONY: cluster-up
 cluster-up: ## Start the local control plane (builds it the first time, ~5 min)
