@@ -1,5 +1,7 @@
 package capacity
 
+import "sort"
+
 // Ledger keeps the capacity accounting of a cluster up to date one event at a
 // time: adding, changing or removing a pod costs O(its resources), a node
 // O(its resources), so a watch stream never triggers a full recompute. It is
@@ -8,7 +10,10 @@ type Ledger struct {
 	workloads []Workload
 	nodes     map[string]*nodeEntry
 	pods      map[string]*podEntry
-	states    [numNodeStates]stateTotals
+	// pending indexes the unbound, non-terminal pods, so listing them costs
+	// O(pending), not O(pods).
+	pending map[string]*podEntry
+	states  [numNodeStates]stateTotals
 	// pendingPaid is the demand of unbound, non-terminal paid pods.
 	pendingPaid Demand
 	usage       map[string]*WorkloadUsage
@@ -58,8 +63,9 @@ type WorkloadUsage struct {
 // opportunistic and every other pod as paid.
 func NewLedger(workloads []Workload) *Ledger {
 	l := &Ledger{
-		nodes: map[string]*nodeEntry{},
-		pods:  map[string]*podEntry{},
+		nodes:   map[string]*nodeEntry{},
+		pods:    map[string]*podEntry{},
+		pending: map[string]*podEntry{},
 	}
 	for i := range l.states {
 		l.states[i] = stateTotals{capacity: Resources{}, allocatable: Resources{}, requested: Resources{}, opportunistic: Resources{}}
@@ -127,6 +133,23 @@ func (l *Ledger) UpsertPod(p Pod) {
 	l.account(e)
 }
 
+// PendingPod is an unbound, non-terminal pod: demand for room.
+type PendingPod struct {
+	Pod
+	// Workload is the key of the opportunistic workload owning it, "" if paid.
+	Workload string
+}
+
+// Pending returns the unbound, non-terminal pods, sorted by key.
+func (l *Ledger) Pending() []PendingPod {
+	out := make([]PendingPod, 0, len(l.pending))
+	for _, e := range l.pending {
+		out = append(out, PendingPod{Pod: e.pod, Workload: e.workload})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out
+}
+
 // DeletePod forgets a pod.
 func (l *Ledger) DeletePod(namespace, name string) {
 	key := namespace + "/" + name
@@ -156,6 +179,11 @@ func (l *Ledger) apply(e *podEntry, sign int) {
 	}
 	usage := l.usage[e.workload] // nil for paid pods
 	if p.NodeName == "" {
+		if sign > 0 {
+			l.pending[p.Key()] = e
+		} else {
+			delete(l.pending, p.Key())
+		}
 		if usage != nil {
 			usage.Pending += sign
 		} else {

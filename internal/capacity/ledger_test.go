@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -43,6 +44,19 @@ func TestLedgerAgreesWithSummarize(t *testing.T) {
 				want := Summarize(values(liveNodes), values(livePods), workloads)
 				if got := l.Report(); !reflect.DeepEqual(got, want) {
 					t.Fatalf("step %d: incremental report differs from recompute:\n got  %+v\n want %+v", step, got, want)
+				}
+				var wantPending, gotPending []string
+				for _, p := range livePods {
+					if p.NodeName == "" && !p.Terminal {
+						wantPending = append(wantPending, p.Key())
+					}
+				}
+				slices.Sort(wantPending)
+				for _, p := range l.Pending() {
+					gotPending = append(gotPending, p.Key())
+				}
+				if !slices.Equal(gotPending, wantPending) {
+					t.Fatalf("step %d: pending %v, want %v", step, gotPending, wantPending)
 				}
 			}
 			// Changing the workload set reclassifies every pod.

@@ -76,6 +76,25 @@ type Pod struct {
 	Priority int32
 	// Requests are the effective requests, including one "pods" slot.
 	Requests Resources
+	// Scheduling holds the placement constraints of a pod that is not bound
+	// yet (nil once bound: the model never needs them then).
+	Scheduling *Scheduling
+}
+
+// Scheduling is where a pod may be placed.
+type Scheduling struct {
+	NodeSelector map[string]string
+	Affinity     *corev1.Affinity
+	Tolerations  []corev1.Toleration
+}
+
+// Shape returns the pod's shape, for fit checks of pending pods.
+func (p *Pod) Shape() Shape {
+	s := Shape{Requests: p.Requests}
+	if p.Scheduling != nil {
+		s.NodeSelector, s.Affinity, s.Tolerations = p.Scheduling.NodeSelector, p.Scheduling.Affinity, p.Scheduling.Tolerations
+	}
+	return s
 }
 
 // Key identifies a pod within the cluster.
@@ -121,7 +140,7 @@ func isReady(n *corev1.Node) bool {
 // scheduler's effective requests (init containers, restartable sidecars, pod
 // overhead, pod-level resources) computed by component-helpers, plus one pod slot.
 func FromPod(p *corev1.Pod) Pod {
-	return Pod{
+	out := Pod{
 		Namespace: p.Namespace,
 		Name:      p.Name,
 		Labels:    p.Labels,
@@ -130,6 +149,10 @@ func FromPod(p *corev1.Pod) Pod {
 		Priority:  podPriority(p),
 		Requests:  EffectiveRequests(&p.Spec),
 	}
+	if out.NodeName == "" && !out.Terminal {
+		out.Scheduling = &Scheduling{NodeSelector: p.Spec.NodeSelector, Affinity: p.Spec.Affinity, Tolerations: p.Spec.Tolerations}
+	}
+	return out
 }
 
 func podPriority(p *corev1.Pod) int32 {
