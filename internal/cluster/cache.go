@@ -38,6 +38,7 @@ type Cache struct {
 	pods     cache.SharedIndexInformer
 	mu       sync.RWMutex
 	ledger   *capacity.Ledger
+	changed  chan struct{}
 	healthMu sync.Mutex
 	// lastFailure is when the API server last failed us (probe or watch), and why.
 	lastFailure time.Time
@@ -59,7 +60,7 @@ func New(client kubernetes.Interface, opts Options) *Cache {
 			return err
 		}
 	}
-	c := &Cache{opts: opts, ledger: capacity.NewLedger(nil)}
+	c := &Cache{opts: opts, ledger: capacity.NewLedger(nil), changed: make(chan struct{}, 1)}
 	c.factory = informers.NewSharedInformerFactory(client, opts.Resync)
 	c.nodes = c.factory.Core().V1().Nodes().Informer()
 	c.pods = c.factory.Core().V1().Pods().Informer()
@@ -137,11 +138,31 @@ func (c *Cache) Rooms() []capacity.NodeRoom {
 	return c.ledger.Rooms()
 }
 
+// Pending returns the unbound, non-terminal pods.
+func (c *Cache) Pending() []capacity.PendingPod {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ledger.Pending()
+}
+
 // SetWorkloads changes which pods count as opportunistic.
 func (c *Cache) SetWorkloads(ws []capacity.Workload) {
+	c.update(func(l *capacity.Ledger) { l.SetWorkloads(ws) })
+}
+
+// Changes receives after the model changed. Changes coalesce: one receive
+// may stand for many events, so a reader re-reads the whole state.
+func (c *Cache) Changes() <-chan struct{} { return c.changed }
+
+// update applies one change to the ledger and signals readers.
+func (c *Cache) update(change func(*capacity.Ledger)) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ledger.SetWorkloads(ws)
+	change(c.ledger)
+	c.mu.Unlock()
+	select {
+	case c.changed <- struct{}{}:
+	default: // a signal is already pending
+	}
 }
 
 func (c *Cache) probe(ctx context.Context) {
@@ -179,9 +200,7 @@ func errString(err error) string {
 
 func (c *Cache) upsertNode(obj any) {
 	if n, ok := obj.(*NodeObject); ok {
-		c.mu.Lock()
-		c.ledger.UpsertNode(n.Model)
-		c.mu.Unlock()
+		c.update(func(l *capacity.Ledger) { l.UpsertNode(n.Model) })
 	}
 }
 
@@ -190,17 +209,13 @@ func (c *Cache) deleteNode(obj any) {
 		obj = d.Obj
 	}
 	if n, ok := obj.(*NodeObject); ok {
-		c.mu.Lock()
-		c.ledger.DeleteNode(n.Name)
-		c.mu.Unlock()
+		c.update(func(l *capacity.Ledger) { l.DeleteNode(n.Name) })
 	}
 }
 
 func (c *Cache) upsertPod(obj any) {
 	if p, ok := obj.(*PodObject); ok {
-		c.mu.Lock()
-		c.ledger.UpsertPod(p.Model)
-		c.mu.Unlock()
+		c.update(func(l *capacity.Ledger) { l.UpsertPod(p.Model) })
 	}
 }
 
@@ -209,8 +224,6 @@ func (c *Cache) deletePod(obj any) {
 		obj = d.Obj
 	}
 	if p, ok := obj.(*PodObject); ok {
-		c.mu.Lock()
-		c.ledger.DeletePod(p.Namespace, p.Name)
-		c.mu.Unlock()
+		c.update(func(l *capacity.Ledger) { l.DeletePod(p.Namespace, p.Name) })
 	}
 }

@@ -70,6 +70,11 @@ func TestCacheFollowsEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "p2 to be counted", func() bool { return cpuRequests(c) == 2500 })
+	select {
+	case <-c.Changes():
+	default:
+		t.Fatal("no change signalled after a pod event")
+	}
 
 	done := pod("p1", "a", "2")
 	done.Status.Phase = corev1.PodSucceeded
