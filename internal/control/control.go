@@ -1,0 +1,208 @@
+// Package control is opportunist's control law: how many replicas each
+// opportunistic workload should run, given the cluster as internal/capacity
+// models it. It is pure: no I/O, no clock (time is an input), no goroutines,
+// and the same input always gives the same output. The controller, the
+// simulator and the demo all call Decide.
+//
+// For each scaler, every round:
+//  1. Budget: the pool's allocatable minus the headroom, minus what paid pods
+//     request (bound ones, plus pending paid pods that yielding would let in),
+//     minus what other scalers hold in the pool; in replicas of the shape.
+//  2. Fit: the replicas bound now plus how many more fit, node by node.
+//  3. desired = clamp(min(budget, fit), Min, Max). Min wins, even over Max.
+//  4. A scale-down is applied at once.
+//  5. A scale-up is stabilised: a window, a step limit, and hysteresis.
+//  6. Scalers share the room by priority, then by weight (water-filling).
+package control
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/opportunist/opportunist/internal/capacity"
+)
+
+// Cluster is the cluster as the capacity model sees it.
+type Cluster struct {
+	// Rooms lists every node: its state, labels, taints and room (Ledger.Rooms).
+	Rooms []capacity.NodeRoom
+	// Pending lists the unbound, non-terminal pods (Ledger.Pending). Only the
+	// paid ones (Workload == "") matter.
+	Pending []capacity.PendingPod
+}
+
+// Scaler is one opportunistic workload and how to scale it. A reconciler
+// converts its OpportunisticScaler into this.
+type Scaler struct {
+	// Key names the scaler, "namespace/name"; keys are unique within a round.
+	Key string
+	// Shape is one replica: effective requests (with one "pods" slot), node
+	// selector, required node affinity and tolerations.
+	Shape capacity.Shape
+	// Current is the target's spec.replicas; Bound counts its pods that are
+	// bound to a node and not terminal.
+	Current, Bound int32
+	// Min and Max bound the decision. Min wins over everything, Max included.
+	Min, Max int32
+	// Headroom is the room kept free for paid work, per resource. Resources
+	// without an entry use TargetUtilizationPercent.
+	Headroom map[corev1.ResourceName]Headroom
+	// TargetUtilizationPercent (0-100) fills the pool up to this share of its
+	// allocatable for resources without a Headroom entry; 0 fills it entirely.
+	TargetUtilizationPercent float64
+	// PoolSelector picks the pool's nodes among the Ready ones (nil: all).
+	PoolSelector labels.Selector
+	// Priority orders the sharing: higher priorities take room first.
+	Priority int32
+	// Weight shares room within one priority, proportionally (0 counts as 1).
+	Weight int32
+	// PodPriority is the workload pods' priority: pending paid pods with a
+	// higher one take room from the budget.
+	PodPriority int32
+	// ScaleUp stabilises growth. ScaleDown is immediate unless set.
+	ScaleUp, ScaleDown Behavior
+	// History is what the previous decision returned (zero the first time).
+	History History
+}
+
+// Headroom is room kept free for paid work in one resource. When both forms
+// are set, the larger headroom applies.
+type Headroom struct {
+	// Quantity is in the canonical unit of capacity.Resources: milli-cores,
+	// bytes, or a count.
+	Quantity int64
+	// Percent (0-100) of the pool's allocatable, to 1e-4 %.
+	Percent float64
+}
+
+// Behavior stabilises scaling in one direction.
+type Behavior struct {
+	// StabilizationWindow: scale up only to the lowest (down: to the highest)
+	// count recommended at any time within the window.
+	StabilizationWindow time.Duration
+	// MaxStep limits the change to this many replicas per Period (0: no limit;
+	// a zero Period limits each decision).
+	MaxStep int32
+	Period  time.Duration
+}
+
+// Limit names what set a decision.
+type Limit string
+
+const (
+	// LimitBudget: the room the headroom leaves, after paid work and other scalers.
+	LimitBudget Limit = "Budget"
+	// LimitFit: no more replicas fit node by node.
+	LimitFit Limit = "Fit"
+	// LimitMax and LimitMin: the scaler's bounds.
+	LimitMax Limit = "Max"
+	LimitMin Limit = "Min"
+	// LimitPendingPaid: pending paid pods lowered the budget.
+	LimitPendingPaid Limit = "PendingPaid"
+	// LimitStabilized: a scale-up held by the window or by hysteresis, or a
+	// scale-down held by an opt-in scale-down window.
+	LimitStabilized Limit = "Stabilized"
+	// LimitStepLimit: a change cut by MaxStep.
+	LimitStepLimit Limit = "StepLimit"
+)
+
+// Decision is the outcome of one round for one scaler.
+type Decision struct {
+	Key string
+	// Desired is the replica count to set now.
+	Desired int32
+	// Recommended is clamp(min(Budget, Fit), Min, Max), before stabilisation.
+	Recommended int32
+	// Limit names what set Desired.
+	Limit Limit
+	// Budget and Fit are total replica counts, before clamping. Fit counts
+	// the replicas bound and those that fit node by node after higher
+	// priorities' new replicas, and never the room shared out to others.
+	Budget, Fit int64
+	// Reason is one sentence with the numbers behind Desired.
+	Reason string
+	// History is the scaler's History for the next round.
+	History History
+}
+
+// Decide runs one round of the control law for every scaler and returns the
+// decisions sorted by key. Room is shared in order of priority (highest
+// first), then by weight, ties broken by key, so the order of scalers does
+// not matter.
+func Decide(now time.Time, cluster Cluster, scalers []Scaler) []Decision {
+	m := newModel(cluster.Rooms)
+	plans := make([]*plan, len(scalers))
+	for i := range scalers {
+		plans[i] = m.newPlan(&scalers[i])
+	}
+	slices.SortStableFunc(plans, func(a, b *plan) int {
+		return cmp.Or(cmp.Compare(b.s.Priority, a.s.Priority), cmp.Compare(a.s.Key, b.s.Key))
+	})
+	demand := newPendingDemand(cluster.Pending)
+	for _, p := range plans {
+		demand.charge(m, p)
+	}
+	share(m, plans)
+	out := make([]Decision, 0, len(plans))
+	for _, p := range plans { // priority order: higher ones' new replicas take room first
+		out = append(out, m.decide(now, p))
+	}
+	slices.SortFunc(out, func(a, b Decision) int { return cmp.Compare(a.Key, b.Key) })
+	return out
+}
+
+// decide computes one scaler's decision once the room is shared, and places
+// its new replicas so that later scalers' fit sees them.
+func (m *model) decide(now time.Time, p *plan) Decision {
+	s := p.s
+	budget, budgetNoPending := p.budget(true), p.budget(false)
+	fitRes := capacity.Fit(m.actualPool(p), s.Shape)
+	fitNow := int64(s.Bound) + fitRes.Total
+	fit := fitNow
+	if p.saturated { // never count on room the sharing gave to another scaler
+		fit = min(fit, p.granted)
+	}
+
+	rec, limit := clampDesired(budget, fit, s.Min, s.Max)
+	if limit == LimitBudget && p.saturated && fit == budget {
+		limit = LimitFit // others took the room it had no node for: fit is the cause
+	}
+	if noPending, _ := clampDesired(budgetNoPending, fit, s.Min, s.Max); noPending > rec {
+		limit = LimitPendingPaid
+	}
+	hist := s.History.next(now, s, rec)
+	desired, finalLimit, held := stabilize(now, s, &hist, rec, limit)
+
+	m.placeNew(p, fitRes, int64(desired)-int64(s.Bound))
+	return Decision{
+		Key:         s.Key,
+		Desired:     desired,
+		Recommended: rec,
+		Limit:       finalLimit,
+		Budget:      budget,
+		Fit:         fit,
+		Reason:      explain(p, rec, limit, desired, held, budget, fit, fitNow),
+		History:     hist,
+	}
+}
+
+// clampDesired returns clamp(min(budget, fit), lo, hi) and what bound it.
+// On a tie between budget and fit the budget is named: it is the plan; on
+// a tie with Max, Max is: an explicit cap explains more.
+func clampDesired(budget, fit int64, lo, hi int32) (int32, Limit) {
+	v, limit := budget, LimitBudget
+	if fit < budget {
+		v, limit = fit, LimitFit
+	}
+	if v >= int64(hi) {
+		v, limit = int64(hi), LimitMax
+	}
+	if v < int64(lo) { // after Max: Min wins
+		v, limit = int64(lo), LimitMin
+	}
+	return int32(v), limit
+}

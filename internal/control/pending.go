@@ -1,0 +1,66 @@
+package control
+
+import "github.com/opportunist/opportunist/internal/capacity"
+
+// pendingDemand finds, for each scaler, the pending paid pods it must yield to.
+type pendingDemand struct {
+	pods []capacity.PendingPod // paid ones only
+	// fits caches, by pool and pod, whether the pod fits in the pool once the
+	// opportunistic pods are gone: scalers often share one pool.
+	fits map[string]bool
+}
+
+func newPendingDemand(pending []capacity.PendingPod) *pendingDemand {
+	d := &pendingDemand{fits: map[string]bool{}}
+	for _, pp := range pending {
+		if pp.Workload == "" && pp.NodeName == "" && !pp.Terminal {
+			d.pods = append(d.pods, pp)
+		}
+	}
+	return d
+}
+
+// charge adds to p's budget the paid pods pending at a higher priority than
+// its pods that would fit on a node of its pool if the opportunistic pods
+// there were gone. A pod that would not fit even then is left out: yielding
+// would not help it. It must run before any room is shared out.
+func (d *pendingDemand) charge(m *model, p *plan) {
+	var rooms []capacity.NodeRoom // built on first need
+	pool := ""
+	if p.s.PoolSelector != nil {
+		pool = p.s.PoolSelector.String()
+	}
+	for i := range d.pods {
+		pp := &d.pods[i]
+		if pp.Priority <= p.s.PodPriority {
+			continue
+		}
+		key := pool + "\x00" + pp.Key()
+		fits, seen := d.fits[key]
+		if !seen {
+			if rooms == nil {
+				rooms = m.rooms(m.reclaim, p.pool)
+			}
+			fits = fitsSomewhere(rooms, pp.Shape())
+			d.fits[key] = fits
+		}
+		if fits {
+			p.pendingPods++
+			for k, name := range p.names {
+				p.pending[k] += pp.Requests[name]
+			}
+		}
+	}
+}
+
+// fitsSomewhere reports whether one pod of shape fits on one of rooms. It
+// asks capacity.Fit in chunks that double, so that a pod that fits stops
+// after a few nodes and one that fits nowhere costs about two full fits.
+func fitsSomewhere(rooms []capacity.NodeRoom, shape capacity.Shape) bool {
+	for i, chunk := 0, 8; i < len(rooms); i, chunk = i+chunk, chunk*2 {
+		if capacity.Fit(rooms[i:min(i+chunk, len(rooms))], shape).Total > 0 {
+			return true
+		}
+	}
+	return false
+}

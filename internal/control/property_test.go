@@ -1,0 +1,252 @@
+package control
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/opportunist/opportunist/internal/capacity"
+)
+
+var zones = []string{"a", "b", "c"}
+
+// randomWorld is a small random cluster and the scalers of its opportunistic
+// workloads w0..wN.
+type randomWorld struct {
+	cluster Cluster
+	scalers []Scaler
+}
+
+// worldOptions restrict the randomness, for properties that need it.
+type worldOptions struct {
+	// simple: one pool of every node, no headroom, no Min, no pending paid pods.
+	simple bool
+}
+
+func randomWorldFor(rng *rand.Rand, o worldOptions) randomWorld {
+	var nodes []*corev1.Node
+	for i := range 1 + rng.IntN(10) {
+		alloc := list("cpu", fmt.Sprint(rng.IntN(33)), "memory", fmt.Sprintf("%dGi", rng.IntN(65)), "pods", fmt.Sprint(5+rng.IntN(110)))
+		if rng.IntN(4) == 0 {
+			alloc["nvidia.com/gpu"] = list("g", fmt.Sprint(1+rng.IntN(4)))["g"]
+		}
+		opts := []nodeOpt{labelled("zone", zones[rng.IntN(len(zones))])}
+		switch rng.IntN(8) {
+		case 0:
+			opts = append(opts, notReady())
+		case 1:
+			opts = append(opts, cordoned())
+		case 2:
+			opts = append(opts, tainted("dedicated", "x", corev1.TaintEffectNoSchedule))
+		}
+		nodes = append(nodes, kubeNode(fmt.Sprintf("n%02d", i), alloc, opts...))
+	}
+	names := nodeNames(nodes)
+	nScalers := 1 + rng.IntN(4)
+	apps := make([]string, nScalers)
+	for i := range apps {
+		apps[i] = fmt.Sprintf("w%d", i)
+	}
+	var ps []*corev1.Pod
+	for i := range rng.IntN(40) {
+		req := list("cpu", fmt.Sprintf("%dm", 100+rng.IntN(4000)), "memory", fmt.Sprintf("%dMi", rng.IntN(4096)))
+		if rng.IntN(6) == 0 {
+			req["nvidia.com/gpu"] = list("g", "1")["g"]
+		}
+		node, opts := names[rng.IntN(len(names))], []podOpt{priority(int32(rng.IntN(200) - 50))}
+		switch {
+		case rng.IntN(3) == 0:
+			opts = append(opts, app(apps[rng.IntN(len(apps))])) // opportunistic, bound or not
+			if rng.IntN(4) == 0 {
+				node = ""
+			}
+		case !o.simple && rng.IntN(4) == 0:
+			node = "" // pending paid
+			if rng.IntN(3) == 0 {
+				opts = append(opts, podSelector("zone", zones[rng.IntN(len(zones))]))
+			}
+		}
+		ps = append(ps, kubePod(fmt.Sprintf("p%02d", i), node, req, opts...))
+	}
+	e := newEnv(nodes, ps, apps...)
+
+	scalers := make([]Scaler, nScalers)
+	for i, a := range apps {
+		req := list("cpu", fmt.Sprintf("%dm", 100+rng.IntN(4000)), "memory", fmt.Sprintf("%dMi", 1+rng.IntN(2048)))
+		if rng.IntN(5) == 0 {
+			req["nvidia.com/gpu"] = list("g", "1")["g"]
+		}
+		lo := int32(rng.IntN(6))
+		if o.simple {
+			lo = 0
+		}
+		s := worker(a, req, bounds(lo, lo+int32(rng.IntN(60))), prio(int32(rng.IntN(3))), weight(int32(rng.IntN(4))),
+			podPriority(int32(rng.IntN(100))), current(int32(rng.IntN(60))))
+		if !o.simple {
+			randomPolicy(rng, &s)
+		}
+		s.ScaleUp = Behavior{StabilizationWindow: time.Duration(rng.IntN(3)) * 30 * time.Second, MaxStep: int32(rng.IntN(3) * 5), Period: time.Duration(rng.IntN(2)) * time.Minute}
+		if !o.simple && rng.IntN(5) == 0 {
+			s.ScaleDown = Behavior{StabilizationWindow: time.Minute, MaxStep: int32(rng.IntN(2) * 5), Period: time.Minute}
+		}
+		for range rng.IntN(4) {
+			s.History.Recommendations = append(s.History.Recommendations, Recommendation{Time: at(-100 + 20*len(s.History.Recommendations)), Replicas: int32(rng.IntN(80))})
+		}
+		if rng.IntN(3) == 0 {
+			s.History.Scales = []Scale{{Time: at(-rng.IntN(90)), From: int32(rng.IntN(60)), To: int32(rng.IntN(60))}}
+			s.History.LastTime, s.History.LastReplicas = at(-10), int32(rng.IntN(60))
+		}
+		scalers[i] = s
+	}
+	return randomWorld{cluster: e.cluster(), scalers: e.withBound(scalers...)}
+}
+
+// randomPolicy sets a random headroom, pool and placement constraints.
+func randomPolicy(rng *rand.Rand, s *Scaler) {
+	switch rng.IntN(4) {
+	case 0:
+		*s = withOpts(*s, cpuHeadroom(int64(rng.IntN(20))))
+	case 1:
+		*s = withOpts(*s, headroom(corev1.ResourceMemory, Headroom{Percent: float64(rng.IntN(40))}))
+	case 2:
+		s.TargetUtilizationPercent = float64(50 + rng.IntN(51))
+	}
+	if rng.IntN(3) == 0 {
+		s.PoolSelector = labels.SelectorFromSet(labels.Set{"zone": zones[rng.IntN(len(zones))]})
+	}
+	if rng.IntN(4) == 0 {
+		s.Shape.NodeSelector = map[string]string{"zone": zones[rng.IntN(len(zones))]}
+	}
+	if rng.IntN(3) == 0 {
+		*s = withOpts(*s, tolerates("dedicated"))
+	}
+}
+
+func withOpts(s Scaler, opts ...scalerOpt) Scaler {
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
+}
+
+// TestDecideProperties checks, over random clusters, what must always hold.
+func TestDecideProperties(t *testing.T) {
+	for seed := range uint64(2000) {
+		rng := rand.New(rand.NewPCG(seed, 42))
+		w := randomWorldFor(rng, worldOptions{})
+		ds := Decide(t0, w.cluster, w.scalers)
+		if len(ds) != len(w.scalers) {
+			t.Fatalf("seed %d: %d decisions for %d scalers", seed, len(ds), len(w.scalers))
+		}
+		scalers := map[string]Scaler{}
+		for _, s := range w.scalers {
+			scalers[s.Key] = s
+		}
+		for i, d := range ds {
+			s := scalers[d.Key]
+			fail := func(format string, args ...any) {
+				t.Helper()
+				t.Errorf("seed %d, %s (min %d max %d current %d): %s\ndecision: %+v", seed, d.Key, s.Min, s.Max, s.Current, fmt.Sprintf(format, args...), d)
+			}
+			if i > 0 && ds[i-1].Key >= d.Key {
+				fail("decisions not sorted by key")
+			}
+			if d.Desired < s.Min || d.Desired > s.Max {
+				fail("desired %d outside [min, max]", d.Desired)
+			}
+			if want, _ := clampDesired(d.Budget, d.Fit, s.Min, s.Max); d.Recommended != want {
+				fail("recommended %d, want clamp(min(budget, fit)) = %d", d.Recommended, want)
+			}
+			lo, hi := min(s.Current, d.Recommended), max(s.Current, d.Recommended)
+			if d.Desired < lo || d.Desired > hi {
+				fail("desired %d not between current and recommended", d.Desired)
+			}
+			if s.ScaleDown == (Behavior{}) {
+				if d.Desired > max(s.Min, int32(min(d.Fit, int64(s.Max)))) {
+					fail("desired %d above max(min, fit %d)", d.Desired, d.Fit)
+				}
+				if d.Recommended < s.Current && d.Desired != d.Recommended {
+					fail("scale-down to %d delayed: desired %d", d.Recommended, d.Desired)
+				}
+			}
+			if d.Reason == "" {
+				fail("no reason")
+			}
+		}
+	}
+}
+
+// TestSharingNeverOvercommits: scalers of one pool never plan more than the
+// room there is, whatever their priorities, weights, shapes and selectors.
+func TestSharingNeverOvercommits(t *testing.T) {
+	for seed := range uint64(2000) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		w := randomWorldFor(rng, worldOptions{simple: true})
+		room := capacity.Resources{}
+		for _, r := range w.cluster.Rooms {
+			if r.State == capacity.NodeReady {
+				room.Add(r.Allocatable)
+				room.Sub(r.Requested)
+				room.Add(r.OpportunisticRequested)
+			}
+		}
+		planned := capacity.Resources{}
+		ds := byKey(Decide(t0, w.cluster, w.scalers))
+		for _, s := range w.scalers {
+			for name, v := range s.Shape.Requests {
+				planned[name] += int64(ds[s.Key].Recommended) * v
+			}
+		}
+		for name, v := range planned {
+			if v > max(room[name], 0) {
+				t.Errorf("seed %d: %s planned %d, room %d\n%+v", seed, name, v, room[name], ds)
+			}
+		}
+	}
+}
+
+func TestDecideIsDeterministic(t *testing.T) {
+	for seed := range uint64(300) {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		w := randomWorldFor(rng, worldOptions{})
+		want := Decide(t0, w.cluster, w.scalers)
+
+		if again := Decide(t0, w.cluster, w.scalers); !reflect.DeepEqual(again, want) {
+			t.Fatalf("seed %d: same input, different output:\n%+v\n%+v", seed, again, want)
+		}
+		shuffled := w
+		shuffled.scalers = slices.Clone(w.scalers)
+		shuffled.cluster.Rooms = slices.Clone(w.cluster.Rooms)
+		shuffled.cluster.Pending = slices.Clone(w.cluster.Pending)
+		rng.Shuffle(len(shuffled.scalers), func(i, j int) { shuffled.scalers[i], shuffled.scalers[j] = shuffled.scalers[j], shuffled.scalers[i] })
+		rng.Shuffle(len(shuffled.cluster.Rooms), func(i, j int) {
+			shuffled.cluster.Rooms[i], shuffled.cluster.Rooms[j] = shuffled.cluster.Rooms[j], shuffled.cluster.Rooms[i]
+		})
+		rng.Shuffle(len(shuffled.cluster.Pending), func(i, j int) {
+			shuffled.cluster.Pending[i], shuffled.cluster.Pending[j] = shuffled.cluster.Pending[j], shuffled.cluster.Pending[i]
+		})
+		if got := Decide(t0, shuffled.cluster, shuffled.scalers); !reflect.DeepEqual(got, want) {
+			t.Fatalf("seed %d: shuffled input, different output:\n%+v\n%+v", seed, got, want)
+		}
+	}
+}
+
+// TestDecideDoesNotChangeItsInput: the rooms, pending pods and scalers are
+// the caller's, shared with its cache.
+func TestDecideDoesNotChangeItsInput(t *testing.T) {
+	for seed := range uint64(100) {
+		rng := rand.New(rand.NewPCG(seed, 5))
+		w := randomWorldFor(rng, worldOptions{})
+		before := fmt.Sprintf("%+v %+v", w.cluster, w.scalers)
+		Decide(t0, w.cluster, w.scalers)
+		if after := fmt.Sprintf("%+v %+v", w.cluster, w.scalers); after != before {
+			t.Fatalf("seed %d: input changed:\n%s\n%s", seed, before, after)
+		}
+	}
+}
