@@ -1,0 +1,200 @@
+package main
+
+import (
+	"net"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParseGoMod(t *testing.T) {
+	text := `// generated, do not edit
+module k8s.io/kubernetes
+
+go 1.26.0
+
+godebug default=go1.26
+
+godebug (
+	x509negativeserial = 1 // comment
+)
+
+require (
+	k8s.io/api v0.0.0
+	github.com/foo/bar v1.2.3 // indirect
+	k8s.io/apimachinery v0.0.0
+)
+
+require go.etcd.io/etcd/api/v3 v3.6.0
+
+replace (
+	k8s.io/api => ./staging/src/k8s.io/api
+	k8s.io/apimachinery => ./staging/src/k8s.io/apimachinery // trailing comment
+	github.com/forked/lib v1.0.0 => github.com/me/lib v1.0.1
+)
+
+replace go.etcd.io/etcd/api/v3 v3.6.0 => ../api
+replace go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY
+`
+	got, err := parseGoMod(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := goModInfo{
+		Go:      "1.26.0",
+		Godebug: []string{"default=go1.26", "x509negativeserial=1"},
+		// go.etcd.io/etcd is replaced but not required: a guard, not a dependency.
+		LocalReplaces: []string{
+			"go.etcd.io/etcd/api/v3",
+			"k8s.io/api",
+			"k8s.io/apimachinery",
+		},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("parseGoMod:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestParseGoModErrors(t *testing.T) {
+	for name, text := range map[string]string{
+		"no go directive": "module x\n",
+		"bad replace":     "module x\ngo 1.26\nreplace a b\n",
+	} {
+		if _, err := parseGoMod(text); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+}
+
+func TestBuildGoMod(t *testing.T) {
+	info := goModInfo{Go: "1.26.0", Godebug: []string{"default=go1.26"}, LocalReplaces: []string{"k8s.io/api", "k8s.io/client-go"}}
+	got := buildGoMod("opportunist.local/build/k8s", "k8s.io/kubernetes", "v1.37.2", "v0.37.2", info)
+	want := `module opportunist.local/build/k8s
+
+go 1.26.0
+
+godebug default=go1.26
+
+require k8s.io/kubernetes v1.37.2
+
+replace (
+	k8s.io/api => k8s.io/api v0.37.2
+	k8s.io/client-go => k8s.io/client-go v0.37.2
+)
+`
+	if got != want {
+		t.Fatalf("buildGoMod:\n%s\nwant:\n%s", got, want)
+	}
+	// The result must itself parse, with no local replaces left.
+	back, err := parseGoMod(got)
+	if err != nil || len(back.LocalReplaces) != 0 {
+		t.Fatalf("reparse: %+v, %v", back, err)
+	}
+}
+
+// TestRealGoMods checks the parser against the go.mod files this tool
+// actually reads, when they are in the module cache.
+func TestRealGoMods(t *testing.T) {
+	modcache := os.Getenv("GOMODCACHE")
+	if modcache == "" {
+		home, _ := os.UserHomeDir()
+		modcache = home + "/go/pkg/mod"
+	}
+	for _, tc := range []struct {
+		module, version string
+		want            []string // must be among the local replaces
+		prefix          string   // every local replace starts with it
+		count           int      // expected number, 0 for "don't care"
+	}{
+		{"k8s.io/kubernetes", k8sVersion, []string{"k8s.io/api", "k8s.io/apiserver", "k8s.io/kube-aggregator"}, "k8s.io/", 0},
+		{"go.etcd.io/etcd/server/v3", etcdVersion, []string{"go.etcd.io/etcd/api/v3", "go.etcd.io/etcd/client/v3"}, "go.etcd.io/etcd/", 4},
+	} {
+		data, err := os.ReadFile(modcache + "/cache/download/" + tc.module + "/@v/" + tc.version + ".mod")
+		if err != nil {
+			t.Logf("skipping %s@%s: not in the module cache", tc.module, tc.version)
+			continue
+		}
+		info, err := parseGoMod(string(data))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.module, err)
+		}
+		for _, p := range tc.want {
+			if !slices.Contains(info.LocalReplaces, p) {
+				t.Errorf("%s: %s not among the local replaces %v", tc.module, p, info.LocalReplaces)
+			}
+		}
+		for _, r := range info.LocalReplaces {
+			if !strings.HasPrefix(r, tc.prefix) {
+				t.Errorf("%s: unexpected local replace %s", tc.module, r)
+			}
+		}
+		if tc.count != 0 && len(info.LocalReplaces) != tc.count {
+			t.Errorf("%s: %d local replaces %v, want %d", tc.module, len(info.LocalReplaces), info.LocalReplaces, tc.count)
+		}
+	}
+}
+
+func TestStagingVersion(t *testing.T) {
+	if v, err := stagingVersion("v1.37.2"); err != nil || v != "v0.37.2" {
+		t.Fatalf("got %q, %v", v, err)
+	}
+	if _, err := stagingVersion("v0.37.2"); err == nil {
+		t.Fatal("want an error for a non-v1 version")
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	// The command name may contain spaces and parentheses.
+	line := "4242 (kube (api) server) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 12 0 987654 1000000 2000 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+	state, start, err := parseProcStat([]byte(line))
+	if err != nil || state != 'S' || start != 987654 {
+		t.Fatalf("got %c %d %v", state, start, err)
+	}
+	if _, _, err := parseProcStat([]byte("garbage")); err == nil {
+		t.Fatal("want an error")
+	}
+}
+
+func TestOwnProcessIsAlive(t *testing.T) {
+	_, start, err := procStat(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	exe := os.Args[0]
+	if !(procRecord{PID: os.Getpid(), StartTicks: start, Exe: exe}).alive() {
+		t.Fatal("own process not alive")
+	}
+	// A recycled pid: same number, other start time.
+	if (procRecord{PID: os.Getpid(), StartTicks: start + 1, Exe: exe}).alive() {
+		t.Fatal("start time mismatch must not count as alive")
+	}
+}
+
+func TestPortFree(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if portFree(port) == nil {
+		t.Fatalf("port %d is listened on but reported free", port)
+	}
+	l.Close()
+	if err := portFree(port); err != nil {
+		t.Fatalf("port %d reported busy after close: %v", port, err)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/tmp/opportunist-cluster/kubeconfig": "/tmp/opportunist-cluster/kubeconfig",
+		"/tmp/with space":                     "'/tmp/with space'",
+		"it's":                                `'it'\''s'`,
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cluster is what a component needs to be started or probed.
+type cluster struct {
+	p    paths
+	s    settings
+	bins map[string]string // binary name -> path, filled by prepare
+}
+
+// port is one TCP port a component listens on, with the variable that moves
+// it.
+type port struct {
+	num int
+	env string
+}
+
+// component is one control-plane process.
+type component struct {
+	name     string // what `start`/`stop` take
+	needs    string // the component it talks to, if any
+	binary   string
+	version  string
+	build    func() (buildSpec, error)
+	ports    func(s settings) []port
+	args     func(c *cluster) []string
+	env      func(c *cluster) []string
+	health   func(c *cluster) error
+	endpoint func(s settings) string
+	// timeout bounds the wait for health after a start.
+	timeout time.Duration
+	// stopGrace is how long `stop`/`down` wait after SIGTERM before SIGKILL.
+	stopGrace time.Duration
+}
+
+// components in start order; `down` stops them in reverse.
+var components = []*component{
+	{
+		name: "etcd", binary: "etcd", version: etcdVersion,
+		build: func() (buildSpec, error) { return etcdBuild(), nil },
+		ports: func(s settings) []port {
+			return []port{{s.EtcdPort, portEnv.etcd}, {s.EtcdPeerPort, portEnv.etcdPeer}}
+		},
+		args:     etcdArgs,
+		health:   etcdHealth,
+		endpoint: func(s settings) string { return fmt.Sprintf("http://127.0.0.1:%d", s.EtcdPort) },
+		timeout:  60 * time.Second,
+	},
+	{
+		name: "apiserver", needs: "etcd", binary: "kube-apiserver", version: k8sVersion,
+		build:    k8sBuild,
+		ports:    func(s settings) []port { return []port{{s.APIServerPort, portEnv.apiserver}} },
+		args:     apiserverArgs,
+		health:   apiserverHealth,
+		endpoint: func(s settings) string { return apiserverURL(s) },
+		// The first start bootstraps RBAC and priority levels into etcd.
+		timeout: 120 * time.Second,
+		// On SIGTERM it stops listening at once but then waits up to
+		// --request-timeout (60s) for clients' open watches to end. It keeps
+		// no state of its own, so waiting that out only slows tests down.
+		stopGrace: 5 * time.Second,
+	},
+	{
+		name: "controller-manager", needs: "apiserver", binary: "kube-controller-manager", version: k8sVersion,
+		build: k8sBuild,
+		ports: func(s settings) []port {
+			return []port{{s.ControllerManagerPort, portEnv.controllerManager}}
+		},
+		args:     controllerManagerArgs,
+		health:   func(c *cluster) error { return secureHealthz(c, c.s.ControllerManagerPort) },
+		endpoint: func(s settings) string { return fmt.Sprintf("https://127.0.0.1:%d", s.ControllerManagerPort) },
+		timeout:  60 * time.Second,
+	},
+	{
+		name: "scheduler", needs: "apiserver", binary: "kube-scheduler", version: k8sVersion,
+		build:    k8sBuild,
+		ports:    func(s settings) []port { return []port{{s.SchedulerPort, portEnv.scheduler}} },
+		args:     schedulerArgs,
+		health:   func(c *cluster) error { return secureHealthz(c, c.s.SchedulerPort) },
+		endpoint: func(s settings) string { return fmt.Sprintf("https://127.0.0.1:%d", s.SchedulerPort) },
+		timeout:  60 * time.Second,
+	},
+	{
+		name: "kwok", needs: "apiserver", binary: "kwok", version: kwokVersion,
+		build: func() (buildSpec, error) { return kwokBuild(), nil },
+		ports: func(s settings) []port { return []port{{s.KwokPort, portEnv.kwok}} },
+		args:  kwokArgs,
+		// kwok also loads ~/.kwok/kwok.yaml when it exists; a private HOME
+		// keeps a developer's own kwok config out of this cluster.
+		env:      func(c *cluster) []string { return []string{"HOME=" + c.p.kwokHome()} },
+		health:   kwokHealth,
+		endpoint: func(s settings) string { return fmt.Sprintf("http://127.0.0.1:%d", s.KwokPort) },
+		timeout:  60 * time.Second,
+	},
+}
+
+// defaultStopGrace is how long a component gets to exit on SIGTERM before
+// SIGKILL, unless it sets its own.
+const defaultStopGrace = 20 * time.Second
+
+func (comp *component) grace() time.Duration {
+	if comp.stopGrace > 0 {
+		return comp.stopGrace
+	}
+	return defaultStopGrace
+}
+
+// findComponent resolves a name given on the command line; the binary name
+// (kube-apiserver) works too.
+func findComponent(name string) (*component, error) {
+	var names []string
+	for _, c := range components {
+		if name == c.name || name == c.binary {
+			return c, nil
+		}
+		names = append(names, c.name)
+	}
+	return nil, fmt.Errorf("unknown component %q (want one of %s)", name, strings.Join(names, ", "))
+}
+
+func apiserverURL(s settings) string { return fmt.Sprintf("https://127.0.0.1:%d", s.APIServerPort) }
+
+func etcdArgs(c *cluster) []string {
+	client := fmt.Sprintf("http://127.0.0.1:%d", c.s.EtcdPort)
+	peer := fmt.Sprintf("http://127.0.0.1:%d", c.s.EtcdPeerPort)
+	return []string{
+		"--name=opportunist",
+		"--data-dir=" + c.p.etcdData(),
+		"--listen-client-urls=" + client,
+		"--advertise-client-urls=" + client,
+		"--listen-peer-urls=" + peer,
+		"--initial-advertise-peer-urls=" + peer,
+		"--initial-cluster=opportunist=" + peer,
+		// A throw-away test cluster does not need its writes on disk before
+		// they are acknowledged, and fsync is the slow part on CI disks.
+		// Data still survives a stop of etcd, just not a power cut.
+		"--unsafe-no-fsync",
+		"--log-level=warn",
+	}
+}
+
+func apiserverArgs(c *cluster) []string {
+	pki := c.p.pki
+	return []string{
+		"--advertise-address=127.0.0.1",
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(c.s.APIServerPort),
+		"--etcd-servers=" + fmt.Sprintf("http://127.0.0.1:%d", c.s.EtcdPort),
+		// The endpoint reconciler refuses a loopback advertise address; with
+		// none, the default/kubernetes Service simply has no endpoints.
+		"--endpoint-reconciler-type=none",
+		"--service-cluster-ip-range=" + serviceCIDR,
+		"--tls-cert-file=" + pki("apiserver.crt"),
+		"--tls-private-key-file=" + pki("apiserver.key"),
+		"--client-ca-file=" + pki("ca.crt"),
+		"--authorization-mode=Node,RBAC",
+		"--allow-privileged=true",
+		"--service-account-issuer=" + serviceAccountIssuer,
+		"--service-account-key-file=" + pki("sa.pub"),
+		"--service-account-signing-key-file=" + pki("sa.key"),
+		// API aggregation (metrics.k8s.io). --enable-aggregator-routing is
+		// deliberately not set: the aggregator then dials the APIService's
+		// Service by its name, so an ExternalName Service pointing at
+		// localhost reaches a metrics server running as a local process.
+		"--requestheader-client-ca-file=" + pki("front-proxy-ca.crt"),
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + pki("front-proxy-client.crt"),
+		"--proxy-client-key-file=" + pki("front-proxy-client.key"),
+	}
+}
+
+// delegatedAuthArgs let a component check requests to its secure port
+// against the API server, so the admin certificate works on /metrics too.
+func delegatedAuthArgs(kubeconfig string) []string {
+	return []string{
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig,
+		"--authorization-kubeconfig=" + kubeconfig,
+		"--bind-address=127.0.0.1",
+		"--leader-elect=false",
+	}
+}
+
+func controllerManagerArgs(c *cluster) []string {
+	pki := c.p.pki
+	return append(delegatedAuthArgs(c.p.componentKubeconfig("controller-manager")),
+		"--secure-port="+strconv.Itoa(c.s.ControllerManagerPort),
+		"--tls-cert-file="+pki("controller-manager-serving.crt"),
+		"--tls-private-key-file="+pki("controller-manager-serving.key"),
+		// No kubelets and no CIDR allocation or volumes to attach: those
+		// controllers would only log errors about kwok nodes.
+		"--controllers=*,-node-ipam-controller,-persistentvolume-binder-controller,-persistentvolume-attach-detach-controller",
+		"--horizontal-pod-autoscaler-sync-period="+c.s.HPASyncPeriod,
+		"--use-service-account-credentials=true",
+		"--root-ca-file="+pki("ca.crt"),
+		"--service-account-private-key-file="+pki("sa.key"),
+		"--cluster-signing-cert-file="+pki("ca.crt"),
+		"--cluster-signing-key-file="+pki("ca.key"),
+	)
+}
+
+func schedulerArgs(c *cluster) []string {
+	pki := c.p.pki
+	return append(delegatedAuthArgs(c.p.componentKubeconfig("scheduler")),
+		"--secure-port="+strconv.Itoa(c.s.SchedulerPort),
+		"--tls-cert-file="+pki("scheduler-serving.crt"),
+		"--tls-private-key-file="+pki("scheduler-serving.key"),
+	)
+}
+
+func kwokArgs(c *cluster) []string {
+	return []string{
+		"--kubeconfig=" + c.p.kubeconfig(),
+		"--config=" + c.p.kwokConfig(),
+		"--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector=" + kwokNodeSelector,
+		"--node-ip=127.0.0.1",
+		"--server-address=" + fmt.Sprintf("127.0.0.1:%d", c.s.KwokPort),
+		// The flag's default is 0, which turns node leases off: the
+		// node-lifecycle-controller then marks kwok nodes Unknown every
+		// 50s and node-initialize flips them back. 40s is kubelet's value.
+		"--node-lease-duration-seconds=40",
+		// kwok's default pod CIDR, 10.0.0.0/24, is our service range.
+		"--cidr=" + podCIDR,
+	}
+}
+
+// kwokStageFiles are the upstream Stage definitions (relative to the kwok
+// module's kustomize/stage/) that make kwok act like a fast kubelet: nodes
+// become Ready and keep a lease, pods become Ready, finish and go away.
+var kwokStageFiles = []string{
+	"node/fast/node-initialize.yaml",
+	"node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+	"pod/fast/pod-ready.yaml",
+	"pod/fast/pod-complete.yaml",
+	"pod/fast/pod-delete.yaml",
+}
+
+func stageDir(kwokModuleDir string) string {
+	return filepath.Join(kwokModuleDir, "kustomize", "stage")
+}

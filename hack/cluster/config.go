@@ -1,0 +1,161 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Pinned versions. Changing one changes the cache key, so the next `up`
+// builds the new version next to the old one.
+const (
+	k8sVersion  = "v1.37.2"
+	etcdVersion = "v3.6.16"
+	kwokVersion = "v0.8.0"
+)
+
+// Fixed cluster addressing. The API server certificate carries the first
+// service IP, so these are not configurable.
+const (
+	serviceCIDR          = "10.0.0.0/24"
+	podCIDR              = "10.244.0.0/16" // pod IPs kwok hands out
+	kubernetesSvcIP      = "10.0.0.1"
+	serviceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
+	// kwok manages only nodes carrying this annotation, so tests can mix
+	// kwok nodes with nodes they fake themselves.
+	kwokNodeSelector = "kwok.x-k8s.io/node=fake"
+)
+
+// settings are what a developer may override through the environment. A
+// running cluster keeps the settings it was started with (they are saved in
+// the pid file), so `start`/`stop`/`status` agree with the `up` that made it.
+type settings struct {
+	EtcdPort              int    `json:"etcdPort"`
+	EtcdPeerPort          int    `json:"etcdPeerPort"`
+	APIServerPort         int    `json:"apiserverPort"`
+	ControllerManagerPort int    `json:"controllerManagerPort"`
+	SchedulerPort         int    `json:"schedulerPort"`
+	KwokPort              int    `json:"kwokPort"`
+	HPASyncPeriod         string `json:"hpaSyncPeriod"`
+}
+
+// portEnv names the environment variable of each port setting, for both
+// reading and the advice printed when a port is taken.
+var portEnv = struct {
+	etcd, etcdPeer, apiserver, controllerManager, scheduler, kwok string
+}{
+	etcd:              "OPPORTUNIST_ETCD_PORT",
+	etcdPeer:          "OPPORTUNIST_ETCD_PEER_PORT",
+	apiserver:         "OPPORTUNIST_APISERVER_PORT",
+	controllerManager: "OPPORTUNIST_CONTROLLER_MANAGER_PORT",
+	scheduler:         "OPPORTUNIST_SCHEDULER_PORT",
+	kwok:              "OPPORTUNIST_KWOK_PORT",
+}
+
+const hpaSyncEnv = "OPPORTUNIST_HPA_SYNC_PERIOD"
+
+// settingsFromEnv reads the overridable settings, falling back to ports
+// chosen away from the usual defaults (2379, 6443, 10257, ...) so a
+// developer's own cluster does not collide with this one.
+func settingsFromEnv() (settings, error) {
+	var s settings
+	var err error
+	ports := []struct {
+		dst *int
+		env string
+		def int
+	}{
+		{&s.EtcdPort, portEnv.etcd, 23791},
+		{&s.EtcdPeerPort, portEnv.etcdPeer, 23792},
+		{&s.APIServerPort, portEnv.apiserver, 26443},
+		{&s.ControllerManagerPort, portEnv.controllerManager, 26257},
+		{&s.SchedulerPort, portEnv.scheduler, 26259},
+		{&s.KwokPort, portEnv.kwok, 26080},
+	}
+	for _, p := range ports {
+		if *p.dst, err = envPort(p.env, p.def); err != nil {
+			return settings{}, err
+		}
+	}
+	s.HPASyncPeriod = "2s"
+	if v := os.Getenv(hpaSyncEnv); v != "" {
+		if _, err := time.ParseDuration(v); err != nil {
+			return settings{}, fmt.Errorf("%s=%q is not a duration (e.g. 15s)", hpaSyncEnv, v)
+		}
+		s.HPASyncPeriod = v
+	}
+	return s, nil
+}
+
+func envPort(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	p, err := strconv.Atoi(v)
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fmt.Errorf("%s=%q is not a port number", name, v)
+	}
+	return p, nil
+}
+
+// paths locates the binary cache (shared by all clusters of this user) and
+// the state dir (certificates, etcd data, logs, pid file of one cluster).
+type paths struct {
+	cache string
+	state string
+}
+
+func pathsFromEnv() (paths, error) {
+	cache := os.Getenv("OPPORTUNIST_CACHE")
+	if cache == "" {
+		base := os.Getenv("XDG_CACHE_HOME")
+		if base == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return paths{}, fmt.Errorf("cannot find a cache dir: set OPPORTUNIST_CACHE (%v)", err)
+			}
+			base = filepath.Join(home, ".cache")
+		}
+		cache = filepath.Join(base, "opportunist")
+	}
+	state := os.Getenv("OPPORTUNIST_CLUSTER_DIR")
+	if state == "" {
+		state = filepath.Join(os.TempDir(), "opportunist-cluster")
+	}
+	var err error
+	if cache, err = filepath.Abs(cache); err != nil {
+		return paths{}, err
+	}
+	if state, err = filepath.Abs(state); err != nil {
+		return paths{}, err
+	}
+	return paths{cache: cache, state: state}, nil
+}
+
+func (p paths) pki(name string) string { return filepath.Join(p.state, "pki", name) }
+func (p paths) log(comp string) string { return filepath.Join(p.state, "logs", comp+".log") }
+func (p paths) pidFile() string        { return filepath.Join(p.state, "pids.json") }
+func (p paths) lockFile() string       { return filepath.Join(p.state, ".lock") }
+func (p paths) marker() string         { return filepath.Join(p.state, ".opportunist-cluster") }
+func (p paths) kubeconfig() string     { return filepath.Join(p.state, "kubeconfig") }
+func (p paths) etcdData() string       { return filepath.Join(p.state, "etcd") }
+func (p paths) kwokConfig() string     { return filepath.Join(p.state, "kwok-stages.yaml") }
+func (p paths) kwokHome() string       { return filepath.Join(p.state, "kwok-home") }
+
+// componentKubeconfig is the kubeconfig a control-plane component uses for
+// its own identity (e.g. system:kube-scheduler).
+func (p paths) componentKubeconfig(comp string) string {
+	return filepath.Join(p.state, comp+".kubeconfig")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
