@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	"github.com/opportunist/opportunist/internal/capacity"
@@ -33,6 +36,11 @@ type runOptions struct {
 	Resync        time.Duration
 	LogFormat     string
 	LogLevel      string
+	// Controller runs the OpportunisticScaler controller when its CRD is installed.
+	Controller              bool
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	RoundInterval           time.Duration
 }
 
 func defaultRunOptions() *runOptions {
@@ -42,6 +50,9 @@ func defaultRunOptions() *runOptions {
 		ProbeInterval: time.Second,
 		LogFormat:     "text",
 		LogLevel:      "info",
+		Controller:    true,
+		LeaderElect:   true,
+		RoundInterval: 5 * time.Second,
 	}
 }
 
@@ -52,6 +63,10 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Resync, "resync-period", o.Resync, "informer resync period (0 disables resyncs; the model is updated by events)")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: text or json")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info, warn or error")
+	fs.BoolVar(&o.Controller, "controller", o.Controller, "run the OpportunisticScaler controller (skipped with a warning when its CRD is not installed)")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one leader among replicas; only the leader writes")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election Lease (default: the pod's namespace in a cluster, else default)")
+	fs.DurationVar(&o.RoundInterval, "round-interval", o.RoundInterval, "longest time between two rounds of the control law when nothing changes")
 }
 
 // Validate returns every problem with the flags at once.
@@ -62,6 +77,9 @@ func (o *runOptions) Validate() []error {
 	}
 	if o.ProbeInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--probe-interval must be positive, got %s", o.ProbeInterval))
+	}
+	if o.RoundInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--round-interval must be positive, got %s", o.RoundInterval))
 	}
 	if o.Resync < 0 {
 		errs = append(errs, fmt.Errorf("--resync-period must not be negative, got %s", o.Resync))
@@ -108,6 +126,34 @@ func (o *runOptions) logger() *slog.Logger {
 	return slog.New(h)
 }
 
+// maybeStartController starts the controller when asked and possible; the
+// returned channel (nil when not started) reports its end.
+func (o *runOptions) maybeStartController(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, c *cluster.Cache, reg prometheus.Registerer, log *slog.Logger) (<-chan error, error) {
+	if !o.Controller {
+		return nil, nil
+	}
+	installed, err := crdInstalled(client)
+	if err != nil {
+		return nil, fmt.Errorf("checking for the OpportunisticScaler CRD: %s", oneLine(err))
+	}
+	if !installed {
+		log.Warn("OpportunisticScaler CRD not installed: serving capacity only (install config/crd to scale workloads)")
+		return nil, nil
+	}
+	if o.LeaderElectionNamespace == "" {
+		o.LeaderElectionNamespace = podNamespace()
+	}
+	return o.startController(ctx, cfg, client, c, reg, log)
+}
+
+// podNamespace is the namespace of the pod we run in, else "default".
+func podNamespace() string {
+	if ns, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(ns) > 0 {
+		return strings.TrimSpace(string(ns))
+	}
+	return "default"
+}
+
 func (o *runOptions) run(ctx context.Context) error {
 	log := o.logger()
 	client, cfg, err := o.kube.client(ctx)
@@ -139,6 +185,10 @@ func (o *runOptions) run(ctx context.Context) error {
 
 	runDone := make(chan struct{})
 	go func() { c.Run(ctx); close(runDone) }()
+	ctrlDone, err := o.maybeStartController(ctx, cfg, client, c, reg, log)
+	if err != nil {
+		return err
+	}
 	log.Info("started", "version", version.Get().Version, "apiServer", cfg.Host, "listen", ln.Addr().String())
 	go func() {
 		if err := c.WaitForSync(ctx); err == nil {
@@ -152,6 +202,10 @@ func (o *runOptions) run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return fmt.Errorf("serving %s: %w", ln.Addr(), err)
+	case err := <-ctrlDone:
+		if err != nil {
+			return fmt.Errorf("controller: %w", err)
+		}
 	}
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

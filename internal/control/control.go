@@ -61,7 +61,7 @@ type Scaler struct {
 	// Weight shares room within one priority, proportionally (0 counts as 1).
 	Weight int32
 	// PodPriority is the workload pods' priority: pending paid pods with a
-	// higher one take room from the budget.
+	// priority at least as high take room from the budget.
 	PodPriority int32
 	// ScaleUp stabilises growth. ScaleDown is immediate unless set.
 	ScaleUp, ScaleDown Behavior

@@ -20,8 +20,9 @@ func newPendingDemand(pending []capacity.PendingPod) *pendingDemand {
 	return d
 }
 
-// charge adds to p's budget the paid pods pending at a higher priority than
-// its pods that would fit on a node of its pool if the opportunistic pods
+// charge adds to p's budget the paid pods pending at a priority at least its
+// pods' (paid work wins ties: without any PriorityClass every pod has priority
+// 0, and paid pods must still get their room) that would fit on a node of its pool if the opportunistic pods
 // there were gone. A pod that would not fit even then is left out: yielding
 // would not help it. It must run before any room is shared out.
 func (d *pendingDemand) charge(m *model, p *plan) {
@@ -32,7 +33,7 @@ func (d *pendingDemand) charge(m *model, p *plan) {
 	}
 	for i := range d.pods {
 		pp := &d.pods[i]
-		if pp.Priority <= p.s.PodPriority {
+		if pp.Priority < p.s.PodPriority {
 			continue
 		}
 		key := pool + "\x00" + pp.Key()

@@ -60,10 +60,16 @@ func TestPendingPaidPods(t *testing.T) {
 			want:    12, limit: LimitBudget,
 		},
 		{
-			name:    "a pending paid pod of the workload's own priority does not count",
+			name:    "a pending paid pod of the workload's own priority counts: paid work wins ties",
 			pending: []*corev1.Pod{pending("batch", "4")},
 			scaler:  worker("worker", oneCore, podPriority(100)),
-			want:    12, limit: LimitBudget,
+			want:    8, limit: LimitPendingPaid,
+		},
+		{
+			name:    "without PriorityClasses (all priorities 0) pending paid pods count",
+			pending: []*corev1.Pod{pending("batch", "4", priority(0))},
+			scaler:  worker("worker", oneCore),
+			want:    8, limit: LimitPendingPaid,
 		},
 		{
 			name:    "a pending opportunistic pod is not paid demand",

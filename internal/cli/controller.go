@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/scale"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/opportunist/opportunist/api/v1alpha1"
+	"github.com/opportunist/opportunist/internal/cluster"
+	"github.com/opportunist/opportunist/internal/controller"
+)
+
+// crdInstalled reports whether the API server serves OpportunisticScalers.
+func crdInstalled(client kubernetes.Interface) (bool, error) {
+	_, err := client.Discovery().ServerResourcesForGroupVersion(v1alpha1.GroupVersion.String())
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// startController builds the manager (leader election, scaler and HPA
+// caches) and the reconciler, and runs it until ctx ends. Only the leader
+// writes; every replica serves metrics.
+func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, capacity *cluster.Cache, reg prometheus.Registerer, log *slog.Logger) (<-chan error, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        logr.FromSlogHandler(log.Handler()),
+		Metrics:                       metricsserver.Options{BindAddress: "0"}, // served on --listen-address
+		HealthProbeBindAddress:        "0",
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              "opportunist-controller",
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the controller manager: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	scales, err := scale.NewForConfig(cfg, mgr.GetRESTMapper(), dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(kube.Discovery()))
+	if err != nil {
+		return nil, err
+	}
+	r := &controller.Reconciler{
+		Client:   mgr.GetClient(),
+		Targets:  &controller.TargetReader{Mapper: mgr.GetRESTMapper(), Scales: scales, Dynamic: dyn, Kube: kube},
+		Capacity: capacity,
+		Recorder: mgr.GetEventRecorder("opportunist"),
+		Log:      log,
+		Clock:    clock.RealClock{},
+		Resync:   o.RoundInterval,
+		Metrics:  controller.NewMetrics(reg),
+	}
+	if err := r.SetupWithManager(mgr, capacity.Changes()); err != nil {
+		return nil, fmt.Errorf("setting up the reconciler: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	return done, nil
+}

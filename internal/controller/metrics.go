@@ -1,0 +1,124 @@
+package controller
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/opportunist/opportunist/internal/control"
+)
+
+// Metrics are the per-scaler series the reconciler exports.
+type Metrics struct {
+	mu sync.Mutex
+	// known are the scalers with series, so Forget can find the gone ones.
+	known     map[string]bool
+	desired   *prometheus.GaugeVec
+	current   *prometheus.GaugeVec
+	budget    *prometheus.GaugeVec
+	fit       *prometheus.GaugeVec
+	limitedBy *prometheus.GaugeVec
+	problem   *prometheus.GaugeVec
+	scales    *prometheus.CounterVec
+	rounds    prometheus.Counter
+}
+
+// NewMetrics creates the reconciler's metrics and registers them.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		known:     map[string]bool{},
+		desired:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_desired_replicas", Help: "Replicas the control law wants for each scaler's target."}, []string{"scaler"}),
+		current:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_current_replicas", Help: "Replicas of each scaler's target when last read."}, []string{"scaler"}),
+		budget:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_budget_replicas", Help: "Replicas the headroom allows each scaler in total, before bounds."}, []string{"scaler"}),
+		fit:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_fit_replicas", Help: "Replicas that fit node by node for each scaler in total, before bounds."}, []string{"scaler"}),
+		limitedBy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_limited_by", Help: "1 for the bound that set each scaler's desired replicas (budget, fit, max, min, pending_paid, stabilized, step_limit)."}, []string{"scaler", "limit"}),
+		problem:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_scaler_problem", Help: "1 while a scaler cannot act, by reason (TargetNotFound, NoScaleSubresource, DuplicateTarget, ...)."}, []string{"scaler", "reason"}),
+		scales:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "opportunist_scale_writes_total", Help: "Writes to targets' /scale, by scaler and direction (up or down)."}, []string{"scaler", "direction"}),
+		rounds:    prometheus.NewCounter(prometheus.CounterOpts{Name: "opportunist_decision_rounds_total", Help: "Rounds of the control law over all scalers."}),
+	}
+	reg.MustRegister(m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem, m.scales, m.rounds)
+	return m
+}
+
+// Decision records one scaler's decision.
+func (m *Metrics) Decision(key string, current int32, d *control.Decision) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.known[key] = true
+	m.problem.DeletePartialMatch(prometheus.Labels{"scaler": key})
+	m.desired.WithLabelValues(key).Set(float64(d.Desired))
+	m.current.WithLabelValues(key).Set(float64(current))
+	m.budget.WithLabelValues(key).Set(float64(d.Budget))
+	m.fit.WithLabelValues(key).Set(float64(d.Fit))
+	m.limitedBy.DeletePartialMatch(prometheus.Labels{"scaler": key})
+	m.limitedBy.WithLabelValues(key, snake(string(d.Limit))).Set(1)
+}
+
+// Problem records that a scaler cannot act.
+func (m *Metrics) Problem(key, reason string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.known[key] = true
+	m.problem.DeletePartialMatch(prometheus.Labels{"scaler": key})
+	m.problem.WithLabelValues(key, reason).Set(1)
+}
+
+// Scaled counts one write to a target's /scale.
+func (m *Metrics) Scaled(key string, from, to int32) {
+	if m == nil {
+		return
+	}
+	dir := "up"
+	if to < from {
+		dir = "down"
+	}
+	m.scales.WithLabelValues(key, dir).Inc()
+}
+
+// Round counts one round.
+func (m *Metrics) Round() {
+	if m != nil {
+		m.rounds.Inc()
+	}
+}
+
+// Forget drops the series of scalers that no longer exist.
+func (m *Metrics) Forget(live map[string]bool) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for key := range m.known {
+		if live[key] {
+			continue
+		}
+		for _, vec := range []*prometheus.GaugeVec{m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem} {
+			vec.DeletePartialMatch(prometheus.Labels{"scaler": key})
+		}
+		m.scales.DeletePartialMatch(prometheus.Labels{"scaler": key})
+		delete(m.known, key)
+	}
+}
+
+// snake turns "PendingPaid" into "pending_paid".
+func snake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

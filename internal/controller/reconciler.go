@@ -1,0 +1,366 @@
+// Package controller is the OpportunisticScaler reconciler: every change of
+// the cluster or of a scaler runs one round of the control law over all
+// scalers (they share one pool), writes the /scale of targets whose desired
+// count changed, and reports each decision in status, an Event and a log line.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/opportunist/opportunist/api/v1alpha1"
+	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/control"
+)
+
+// Capacity is the live capacity model the reconciler reads.
+type Capacity interface {
+	Ready() error
+	Report() capacity.Report
+	Rooms() []capacity.NodeRoom
+	Pending() []capacity.PendingPod
+	SetWorkloads([]capacity.Workload)
+}
+
+// Condition types and reasons of a scaler's status.
+const (
+	ConditionReady       = "Ready"
+	ConditionConflicting = "Conflicting"
+
+	ReasonDuplicateTarget = "DuplicateTarget"
+	ReasonHPAScalesTarget = "HPAScalesTarget"
+	ReasonCapacityStale   = "CapacityStale"
+	ReasonInvalidSpec     = "InvalidSpec"
+	ReasonActive          = "Active"
+	ReasonPaused          = "Paused"
+	ReasonDryRun          = "DryRun"
+)
+
+// RoundRequest is the one reconcile request: a round covers every scaler.
+var RoundRequest = reconcile.Request{NamespacedName: types.NamespacedName{Name: "round"}}
+
+// Reconciler runs rounds of the control law.
+type Reconciler struct {
+	Client   client.Client
+	Targets  *TargetReader
+	Capacity Capacity
+	Recorder events.EventRecorder
+	Log      *slog.Logger
+	Clock    clock.PassiveClock
+	// Resync bounds the time between rounds when nothing changes, so
+	// time-based stabilisation windows expire without an event.
+	Resync  time.Duration
+	Metrics *Metrics
+
+	history   map[string]control.History
+	workloads string // fingerprint of the last SetWorkloads
+}
+
+// scalerRound is one scaler's state within a round.
+type scalerRound struct {
+	obj    *v1alpha1.OpportunisticScaler
+	key    string
+	target *Target
+	// problem, when set, stops this scaler from acting (reason, message).
+	problem, message string
+	warning          string
+	input            control.Scaler
+}
+
+// Reconcile runs one round over all scalers.
+func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	r.Metrics.Round()
+	if r.history == nil {
+		r.history = map[string]control.History{}
+	}
+	var list v1alpha1.OpportunisticScalerList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return reconcile.Result{}, fmt.Errorf("listing OpportunisticScalers: %w", err)
+	}
+	sort.Slice(list.Items, func(i, j int) bool {
+		return list.Items[i].Namespace+"/"+list.Items[i].Name < list.Items[j].Namespace+"/"+list.Items[j].Name
+	})
+	rounds := make([]*scalerRound, len(list.Items))
+	for i := range list.Items {
+		s := &list.Items[i]
+		rounds[i] = &scalerRound{obj: s, key: s.Namespace + "/" + s.Name}
+	}
+	if err := r.Capacity.Ready(); err != nil {
+		// Stale numbers: freeze. No write is better than a wrong one.
+		for _, sr := range rounds {
+			sr.problem, sr.message = ReasonCapacityStale, "capacity data is stale, holding the current count: "+err.Error()
+			r.report(ctx, sr, nil)
+		}
+		return reconcile.Result{RequeueAfter: time.Second}, nil
+	}
+	if err := r.resolveTargets(ctx, rounds); err != nil {
+		return reconcile.Result{}, err
+	}
+	r.markConflicts(ctx, rounds)
+	r.updateWorkloads(rounds)
+
+	usage := map[string]int32{}
+	for _, w := range r.Capacity.Report().Workloads {
+		usage[w.Key] = int32(w.Pods)
+	}
+	var inputs []control.Scaler
+	for _, sr := range rounds {
+		if sr.problem != "" {
+			continue
+		}
+		in, err := toControl(sr.obj, sr.target, usage[sr.key], r.history[sr.key])
+		if err != nil {
+			sr.problem, sr.message = ReasonInvalidSpec, err.Error()
+			continue
+		}
+		sr.input = in
+		inputs = append(inputs, in)
+	}
+	cluster := control.Cluster{Rooms: r.Capacity.Rooms(), Pending: r.Capacity.Pending()}
+	decisions := control.Decide(r.Clock.Now(), cluster, inputs)
+	byKey := map[string]*control.Decision{}
+	for i := range decisions {
+		byKey[decisions[i].Key] = &decisions[i]
+		r.history[decisions[i].Key] = decisions[i].History
+	}
+	var errs []error
+	for _, sr := range rounds {
+		if err := r.report(ctx, sr, byKey[sr.key]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	r.forgetGone(rounds)
+	return reconcile.Result{RequeueAfter: r.Resync}, errors.Join(errs...)
+}
+
+// resolveTargets reads every scaler's target; problems of a target are the
+// scaler's, errors of the API server end the round.
+func (r *Reconciler) resolveTargets(ctx context.Context, rounds []*scalerRound) error {
+	for _, sr := range rounds {
+		t, err := r.Targets.Read(ctx, sr.obj.Namespace, sr.obj.Spec.ScaleTargetRef)
+		var te *targetError
+		switch {
+		case errors.As(err, &te):
+			sr.problem, sr.message = te.reason.Error(), te.msg
+		case err != nil:
+			return err
+		default:
+			sr.target = t
+		}
+	}
+	return nil
+}
+
+// markConflicts stops every scaler sharing a target with another (the oldest
+// keeps acting, so adding a second scaler never disturbs the first), and
+// warns when an HPA scales the same target.
+func (r *Reconciler) markConflicts(ctx context.Context, rounds []*scalerRound) {
+	owners := map[string]*scalerRound{}
+	for _, sr := range sortedByAge(rounds) {
+		if sr.target == nil {
+			continue
+		}
+		id := sr.obj.Namespace + "/" + sr.target.GroupResource.String() + "/" + sr.obj.Spec.ScaleTargetRef.Name
+		if first, taken := owners[id]; taken {
+			sr.problem, sr.message = ReasonDuplicateTarget, fmt.Sprintf("OpportunisticScaler %s already scales %s; only one scaler may own a target", first.key, sr.obj.Spec.ScaleTargetRef.Name)
+			continue
+		}
+		owners[id] = sr
+	}
+	hpas := map[string][]autoscalingv2.HorizontalPodAutoscaler{}
+	for _, sr := range rounds {
+		if sr.problem != "" {
+			continue
+		}
+		ns := sr.obj.Namespace
+		if _, read := hpas[ns]; !read {
+			var list autoscalingv2.HorizontalPodAutoscalerList
+			if err := r.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+				r.Log.Warn("cannot list HorizontalPodAutoscalers to check for conflicts", "namespace", ns, "err", err)
+			}
+			hpas[ns] = list.Items
+		}
+		ref := sr.obj.Spec.ScaleTargetRef
+		for _, h := range hpas[ns] {
+			if h.Spec.ScaleTargetRef.Kind == ref.Kind && h.Spec.ScaleTargetRef.Name == ref.Name {
+				sr.warning = fmt.Sprintf("HorizontalPodAutoscaler %s also scales %s %s; the two will fight", h.Name, ref.Kind, ref.Name)
+			}
+		}
+	}
+}
+
+func sortedByAge(rounds []*scalerRound) []*scalerRound {
+	out := append([]*scalerRound(nil), rounds...)
+	sort.SliceStable(out, func(i, j int) bool {
+		return out[i].obj.CreationTimestamp.Before(&out[j].obj.CreationTimestamp)
+	})
+	return out
+}
+
+// updateWorkloads tells the capacity model which pods are opportunistic:
+// those selected by the /scale selector of each valid scaler's target.
+func (r *Reconciler) updateWorkloads(rounds []*scalerRound) {
+	var ws []capacity.Workload
+	fingerprint := ""
+	for _, sr := range rounds {
+		if sr.problem != "" || sr.target.Scale.Status.Selector == "" {
+			continue
+		}
+		sel, err := labels.Parse(sr.target.Scale.Status.Selector)
+		if err != nil {
+			sr.problem, sr.message = ReasonInvalidSpec, fmt.Sprintf("target's /scale selector %q: %v", sr.target.Scale.Status.Selector, err)
+			continue
+		}
+		ws = append(ws, capacity.Workload{Key: sr.key, Namespace: sr.obj.Namespace, Selector: sel})
+		fingerprint += sr.key + "=" + sel.String() + ";"
+	}
+	if fingerprint != r.workloads {
+		r.Capacity.SetWorkloads(ws)
+		r.workloads = fingerprint
+	}
+}
+
+// forgetGone drops the history of scalers that no longer exist.
+func (r *Reconciler) forgetGone(rounds []*scalerRound) {
+	live := map[string]bool{}
+	for _, sr := range rounds {
+		live[sr.key] = true
+	}
+	for key := range r.history {
+		if !live[key] {
+			delete(r.history, key)
+		}
+	}
+	r.Metrics.Forget(live)
+}
+
+// report acts on one scaler's decision (or problem): writes /scale when it
+// should, then status, Event, log line and metrics.
+func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Decision) error {
+	s := sr.obj
+	now := metav1.NewTime(r.Clock.Now())
+	status := s.Status.DeepCopy()
+	status.ObservedGeneration = s.Generation
+	if sr.target != nil {
+		status.CurrentReplicas = sr.target.Scale.Spec.Replicas
+		status.Selector = sr.target.Scale.Status.Selector
+	}
+	setCondition(status, ConditionConflicting, sr.warning != "", ReasonHPAScalesTarget, sr.warning, s.Generation)
+	if sr.problem != "" || d == nil {
+		if sr.problem == "" {
+			sr.problem, sr.message = ReasonInvalidSpec, "no decision was made for this scaler"
+		}
+		changed := setCondition(status, ConditionReady, false, sr.problem, sr.message, s.Generation)
+		if changed {
+			r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, sr.problem, "Reconcile", "%s", sr.message)
+			r.Log.Warn("scaler cannot act", "scaler", sr.key, "reason", sr.problem, "message", sr.message)
+		}
+		r.Metrics.Problem(sr.key, sr.problem)
+		return r.writeStatus(ctx, s, status)
+	}
+
+	current := sr.target.Scale.Spec.Replicas
+	status.DesiredReplicas, status.LimitedBy, status.Reason = d.Desired, string(d.Limit), d.Reason
+	status.BudgetReplicas, status.FitReplicas = d.Budget, d.Fit
+	mode := ReasonActive
+	switch {
+	case s.Spec.Paused:
+		mode = ReasonPaused
+	case s.Spec.DryRun:
+		mode = ReasonDryRun
+	}
+	setCondition(status, ConditionReady, true, mode, fmt.Sprintf("%s: %s", mode, d.Reason), s.Generation)
+	r.Metrics.Decision(sr.key, current, d)
+	if d.Desired == current {
+		return r.writeStatus(ctx, s, status)
+	}
+	logArgs := []any{"scaler", sr.key, "target", sr.obj.Spec.ScaleTargetRef.Kind + "/" + sr.obj.Spec.ScaleTargetRef.Name,
+		"from", current, "to", d.Desired, "limitedBy", string(d.Limit), "budget", d.Budget, "fit", d.Fit, "mode", mode, "reason", d.Reason}
+	if mode != ReasonActive {
+		r.Log.Info("decision not applied", logArgs...)
+		return r.writeStatus(ctx, s, status)
+	}
+	sc := sr.target.Scale.DeepCopy()
+	sc.Spec.Replicas = d.Desired
+	if _, err := r.Targets.Scales.Scales(s.Namespace).Update(ctx, sr.target.GroupResource, sc, metav1.UpdateOptions{FieldManager: "opportunist"}); err != nil {
+		if apierrors.IsConflict(err) {
+			return fmt.Errorf("scaling %s: the target changed meanwhile, retrying: %w", sr.key, err)
+		}
+		r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, "ScaleFailed", "Scale", "scaling from %d to %d failed: %v", current, d.Desired, err)
+		return fmt.Errorf("scaling %s from %d to %d: %w", sr.key, current, d.Desired, err)
+	}
+	r.Log.Info("scaled", logArgs...)
+	r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "Scaled", "Scale", "scaled from %d to %d (limited by %s): %s", current, d.Desired, d.Limit, d.Reason)
+	r.Metrics.Scaled(sr.key, current, d.Desired)
+	status.CurrentReplicas, status.LastScaleTime = d.Desired, &now
+	return r.writeStatus(ctx, s, status)
+}
+
+// setCondition sets a condition and reports whether it changed state.
+func setCondition(status *v1alpha1.OpportunisticScalerStatus, typ string, on bool, reason, msg string, gen int64) bool {
+	if typ == ConditionConflicting && !on {
+		return meta.RemoveStatusCondition(&status.Conditions, typ)
+	}
+	st := metav1.ConditionFalse
+	if on {
+		st = metav1.ConditionTrue
+	}
+	if msg == "" {
+		msg = reason
+	}
+	return meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: typ, Status: st, Reason: reason, Message: msg, ObservedGeneration: gen})
+}
+
+// writeStatus writes status only when it changed, so a quiet cluster makes
+// no writes.
+func (r *Reconciler) writeStatus(ctx context.Context, s *v1alpha1.OpportunisticScaler, status *v1alpha1.OpportunisticScalerStatus) error {
+	if equalStatus(&s.Status, status) {
+		return nil
+	}
+	patch := client.MergeFrom(s.DeepCopy())
+	s.Status = *status
+	if err := r.Client.Status().Patch(ctx, s, patch); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("writing status of %s/%s: %w", s.Namespace, s.Name, err)
+	}
+	return nil
+}
+
+func equalStatus(a, b *v1alpha1.OpportunisticScalerStatus) bool {
+	x, y := a.DeepCopy(), b.DeepCopy()
+	for _, s := range []*v1alpha1.OpportunisticScalerStatus{x, y} {
+		for i := range s.Conditions {
+			s.Conditions[i].LastTransitionTime = metav1.Time{}
+		}
+	}
+	return equality(x, y)
+}
+
+// SetupWithManager registers the reconciler: scalers, HPAs and every
+// capacity change trigger a round; a resync bounds the time between rounds.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, changes <-chan struct{}) error {
+	toRound := func(context.Context, client.Object) []reconcile.Request { return []reconcile.Request{RoundRequest} }
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("opportunisticscaler").
+		Watches(&v1alpha1.OpportunisticScaler{}, handlerFor(toRound)).
+		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handlerFor(toRound)).
+		WatchesRawSource(capacitySource(changes)).
+		WithOptions(controllerOptions()).
+		Complete(r)
+}

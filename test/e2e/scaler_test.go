@@ -1,0 +1,306 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	crclient "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/opportunist/opportunist/api/v1alpha1"
+)
+
+// installCRD applies config/crd and waits until the API serves it.
+func installCRD(t *testing.T) crclient.Client {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "config", "crd", "opportunist.io_opportunisticscalers.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.UnmarshalStrict(raw, &crd); err != nil {
+		t.Fatalf("config/crd: %v", err)
+	}
+	ext := apiextensionsclient.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating the CRD: %v", err)
+	}
+	waitFor(t, 30*time.Second, "the OpportunisticScaler CRD to be established", func(ctx context.Context) (bool, error) {
+		got, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	c, err := crclient.New(cfg, crclient.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func int32p(v int32) *int32 { return &v }
+
+// scalerFor returns a scaler of a Deployment with fast scale-up for tests.
+func scalerFor(ns, name, deployment string, min, max int32, headroom map[corev1.ResourceName]v1alpha1.HeadroomValue) *v1alpha1.OpportunisticScaler {
+	return &v1alpha1.OpportunisticScaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.OpportunisticScalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: deployment},
+			MinReplicas:    int32p(min),
+			MaxReplicas:    max,
+			Headroom:       headroom,
+			Behavior:       v1alpha1.Behavior{ScaleUp: &v1alpha1.ScalingRules{StabilizationWindowSeconds: int32p(3)}},
+		},
+	}
+}
+
+func createScaler(t *testing.T, c crclient.Client, s *v1alpha1.OpportunisticScaler) {
+	t.Helper()
+	if err := c.Create(context.Background(), s); err != nil {
+		t.Fatalf("creating OpportunisticScaler %s/%s: %v", s.Namespace, s.Name, err)
+	}
+}
+
+// replicaTrace records every value a Deployment's spec.replicas takes.
+type replicaTrace struct {
+	mu     sync.Mutex
+	values []int32
+	times  []time.Time
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func traceReplicas(t *testing.T, ns, name string) *replicaTrace {
+	tr := &replicaTrace{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(tr.done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tr.stop:
+				return
+			case <-tick.C:
+			}
+			d, err := client.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
+			if err != nil || d.Spec.Replicas == nil {
+				continue
+			}
+			tr.mu.Lock()
+			if n := len(tr.values); n == 0 || tr.values[n-1] != *d.Spec.Replicas {
+				tr.values, tr.times = append(tr.values, *d.Spec.Replicas), append(tr.times, time.Now())
+			}
+			tr.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { close(tr.stop); <-tr.done })
+	return tr
+}
+
+// directionChanges counts the runs of increases and decreases: 15→60→116
+// is one, 116→56→116 is two.
+func (tr *replicaTrace) directionChanges() (int, []int32) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	changes, last := 0, 0
+	for i := 1; i < len(tr.values); i++ {
+		dir := 1
+		if tr.values[i] < tr.values[i-1] {
+			dir = -1
+		}
+		if dir != last {
+			changes++
+			last = dir
+		}
+	}
+	return changes, append([]int32(nil), tr.values...)
+}
+
+func deploymentReplicas(ctx context.Context, ns, name string) (int32, error) {
+	d, err := client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return 0, err
+	}
+	return *d.Spec.Replicas, nil
+}
+
+// waitForReplicas waits until spec.replicas is within ±tolerance of want and
+// stays there for a second; it returns how long it took to get there.
+func waitForReplicas(t *testing.T, timeout time.Duration, ns, name string, want, tolerance int32) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var since time.Time
+	var got int32
+	waitFor(t, timeout, fmt.Sprintf("%s/%s to settle at %d±%d replicas", ns, name, want, tolerance), func(ctx context.Context) (bool, error) {
+		var err error
+		if got, err = deploymentReplicas(ctx, ns, name); err != nil {
+			return false, err
+		}
+		if got < want-tolerance || got > want+tolerance {
+			since = time.Time{}
+			return false, fmt.Errorf("at %d", got)
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		return time.Since(since) >= time.Second, nil
+	})
+	return since.Sub(start)
+}
+
+// seedRun sets up the write-up's run: six nodes, 184 cores; 30 cores of other
+// paid pods; the sample app at 2 x 4 cores; a 1-core worker, min 15, max 150,
+// headroom 30 cores. With priorities, paid pods run above the worker, which
+// runs below them and never preempts.
+func seedRun(t *testing.T, ns string, priorities bool) crclient.Client {
+	requireEmptyCluster(t)
+	c := installCRD(t)
+	seedCluster(t)
+	createNamespace(t, ns)
+	paidClass, workerClass := "", ""
+	if priorities {
+		createPriorityClass(t, "e2e-paid", 1000, true)
+		createPriorityClass(t, "e2e-opportunistic", -10, false)
+		paidClass, workerClass = "e2e-paid", "e2e-opportunistic"
+	}
+	createDeployment(t, ns, "other-services", DeploymentSpec{Replicas: 15, Requests: requests("cpu", "2", "memory", "1Gi"), PriorityClass: paidClass})
+	createDeployment(t, ns, "sample-metrics-app", DeploymentSpec{Replicas: 2, Requests: requests("cpu", "4", "memory", "1Gi"), PriorityClass: paidClass})
+	waitForRunningPods(t, ns, "other-services", 15)
+	waitForRunningPods(t, ns, "sample-metrics-app", 2)
+	createDeployment(t, ns, "worker", DeploymentSpec{Replicas: 15, Requests: requests("cpu", "1", "memory", "64Mi"), PriorityClass: workerClass})
+	createScaler(t, c, scalerFor(ns, "worker", "worker", 15, 150, map[corev1.ResourceName]v1alpha1.HeadroomValue{"cpu": "30"}))
+	return c
+}
+
+// TestSeedRunWithPriorities is the write-up's experiment, with our controller
+// instead of the HPA: it settles, yields and refills without oscillating.
+func TestSeedRunWithPriorities(t *testing.T) {
+	ns := "e2e-seedrun"
+	seedRun(t, ns, true)
+	trace := traceReplicas(t, ns, "worker")
+	o := startOpportunist(t, "--round-interval", "1s")
+
+	took := waitForReplicas(t, 60*time.Second, ns, "worker", 116, 1)
+	t.Logf("phase 1: the worker settled at 116 (184 - 38 paid - 30 headroom) in %s", took.Round(time.Millisecond))
+	o.waitForMetrics(t, 10*time.Second, map[string]float64{"cpu_capacity_remaining": 30000})
+
+	start := time.Now()
+	scaleDeployment(t, ns, "sample-metrics-app", 17)
+	waitForRunningPods(t, ns, "sample-metrics-app", 17)
+	paidRunning := time.Since(start)
+	settled := waitForReplicas(t, 10*time.Second, ns, "worker", 56, 1)
+	t.Logf("phase 2: sample app 2 -> 17: all 17 running after %s; worker at 56 after %s", paidRunning.Round(time.Millisecond), (paidRunning + settled).Round(time.Millisecond))
+	if paidRunning > 10*time.Second {
+		t.Errorf("paid pods took %s to run, want <= 10s", paidRunning)
+	}
+	o.waitForMetrics(t, 10*time.Second, map[string]float64{"cpu_capacity_remaining": 30000})
+
+	scaleDeployment(t, ns, "sample-metrics-app", 2)
+	took = waitForReplicas(t, 30*time.Second, ns, "worker", 116, 1)
+	t.Logf("phase 3: sample app back to 2: worker back at 116 after %s", took.Round(time.Millisecond))
+	o.waitForMetrics(t, 10*time.Second, map[string]float64{"cpu_capacity_remaining": 30000})
+
+	changes, values := trace.directionChanges()
+	t.Logf("worker replica counts seen: %v (%d direction changes)", values, changes)
+	if changes != 3 {
+		t.Errorf("worker changed direction %d times over three phases, want 3 (up, down, up): %v", changes, values)
+	}
+}
+
+// TestSeedRunWithoutPriorities: no PriorityClass, so no preemption. Paid pods
+// wait until the controller yields; the test reports how long.
+func TestSeedRunWithoutPriorities(t *testing.T) {
+	ns := "e2e-seedrun-nopc"
+	seedRun(t, ns, false)
+	startOpportunist(t, "--round-interval", "1s")
+	waitForReplicas(t, 60*time.Second, ns, "worker", 116, 1)
+
+	start := time.Now()
+	scaleDeployment(t, ns, "sample-metrics-app", 17)
+	waitForRunningPods(t, ns, "sample-metrics-app", 17)
+	t.Logf("without priorities, 15 new paid pods all ran %s after the scale (time to yield)", time.Since(start).Round(time.Millisecond))
+	waitForReplicas(t, 10*time.Second, ns, "worker", 56, 1)
+}
+
+// TestFragmentedCluster: 30 free cores, 3 per node, hold no 4-core replica.
+// The scaler must not create pods that cannot be scheduled.
+func TestFragmentedCluster(t *testing.T) {
+	requireEmptyCluster(t)
+	c := installCRD(t)
+	ns := "e2e-fragmented"
+	createNamespace(t, ns)
+	for i := range 10 {
+		createNode(t, fmt.Sprintf("frag-%d", i), NodeShape{CPU: "3", Memory: "8Gi"})
+	}
+	createDeployment(t, ns, "big-worker", DeploymentSpec{Replicas: 0, Requests: requests("cpu", "4")})
+	createScaler(t, c, scalerFor(ns, "big-worker", "big-worker", 0, 10, nil))
+	startOpportunist(t, "--round-interval", "1s")
+	waitFor(t, 20*time.Second, "the scaler to report fit as its limit", func(ctx context.Context) (bool, error) {
+		var s v1alpha1.OpportunisticScaler
+		if err := c.Get(ctx, crclient.ObjectKey{Namespace: ns, Name: "big-worker"}, &s); err != nil {
+			return false, err
+		}
+		return s.Status.LimitedBy == "Fit" && s.Status.DesiredReplicas == 0, fmt.Errorf("status %+v", s.Status)
+	})
+	if got, err := deploymentReplicas(context.Background(), ns, "big-worker"); err != nil || got != 0 {
+		t.Fatalf("big-worker has %d replicas (err %v), want 0: no replica fits", got, err)
+	}
+}
+
+// TestSharingByPriorityAndWeight: three scalers on 20 free cores. The
+// high-priority one takes what it may (its max, 4); the two others share the
+// remaining 16 cores 1:3.
+func TestSharingByPriorityAndWeight(t *testing.T) {
+	requireEmptyCluster(t)
+	c := installCRD(t)
+	ns := "e2e-sharing"
+	createNamespace(t, ns)
+	createNode(t, "share-1", NodeShape{CPU: "10", Memory: "16Gi"})
+	createNode(t, "share-2", NodeShape{CPU: "10", Memory: "16Gi"})
+	for _, name := range []string{"urgent", "small", "large"} {
+		createDeployment(t, ns, name, DeploymentSpec{Replicas: 0, Requests: requests("cpu", "1")})
+	}
+	urgent := scalerFor(ns, "urgent", "urgent", 0, 4, nil)
+	urgent.Spec.Priority = 10
+	small := scalerFor(ns, "small", "small", 0, 100, nil)
+	small.Spec.Weight = 1
+	large := scalerFor(ns, "large", "large", 0, 100, nil)
+	large.Spec.Weight = 3
+	for _, s := range []*v1alpha1.OpportunisticScaler{urgent, small, large} {
+		createScaler(t, c, s)
+	}
+	startOpportunist(t, "--round-interval", "1s")
+	waitForReplicas(t, 30*time.Second, ns, "urgent", 4, 0)
+	waitForReplicas(t, 30*time.Second, ns, "small", 4, 0)
+	waitForReplicas(t, 30*time.Second, ns, "large", 12, 0)
+}
