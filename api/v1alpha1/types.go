@@ -95,7 +95,7 @@ type OpportunisticScalerSpec struct {
 //
 // +kubebuilder:validation:MaxLength=32
 // +kubebuilder:validation:XValidation:rule="isQuantity(self) || self.matches('^[0-9]+([.][0-9]+)?%$')",message="must be a quantity (\"30\", \"64Gi\") or a percent (\"15%\")"
-// +kubebuilder:validation:XValidation:rule="!isQuantity(self) || quantity(self).sign() >= 0",message="must not be negative"
+// +kubebuilder:validation:XValidation:rule="!isQuantity(self) || !quantity(self).isLessThan(quantity('0'))",message="must not be negative"
 // +kubebuilder:validation:XValidation:rule="!self.endsWith('%') || double(self.substring(0, size(self) - 1)) <= 100.0",message="a percent must be at most 100%"
 type HeadroomValue string
 

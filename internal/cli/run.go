@@ -155,6 +155,8 @@ func podNamespace() string {
 }
 
 func (o *runOptions) run(ctx context.Context) error {
+	ctx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
 	log := o.logger()
 	client, cfg, err := o.kube.client(ctx)
 	if err != nil {
@@ -198,21 +200,32 @@ func (o *runOptions) run(ctx context.Context) error {
 		}
 	}()
 
+	var runErr error
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
-		return fmt.Errorf("serving %s: %w", ln.Addr(), err)
+		runErr = fmt.Errorf("serving %s: %w", ln.Addr(), err)
 	case err := <-ctrlDone:
-		if err != nil {
-			return fmt.Errorf("controller: %w", err)
-		}
+		// The manager ends on its own only when something is wrong, e.g. a
+		// lost leader lease: exit, and let the supervisor restart us.
+		runErr, ctrlDone = fmt.Errorf("controller stopped: %v", err), nil
 	}
 	log.Info("shutting down")
+	stopAll()
+	if ctrlDone != nil {
+		// Wait for the manager to release the leader lease, so a standby
+		// takes over at once rather than after the lease expires.
+		select {
+		case <-ctrlDone:
+		case <-time.After(10 * time.Second):
+			log.Warn("controller did not stop within 10s")
+		}
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutting down the HTTP server: %w", err)
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
+		runErr = fmt.Errorf("shutting down the HTTP server: %w", err)
 	}
 	<-runDone
-	return nil
+	return runErr
 }

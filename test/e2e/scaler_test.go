@@ -33,6 +33,7 @@ func installCRD(t *testing.T) crclient.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.QPS, cfg.Burst = 100, 200 // tests poll
 	raw, err := os.ReadFile(filepath.Join(repoRoot, "config", "crd", "opportunist.io_opportunisticscalers.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +271,10 @@ func TestFragmentedCluster(t *testing.T) {
 		if err := c.Get(ctx, crclient.ObjectKey{Namespace: ns, Name: "big-worker"}, &s); err != nil {
 			return false, err
 		}
-		return s.Status.LimitedBy == "Fit" && s.Status.DesiredReplicas == 0, fmt.Errorf("status %+v", s.Status)
+		if s.Status.LimitedBy != "Fit" || s.Status.DesiredReplicas != 0 {
+			return false, fmt.Errorf("status %+v", s.Status)
+		}
+		return true, nil
 	})
 	if got, err := deploymentReplicas(context.Background(), ns, "big-worker"); err != nil || got != 0 {
 		t.Fatalf("big-worker has %d replicas (err %v), want 0: no replica fits", got, err)
