@@ -159,6 +159,16 @@ func (l *Ledger) DeletePod(namespace, name string) {
 	}
 }
 
+// WorkloadOf returns the key of the opportunistic workload owning a known
+// pod, "" for a paid pod, and false for an unknown pod.
+func (l *Ledger) WorkloadOf(namespace, name string) (string, bool) {
+	e, ok := l.pods[namespace+"/"+name]
+	if !ok {
+		return "", false
+	}
+	return e.workload, true
+}
+
 func (l *Ledger) classify(p *Pod) string {
 	for i := range l.workloads {
 		if l.workloads[i].matches(p) {

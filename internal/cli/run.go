@@ -167,9 +167,9 @@ func (o *runOptions) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--listen-address %s: %s", o.ListenAddress, reason(err))
 	}
-	c := cluster.New(client, cluster.Options{Resync: o.Resync, ProbeInterval: o.ProbeInterval})
-
 	reg := prometheus.NewRegistry()
+	c := cluster.New(client, cluster.Options{Resync: o.Resync, ProbeInterval: o.ProbeInterval, PaidPodScheduled: exporter.NewPaidPodWaitObserver(reg)})
+
 	reg.MustRegister(exporter.NewCollector(c), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))

@@ -28,18 +28,23 @@ type Options struct {
 	// Probe checks that the API server answers; nil probes /readyz with the client.
 	Probe func(ctx context.Context) error
 	Clock clock.WithTicker
+	// PaidPodScheduled, when set, is told how long each paid pod waited
+	// between being seen unbound and being bound: the time to yield.
+	PaidPodScheduled func(waited time.Duration)
 }
 
 // Cache is the live capacity view of one cluster.
 type Cache struct {
-	opts     Options
-	factory  informers.SharedInformerFactory
-	nodes    cache.SharedIndexInformer
-	pods     cache.SharedIndexInformer
-	mu       sync.RWMutex
-	ledger   *capacity.Ledger
-	changed  chan struct{}
-	healthMu sync.Mutex
+	opts    Options
+	factory informers.SharedInformerFactory
+	nodes   cache.SharedIndexInformer
+	pods    cache.SharedIndexInformer
+	mu      sync.RWMutex
+	ledger  *capacity.Ledger
+	changed chan struct{}
+	// pendingSince is when each unbound pod was first seen unbound.
+	pendingSince map[string]time.Time
+	healthMu     sync.Mutex
 	// lastFailure is when the API server last failed us (probe or watch), and why.
 	lastFailure time.Time
 	failure     error
@@ -60,7 +65,7 @@ func New(client kubernetes.Interface, opts Options) *Cache {
 			return err
 		}
 	}
-	c := &Cache{opts: opts, ledger: capacity.NewLedger(nil), changed: make(chan struct{}, 1)}
+	c := &Cache{opts: opts, ledger: capacity.NewLedger(nil), changed: make(chan struct{}, 1), pendingSince: map[string]time.Time{}}
 	c.factory = informers.NewSharedInformerFactory(client, opts.Resync)
 	c.nodes = c.factory.Core().V1().Nodes().Informer()
 	c.pods = c.factory.Core().V1().Pods().Informer()
@@ -215,7 +220,27 @@ func (c *Cache) deleteNode(obj any) {
 
 func (c *Cache) upsertPod(obj any) {
 	if p, ok := obj.(*PodObject); ok {
-		c.update(func(l *capacity.Ledger) { l.UpsertPod(p.Model) })
+		c.update(func(l *capacity.Ledger) {
+			l.UpsertPod(p.Model)
+			c.trackPending(l, &p.Model)
+		})
+	}
+}
+
+// trackPending measures how long paid pods wait to be bound.
+func (c *Cache) trackPending(l *capacity.Ledger, p *capacity.Pod) {
+	key := p.Key()
+	since, waiting := c.pendingSince[key]
+	switch {
+	case p.NodeName == "" && !p.Terminal:
+		if !waiting {
+			c.pendingSince[key] = c.opts.Clock.Now()
+		}
+	case waiting:
+		delete(c.pendingSince, key)
+		if workload, _ := l.WorkloadOf(p.Namespace, p.Name); workload == "" && p.NodeName != "" && c.opts.PaidPodScheduled != nil {
+			c.opts.PaidPodScheduled(c.opts.Clock.Since(since))
+		}
 	}
 }
 
@@ -224,6 +249,9 @@ func (c *Cache) deletePod(obj any) {
 		obj = d.Obj
 	}
 	if p, ok := obj.(*PodObject); ok {
-		c.update(func(l *capacity.Ledger) { l.DeletePod(p.Namespace, p.Name) })
+		c.update(func(l *capacity.Ledger) {
+			l.DeletePod(p.Namespace, p.Name)
+			delete(c.pendingSince, p.Namespace+"/"+p.Name)
+		})
 	}
 }

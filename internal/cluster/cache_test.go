@@ -94,6 +94,25 @@ func TestCacheFollowsEvents(t *testing.T) {
 	eventually(t, "node deletion", func() bool { r, _ := c.Report().Resource(corev1.ResourceCPU); return r.Allocatable == 0 })
 }
 
+func TestPaidPodWaitIsMeasured(t *testing.T) {
+	var waits atomic.Int32
+	client := fake.NewClientset(node("a", "32"), pod("waiting", "", "1"))
+	c := New(client, Options{Probe: func(context.Context) error { return nil }, PaidPodScheduled: func(time.Duration) { waits.Add(1) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	if err := c.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if waits.Load() != 0 {
+		t.Fatal("a wait was reported before the pod was bound")
+	}
+	if _, err := client.CoreV1().Pods("default").Update(ctx, pod("waiting", "a", "1"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the paid pod's wait to be reported once bound", func() bool { return waits.Load() == 1 })
+}
+
 func TestReadyFollowsProbe(t *testing.T) {
 	var failing atomic.Bool
 	client := fake.NewClientset()

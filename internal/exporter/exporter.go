@@ -5,6 +5,7 @@ package exporter
 
 import (
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -181,4 +182,18 @@ func baseUnit(name corev1.ResourceName) (resource, unit string, scale float64) {
 		return string(name), "byte", 1
 	}
 	return string(name), "integer", 1 // pods and extended resources are counts
+}
+
+// NewPaidPodWaitObserver registers opportunist_paid_pod_wait_seconds and
+// returns the function that records one paid pod's wait: from first seen
+// unbound to bound. With opportunistic workloads yielding at once, this is
+// the scheduler's latency; its tail is the time to yield.
+func NewPaidPodWaitObserver(reg prometheus.Registerer) func(waited time.Duration) {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "opportunist_paid_pod_wait_seconds",
+		Help:    "Time paid pods waited from being seen unbound to being bound to a node (the time to yield when room had to be given back).",
+		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300},
+	})
+	reg.MustRegister(h)
+	return func(waited time.Duration) { h.Observe(waited.Seconds()) }
 }

@@ -446,6 +446,9 @@ func (o *Opportunist) scrape(ctx context.Context) (map[string]float64, error) {
 	out := map[string]float64{}
 	for name, mf := range families {
 		for _, m := range mf.GetMetric() {
+			if h := m.GetHistogram(); h != nil && len(m.GetLabel()) == 0 {
+				out[name+"_count"], out[name+"_sum"] = float64(h.GetSampleCount()), h.GetSampleSum()
+			}
 			if m.GetGauge() == nil {
 				continue
 			}

@@ -243,14 +243,29 @@ func TestSeedRunWithPriorities(t *testing.T) {
 func TestSeedRunWithoutPriorities(t *testing.T) {
 	ns := "e2e-seedrun-nopc"
 	seedRun(t, ns, false)
-	startOpportunist(t, "--round-interval", "1s")
+	o := startOpportunist(t, "--round-interval", "1s")
 	waitForReplicas(t, 60*time.Second, ns, "worker", 116, 1)
+	before, err := o.scrape(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	start := time.Now()
 	scaleDeployment(t, ns, "sample-metrics-app", 17)
 	waitForRunningPods(t, ns, "sample-metrics-app", 17)
 	t.Logf("without priorities, 15 new paid pods all ran %s after the scale (time to yield)", time.Since(start).Round(time.Millisecond))
 	waitForReplicas(t, 10*time.Second, ns, "worker", 56, 1)
+
+	after, err := o.scrape(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wait = "opportunist_paid_pod_wait_seconds"
+	n, sum := after[wait+"_count"]-before[wait+"_count"], after[wait+"_sum"]-before[wait+"_sum"]
+	if n < 15 {
+		t.Fatalf("%s counted %v paid pods scheduled, want at least the 15 new ones", wait, n)
+	}
+	t.Logf("%s: %v paid pods waited %.3fs on average", wait, n, sum/n)
 }
 
 // TestFragmentedCluster: 30 free cores, 3 per node, hold no 4-core replica.
@@ -307,4 +322,79 @@ func TestSharingByPriorityAndWeight(t *testing.T) {
 	waitForReplicas(t, 30*time.Second, ns, "urgent", 4, 0)
 	waitForReplicas(t, 30*time.Second, ns, "small", 4, 0)
 	waitForReplicas(t, 30*time.Second, ns, "large", 12, 0)
+}
+
+// TestScalerProblems: scalers that cannot act get a Ready=False condition
+// naming why and write nothing; an HPA on the same target is flagged.
+func TestScalerProblems(t *testing.T) {
+	requireEmptyCluster(t)
+	c := installCRD(t)
+	ns := "e2e-problems"
+	createNamespace(t, ns)
+	createNode(t, "problems-1", NodeShape{CPU: "16", Memory: "16Gi"})
+	createDeployment(t, ns, "no-requests", DeploymentSpec{Replicas: 2})
+	createDeployment(t, ns, "shared", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "1")})
+	createDeployment(t, ns, "with-hpa", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "1")})
+	if _, err := client.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "not-scalable"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "with-hpa"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "with-hpa"},
+			MinReplicas:    int32p(1), MaxReplicas: 1,
+			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+				Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: int32p(50)}}}},
+		},
+	}
+	if _, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	missing := scalerFor(ns, "missing", "does-not-exist", 0, 5, nil)
+	noRequests := scalerFor(ns, "no-requests", "no-requests", 0, 5, nil)
+	noScale := scalerFor(ns, "no-scale", "not-scalable", 0, 5, nil)
+	noScale.Spec.ScaleTargetRef = autoscalingv2.CrossVersionObjectReference{APIVersion: "v1", Kind: "ConfigMap", Name: "not-scalable"}
+	first := scalerFor(ns, "first", "shared", 0, 3, nil)
+	second := scalerFor(ns, "second", "shared", 0, 5, nil)
+	withHPA := scalerFor(ns, "with-hpa", "with-hpa", 0, 2, nil)
+	for _, s := range []*v1alpha1.OpportunisticScaler{missing, noRequests, noScale, first, withHPA} {
+		createScaler(t, c, s)
+	}
+	time.Sleep(1100 * time.Millisecond) // creation timestamps have second resolution: "first" is older
+	createScaler(t, c, second)
+	startOpportunist(t, "--round-interval", "1s")
+
+	condition := func(name, typ string) (metav1.Condition, error) {
+		var s v1alpha1.OpportunisticScaler
+		if err := c.Get(context.Background(), crclient.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
+			return metav1.Condition{}, err
+		}
+		for _, cond := range s.Status.Conditions {
+			if cond.Type == typ {
+				return cond, nil
+			}
+		}
+		return metav1.Condition{}, fmt.Errorf("no %s condition yet: %+v", typ, s.Status)
+	}
+	for name, reason := range map[string]string{"missing": "TargetNotFound", "no-requests": "NoResourceRequests", "no-scale": "NoScaleSubresource", "second": "DuplicateTarget"} {
+		waitFor(t, 20*time.Second, name+" to report "+reason, func(ctx context.Context) (bool, error) {
+			cond, err := condition(name, "Ready")
+			if err != nil {
+				return false, err
+			}
+			if cond.Status != metav1.ConditionFalse || cond.Reason != reason {
+				return false, fmt.Errorf("Ready=%s reason %s: %s", cond.Status, cond.Reason, cond.Message)
+			}
+			return true, nil
+		})
+	}
+	waitFor(t, 20*time.Second, "with-hpa to be flagged as conflicting with its HPA", func(ctx context.Context) (bool, error) {
+		cond, err := condition("with-hpa", "Conflicting")
+		return err == nil && cond.Status == metav1.ConditionTrue && cond.Reason == "HPAScalesTarget", err
+	})
+	// "first" owns the shared target and fills it to its max; nothing else was written.
+	waitForReplicas(t, 20*time.Second, ns, "shared", 3, 0)
+	if got, _ := deploymentReplicas(context.Background(), ns, "no-requests"); got != 2 {
+		t.Errorf("no-requests was scaled to %d; a scaler that cannot act must not write", got)
+	}
 }
