@@ -398,3 +398,52 @@ func TestScalerProblems(t *testing.T) {
 		t.Errorf("no-requests was scaled to %d; a scaler that cannot act must not write", got)
 	}
 }
+
+// TestPausedAndDryRun: both compute and report, neither writes; unpausing
+// applies the decision.
+func TestPausedAndDryRun(t *testing.T) {
+	requireEmptyCluster(t)
+	c := installCRD(t)
+	ns := "e2e-paused"
+	createNamespace(t, ns)
+	createNode(t, "paused-1", NodeShape{CPU: "16", Memory: "16Gi"})
+	createDeployment(t, ns, "paused", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "1")})
+	createDeployment(t, ns, "dry", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "1")})
+	paused := scalerFor(ns, "paused", "paused", 0, 5, nil)
+	paused.Spec.Paused = true
+	dry := scalerFor(ns, "dry", "dry", 0, 5, nil)
+	dry.Spec.DryRun = true
+	createScaler(t, c, paused)
+	createScaler(t, c, dry)
+	startOpportunist(t, "--round-interval", "1s")
+
+	for name, reason := range map[string]string{"paused": "Paused", "dry": "DryRun"} {
+		waitFor(t, 20*time.Second, name+" to report desired 5 in mode "+reason, func(ctx context.Context) (bool, error) {
+			var s v1alpha1.OpportunisticScaler
+			if err := c.Get(ctx, crclient.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
+				return false, err
+			}
+			for _, cond := range s.Status.Conditions {
+				if cond.Type == "Ready" && cond.Reason == reason && s.Status.DesiredReplicas == 5 {
+					return true, nil
+				}
+			}
+			return false, fmt.Errorf("status %+v", s.Status)
+		})
+	}
+	time.Sleep(2 * time.Second) // two more rounds
+	for _, name := range []string{"paused", "dry"} {
+		if got, err := deploymentReplicas(context.Background(), ns, name); err != nil || got != 1 {
+			t.Errorf("%s scaled to %d (err %v); it must not be written", name, got, err)
+		}
+	}
+	var s v1alpha1.OpportunisticScaler
+	if err := c.Get(context.Background(), crclient.ObjectKey{Namespace: ns, Name: "paused"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Spec.Paused = false
+	if err := c.Update(context.Background(), &s); err != nil {
+		t.Fatal(err)
+	}
+	waitForReplicas(t, 20*time.Second, ns, "paused", 5, 0)
+}
