@@ -35,7 +35,7 @@ func crdInstalled(client kubernetes.Interface) (bool, error) {
 // startController builds the manager (leader election, scaler and HPA
 // caches) and the reconciler, and runs it until ctx ends. Only the leader
 // writes; every replica serves metrics.
-func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, capacity *cluster.Cache, reg prometheus.Registerer, log *slog.Logger) (<-chan error, error) {
+func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, capacity *cluster.Cache, decisions *controller.DecisionStore, reg prometheus.Registerer, log *slog.Logger) (<-chan error, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -65,14 +65,15 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 		return nil, err
 	}
 	r := &controller.Reconciler{
-		Client:   mgr.GetClient(),
-		Targets:  &controller.TargetReader{Mapper: mgr.GetRESTMapper(), Scales: scales, Dynamic: dyn, Kube: kube},
-		Capacity: capacity,
-		Recorder: mgr.GetEventRecorder("opportunist"),
-		Log:      log,
-		Clock:    clock.RealClock{},
-		Resync:   o.RoundInterval,
-		Metrics:  controller.NewMetrics(reg),
+		Client:    mgr.GetClient(),
+		Targets:   &controller.TargetReader{Mapper: mgr.GetRESTMapper(), Scales: scales, Dynamic: dyn, Kube: kube},
+		Capacity:  capacity,
+		Recorder:  mgr.GetEventRecorder("opportunist"),
+		Log:       log,
+		Clock:     clock.RealClock{},
+		Resync:    o.RoundInterval,
+		Metrics:   controller.NewMetrics(reg),
+		Decisions: decisions,
 	}
 	if err := r.SetupWithManager(mgr, capacity.Changes()); err != nil {
 		return nil, fmt.Errorf("setting up the reconciler: %w", err)

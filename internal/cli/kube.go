@@ -54,6 +54,21 @@ func unwrapPathError(err error) error {
 	return err
 }
 
+// kubeconfigPath is the kubeconfig file in use: the flag, else the first of
+// $KUBECONFIG, else ~/.kube/config when it exists, else "" (in-cluster).
+func (o *kubeOptions) kubeconfigPath() string {
+	if o.Kubeconfig != "" {
+		return o.Kubeconfig
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	for _, p := range rules.Precedence {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
 // restConfig loads the client configuration, with errors a user can act on.
 func (o *kubeOptions) restConfig() (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()

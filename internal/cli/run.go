@@ -22,10 +22,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/cluster"
+	"github.com/opportunist/opportunist/internal/controller"
 	"github.com/opportunist/opportunist/internal/exporter"
+	"github.com/opportunist/opportunist/internal/metricsapi"
 	"github.com/opportunist/opportunist/internal/version"
 )
 
@@ -41,18 +44,23 @@ type runOptions struct {
 	LeaderElect             bool
 	LeaderElectionNamespace string
 	RoundInterval           time.Duration
+	// MetricsAPI serves custom.metrics.k8s.io and external.metrics.k8s.io.
+	MetricsAPI     metricsapi.ServerOptions
+	MetricsService string
 }
 
 func defaultRunOptions() *runOptions {
 	return &runOptions{
-		kube:          defaultKubeOptions(),
-		ListenAddress: ":8080",
-		ProbeInterval: time.Second,
-		LogFormat:     "text",
-		LogLevel:      "info",
-		Controller:    true,
-		LeaderElect:   true,
-		RoundInterval: 5 * time.Second,
+		kube:           defaultKubeOptions(),
+		ListenAddress:  ":8080",
+		ProbeInterval:  time.Second,
+		LogFormat:      "text",
+		LogLevel:       "info",
+		Controller:     true,
+		LeaderElect:    true,
+		RoundInterval:  5 * time.Second,
+		MetricsAPI:     metricsapi.ServerOptions{BindAddress: "0.0.0.0"},
+		MetricsService: "cluster-metrics",
 	}
 }
 
@@ -67,6 +75,12 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one leader among replicas; only the leader writes")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election Lease (default: the pod's namespace in a cluster, else default)")
 	fs.DurationVar(&o.RoundInterval, "round-interval", o.RoundInterval, "longest time between two rounds of the control law when nothing changes")
+	fs.IntVar(&o.MetricsAPI.SecurePort, "metrics-api-port", o.MetricsAPI.SecurePort, "HTTPS port serving custom.metrics.k8s.io and external.metrics.k8s.io to the API server's aggregator (0: off)")
+	fs.StringVar(&o.MetricsAPI.BindAddress, "metrics-api-bind-address", o.MetricsAPI.BindAddress, "IP address the metrics APIs listen on")
+	fs.StringVar(&o.MetricsAPI.CertFile, "metrics-api-tls-cert-file", o.MetricsAPI.CertFile, "serving certificate of the metrics APIs (default: self-signed, generated)")
+	fs.StringVar(&o.MetricsAPI.KeyFile, "metrics-api-tls-private-key-file", o.MetricsAPI.KeyFile, "private key of --metrics-api-tls-cert-file")
+	fs.StringVar(&o.MetricsAPI.CertDir, "metrics-api-cert-dir", o.MetricsAPI.CertDir, "where the self-signed certificate is written (default: a temporary directory)")
+	fs.StringVar(&o.MetricsService, "metrics-service", o.MetricsService, "Service name on which the cluster-wide metrics are served as Object metrics (the write-up's HPA names cluster-metrics)")
 }
 
 // Validate returns every problem with the flags at once.
@@ -77,6 +91,18 @@ func (o *runOptions) Validate() []error {
 	}
 	if o.ProbeInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--probe-interval must be positive, got %s", o.ProbeInterval))
+	}
+	if o.MetricsAPI.SecurePort < 0 || o.MetricsAPI.SecurePort > 65535 {
+		errs = append(errs, fmt.Errorf("--metrics-api-port must be 0 (off) or a port, got %d", o.MetricsAPI.SecurePort))
+	}
+	if net.ParseIP(o.MetricsAPI.BindAddress) == nil {
+		errs = append(errs, fmt.Errorf("--metrics-api-bind-address %q is not an IP address", o.MetricsAPI.BindAddress))
+	}
+	if (o.MetricsAPI.CertFile == "") != (o.MetricsAPI.KeyFile == "") {
+		errs = append(errs, errors.New("--metrics-api-tls-cert-file and --metrics-api-tls-private-key-file go together"))
+	}
+	if o.MetricsService == "" {
+		errs = append(errs, errors.New("--metrics-service must not be empty"))
 	}
 	if o.RoundInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--round-interval must be positive, got %s", o.RoundInterval))
@@ -128,7 +154,33 @@ func (o *runOptions) logger() *slog.Logger {
 
 // maybeStartController starts the controller when asked and possible; the
 // returned channel (nil when not started) reports its end.
-func (o *runOptions) maybeStartController(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, c *cluster.Cache, reg prometheus.Registerer, log *slog.Logger) (<-chan error, error) {
+// maybeServeMetricsAPI serves the metrics APIs when --metrics-api-port is
+// set; the returned channel (nil when off) reports its end.
+func (o *runOptions) maybeServeMetricsAPI(ctx context.Context, c *cluster.Cache, decisions *controller.DecisionStore, controllerRuns bool, log *slog.Logger) <-chan error {
+	if o.MetricsAPI.SecurePort == 0 {
+		return nil
+	}
+	p := &metricsapi.Provider{Capacity: c, Service: o.MetricsService, Clock: clock.RealClock{}}
+	if controllerRuns {
+		p.Decisions = decisions
+	}
+	opts := o.MetricsAPI
+	if opts.Kubeconfig == "" {
+		opts.Kubeconfig = o.kube.kubeconfigPath()
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := metricsapi.Run(ctx, opts, p)
+		if err != nil {
+			log.Error("metrics API stopped", "err", err)
+		}
+		done <- err
+	}()
+	log.Info("serving custom.metrics.k8s.io and external.metrics.k8s.io", "port", opts.SecurePort)
+	return done
+}
+
+func (o *runOptions) maybeStartController(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, c *cluster.Cache, decisions *controller.DecisionStore, reg prometheus.Registerer, log *slog.Logger) (<-chan error, error) {
 	if !o.Controller {
 		return nil, nil
 	}
@@ -143,7 +195,7 @@ func (o *runOptions) maybeStartController(ctx context.Context, cfg *rest.Config,
 	if o.LeaderElectionNamespace == "" {
 		o.LeaderElectionNamespace = podNamespace()
 	}
-	return o.startController(ctx, cfg, client, c, reg, log)
+	return o.startController(ctx, cfg, client, c, decisions, reg, log)
 }
 
 // podNamespace is the namespace of the pod we run in, else "default".
@@ -187,10 +239,12 @@ func (o *runOptions) run(ctx context.Context) error {
 
 	runDone := make(chan struct{})
 	go func() { c.Run(ctx); close(runDone) }()
-	ctrlDone, err := o.maybeStartController(ctx, cfg, client, c, reg, log)
+	decisions := controller.NewDecisionStore()
+	ctrlDone, err := o.maybeStartController(ctx, cfg, client, c, decisions, reg, log)
 	if err != nil {
 		return err
 	}
+	apiDone := o.maybeServeMetricsAPI(ctx, c, decisions, ctrlDone != nil, log)
 	log.Info("started", "version", version.Get().Version, "apiServer", cfg.Host, "listen", ln.Addr().String())
 	go func() {
 		if err := c.WaitForSync(ctx); err == nil {
@@ -205,6 +259,8 @@ func (o *runOptions) run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		runErr = fmt.Errorf("serving %s: %w", ln.Addr(), err)
+	case err := <-apiDone:
+		runErr, apiDone = err, nil
 	case err := <-ctrlDone:
 		// The manager ends on its own only when something is wrong, e.g. a
 		// lost leader lease: exit, and let the supervisor restart us.
@@ -220,6 +276,9 @@ func (o *runOptions) run(ctx context.Context) error {
 		case <-time.After(10 * time.Second):
 			log.Warn("controller did not stop within 10s")
 		}
+	}
+	if apiDone != nil {
+		<-apiDone
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -68,6 +68,8 @@ type Reconciler struct {
 	// time-based stabilisation windows expire without an event.
 	Resync  time.Duration
 	Metrics *Metrics
+	// Decisions, when set, receives each round's desired counts.
+	Decisions *DecisionStore
 
 	history   map[string]control.History
 	workloads string // fingerprint of the last SetWorkloads
@@ -136,10 +138,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	cluster := control.Cluster{Rooms: r.Capacity.Rooms(), Pending: r.Capacity.Pending()}
 	decisions := control.Decide(r.Clock.Now(), cluster, inputs)
 	byKey := map[string]*control.Decision{}
+	desired := map[string]int32{}
 	for i := range decisions {
 		byKey[decisions[i].Key] = &decisions[i]
 		r.history[decisions[i].Key] = decisions[i].History
+		desired[decisions[i].Key] = decisions[i].Desired
 	}
+	r.Decisions.replace(desired)
 	var errs []error
 	for _, sr := range rounds {
 		if err := r.report(ctx, sr, byKey[sr.key]); err != nil {

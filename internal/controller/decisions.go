@@ -1,0 +1,46 @@
+package controller
+
+import (
+	"sort"
+	"sync"
+)
+
+// DecisionStore holds the last desired count of each scaler, for readers
+// outside the reconciler (the external metrics API).
+type DecisionStore struct {
+	mu      sync.RWMutex
+	desired map[string]int32
+}
+
+// NewDecisionStore returns an empty store.
+func NewDecisionStore() *DecisionStore { return &DecisionStore{desired: map[string]int32{}} }
+
+// Desired returns the last desired count of a scaler ("namespace/name").
+func (s *DecisionStore) Desired(key string) (int32, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok := s.desired[key]
+	return v, ok
+}
+
+// Keys returns the scalers with a decision, sorted.
+func (s *DecisionStore) Keys() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := make([]string, 0, len(s.desired))
+	for k := range s.desired {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// replace sets the decisions of a round; scalers without one are dropped.
+func (s *DecisionStore) replace(desired map[string]int32) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.desired = desired
+}
