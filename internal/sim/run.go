@@ -1,0 +1,311 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Options select what a run simulates.
+type Options struct {
+	// Seed draws the scenario's noise and bursts: the same seed gives the
+	// same result.
+	Seed uint64
+	// Strategies to report, in order (default: all). The oracle always
+	// runs: harvest is measured against it.
+	Strategies []string
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Scenario string   `json:"scenario"`
+	Results  []Result `json:"results"`
+	// LoadChanges counts the instants at which the paid load or the nodes
+	// changed: the yardstick for direction changes.
+	LoadChanges int `json:"-"`
+	// Series holds each strategy's requests over time, for plots.
+	Series []Series `json:"-"`
+	// Duration is the simulated time.
+	Duration time.Duration `json:"-"`
+}
+
+// Result is one strategy's outcome. Core-hours count CPU requests.
+type Result struct {
+	Strategy string `json:"strategy"`
+	// HarvestCoreHours: requests of Ready, non-terminating opportunistic pods over time.
+	HarvestCoreHours float64 `json:"harvest_core_hours"`
+	OracleCoreHours  float64 `json:"oracle_core_hours"`
+	HarvestRatio     float64 `json:"harvest_ratio"`
+	// MeanUtilization: requests of bound pods over allocatable, averaged over time.
+	MeanUtilization float64 `json:"mean_utilization"`
+	// OvershootCoreHours: harvest beyond allocatable - headroom - paid demand
+	// (paid pods bound or waiting), i.e. harvest that ate into the headroom.
+	OvershootCoreHours float64 `json:"overshoot_core_hours"`
+	// PaidPendingPodSeconds: seconds paid pods spent unbound (their start-up
+	// delay runs from binding, so all of it is waiting beyond it).
+	PaidPendingPodSeconds float64 `json:"paid_pending_pod_seconds"`
+	// ScaleEvents: writes of the opportunistic workloads' replica counts.
+	ScaleEvents int `json:"scale_events"`
+	// DirectionChanges: writes that reversed the direction of the previous one.
+	DirectionChanges int `json:"direction_changes"`
+}
+
+// Series is a strategy's CPU requests over time, in cores, sampled evenly.
+type Series struct {
+	Strategy string
+	Points   []Point
+}
+
+// Point averages one sample interval.
+type Point struct {
+	At            time.Duration // start of the interval
+	Paid          float64       // paid pods bound
+	Opportunistic float64       // opportunistic pods bound (virtual for the oracle)
+	Allocatable   float64
+	Target        float64 // allocatable - headroom: the fill line
+}
+
+// maxPoints bounds a series.
+const maxPoints = 1500
+
+// Run simulates the scenario under each strategy. Strategies run in
+// parallel, each on its own copy of the cluster; the result does not
+// depend on it.
+func Run(sc *Scenario, opts Options) (*Report, error) {
+	names := opts.Strategies
+	if len(names) == 0 {
+		names = Strategies()
+	}
+	for i, n := range names {
+		if !slices.Contains(Strategies(), n) {
+			return nil, fmt.Errorf("unknown strategy %q (known: %v)", n, Strategies())
+		}
+		if slices.Index(names, n) != i {
+			return nil, fmt.Errorf("strategy %q is listed twice", n)
+		}
+	}
+	load := loadEvents(sc, opts.Seed)
+	run := names
+	if !slices.Contains(run, Oracle) {
+		run = append(slices.Clone(run), Oracle)
+	}
+	outs := make([]outcome, len(run))
+	var wg sync.WaitGroup
+	for i, name := range run {
+		wg.Go(func() { outs[i] = simulate(sc, name, load, false) })
+	}
+	wg.Wait()
+	var oracleHours float64
+	for _, o := range outs {
+		if o.err != nil {
+			return nil, o.err
+		}
+		if o.result.Strategy == Oracle {
+			oracleHours = o.result.HarvestCoreHours
+		}
+	}
+	rep := &Report{Scenario: sc.Name, LoadChanges: load.changes, Duration: sc.Duration}
+	for i := range names {
+		r := outs[i].result
+		r.OracleCoreHours = oracleHours
+		if oracleHours > 0 {
+			r.HarvestRatio = r.HarvestCoreHours / oracleHours
+		}
+		rep.Results = append(rep.Results, r.rounded())
+		rep.Series = append(rep.Series, outs[i].series)
+	}
+	return rep, nil
+}
+
+func (r Result) rounded() Result {
+	round := func(v float64, digits int) float64 {
+		p := math.Pow10(digits)
+		return math.Round(v*p) / p
+	}
+	r.HarvestCoreHours = round(r.HarvestCoreHours, 3)
+	r.OracleCoreHours = round(r.OracleCoreHours, 3)
+	r.HarvestRatio = round(r.HarvestRatio, 4)
+	r.MeanUtilization = round(r.MeanUtilization, 4)
+	r.OvershootCoreHours = round(r.OvershootCoreHours, 3)
+	r.PaidPendingPodSeconds = round(r.PaidPendingPodSeconds, 1)
+	return r
+}
+
+// events is the scenario's timeline: paid replica counts and node events,
+// in time order.
+type events struct {
+	list    []event
+	changes int
+}
+
+type event struct {
+	at       time.Duration
+	paid     int // index of the paid workload, or -1 for a node event
+	replicas int32
+	node     *NodeEvent
+}
+
+func loadEvents(sc *Scenario, seed uint64) events {
+	var out events
+	for i := range sc.Paid {
+		for _, st := range sc.Paid[i].Load.schedule(sc.Paid[i].Name, sc.Duration, seed) {
+			out.list = append(out.list, event{at: st.At, paid: i, replicas: st.Replicas})
+		}
+	}
+	for i := range sc.NodeEvents {
+		if e := &sc.NodeEvents[i]; e.At < sc.Duration {
+			out.list = append(out.list, event{at: e.At, paid: -1, node: e})
+		}
+	}
+	slices.SortStableFunc(out.list, func(a, b event) int { return int(a.at - b.at) })
+	var last time.Duration
+	for _, e := range out.list {
+		if e.at > 0 && e.at != last {
+			out.changes++
+			last = e.at
+		}
+	}
+	return out
+}
+
+type outcome struct {
+	result Result
+	series Series
+	err    error
+}
+
+// accounting integrates a world's measures over time.
+type accounting struct {
+	harvest, overshoot float64 // milli-core seconds
+	utilization        float64 // fraction x seconds
+	pending            float64 // pod seconds
+	seconds            float64
+
+	every  time.Duration
+	bucket Point
+	n      float64
+	series []Point
+}
+
+func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome {
+	w := newWorld(sc, name == Oracle)
+	strat, err := newStrategy(name, sc, w)
+	if err != nil {
+		return outcome{err: err}
+	}
+	if o, ok := strat.(*opportunist); ok {
+		o.resyncAlways = resyncAlways
+	}
+	if h, ok := strat.(*hpaAverageValue); ok {
+		h.ctl.resyncAlways = resyncAlways
+	}
+	acc := &accounting{every: max(sc.Step, (sc.Duration/maxPoints+sc.Step-1)/sc.Step*sc.Step)}
+	next := 0
+	apply := func() {
+		for ; next < len(load.list) && load.list[next].at <= w.now; next++ {
+			e := load.list[next]
+			if e.paid >= 0 {
+				w.paid[e.paid].replicas = e.replicas
+				continue
+			}
+			changed := 0 // the first Count nodes of the group not yet in that state change
+			for _, i := range w.groups[e.node.Group] {
+				if changed < e.node.Count && w.nodes[i].spec.Ready == e.node.Down {
+					w.setNode(i, !e.node.Down)
+					changed++
+				}
+			}
+		}
+	}
+	// The cluster at time zero has run for a while: its pods are placed and Ready.
+	apply()
+	w.reconcileSets()
+	w.schedulePending()
+	for len(w.timers) > 0 {
+		w.now = w.timers[0].at
+		w.fireTimers()
+	}
+	w.now = 0
+
+	oracle := name == Oracle
+	for w.now = 0; w.now < sc.Duration; w.now += sc.Step {
+		apply()
+		w.fireTimers()
+		if !oracle {
+			strat.act(w)
+		}
+		w.reconcileSets()
+		w.schedulePending()
+		if oracle {
+			strat.act(w)
+		}
+		acc.add(w, min(sc.Step, sc.Duration-w.now))
+	}
+	acc.flush()
+	r := Result{Strategy: name}
+	const milliCoreSecondsPerCoreHour = 1000 * 3600
+	r.HarvestCoreHours = acc.harvest / milliCoreSecondsPerCoreHour
+	r.OvershootCoreHours = acc.overshoot / milliCoreSecondsPerCoreHour
+	r.PaidPendingPodSeconds = acc.pending
+	if acc.seconds > 0 {
+		r.MeanUtilization = acc.utilization / acc.seconds
+	}
+	for _, rs := range w.opp {
+		r.ScaleEvents += rs.scales
+		r.DirectionChanges += rs.directionChanges
+	}
+	return outcome{result: r, series: Series{Strategy: name, Points: acc.series}}
+}
+
+// add accounts one step of dt.
+func (a *accounting) add(w *world, dt time.Duration) {
+	secs := dt.Seconds()
+	harvest, bound := w.readyOppCPU, w.boundOppCPU
+	if w.virtualOpp {
+		harvest = 0
+		for _, rs := range w.opp {
+			harvest += int64(rs.replicas) * rs.cpu
+		}
+		bound = harvest
+	}
+	var headroom int64
+	for i := range w.sc.Opportunistic {
+		headroom = max(headroom, w.sc.Opportunistic[i].cpuHeadroom(w.allocCPU))
+	}
+	allowed := w.allocCPU - headroom - w.paidDemand
+	over := min(max(harvest-allowed, 0), harvest)
+	a.harvest += float64(harvest) * secs
+	a.overshoot += float64(over) * secs
+	a.pending += float64(w.pendingPaid) * secs
+	a.seconds += secs
+	if w.allocCPU > 0 {
+		a.utilization += float64(w.boundPaidCPU+bound) / float64(w.allocCPU) * secs
+	}
+
+	if a.n == 0 {
+		a.bucket = Point{At: w.now}
+	}
+	a.bucket.Paid += float64(w.boundPaidCPU) / 1000
+	a.bucket.Opportunistic += float64(bound) / 1000
+	a.bucket.Allocatable += float64(w.allocCPU) / 1000
+	a.bucket.Target += float64(w.allocCPU-headroom) / 1000
+	a.n++
+	if w.now+dt-a.bucket.At >= a.every {
+		a.flush()
+	}
+}
+
+func (a *accounting) flush() {
+	if a.n == 0 {
+		return
+	}
+	p := a.bucket
+	p.Paid /= a.n
+	p.Opportunistic /= a.n
+	p.Allocatable /= a.n
+	p.Target /= a.n
+	a.series = append(a.series, p)
+	a.n = 0
+}

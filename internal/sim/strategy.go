@@ -1,0 +1,266 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/opportunist/opportunist/internal/control"
+)
+
+// Strategy names.
+const (
+	Opportunist     = "opportunist"
+	HPASeed         = "hpa-seed"
+	HPAAverageValue = "hpa-averagevalue"
+	Oracle          = "oracle"
+)
+
+// Strategies lists every strategy, in report order.
+func Strategies() []string { return []string{Opportunist, HPASeed, HPAAverageValue, Oracle} }
+
+// strategy scales the opportunistic ReplicaSets of a world. act runs once a
+// step, after the scenario's events, before the ReplicaSet controller (the
+// oracle's, after the scheduler: it has no latency).
+type strategy interface {
+	act(w *world)
+}
+
+func newStrategy(name string, sc *Scenario, w *world) (strategy, error) {
+	switch name {
+	case Opportunist:
+		return newOpportunist(sc, w, false), nil
+	case HPASeed:
+		s := &hpaSeed{}
+		for i := range sc.Opportunistic {
+			o := &sc.Opportunistic[i]
+			target := o.cpuHeadroom(w.allocCPU)
+			if target <= 0 {
+				return nil, fmt.Errorf("strategy %s: opportunistic workload %s keeps no CPU headroom, and the seed's HPA targets the remaining CPU at the headroom", HPASeed, o.Name)
+			}
+			s.targets = append(s.targets, target)
+			s.hpas = append(s.hpas, newHPA(sc.HPASeed, o.MinReplicas, o.MaxReplicas))
+			w.opp[i].replicas = max(w.opp[i].replicas, s.hpas[i].min)
+		}
+		s.sync = sc.HPASeed.SyncPeriod
+		return s, nil
+	case HPAAverageValue:
+		s := &hpaAverageValue{ctl: newOpportunist(sc, w, true), sync: sc.HPAAverageValue.SyncPeriod}
+		for i := range sc.Opportunistic {
+			o := &sc.Opportunistic[i]
+			s.hpas = append(s.hpas, newHPA(sc.HPAAverageValue, o.MinReplicas, o.MaxReplicas))
+			w.opp[i].replicas = max(w.opp[i].replicas, s.hpas[i].min) // an HPA does nothing to a target at 0
+		}
+		return s, nil
+	case Oracle:
+		return &oracle{}, nil
+	}
+	return nil, fmt.Errorf("unknown strategy %q", name)
+}
+
+// epoch is the simulation's time zero for the control law, which takes
+// wall-clock instants.
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// opportunist is the OpportunisticScaler controller (internal/controller):
+// one round of control.Decide over every scaler, fed from the capacity
+// ledger (Rooms, Pending, and the Report's bound pods per workload) with the
+// History of the previous round, on every change of the cluster and at
+// least every RoundInterval. It writes the desired counts, or only publishes
+// them (dry run: opportunist_desired_replicas for hpa-averagevalue).
+type opportunist struct {
+	sc      *Scenario
+	dryRun  bool
+	history map[string]control.History
+	desired []int32 // last decision, by opportunistic workload
+
+	ran       bool
+	seen      uint64  // world.version at the last round
+	currents  []int32 // replicas at the last round
+	lastRound time.Duration
+	// settled: at the last round every scaler had Desired and Recommended
+	// equal to its current count. A resync round would then decide the same
+	// (the law is a pure function, and time matters to it only through
+	// stabilisation, which holds nothing then), so it is skipped, and its
+	// trace in the history (LastTime) is put back before the next round.
+	settled bool
+	// resyncAlways runs every resync round (tests check skipping changes nothing).
+	resyncAlways bool
+}
+
+func newOpportunist(sc *Scenario, w *world, dryRun bool) *opportunist {
+	return &opportunist{sc: sc, dryRun: dryRun, history: map[string]control.History{},
+		desired: make([]int32, len(w.opp)), currents: make([]int32, len(w.opp))}
+}
+
+func (o *opportunist) act(w *world) {
+	changed := !o.ran || w.version != o.seen
+	for i, rs := range w.opp {
+		changed = changed || rs.replicas != o.currents[i]
+	}
+	if !changed && (w.now-o.lastRound < o.sc.RoundInterval || o.settled && !o.resyncAlways) {
+		return
+	}
+	if o.ran && o.settled && !o.resyncAlways {
+		o.replaySkippedResyncs(w.now)
+	}
+	o.round(w)
+}
+
+// replaySkippedResyncs sets LastTime to the last resync round that would
+// have run before now, on the step grid.
+func (o *opportunist) replaySkippedResyncs(now time.Duration) {
+	step := o.sc.Step
+	last := o.lastRound
+	for {
+		next := (last + o.sc.RoundInterval + step - 1) / step * step
+		if next >= now {
+			break
+		}
+		last = next
+	}
+	if last == o.lastRound {
+		return
+	}
+	for k, h := range o.history {
+		h.LastTime = epoch.Add(last)
+		o.history[k] = h
+	}
+}
+
+func (o *opportunist) round(w *world) {
+	usage := map[string]int32{}
+	for _, u := range w.ledger.Report().Workloads {
+		usage[u.Key] = int32(u.Pods)
+	}
+	scalers := make([]control.Scaler, len(w.opp))
+	for i, rs := range w.opp {
+		key := namespace + "/" + rs.name
+		scalers[i] = o.sc.Opportunistic[i].scaler(key, rs.replicas, usage[key], rs.priority, o.history[key])
+	}
+	decisions := control.Decide(epoch.Add(w.now), control.Cluster{Rooms: w.ledger.Rooms(), Pending: w.ledger.Pending()}, scalers)
+	byKey := make(map[string]*control.Decision, len(decisions))
+	for i := range decisions {
+		byKey[decisions[i].Key] = &decisions[i]
+		o.history[decisions[i].Key] = decisions[i].History
+	}
+	o.settled = true
+	for i, rs := range w.opp {
+		d := byKey[scalers[i].Key]
+		o.desired[i] = d.Desired
+		o.settled = o.settled && d.Desired == rs.replicas && d.Recommended == rs.replicas
+		if !o.dryRun {
+			w.scale(rs, d.Desired)
+		}
+	}
+	o.ran, o.seen, o.lastRound = true, w.version, w.now
+	for i, rs := range w.opp {
+		o.currents[i] = rs.replicas
+	}
+}
+
+// scaler is the control law's input for this workload, as internal/controller's
+// toControl builds it from an OpportunisticScaler and its target.
+func (o *OpportunisticWorkload) scaler(key string, current, bound, podPriority int32, history control.History) control.Scaler {
+	return control.Scaler{
+		Key:                      key,
+		Shape:                    o.Shape,
+		Current:                  current,
+		Bound:                    bound,
+		Min:                      o.MinReplicas,
+		Max:                      o.MaxReplicas,
+		Headroom:                 o.Headroom,
+		TargetUtilizationPercent: o.TargetUtilization,
+		PoolSelector:             o.PoolSelector,
+		Priority:                 o.ScalerPriority,
+		Weight:                   o.Weight,
+		PodPriority:              podPriority,
+		ScaleUp:                  o.ScaleUp,
+		ScaleDown:                o.ScaleDown,
+		History:                  history,
+	}
+}
+
+// hpaSeed is the write-up's HPA, one per opportunistic workload: an Object
+// metric, cpu_capacity_remaining (milli-cores, allocatable minus the
+// requests of every bound pod, as the exporter serves it), with a Value
+// target of the workload's CPU headroom.
+type hpaSeed struct {
+	hpas    []*hpa
+	targets []int64
+	sync    time.Duration
+	next    time.Duration
+}
+
+func (s *hpaSeed) act(w *world) {
+	if w.now < s.next {
+		return
+	}
+	s.next += s.sync
+	rep := w.ledger.Report()
+	cpu, _ := rep.Resource(corev1.ResourceCPU)
+	for i, rs := range w.opp {
+		h := s.hpas[i]
+		n, _ := h.reconcile(w.now, rs.replicas, func() int32 {
+			return objectValueReplicas(rs.replicas, rs.ready, cpu.Remaining, s.targets[i], h.tol)
+		})
+		w.scale(rs, n)
+	}
+}
+
+// hpaAverageValue is a stock HPA on the External metric
+// opportunist_desired_replicas with an AverageValue target of 1, fed by the
+// opportunist controller in dry run (it decides and publishes, the HPA writes).
+type hpaAverageValue struct {
+	ctl  *opportunist
+	hpas []*hpa
+	sync time.Duration
+	next time.Duration
+}
+
+func (s *hpaAverageValue) act(w *world) {
+	s.ctl.act(w)
+	if w.now < s.next {
+		return
+	}
+	s.next += s.sync
+	for i, rs := range w.opp {
+		h := s.hpas[i]
+		n, _ := h.reconcile(w.now, rs.replicas, func() int32 {
+			return externalAverageValueReplicas(int32(len(rs.active)), int64(s.ctl.desired[i])*1000, 1000, h.tol)
+		})
+		w.scale(rs, n)
+	}
+}
+
+// oracle knows the future and has no latency: at every instant each
+// workload runs the most replicas that fit under the headroom beside the
+// paid pods, as the control law counts them (control.Decide with no
+// stabilisation and nothing of its own in the way). Its pods are virtual:
+// they take no room from paid pods, which it would have let in ahead of time.
+type oracle struct {
+	ran  bool
+	seen uint64
+}
+
+func (o *oracle) act(w *world) {
+	if o.ran && w.version == o.seen {
+		return
+	}
+	o.ran, o.seen = true, w.version
+	scalers := make([]control.Scaler, len(w.opp))
+	for i, rs := range w.opp {
+		s := w.sc.Opportunistic[i].scaler(namespace+"/"+rs.name, 0, 0, rs.priority, control.History{})
+		s.ScaleUp, s.ScaleDown = control.Behavior{}, control.Behavior{}
+		scalers[i] = s
+	}
+	decisions := control.Decide(epoch.Add(w.now), control.Cluster{Rooms: w.ledger.Rooms(), Pending: w.ledger.Pending()}, scalers)
+	for i, rs := range w.opp {
+		for _, d := range decisions {
+			if d.Key == scalers[i].Key {
+				w.scale(rs, d.Desired)
+			}
+		}
+	}
+}
