@@ -422,15 +422,20 @@ func (w *world) schedulePending() {
 		})
 		unschedulable := map[*replicaSet]bool{}
 		for _, p := range queue {
-			if p.gone || p.node >= 0 || (unschedulable[p.rs] && p.nominated < 0) {
+			if p.gone || p.node >= 0 {
 				continue
 			}
-			if i := w.pickNode(p); i >= 0 {
-				w.bind(p, i)
-				continue
-			}
-			if p.nominated < 0 {
-				unschedulable[p.rs] = true
+			// Once a pod of a ReplicaSet fits nowhere, its siblings do not
+			// either in this pass (unless room is held for them), but each
+			// may still preempt.
+			if !unschedulable[p.rs] || p.nominated >= 0 {
+				if i := w.pickNode(p); i >= 0 {
+					w.bind(p, i)
+					continue
+				}
+				if p.nominated < 0 {
+					unschedulable[p.rs] = true
+				}
 			}
 			if p.rs.preempts {
 				w.preempt(p)
