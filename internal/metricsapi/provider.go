@@ -50,6 +50,15 @@ const DesiredReplicasMetric = "opportunist_desired_replicas"
 // ScalerLabel selects the scaler, by name, in the HPA's namespace.
 const ScalerLabel = "scaler"
 
+// PoolRemainingMetric is the external metric of free room in a pool of
+// nodes, in base units (cores, bytes): its selector names the resource
+// (resource=cpu, the default) and, with every other requirement, the nodes
+// of the pool by their labels (e.g. pool=spot).
+const PoolRemainingMetric = "opportunist_pool_remaining"
+
+// ResourceLabel selects the resource of PoolRemainingMetric.
+const ResourceLabel = "resource"
+
 var (
 	servicesGR   = schema.GroupResource{Resource: "services"}
 	namespacesGR = schema.GroupResource{Resource: "namespaces"}
@@ -193,7 +202,7 @@ func (p *Provider) nodeValue(metric string, room *capacity.NodeRoom) (*custom_me
 
 // ListAllExternalMetrics implements provider.ExternalMetricsProvider.
 func (p *Provider) ListAllExternalMetrics() []provider.ExternalMetricInfo {
-	out := []provider.ExternalMetricInfo{{Metric: DesiredReplicasMetric}}
+	out := []provider.ExternalMetricInfo{{Metric: DesiredReplicasMetric}, {Metric: PoolRemainingMetric}}
 	for _, name := range exporter.SeedMetricNames() {
 		out = append(out, provider.ExternalMetricInfo{Metric: name})
 	}
@@ -208,6 +217,9 @@ func (p *Provider) GetExternalMetric(_ context.Context, namespace string, select
 		return nil, err
 	}
 	gr := schema.GroupResource{Group: "external.metrics.k8s.io", Resource: info.Metric}
+	if info.Metric == PoolRemainingMetric {
+		return p.poolRemaining(selector)
+	}
 	if info.Metric != DesiredReplicasMetric {
 		v, ok := exporter.SeedValue(p.Capacity.Report(), info.Metric)
 		if !ok {
@@ -240,6 +252,38 @@ func (p *Provider) GetExternalMetric(_ context.Context, namespace string, select
 		}
 	}
 	return list, nil
+}
+
+// poolRemaining sums allocatable minus requests of one resource over the
+// Ready nodes the selector's node-label requirements match.
+func (p *Provider) poolRemaining(selector labels.Selector) (*external_metrics.ExternalMetricValueList, error) {
+	res := corev1.ResourceCPU
+	nodes := labels.NewSelector()
+	reqs, _ := selector.Requirements()
+	for _, r := range reqs {
+		if r.Key() != ResourceLabel {
+			nodes = nodes.Add(r)
+			continue
+		}
+		if (r.Operator() != selection.Equals && r.Operator() != selection.DoubleEquals && r.Operator() != selection.In) || r.Values().Len() != 1 {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s: select one resource with %s=NAME", PoolRemainingMetric, ResourceLabel))
+		}
+		res = corev1.ResourceName(r.Values().UnsortedList()[0])
+	}
+	var free int64
+	for _, room := range p.Capacity.Rooms() {
+		if room.State == capacity.NodeReady && nodes.Matches(labels.Set(room.Labels)) {
+			free += room.Free(res)
+		}
+	}
+	value := resource.NewQuantity(free, resource.DecimalSI)
+	if res == corev1.ResourceCPU {
+		value = resource.NewMilliQuantity(free, resource.DecimalSI)
+	}
+	metricLabels := map[string]string{ResourceLabel: string(res)}
+	return &external_metrics.ExternalMetricValueList{Items: []external_metrics.ExternalMetricValue{{
+		MetricName: PoolRemainingMetric, MetricLabels: metricLabels, Timestamp: p.now(), Value: *value,
+	}}}, nil
 }
 
 func scalersIn(keys []string, namespace string) []string {

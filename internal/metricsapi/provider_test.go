@@ -114,6 +114,24 @@ func TestExternalMetrics(t *testing.T) {
 	if err != nil || seed.Items[0].Value.Value() != 56000 {
 		t.Fatalf("seed metric as external: %+v, %v", seed, err)
 	}
+	for _, tt := range []struct {
+		selector string
+		want     string
+	}{
+		{"", "56"}, // cpu by default, in cores: 60 - 4
+		{"resource=cpu", "56"},
+		{"resource=cpu,zone=y", "28"}, // the pool: nodes labelled zone=y
+		{"resource=memory", "15Gi"},   // 16Gi - 1Gi, in bytes
+		{"resource=cpu,zone=nowhere", "0"},
+	} {
+		got, err := p.GetExternalMetric(ctx, "any", sel(tt.selector), provider.ExternalMetricInfo{Metric: PoolRemainingMetric})
+		if err != nil || len(got.Items) != 1 || got.Items[0].Value.Cmp(resource.MustParse(tt.want)) != 0 {
+			t.Errorf("%s{%s}: %+v, %v; want %s", PoolRemainingMetric, tt.selector, got, err, tt.want)
+		}
+	}
+	if _, err := p.GetExternalMetric(ctx, "any", sel("resource in (cpu,memory)"), provider.ExternalMetricInfo{Metric: PoolRemainingMetric}); !apierrors.IsBadRequest(err) {
+		t.Errorf("two resources at once: want BadRequest, got %v", err)
+	}
 	p.Decisions = nil
 	if _, err := p.GetExternalMetric(ctx, "batch", sel("scaler=worker"), provider.ExternalMetricInfo{Metric: DesiredReplicasMetric}); !apierrors.IsServiceUnavailable(err) {
 		t.Fatalf("without a controller: want ServiceUnavailable, got %v", err)

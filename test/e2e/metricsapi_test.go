@@ -198,6 +198,12 @@ func TestMetricsAPI(t *testing.T) {
 	if got := metricValue(t, "/apis/external.metrics.k8s.io/v1beta1/namespaces/"+ns+"/cpu_capacity_remaining"); got != 161000 {
 		t.Errorf("external cpu_capacity_remaining = %d, want 161000", got)
 	}
+	if got := metricValue(t, "/apis/external.metrics.k8s.io/v1beta1/namespaces/"+ns+"/opportunist_pool_remaining?labelSelector=resource%3Dcpu"); got != 161 {
+		t.Errorf("external opportunist_pool_remaining{resource=cpu} = %d cores, want 161", got)
+	}
+	if got := metricValue(t, "/apis/external.metrics.k8s.io/v1beta1/namespaces/"+ns+"/opportunist_pool_remaining?labelSelector=resource%3Dcpu%2Ckubernetes.io%2Fhostname%3Dseed-6"); got > 28 {
+		t.Errorf("external opportunist_pool_remaining of the pool {seed-6} = %d cores, more than the node has", got)
+	}
 	// The dry-run scaler's answer: 184 - 8 paid - 30 headroom = 146 replicas.
 	waitFor(t, 20*time.Second, "opportunist_desired_replicas to carry the scaler's answer", func(ctx context.Context) (bool, error) {
 		var list metricValueList
