@@ -52,6 +52,8 @@ type world struct {
 	readyOppCPU  int64 // opportunistic pods Ready and not terminating: what is harvested
 	paidDemand   int64 // paid pods not terminating, bound or not
 	pendingPaid  int   // paid pods not bound
+	// maxPaidWait is the longest a paid pod waited to be bound.
+	maxPaidWait time.Duration
 }
 
 type node struct {
@@ -199,6 +201,7 @@ func (w *world) bind(p *pod, i int) {
 	if p.rs.paid {
 		w.boundPaidCPU += p.rs.cpu
 		w.pendingPaid--
+		w.maxPaidWait = max(w.maxPaidWait, w.now-p.created)
 	} else {
 		w.rooms[i].OpportunisticRequested.Add(p.rs.pods.Shape.Requests)
 		w.boundOppCPU += p.rs.cpu

@@ -50,6 +50,9 @@ type Result struct {
 	ScaleEvents int `json:"scale_events"`
 	// DirectionChanges: writes that reversed the direction of the previous one.
 	DirectionChanges int `json:"direction_changes"`
+	// MaxPaidWait is the longest a paid pod waited to be bound (or, never
+	// bound, until the end).
+	MaxPaidWait time.Duration `json:"-"`
 }
 
 // Series is a strategy's CPU requests over time, in cores, sampled evenly.
@@ -255,6 +258,12 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 	for _, rs := range w.opp {
 		r.ScaleEvents += rs.scales
 		r.DirectionChanges += rs.directionChanges
+	}
+	r.MaxPaidWait = w.maxPaidWait
+	for _, p := range w.pending {
+		if p.rs.paid {
+			r.MaxPaidWait = max(r.MaxPaidWait, sc.Duration-p.created)
+		}
 	}
 	return outcome{result: r, series: Series{Strategy: name, Points: acc.series}}
 }

@@ -69,6 +69,7 @@ func ParseTrace(file string, data []byte) (*Trace, error) {
 		}
 		rec = trimAll(rec)
 		row := traceRow{line: line}
+		before := len(c.list)
 		secs, err := strconv.ParseFloat(rec[0], 64)
 		if err != nil || secs < 0 || math.IsInf(secs, 0) || math.IsNaN(secs) || secs > maxSteps {
 			c.add(line, "time_s", "%q is not a time in seconds from 0 to %d", rec[0], maxSteps)
@@ -83,7 +84,7 @@ func ParseTrace(file string, data []byte) (*Trace, error) {
 			c.add(line, "replicas", "%q is not a whole number of replicas, 0 or more", rec[2])
 		}
 		row.replicas = int32(n)
-		if name == "" {
+		if len(c.list) > before {
 			continue
 		}
 		if _, ok := t.rows[name]; !ok {

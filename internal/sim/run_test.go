@@ -1,0 +1,147 @@
+package sim
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTargets checks the issue's targets for the opportunist strategy on
+// every built-in scenario (seed 1): harvest >= 97% of the oracle, overshoot
+// <= 1% of the harvest, no paid pod waiting longer than a preemption needs
+// (the opportunistic pods' grace period, plus one step for the controller
+// to see it when nothing preempts), at most one direction change per change
+// of the load.
+func TestTargets(t *testing.T) {
+	for _, name := range BuiltinNames() {
+		t.Run(name, func(t *testing.T) {
+			sc, err := Builtin(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, Oracle}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, oracle := rep.Results[0], rep.Results[1]
+			t.Logf("%+v (load changes %d)", o, rep.LoadChanges)
+			if o.HarvestRatio < 0.97 {
+				t.Errorf("harvest %.4f of the oracle, want >= 0.97", o.HarvestRatio)
+			}
+			if o.OvershootCoreHours > 0.01*o.HarvestCoreHours {
+				t.Errorf("overshoot %.3f core-h of %.3f harvested, want <= 1%%", o.OvershootCoreHours, o.HarvestCoreHours)
+			}
+			need := sc.Opportunistic[0].Grace
+			if !sc.PriorityClasses {
+				need += sc.Step
+			}
+			if o.MaxPaidWait > need {
+				t.Errorf("a paid pod waited %s, want <= %s", o.MaxPaidWait, need)
+			}
+			if o.DirectionChanges > rep.LoadChanges {
+				t.Errorf("%d direction changes for %d load changes", o.DirectionChanges, rep.LoadChanges)
+			}
+			if oracle.OvershootCoreHours != 0 || oracle.HarvestRatio != 1 || oracle.PaidPendingPodSeconds != 0 {
+				t.Errorf("oracle %+v: want no overshoot, no paid pod waiting, ratio 1", oracle)
+			}
+		})
+	}
+}
+
+// TestSeedHPAOscillates pins what the write-up saw: on its burst, the HPA on
+// remaining capacity swings between its bounds, eats into the headroom and
+// keeps paid pods waiting, while the opportunist strategy does not.
+func TestSeedHPAOscillates(t *testing.T) {
+	sc, err := Builtin("seed-burst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(sc, Options{Seed: 1, Strategies: []string{HPASeed, Opportunist}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hpa, opp := rep.Results[0], rep.Results[1]
+	if hpa.DirectionChanges < 6 || hpa.OvershootCoreHours < 1 || hpa.PaidPendingPodSeconds < 10*opp.PaidPendingPodSeconds {
+		t.Errorf("hpa-seed %+v: want it to oscillate (>= 6 direction changes), overshoot (>= 1 core-h) and keep paid pods waiting (10x the opportunist's %v pod-s)",
+			hpa, opp.PaidPendingPodSeconds)
+	}
+	if opp.DirectionChanges > 2 {
+		t.Errorf("opportunist changed direction %d times on one burst, want 2 (down, up)", opp.DirectionChanges)
+	}
+}
+
+func TestRunIsDeterministic(t *testing.T) {
+	sc, err := Builtin("spiky")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Duration = 2 * time.Hour
+	a, err := Run(sc, Options{Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Run(sc, Options{Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("two runs with one seed differ")
+	}
+	c, err := Run(sc, Options{Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reflect.DeepEqual(a.Results, c.Results) {
+		t.Error("two seeds gave the same bursts")
+	}
+	if len(a.Results) != 4 || len(a.Series) != 4 || a.Series[2].Strategy != HPAAverageValue {
+		t.Errorf("results %v, series %d: want the four strategies in order", a.Results, len(a.Series))
+	}
+	for _, s := range a.Series {
+		if n := len(s.Points); n < maxPoints/2 || n > maxPoints+1 {
+			t.Errorf("%s: %d points, want about %d", s.Strategy, n, maxPoints)
+		}
+	}
+}
+
+// TestSkippedResyncsChangeNothing: the opportunist controller skips resync
+// rounds that could not decide anything new; running every one of them, as
+// the real controller does, must give the very same run.
+func TestSkippedResyncsChangeNothing(t *testing.T) {
+	for _, name := range []string{"seed-burst", "spiky", "fragmented"} {
+		t.Run(name, func(t *testing.T) {
+			sc, err := Builtin(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc.Duration = min(sc.Duration, 3*time.Hour)
+			load := loadEvents(sc, 1)
+			for _, strategy := range []string{Opportunist, HPAAverageValue} {
+				skipping, every := simulate(sc, strategy, load, false), simulate(sc, strategy, load, true)
+				if !reflect.DeepEqual(skipping, every) {
+					t.Errorf("%s: skipping resyncs %+v, running them all %+v", strategy, skipping.result, every.result)
+				}
+			}
+		})
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	sc, err := ParseScenario("s.yaml", []byte(strings.Replace(minimal, `  headroom: {cpu: "2"}`, `  headroom: {memory: 1Gi}`, 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		strategies []string
+		want       string
+	}{
+		{[]string{"opportunist", "hpa"}, `unknown strategy "hpa" (known: [opportunist hpa-seed hpa-averagevalue oracle])`},
+		{[]string{"oracle", "oracle"}, `strategy "oracle" is listed twice`},
+		{[]string{"hpa-seed"}, "strategy hpa-seed: opportunistic workload worker keeps no CPU headroom, and the seed's HPA targets the remaining CPU at the headroom"},
+	} {
+		if _, err := Run(sc, Options{Strategies: tt.strategies}); err == nil || err.Error() != tt.want {
+			t.Errorf("%v: %v, want %s", tt.strategies, err, tt.want)
+		}
+	}
+}
