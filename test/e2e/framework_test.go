@@ -37,6 +37,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
@@ -173,10 +174,19 @@ func createNode(t *testing.T, name string, s NodeShape) *corev1.Node {
 	}
 	t.Cleanup(func() { deleteNode(t, name) })
 	if s.NotReady {
-		created.Status = corev1.NodeStatus{Capacity: alloc, Allocatable: alloc, Conditions: []corev1.NodeCondition{{
-			Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "E2ENotReady", LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
-		}}}
-		if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		// The node controller touches new nodes too: retry on conflict with a fresh copy.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			n.Status = corev1.NodeStatus{Capacity: alloc, Allocatable: alloc, Conditions: []corev1.NodeCondition{{
+				Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "E2ENotReady", LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
+			}}}
+			_, err = client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil {
 			t.Fatalf("marking node %s NotReady: %v", name, err)
 		}
 	}
@@ -316,12 +326,16 @@ func mergeSelector(sel map[string]string) map[string]string {
 func scaleDeployment(t *testing.T, ns, name string, replicas int32) {
 	t.Helper()
 	ctx := context.Background()
-	scale, err := client.AppsV1().Deployments(ns).GetScale(ctx, name, metav1.GetOptions{})
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error { // status updates race with us
+		scale, err := client.AppsV1().Deployments(ns).GetScale(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		scale.Spec.Replicas = replicas
+		_, err = client.AppsV1().Deployments(ns).UpdateScale(ctx, name, scale, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatalf("reading scale of %s/%s: %v", ns, name, err)
-	}
-	scale.Spec.Replicas = replicas
-	if _, err := client.AppsV1().Deployments(ns).UpdateScale(ctx, name, scale, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("scaling %s/%s to %d: %v", ns, name, replicas, err)
 	}
 }

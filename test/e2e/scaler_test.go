@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
@@ -437,12 +438,8 @@ func TestPausedAndDryRun(t *testing.T) {
 			t.Errorf("%s scaled to %d (err %v); it must not be written", name, got, err)
 		}
 	}
-	var s v1alpha1.OpportunisticScaler
-	if err := c.Get(context.Background(), crclient.ObjectKey{Namespace: ns, Name: "paused"}, &s); err != nil {
-		t.Fatal(err)
-	}
-	s.Spec.Paused = false
-	if err := c.Update(context.Background(), &s); err != nil {
+	unpause := crclient.RawPatch(types.MergePatchType, []byte(`{"spec":{"paused":false}}`))
+	if err := c.Patch(context.Background(), &v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "paused"}}, unpause); err != nil {
 		t.Fatal(err)
 	}
 	waitForReplicas(t, 20*time.Second, ns, "paused", 5, 0)
