@@ -247,6 +247,7 @@ func (w *world) deletePod(p *pod) {
 		w.pending = slices.DeleteFunc(w.pending, func(q *pod) bool { return q == p })
 		if rs.paid {
 			w.pendingPaid--
+			w.maxPaidWait = max(w.maxPaidWait, w.now-p.created) // it waited until it was no longer wanted
 		}
 		p.gone = true
 		w.ledger.DeletePod(namespace, p.name)

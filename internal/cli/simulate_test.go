@@ -1,0 +1,175 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSimulateOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*simulateOptions)
+		want   []string
+	}{
+		{name: "a built-in scenario", mutate: func(o *simulateOptions) { o.Scenario = "diurnal" }},
+		{name: "a scenario is required", mutate: func(*simulateOptions) {}, want: []string{"--scenario or --scenario-file is required (built in: diurnal, fragmented, seed-burst, spiky)"}},
+		{name: "every problem at once", mutate: func(o *simulateOptions) {
+			o.Scenario, o.ScenarioFile, o.Strategies, o.Format, o.Plot = "x", "y.yaml", []string{"oracle", "pid", "oracle"}, "xml", "plot.pdf"
+		}, want: []string{
+			"--scenario and --scenario-file are exclusive",
+			`--strategy "pid" is not one of opportunist, hpa-seed, hpa-averagevalue, oracle`,
+			`--strategy "oracle" is given twice`,
+			`--format must be table, json or csv, got "xml"`,
+			`--plot: the plot file must end in .svg or .png, got "plot.pdf"`,
+		}},
+		{name: "unknown built-in", mutate: func(o *simulateOptions) { o.Scenario = "monday" }, want: []string{`--scenario "monday" is not built in`}},
+		{name: "no strategy", mutate: func(o *simulateOptions) { o.Scenario, o.Strategies = "spiky", nil }, want: []string{"--strategy needs at least one"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := defaultSimulateOptions()
+			tt.mutate(o)
+			errs := o.Validate()
+			if len(errs) != len(tt.want) {
+				t.Fatalf("got %d errors %v, want %d", len(errs), errs, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(errs[i].Error(), w) {
+					t.Errorf("error %d = %q, want it to mention %q", i, errs[i], w)
+				}
+			}
+		})
+	}
+}
+
+func execute(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := NewRoot("opportunist")
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestSimulateGolden(t *testing.T) {
+	for _, format := range []string{"table", "json", "csv"} {
+		t.Run(format, func(t *testing.T) {
+			out, err := execute(t, "simulate", "--scenario", "seed-burst", "--format", format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ext := map[string]string{"table": "txt", "json": "json", "csv": "csv"}[format]
+			golden := filepath.Join("testdata", "simulate-seed-burst."+ext)
+			if *update {
+				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out != string(want) {
+				t.Errorf("output differs from %s (go test -update rewrites it):\n%s", golden, out)
+			}
+		})
+	}
+}
+
+func TestSimulateScenarioFileAndTrace(t *testing.T) {
+	dir := t.TempDir()
+	scenario := filepath.Join(dir, "mine.yaml")
+	writeFile(t, scenario, `name: mine
+duration: 30m
+nodeGroups:
+- {name: n, count: 2, allocatable: {cpu: "16", memory: 64Gi}}
+paid:
+- {name: web, requests: {cpu: "4"}, replicas: 2}
+opportunistic:
+- {name: batch, requests: {cpu: "1"}, maxReplicas: 40, headroom: {cpu: "4"}}
+`)
+	trace := filepath.Join(dir, "web.csv")
+	writeFile(t, trace, "time_s,name,replicas\n0,web,2\n600,web,6\n1200,web,1\n")
+	out, err := execute(t, "simulate", "--scenario-file", scenario, "--trace", trace, "--strategy", "opportunist,oracle", "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "mine,opportunist,") || !strings.HasPrefix(lines[2], "mine,oracle,") {
+		t.Fatalf("output:\n%s\nwant a header and the two strategies asked for", out)
+	}
+	// From 0 the oracle fills the room; the trace then moves web 2 -> 6 -> 1:
+	// down, then up.
+	if !strings.HasSuffix(lines[2], ",3,2") {
+		t.Errorf("oracle row %q, want 3 scale events and 2 direction changes", lines[2])
+	}
+}
+
+func TestSimulateErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, "duration: 1h\nnodeGroups:\n- {name: n, count: 1, allocatable: {cpu: lots}}\n")
+	badTrace := filepath.Join(dir, "bad.csv")
+	writeFile(t, badTrace, "time_s,name,replicas\n0,other-services,many\n")
+	unknownTrace := filepath.Join(dir, "unknown.csv")
+	writeFile(t, unknownTrace, "time_s,name,replicas\n0,checkout,3\n")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"simulate", "--scenario-file", bad}, bad + `:3: nodeGroups[0].allocatable.cpu: "lots" is not a quantity (like 4, 500m or 80Gi)`},
+		{[]string{"simulate", "--scenario", "seed-burst", "--trace", badTrace}, badTrace + `:2: replicas: "many" is not a whole number of replicas, 0 or more`},
+		{[]string{"simulate", "--scenario", "seed-burst", "--trace", unknownTrace}, unknownTrace + `:2: name: "checkout" is not a paid workload of scenario seed-burst (paid: other-services, sample-metrics-app)`},
+		{[]string{"simulate", "--scenario-file", filepath.Join(dir, "none.yaml")}, "reading scenario: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
+		{[]string{"simulate", "--scenario", "seed-burst", "--plot", filepath.Join(dir, "no", "dir", "p.svg")}, "writing the plot: open " + filepath.Join(dir, "no", "dir", "p.svg")},
+		{[]string{"simulate", "--scenario", "seed-burst", "--seed", "-1"}, `invalid argument "-1" for "--seed" flag`},
+		{[]string{"simulate", "--format", "yaml"}, "invalid flags: --scenario or --scenario-file is required"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args[1:], " "), func(t *testing.T) {
+			out, err := execute(t, tt.args...)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error = %v\nwant one line starting %q", err, tt.want)
+			}
+			if out != "" {
+				t.Errorf("printed on a user error:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestSimulatePlot(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ file, magic string }{{"p.svg", "<?xml"}, {"p.png", "\x89PNG"}} {
+		path := filepath.Join(dir, tt.file)
+		if _, err := execute(t, "simulate", "--scenario", "seed-burst", "--strategy", "opportunist,hpa-seed", "--plot", path); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(data, []byte(tt.magic)) {
+			t.Errorf("%s starts %q, want %q", tt.file, data[:min(len(data), 8)], tt.magic)
+		}
+		if tt.file == "p.svg" {
+			for _, title := range []string{"opportunist on seed-burst", "hpa-seed on seed-burst"} {
+				if !bytes.Contains(data, []byte(title)) {
+					t.Errorf("the plot has no panel titled %q", title)
+				}
+			}
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
