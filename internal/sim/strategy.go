@@ -79,11 +79,13 @@ type opportunist struct {
 	seen      uint64  // world.version at the last round
 	currents  []int32 // replicas at the last round
 	lastRound time.Duration
-	// settled: at the last round every scaler had Desired and Recommended
-	// equal to its current count. A resync round would then decide the same
-	// (the law is a pure function, and time matters to it only through
-	// stabilisation, which holds nothing then), so it is skipped, and its
-	// trace in the history (LastTime) is put back before the next round.
+	// settled: at the last round no scaler's Desired was held back from its
+	// Recommended by stabilisation. Until the cluster or a current count
+	// changes, a resync round would then decide the same: the law is a pure
+	// function, time matters to it only through stabilisation, and what
+	// stabilisation lets through at one instant it lets through later (its
+	// windows and periods only forget). So resync rounds are skipped, and
+	// their trace in the history (LastTime) is put back before the next round.
 	settled bool
 	// resyncAlways runs every resync round (tests check skipping changes nothing).
 	resyncAlways bool
@@ -149,7 +151,7 @@ func (o *opportunist) round(w *world) {
 	for i, rs := range w.opp {
 		d := byKey[scalers[i].Key]
 		o.desired[i] = d.Desired
-		o.settled = o.settled && d.Desired == rs.replicas && d.Recommended == rs.replicas
+		o.settled = o.settled && d.Desired == d.Recommended
 		if !o.dryRun {
 			w.scale(rs, d.Desired)
 		}
