@@ -34,8 +34,3 @@ func Builtin(name string) (*Scenario, error) {
 		return nil, fmt.Errorf("built-in scenarios name no trace")
 	})
 }
-
-// BuiltinSource returns a built-in scenario's file, to start a scenario of one's own from.
-func BuiltinSource(name string) ([]byte, error) {
-	return builtins.ReadFile(path.Join("scenarios", name+".yaml"))
-}

@@ -35,9 +35,10 @@ var (
 
 // WritePlot draws one panel per strategy, one above the other: paid and
 // opportunistic CPU requests stacked over time, against allocatable and the
-// fill line (allocatable minus headroom). format is svg or png.
+// fill line (allocatable minus headroom), under one legend. format is svg or png.
 func WritePlot(w io.Writer, r *Report, format string) error {
 	var panels [][]*plot.Plot
+	var keys []legendEntry
 	top := 0.0
 	for _, s := range r.Series {
 		for _, p := range s.Points {
@@ -45,13 +46,15 @@ func WritePlot(w io.Writer, r *Report, format string) error {
 		}
 	}
 	for i, s := range r.Series {
-		p, err := panel(r, i, s, top*1.3) // room above for the legend
+		p, entries, err := panel(r, i, s, top*1.05)
 		if err != nil {
 			return err
 		}
 		panels = append(panels, []*plot.Plot{p})
+		keys = entries
 	}
-	width, height := 10*vg.Inch, vg.Length(len(panels))*3*vg.Inch
+	const legendHeight = 0.35 * vg.Inch
+	width, height := 10*vg.Inch, vg.Length(len(panels))*3*vg.Inch+legendHeight
 	var c interface {
 		vg.CanvasSizer
 		io.WriterTo
@@ -66,8 +69,19 @@ func WritePlot(w io.Writer, r *Report, format string) error {
 		return fmt.Errorf("unknown plot format %q", format)
 	}
 	dc := draw.New(c)
+	// The legend, one entry per column, in a strip along the top.
+	strip := draw.Crop(dc, 0, 0, height-legendHeight, 0)
+	colWidth := width / vg.Length(max(len(keys), 1))
+	for i, k := range keys {
+		l := plot.NewLegend()
+		l.Top, l.Left = true, true
+		l.Add(k.label, k.thumb)
+		col := draw.Crop(strip, vg.Length(i)*colWidth+vg.Points(12), -(width - vg.Length(i+1)*colWidth), 0, -vg.Points(4))
+		l.Draw(col)
+	}
+	body := draw.Crop(dc, 0, 0, 0, -legendHeight)
 	tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadTop: vg.Points(4), PadBottom: vg.Points(4), PadX: vg.Points(8), PadY: vg.Points(12)}
-	canvases := plot.Align(panels, tiles, dc)
+	canvases := plot.Align(panels, tiles, body)
 	for i := range panels {
 		panels[i][0].Draw(canvases[i][0])
 	}
@@ -75,7 +89,12 @@ func WritePlot(w io.Writer, r *Report, format string) error {
 	return err
 }
 
-func panel(r *Report, i int, s Series, top float64) (*plot.Plot, error) {
+type legendEntry struct {
+	label string
+	thumb plot.Thumbnailer
+}
+
+func panel(r *Report, i int, s Series, top float64) (*plot.Plot, []legendEntry, error) {
 	p := plot.New()
 	res := r.Results[i]
 	p.Title.Text = fmt.Sprintf("%s on %s: harvest %.1f core-h (%.1f%% of the oracle), overshoot %.1f core-h, paid pods waited %.0f s",
@@ -88,8 +107,6 @@ func panel(r *Report, i int, s Series, top float64) (*plot.Plot, error) {
 	p.Y.Label.Text = "CPU requests (cores)"
 	p.Y.Min, p.Y.Max = 0, top
 	p.X.Min, p.X.Max = 0, float64(r.Duration)/float64(unit)
-	p.Legend.Top, p.Legend.Left = true, true
-	p.Legend.XOffs = vg.Points(6)
 
 	n := len(s.Points)
 	total, paid, alloc, target := make(plotter.XYs, n), make(plotter.XYs, n), make(plotter.XYs, n), make(plotter.XYs, n)
@@ -101,6 +118,7 @@ func panel(r *Report, i int, s Series, top float64) (*plot.Plot, error) {
 		target[j] = plotter.XY{X: x, Y: pt.Target}
 	}
 	// Stacked areas: paid + opportunistic first, paid drawn over it.
+	var keys []legendEntry
 	for _, l := range []struct {
 		xys   plotter.XYs
 		fill  color.Color
@@ -115,7 +133,7 @@ func panel(r *Report, i int, s Series, top float64) (*plot.Plot, error) {
 	} {
 		line, err := plotter.NewLine(l.xys)
 		if err != nil {
-			return nil, fmt.Errorf("plotting %s: %w", s.Strategy, err)
+			return nil, nil, fmt.Errorf("plotting %s: %w", s.Strategy, err)
 		}
 		line.StepStyle = plotter.PostStep
 		line.FillColor = l.fill
@@ -125,7 +143,7 @@ func panel(r *Report, i int, s Series, top float64) (*plot.Plot, error) {
 			line.LineStyle.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
 		}
 		p.Add(line)
-		p.Legend.Add(l.label, line)
+		keys = append(keys, legendEntry{l.label, line})
 	}
-	return p, nil
+	return p, keys, nil
 }
