@@ -371,12 +371,24 @@ var seedHPA = HPASettings{
 	Behavior:               DefaultBehavior(),
 }
 
-// averageValueHPA is a stock HPA of today: a 15 s sync, no delays.
+// averageValueHPA is the HPA that docs/hpa.md tells users to deploy on
+// opportunist_desired_replicas, run by a stock controller (15 s sync): as
+// opportunist already stabilises, no windows and no rate limit to speak of
+// (1000% per second both ways). A scenario's hpa.averageValue.behavior: {}
+// gives the stock behaviour instead (5 min scale-down window).
 var averageValueHPA = HPASettings{
 	SyncPeriod:             15 * time.Second,
 	Tolerance:              0.1,
 	DownscaleStabilization: 5 * time.Minute,
-	Behavior:               DefaultBehavior(),
+	Behavior: defaultBehavior(&Behavior{
+		ScaleUp:   rules(0, autoscalingv2.HPAScalingPolicy{Type: autoscalingv2.PercentScalingPolicy, Value: 1000, PeriodSeconds: 1}),
+		ScaleDown: rules(0, autoscalingv2.HPAScalingPolicy{Type: autoscalingv2.PercentScalingPolicy, Value: 1000, PeriodSeconds: 1}),
+	}),
+}
+
+// rules is scaling rules with a window (seconds) and policies, other fields defaulted.
+func rules(window int32, policies ...autoscalingv2.HPAScalingPolicy) *autoscalingv2.HPAScalingRules {
+	return &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &window, Policies: policies}
 }
 
 // DefaultBehavior is spec.behavior as the API server defaults an empty one

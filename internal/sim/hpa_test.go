@@ -71,7 +71,7 @@ func policy(typ autoscalingv2.HPAScalingPolicyType, value, period int32) autosca
 	return autoscalingv2.HPAScalingPolicy{Type: typ, Value: value, PeriodSeconds: period}
 }
 
-func rules(window *int32, sel autoscalingv2.ScalingPolicySelect, ps ...autoscalingv2.HPAScalingPolicy) *autoscalingv2.HPAScalingRules {
+func testRules(window *int32, sel autoscalingv2.ScalingPolicySelect, ps ...autoscalingv2.HPAScalingPolicy) *autoscalingv2.HPAScalingRules {
 	return &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: window, SelectPolicy: &sel, Policies: ps}
 }
 
@@ -128,7 +128,7 @@ func TestHPAReconcile(t *testing.T) {
 		{
 			name: "a Pods scale-down policy counts the replicas removed within its period",
 			set: HPASettings{Tolerance: 0.1, Behavior: defaultBehavior(&Behavior{
-				ScaleDown: rules(seconds(0), autoscalingv2.MaxChangePolicySelect, policy(autoscalingv2.PodsScalingPolicy, 2, 60)),
+				ScaleDown: testRules(seconds(0), autoscalingv2.MaxChangePolicySelect, policy(autoscalingv2.PodsScalingPolicy, 2, 60)),
 			})},
 			min: 1, max: 100,
 			syncs: []hpaSync{

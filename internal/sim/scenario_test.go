@@ -95,8 +95,19 @@ func TestParseScenario(t *testing.T) {
 		sc.Paid[0].Startup != 5*time.Second || sc.Paid[0].Grace != 30*time.Second || sc.Opportunistic[0].Weight != 1 {
 		t.Errorf("defaults not applied: %+v", sc)
 	}
-	if sc.HPASeed.Behavior == nil || sc.HPAAverageValue.SyncPeriod != 15*time.Second {
-		t.Errorf("HPA defaults: seed %+v, average value %+v", sc.HPASeed, sc.HPAAverageValue)
+	if sc.HPASeed.Behavior == nil || *sc.HPASeed.Behavior.ScaleUp.StabilizationWindowSeconds != 0 || sc.HPASeed.Behavior.ScaleDown.StabilizationWindowSeconds != nil {
+		t.Errorf("seed HPA %+v, want autoscaling/v2's default behavior", sc.HPASeed)
+	}
+	if b := sc.HPAAverageValue.Behavior; sc.HPAAverageValue.SyncPeriod != 15*time.Second || b == nil ||
+		*b.ScaleDown.StabilizationWindowSeconds != 0 || b.ScaleDown.Policies[0].Value != 1000 || b.ScaleDown.Policies[0].PeriodSeconds != 1 {
+		t.Errorf("average-value HPA %+v, want docs/hpa.md's: no windows, 1000%% per second", sc.HPAAverageValue)
+	}
+	stock, err := ParseScenario("small.yaml", []byte(minimal+"hpa:\n  averageValue:\n    behavior: {}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := stock.HPAAverageValue.Behavior; b.ScaleDown.StabilizationWindowSeconds != nil || b.ScaleUp.Policies[0].Value != 4 {
+		t.Errorf("behavior: {} gave %+v, want the API server's defaults", b)
 	}
 }
 
