@@ -171,15 +171,16 @@ func (o *simulateOptions) run(out io.Writer) error {
 func writeSimulateTable(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uint64) error {
 	fmt.Fprintf(w, "Scenario %s (%s at a %s step, seed %d): %s\n\n", sc.Name, shortDuration(sc.Duration), shortDuration(sc.Step), seed, sc.Description)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tORACLE core-h\tRATIO\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES")
+	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tORACLE core-h\tRATIO\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES\tUNSCHEDULABLE pod-h")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f%%\t%.1f%%\t%.2f\t%.0f\t%s\t%d\t%d\n", r.Strategy, r.HarvestCoreHours, r.OracleCoreHours,
-			100*r.HarvestRatio, 100*r.MeanUtilization, r.OvershootCoreHours, r.PaidPendingPodSeconds, shortDuration(r.MaxPaidWait), r.ScaleEvents, r.DirectionChanges)
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f%%\t%.1f%%\t%.2f\t%.0f\t%s\t%d\t%d\t%.2f\n", r.Strategy, r.HarvestCoreHours, r.OracleCoreHours,
+			100*r.HarvestRatio, 100*r.MeanUtilization, r.OvershootCoreHours, r.PaidPendingPodSeconds, shortDuration(r.MaxPaidWait),
+			r.ScaleEvents, r.DirectionChanges, r.UnboundOpportunisticPodHours)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\nThe paid load or the nodes changed %d times.\n", rep.LoadChanges)
+	_, err := fmt.Fprintf(w, "\nThe paid load or the nodes changed %d times. UNSCHEDULABLE: opportunistic pods that fit nowhere (pod-hours).\n", rep.LoadChanges)
 	return err
 }
 

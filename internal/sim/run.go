@@ -53,6 +53,10 @@ type Result struct {
 	// MaxPaidWait is the longest a paid pod waited to be bound (or, never
 	// bound, until the end).
 	MaxPaidWait time.Duration `json:"-"`
+	// UnboundOpportunisticPodHours counts opportunistic pods that exist but
+	// fit nowhere: no harvest, and on a real cluster a cue for the
+	// cluster-autoscaler to buy nodes.
+	UnboundOpportunisticPodHours float64 `json:"-"`
 }
 
 // Series is a strategy's CPU requests over time, in cores, sampled evenly.
@@ -133,6 +137,7 @@ func (r Result) rounded() Result {
 	r.MeanUtilization = round(r.MeanUtilization, 4)
 	r.OvershootCoreHours = round(r.OvershootCoreHours, 3)
 	r.PaidPendingPodSeconds = round(r.PaidPendingPodSeconds, 1)
+	r.UnboundOpportunisticPodHours = round(r.UnboundOpportunisticPodHours, 2)
 	return r
 }
 
@@ -183,7 +188,8 @@ type outcome struct {
 type accounting struct {
 	harvest, overshoot float64 // milli-core seconds
 	utilization        float64 // fraction x seconds
-	pending            float64 // pod seconds
+	pending            float64 // paid pod seconds
+	unboundOpp         float64 // opportunistic pod seconds
 	seconds            float64
 
 	every  time.Duration
@@ -252,6 +258,7 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 	r.HarvestCoreHours = acc.harvest / milliCoreSecondsPerCoreHour
 	r.OvershootCoreHours = acc.overshoot / milliCoreSecondsPerCoreHour
 	r.PaidPendingPodSeconds = acc.pending
+	r.UnboundOpportunisticPodHours = acc.unboundOpp / 3600
 	if acc.seconds > 0 {
 		r.MeanUtilization = acc.utilization / acc.seconds
 	}
@@ -288,6 +295,7 @@ func (a *accounting) add(w *world, dt time.Duration) {
 	a.harvest += float64(harvest) * secs
 	a.overshoot += float64(over) * secs
 	a.pending += float64(w.pendingPaid) * secs
+	a.unboundOpp += float64(len(w.pending)-w.pendingPaid) * secs
 	a.seconds += secs
 	if w.allocCPU > 0 {
 		a.utilization += float64(w.boundPaidCPU+bound) / float64(w.allocCPU) * secs
