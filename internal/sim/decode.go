@@ -63,10 +63,33 @@ func (c *errs) err() error {
 	return c.list
 }
 
-// pos records where a YAML mapping was, for checks made after decoding.
+// pos records where a YAML mapping and its keys were, for checks made
+// after decoding.
 type pos struct {
-	line int
-	path string
+	line   int
+	path   string
+	fields map[string]int // line of each key
+}
+
+// at is the line of a field of the mapping, or of the mapping when the field
+// is absent. For "allocatable.cpu" it is the line of allocatable.
+func (p pos) at(field string) int {
+	first, _, _ := strings.Cut(field, ".")
+	if l, ok := p.fields[first]; ok {
+		return l
+	}
+	return p.line
+}
+
+// field reports a problem with one field of a mapping.
+func (c *errs) field(p pos, name, format string, args ...any) {
+	c.add(p.at(name), join(p.path, name), format, args...)
+}
+
+// fieldAt reports a problem with one field of a mapping whose path is given
+// (the HPA settings, decoded under a path of their own).
+func (c *errs) fieldAt(p pos, path, name, format string, args ...any) {
+	c.add(p.at(name), path+"."+name, format, args...)
 }
 
 // positioned is implemented by the structs that embed pos.
@@ -178,8 +201,12 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		d.c.add(n.Line, path, "want a mapping, got %s", kindName(n))
 		return
 	}
+	at := pos{line: n.Line, path: path, fields: map[string]int{}}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		at.fields[n.Content[i].Value] = n.Content[i].Line
+	}
 	if p, ok := v.Addr().Interface().(positioned); ok {
-		p.setPos(pos{line: n.Line, path: path})
+		p.setPos(at)
 	}
 	t := v.Type()
 	fields := map[string]int{}

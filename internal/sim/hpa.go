@@ -472,15 +472,15 @@ func convertHPA(c *errs, f *hpaFile, path string, def HPASettings) HPASettings {
 	if f.Tolerance != nil {
 		out.Tolerance = *f.Tolerance
 		if out.Tolerance < 0 {
-			c.add(f.line, path+".tolerance", "must not be negative")
+			c.fieldAt(f.pos, path, "tolerance", "must not be negative")
 		}
 	}
 	if out.SyncPeriod <= 0 {
-		c.add(f.line, path+".syncPeriod", "must be positive")
+		c.fieldAt(f.pos, path, "syncPeriod", "must be positive")
 	}
 	switch {
 	case f.BehaviorUnset && f.Behavior != nil:
-		c.add(f.line, path+".behaviorUnset", "cannot be set together with behavior")
+		c.fieldAt(f.pos, path, "behaviorUnset", "cannot be set together with behavior")
 	case f.BehaviorUnset:
 		out.Behavior = nil
 	case f.Behavior != nil:
@@ -499,33 +499,33 @@ func convertRules(c *errs, r *hpaRulesFile, path string) *autoscalingv2.HPAScali
 	}
 	out := &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: r.StabilizationWindowSeconds}
 	if w := r.StabilizationWindowSeconds; w != nil && (*w < 0 || *w > 3600) {
-		c.add(r.line, path+".stabilizationWindowSeconds", "%d is not between 0 and 3600", *w)
+		c.fieldAt(r.pos, path, "stabilizationWindowSeconds", "%d is not between 0 and 3600", *w)
 	}
 	if p := r.SelectPolicy; p != nil {
 		sp := autoscalingv2.ScalingPolicySelect(*p)
 		switch sp {
 		case autoscalingv2.MaxChangePolicySelect, autoscalingv2.MinChangePolicySelect, autoscalingv2.DisabledPolicySelect:
 		default:
-			c.add(r.line, path+".selectPolicy", "%q must be Max, Min or Disabled", *p)
+			c.fieldAt(r.pos, path, "selectPolicy", "%q must be Max, Min or Disabled", *p)
 		}
 		out.SelectPolicy = &sp
 	}
 	if r.Policies != nil {
 		if len(r.Policies) == 0 {
-			c.add(r.line, path+".policies", "must hold at least one policy when set")
+			c.fieldAt(r.pos, path, "policies", "must hold at least one policy when set")
 		}
 		out.Policies = []autoscalingv2.HPAScalingPolicy{}
 		for i, p := range r.Policies {
 			field := fmt.Sprintf("%s.policies[%d]", path, i)
 			t := autoscalingv2.HPAScalingPolicyType(p.Type)
 			if t != autoscalingv2.PodsScalingPolicy && t != autoscalingv2.PercentScalingPolicy {
-				c.add(p.line, field+".type", "%q must be Pods or Percent", p.Type)
+				c.fieldAt(p.pos, field, "type", "%q must be Pods or Percent", p.Type)
 			}
 			if p.Value <= 0 {
-				c.add(p.line, field+".value", "must be positive")
+				c.fieldAt(p.pos, field, "value", "must be positive")
 			}
 			if p.PeriodSeconds < 1 || p.PeriodSeconds > 1800 {
-				c.add(p.line, field+".periodSeconds", "%d is not between 1 and 1800", p.PeriodSeconds)
+				c.fieldAt(p.pos, field, "periodSeconds", "%d is not between 1 and 1800", p.PeriodSeconds)
 			}
 			out.Policies = append(out.Policies, autoscalingv2.HPAScalingPolicy{Type: t, Value: p.Value, PeriodSeconds: p.PeriodSeconds})
 		}

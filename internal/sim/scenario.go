@@ -316,7 +316,7 @@ func ParseScenario(file string, data []byte, readFile func(string) ([]byte, erro
 		}
 		data, err := readFile(path)
 		if err != nil {
-			c.add(f.line, "trace", "cannot read the trace: %v", err)
+			c.field(f.pos, "trace", "cannot read the trace: %v", err)
 			return nil, c.err()
 		}
 		tr, err := ParseTrace(path, data)
@@ -340,30 +340,30 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		RoundInterval:   f.RoundInterval.or(defaultRoundInterval),
 	}
 	if !f.Duration.set || s.Duration <= 0 {
-		c.add(f.line, "duration", "must be set and positive (like 30m or 24h)")
+		c.field(f.pos, "duration", "must be set and positive (like 30m or 24h)")
 	}
 	if s.Step <= 0 {
-		c.add(f.line, "step", "must be positive")
+		c.field(f.pos, "step", "must be positive")
 	} else if s.Duration > 0 && s.Duration/s.Step > maxSteps {
-		c.add(f.line, "step", "%s over %s is more than %d steps", s.Step, s.Duration, maxSteps)
+		c.field(f.pos, "step", "%s over %s is more than %d steps", s.Step, s.Duration, maxSteps)
 	}
 	if s.RoundInterval <= 0 {
-		c.add(f.line, "roundInterval", "must be positive")
+		c.field(f.pos, "roundInterval", "must be positive")
 	}
 	names := map[string]bool{}
 	checkName := func(p pos, name string) {
 		switch {
 		case name == "":
-			c.add(p.line, join(p.path, "name"), "must be set")
+			c.field(p, "name", "must be set")
 		case len(validation.IsDNS1123Label(name)) > 0:
-			c.add(p.line, join(p.path, "name"), "%q must be a DNS label (lower case letters, digits and '-')", name)
+			c.field(p, "name", "%q must be a DNS label (lower case letters, digits and '-')", name)
 		case names[name]:
-			c.add(p.line, join(p.path, "name"), "%q is used twice", name)
+			c.field(p, "name", "%q is used twice", name)
 		}
 		names[name] = true
 	}
 	if len(f.NodeGroups) == 0 {
-		c.add(f.line, "nodeGroups", "at least one node group is needed")
+		c.field(f.pos, "nodeGroups", "at least one node group is needed")
 	}
 	groups := map[string]int{}
 	for i := range f.NodeGroups {
@@ -383,11 +383,11 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		count, ok := groups[e.Group]
 		switch {
 		case e.Group == "":
-			c.add(e.line, join(e.path, "group"), "must name a node group")
+			c.field(e.pos, "group", "must name a node group")
 		case !ok:
-			c.add(e.line, join(e.path, "group"), "no node group is named %q", e.Group)
+			c.field(e.pos, "group", "no node group is named %q", e.Group)
 		case e.Count < 0 || e.Count > count:
-			c.add(e.line, join(e.path, "count"), "%d is not between 1 and the group's %d nodes (0 or absent: all)", e.Count, count)
+			c.field(e.pos, "count", "%d is not between 1 and the group's %d nodes (0 or absent: all)", e.Count, count)
 		}
 		if ev.Count == 0 {
 			ev.Count = count
@@ -397,16 +397,16 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 			ev.Down = true
 		case "up":
 		default:
-			c.add(e.line, join(e.path, "action"), "%q must be down or up", e.Action)
+			c.field(e.pos, "action", "%q must be down or up", e.Action)
 		}
 		if !e.At.set {
-			c.add(e.line, join(e.path, "at"), "must be set")
+			c.field(e.pos, "at", "must be set")
 		}
 		s.NodeEvents = append(s.NodeEvents, ev)
 	}
 	slices.SortStableFunc(s.NodeEvents, func(a, b NodeEvent) int { return int(a.At - b.At) })
 	if len(f.Opportunistic) == 0 {
-		c.add(f.line, "opportunistic", "at least one opportunistic workload is needed")
+		c.field(f.pos, "opportunistic", "at least one opportunistic workload is needed")
 	}
 	for i := range f.Opportunistic {
 		o := &f.Opportunistic[i]
@@ -424,20 +424,20 @@ const maxSteps = 366 * 24 * 3600
 func convertGroup(c *errs, g *nodeGroupFile) NodeGroup {
 	out := NodeGroup{Name: g.Name, Count: g.Count, Labels: g.Labels}
 	if g.Count < 1 {
-		c.add(g.line, join(g.path, "count"), "must be at least 1")
+		c.field(g.pos, "count", "must be at least 1")
 	}
 	out.Allocatable = resources(c, g.pos, "allocatable", g.Allocatable)
 	if out.Allocatable[corev1.ResourceCPU] <= 0 {
-		c.add(g.line, join(g.path, "allocatable.cpu"), "must be set and positive")
+		c.field(g.pos, "allocatable.cpu", "must be set and positive")
 	}
 	if _, ok := out.Allocatable[corev1.ResourcePods]; !ok {
 		out.Allocatable[corev1.ResourcePods] = defaultPods
 	}
 	for k, v := range g.Labels {
 		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
-			c.add(g.line, join(g.path, "labels."+k), "not a valid label key: %s", errs[0])
+			c.field(g.pos, "labels."+k, "not a valid label key: %s", errs[0])
 		} else if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
-			c.add(g.line, join(g.path, "labels."+k), "not a valid label value: %s", errs[0])
+			c.field(g.pos, "labels."+k, "not a valid label value: %s", errs[0])
 		}
 	}
 	for i := range g.Taints {
@@ -446,10 +446,10 @@ func convertGroup(c *errs, g *nodeGroupFile) NodeGroup {
 		switch effect {
 		case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
 		default:
-			c.add(t.line, join(t.path, "effect"), "%q must be NoSchedule, PreferNoSchedule or NoExecute", t.Effect)
+			c.field(t.pos, "effect", "%q must be NoSchedule, PreferNoSchedule or NoExecute", t.Effect)
 		}
 		if t.Key == "" {
-			c.add(t.line, join(t.path, "key"), "must be set")
+			c.field(t.pos, "key", "must be set")
 		}
 		out.Taints = append(out.Taints, corev1.Taint{Key: t.Key, Value: t.Value, Effect: effect})
 	}
@@ -488,7 +488,7 @@ func convertPods(c *errs, p pos, requests map[string]quantity, priority int32, s
 		}
 	}
 	if !nonZero {
-		c.add(p.line, join(p.path, "requests"), "must request some resource (like cpu: 1): room is counted in replicas of the requests")
+		c.field(p, "requests", "must request some resource (like cpu: 1): room is counted in replicas of the requests")
 	}
 	for i := range tols {
 		t := &tols[i]
@@ -498,15 +498,15 @@ func convertPods(c *errs, p pos, requests map[string]quantity, priority int32, s
 			op = corev1.TolerationOpEqual
 		case corev1.TolerationOpExists:
 			if t.Value != "" {
-				c.add(t.line, join(t.path, "value"), "must be empty with operator Exists")
+				c.field(t.pos, "value", "must be empty with operator Exists")
 			}
 		default:
-			c.add(t.line, join(t.path, "operator"), "%q must be Equal or Exists", t.Operator)
+			c.field(t.pos, "operator", "%q must be Equal or Exists", t.Operator)
 		}
 		switch corev1.TaintEffect(t.Effect) {
 		case "", corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
 		default:
-			c.add(t.line, join(t.path, "effect"), "%q must be NoSchedule, PreferNoSchedule, NoExecute or empty (all)", t.Effect)
+			c.field(t.pos, "effect", "%q must be NoSchedule, PreferNoSchedule, NoExecute or empty (all)", t.Effect)
 		}
 		spec.Tolerations = append(spec.Tolerations, corev1.Toleration{Key: t.Key, Operator: op, Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
 	}
@@ -525,47 +525,47 @@ func convertPaid(c *errs, p *paidFile, total time.Duration) PaidWorkload {
 		Load: Load{Replicas: p.Replicas, RepeatEvery: p.RepeatEvery.Duration},
 	}
 	if p.Replicas < 0 {
-		c.add(p.line, join(p.path, "replicas"), "must not be negative")
+		c.field(p.pos, "replicas", "must not be negative")
 	}
 	var last time.Duration = -1
 	for i := range p.Steps {
 		st := &p.Steps[i]
 		switch {
 		case !st.At.set:
-			c.add(st.line, join(st.path, "at"), "must be set")
+			c.field(st.pos, "at", "must be set")
 		case st.At.Duration <= last:
-			c.add(st.line, join(st.path, "at"), "%s is not after the previous step (%s): steps go forward in time", st.At.Duration, last)
+			c.field(st.pos, "at", "%s is not after the previous step (%s): steps go forward in time", st.At.Duration, last)
 		case p.RepeatEvery.set && st.At.Duration >= p.RepeatEvery.Duration:
-			c.add(st.line, join(st.path, "at"), "%s is not within repeatEvery %s", st.At.Duration, p.RepeatEvery.Duration)
+			c.field(st.pos, "at", "%s is not within repeatEvery %s", st.At.Duration, p.RepeatEvery.Duration)
 		}
 		last = st.At.Duration
 		if st.Replicas == nil || *st.Replicas < 0 {
-			c.add(st.line, join(st.path, "replicas"), "must be set and not negative")
+			c.field(st.pos, "replicas", "must be set and not negative")
 			continue
 		}
 		out.Load.Steps = append(out.Load.Steps, Step{At: st.At.Duration, Replicas: *st.Replicas})
 	}
 	if p.RepeatEvery.set && p.RepeatEvery.Duration <= 0 {
-		c.add(p.line, join(p.path, "repeatEvery"), "must be positive")
+		c.field(p.pos, "repeatEvery", "must be positive")
 	}
 	if n := p.Noise; n != nil {
 		if n.Every.Duration <= 0 {
-			c.add(n.line, join(n.path, "every"), "must be set and positive")
+			c.field(n.pos, "every", "must be set and positive")
 		}
 		if n.Replicas < 1 {
-			c.add(n.line, join(n.path, "replicas"), "must be at least 1")
+			c.field(n.pos, "replicas", "must be at least 1")
 		}
 		out.Load.Noise = &Noise{Every: n.Every.Duration, Replicas: n.Replicas}
 	}
 	if b := p.Bursts; b != nil {
 		if b.MeanInterval.Duration <= 0 {
-			c.add(b.line, join(b.path, "meanInterval"), "must be set and positive")
+			c.field(b.pos, "meanInterval", "must be set and positive")
 		}
 		if b.Duration.Duration <= 0 {
-			c.add(b.line, join(b.path, "duration"), "must be set and positive")
+			c.field(b.pos, "duration", "must be set and positive")
 		}
 		if b.Replicas < 1 {
-			c.add(b.line, join(b.path, "replicas"), "must be at least 1")
+			c.field(b.pos, "replicas", "must be at least 1")
 		}
 		out.Load.Bursts = &Bursts{MeanInterval: b.MeanInterval.Duration, Duration: b.Duration.Duration, Replicas: b.Replicas}
 	}
@@ -587,25 +587,25 @@ func convertOpportunistic(c *errs, o *opportunistFile) OpportunisticWorkload {
 		ScaleDown:         behaviorOf(c, o.Behavior.ScaleDown, 0),
 	}
 	if o.MinReplicas < 0 {
-		c.add(o.line, join(o.path, "minReplicas"), "must not be negative")
+		c.field(o.pos, "minReplicas", "must not be negative")
 	}
 	if o.MaxReplicas < 1 {
-		c.add(o.line, join(o.path, "maxReplicas"), "must be set and at least 1")
+		c.field(o.pos, "maxReplicas", "must be set and at least 1")
 	} else if o.MinReplicas > o.MaxReplicas {
-		c.add(o.line, join(o.path, "minReplicas"), "%d exceeds maxReplicas %d", o.MinReplicas, o.MaxReplicas)
+		c.field(o.pos, "minReplicas", "%d exceeds maxReplicas %d", o.MinReplicas, o.MaxReplicas)
 	}
 	out.Replicas = o.MinReplicas
 	if o.Replicas != nil {
 		out.Replicas = *o.Replicas
 		if out.Replicas < 0 {
-			c.add(o.line, join(o.path, "replicas"), "must not be negative")
+			c.field(o.pos, "replicas", "must not be negative")
 		}
 	}
 	if o.Weight < 0 || o.Weight > 1000 {
-		c.add(o.line, join(o.path, "weight"), "%d is not between 1 and 1000", o.Weight)
+		c.field(o.pos, "weight", "%d is not between 1 and 1000", o.Weight)
 	}
 	if u := o.TargetUtilizationPercent; u < 0 || u > 100 {
-		c.add(o.line, join(o.path, "targetUtilizationPercent"), "%v is not between 1 and 100", u)
+		c.field(o.pos, "targetUtilizationPercent", "%v is not between 1 and 100", u)
 	}
 	for name, h := range o.Headroom {
 		field := join(o.path, "headroom."+name)
@@ -623,7 +623,7 @@ func convertOpportunistic(c *errs, o *opportunistFile) OpportunisticWorkload {
 	if len(o.PoolSelector) > 0 {
 		sel, err := labels.ValidatedSelectorFromSet(o.PoolSelector)
 		if err != nil {
-			c.add(o.line, join(o.path, "poolSelector"), "%v", err)
+			c.field(o.pos, "poolSelector", "%v", err)
 		} else {
 			out.PoolSelector = sel
 		}
@@ -640,18 +640,18 @@ func behaviorOf(c *errs, r *scalingRulesFile, window time.Duration) control.Beha
 	}
 	if v := r.StabilizationWindowSeconds; v != nil {
 		if *v < 0 || *v > 3600 {
-			c.add(r.line, join(r.path, "stabilizationWindowSeconds"), "%d is not between 0 and 3600", *v)
+			c.field(r.pos, "stabilizationWindowSeconds", "%d is not between 0 and 3600", *v)
 		}
 		b.StabilizationWindow = time.Duration(*v) * time.Second
 	}
 	if v := r.PeriodSeconds; v != nil {
 		if *v < 1 || *v > 1800 {
-			c.add(r.line, join(r.path, "periodSeconds"), "%d is not between 1 and 1800", *v)
+			c.field(r.pos, "periodSeconds", "%d is not between 1 and 1800", *v)
 		}
 		b.Period = time.Duration(*v) * time.Second
 	}
 	if r.MaxStep < 0 {
-		c.add(r.line, join(r.path, "maxStep"), "must not be negative")
+		c.field(r.pos, "maxStep", "must not be negative")
 	}
 	b.MaxStep = r.MaxStep
 	return b

@@ -150,7 +150,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{
 			name: "min above max",
 			yaml: strings.Replace(minimal, "  maxReplicas: 10\n", "  maxReplicas: 10\n  minReplicas: 11\n", 1),
-			want: []string{"bad.yaml:12: opportunistic[0].minReplicas: 11 exceeds maxReplicas 10"},
+			want: []string{"bad.yaml:15: opportunistic[0].minReplicas: 11 exceeds maxReplicas 10"},
 		},
 		{
 			name: "steps out of order",
@@ -170,7 +170,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{
 			name: "no requests",
 			yaml: strings.Replace(minimal, `requests: {cpu: "1"}`, `requests: {}`, 1),
-			want: []string{"bad.yaml:12: opportunistic[0].requests: must request some resource (like cpu: 1): room is counted in replicas of the requests"},
+			want: []string{"bad.yaml:13: opportunistic[0].requests: must request some resource (like cpu: 1): room is counted in replicas of the requests"},
 		},
 		{
 			name: "HPA behavior",
@@ -193,8 +193,8 @@ func TestParseScenarioErrors(t *testing.T) {
 			yaml: "duration: 0s\nnodeGroups: []\nopportunistic: []\n",
 			want: []string{
 				"bad.yaml:1: duration: must be set and positive (like 30m or 24h)",
-				"bad.yaml:1: nodeGroups: at least one node group is needed",
-				"bad.yaml:1: opportunistic: at least one opportunistic workload is needed",
+				"bad.yaml:2: nodeGroups: at least one node group is needed",
+				"bad.yaml:3: opportunistic: at least one opportunistic workload is needed",
 			},
 		},
 	}
@@ -241,7 +241,7 @@ func TestScenarioTraceFile(t *testing.T) {
 	}
 
 	_, err = LoadScenario(write("missing-trace.yaml", minimal+"trace: nope.csv\n"))
-	if err == nil || !strings.HasPrefix(err.Error(), filepath.Join(dir, "missing-trace.yaml")+":1: trace: cannot read the trace: ") {
+	if err == nil || !strings.HasPrefix(err.Error(), filepath.Join(dir, "missing-trace.yaml")+":16: trace: cannot read the trace: ") {
 		t.Errorf("missing trace: %v", err)
 	}
 	write("bad.csv", "time_s,name,replicas\n0,web,2\n10,api,1\n")
