@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"container/heap"
 	"fmt"
 	"math"
 	"slices"
@@ -233,10 +234,13 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 	w.reconcileSets()
 	w.schedulePending()
 	for len(w.timers) > 0 {
-		w.now = w.timers[0].at
-		w.fireTimers()
+		if t := heap.Pop(&w.timers).(timer); t.ready {
+			w.setReady(t.pod)
+		} else {
+			w.removePod(t.pod)
+		}
 	}
-	w.now = 0
+	w.schedulePending()
 
 	oracle := name == Oracle
 	for w.now = 0; w.now < sc.Duration; w.now += sc.Step {

@@ -145,3 +145,29 @@ func TestRunErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestSeveralOpportunisticWorkloads(t *testing.T) {
+	sc, err := ParseScenario("two.yaml", []byte(`duration: 1h
+nodeGroups:
+- {name: n, count: 2, allocatable: {cpu: "16", memory: 64Gi}}
+paid:
+- {name: web, requests: {cpu: "2"}, replicas: 1}
+opportunistic:
+- {name: first, requests: {cpu: "1"}, maxReplicas: 10, scalerPriority: 1, headroom: {cpu: "2"}, startup: 0s}
+- {name: rest, requests: {cpu: "2"}, maxReplicas: 100, headroom: {cpu: "2"}, startup: 0s}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, Oracle}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 32 cores - 2 headroom - 2 paid = 28: 10 for the first (its max), 18 for the rest.
+	if o := rep.Results[1]; o.HarvestCoreHours != 28 || o.ScaleEvents != 2 {
+		t.Errorf("oracle %+v, want 28 core-h in two scale events", o)
+	}
+	if o := rep.Results[0]; o.HarvestCoreHours != 28 || o.OvershootCoreHours != 0 {
+		t.Errorf("opportunist %+v, want the oracle's 28 core-h: pods start at once and nothing changes", o)
+	}
+}

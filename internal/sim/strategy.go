@@ -199,7 +199,9 @@ func (s *hpaSeed) act(w *world) {
 	if w.now < s.next {
 		return
 	}
-	s.next += s.sync
+	for s.next <= w.now {
+		s.next += s.sync
+	}
 	rep := w.ledger.Report()
 	cpu, _ := rep.Resource(corev1.ResourceCPU)
 	for i, rs := range w.opp {
@@ -226,7 +228,9 @@ func (s *hpaAverageValue) act(w *world) {
 	if w.now < s.next {
 		return
 	}
-	s.next += s.sync
+	for s.next <= w.now {
+		s.next += s.sync
+	}
 	for i, rs := range w.opp {
 		h := s.hpas[i]
 		n, _ := h.reconcile(w.now, rs.replicas, func() int32 {
