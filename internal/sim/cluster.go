@@ -3,7 +3,6 @@ package sim
 import (
 	"cmp"
 	"container/heap"
-	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -605,8 +604,4 @@ func (w *world) scale(rs *replicaSet, replicas int32) {
 	rs.lastDirection = dir
 	rs.scales++
 	rs.replicas = replicas
-}
-
-func (w *world) String() string {
-	return fmt.Sprintf("t=%s nodes=%d pending=%d", w.now, len(w.nodes), len(w.pending))
 }

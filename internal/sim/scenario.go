@@ -685,5 +685,3 @@ func (s *Scenario) paidByName(name string) *PaidWorkload {
 	}
 	return nil
 }
-
-func (s *Scenario) String() string { return s.Name }
