@@ -1,0 +1,184 @@
+// opportunist dashboard: reads the JSON API (docs/dashboard.md) and draws it.
+// No libraries; the charts are SVG strings.
+"use strict";
+
+let state = null;
+let history = null;
+let viewName = null;
+
+const $ = (id) => document.getElementById(id);
+
+function esc(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+function fmt(v, digits = 1) {
+  return Number(v ?? 0).toFixed(digits);
+}
+
+function clock(t) {
+  const d = new Date(t);
+  return d.toISOString().slice(11, 19);
+}
+
+function currentView() {
+  if (!state || !state.views || state.views.length === 0) return null;
+  return state.views.find((v) => v.name === viewName) || state.views[0];
+}
+
+function drawViews() {
+  const nav = $("views");
+  const names = state.views.map((v) => v.name);
+  if (!names.includes(viewName)) viewName = names[0];
+  if (nav.dataset.names !== names.join(",")) {
+    nav.dataset.names = names.join(",");
+    nav.innerHTML = names.length < 2 ? "" : names.map((n) => `<button type="button" data-view="${esc(n)}">${esc(n)}</button>`).join("");
+  }
+  for (const b of nav.querySelectorAll("button")) {
+    b.setAttribute("aria-pressed", String(b.dataset.view === viewName));
+  }
+}
+
+$("views").addEventListener("click", (e) => {
+  const b = e.target.closest("button");
+  if (!b) return;
+  viewName = b.dataset.view;
+  render();
+});
+
+// chart draws one resource's history: paid and opportunistic requests stacked
+// as areas, allocatable and the headroom line as lines.
+function chart(svg, points, resource) {
+  const W = 600, H = 220, L = 40, B = 18, T = 6;
+  const rows = points.map((p) => ({ t: Date.parse(p.time), r: (p.resources || []).find((x) => x.name === resource) })).filter((p) => p.r);
+  if (rows.length < 2) {
+    svg.innerHTML = `<text x="${W / 2}" y="${H / 2}" text-anchor="middle">waiting for data…</text>`;
+    return;
+  }
+  const t0 = rows[0].t, t1 = rows[rows.length - 1].t;
+  const top = Math.max(...rows.map((p) => Math.max(p.r.allocatable, p.r.paid + p.r.opportunistic))) * 1.08 || 1;
+  const x = (t) => L + ((t - t0) / Math.max(t1 - t0, 1)) * (W - L - 4);
+  const y = (v) => T + (1 - v / top) * (H - T - B);
+  const line = (f) => rows.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(f(p.r)).toFixed(1)}`).join("");
+  const area = (lo, hi) => line(hi) + rows.slice().reverse().map((p) => `L${x(p.t).toFixed(1)},${y(lo(p.r)).toFixed(1)}`).join("") + "Z";
+  let out = "";
+  for (let i = 0; i <= 4; i++) {
+    const v = (top / 4) * i;
+    out += `<line x1="${L}" x2="${W}" y1="${y(v)}" y2="${y(v)}" stroke="#e6e9ef"/>`;
+    out += `<text x="${L - 4}" y="${y(v) + 4}" text-anchor="end">${fmt(v, v < 10 ? 1 : 0)}</text>`;
+  }
+  out += `<text x="${L}" y="${H - 3}">${clock(t0)}</text><text x="${W - 4}" y="${H - 3}" text-anchor="end">${clock(t1)}</text>`;
+  out += `<path d="${area(() => 0, (r) => r.paid)}" fill="var(--paid)" fill-opacity=".55" class="series paid"/>`;
+  out += `<path d="${area((r) => r.paid, (r) => r.paid + r.opportunistic)}" fill="var(--opp)" fill-opacity=".55" class="series opp"/>`;
+  out += `<path d="${line((r) => r.allocatable)}" fill="none" stroke="var(--alloc)" stroke-width="2" class="series alloc"/>`;
+  out += `<path d="${line((r) => r.line)}" fill="none" stroke="var(--line)" stroke-width="2" stroke-dasharray="6 4" class="series line"/>`;
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.innerHTML = out;
+}
+
+function drawCharts() {
+  const series = history && (history.views.find((v) => v.name === viewName) || history.views[0]);
+  const points = series ? series.points : [];
+  chart($("chart-cpu"), points, "cpu");
+  chart($("chart-memory"), points, "memory");
+  const v = currentView();
+  for (const r of v ? v.resources : []) {
+    const el = $(`${r.name}-now`);
+    if (el) el.textContent = `now ${fmt(r.paid)} paid + ${fmt(r.opportunistic)} opportunistic of ${fmt(r.allocatable)} ${r.unit}, line ${fmt(r.line)}`;
+  }
+}
+
+function drawWorkloads(v) {
+  if (!v.workloads || v.workloads.length === 0) {
+    $("workloads").innerHTML = `<p class="muted">none</p>`;
+    return;
+  }
+  $("workloads").innerHTML = `<table><thead><tr><th>workload</th><th class="num">current</th><th class="num">desired</th><th class="num hide-narrow">min–max</th><th>limited by</th></tr></thead><tbody>` +
+    v.workloads.map((w) => `<tr><td>${esc(w.name)}</td><td class="num">${w.current}</td><td class="num">${w.desired}</td><td class="num hide-narrow">${w.min}–${w.max}</td><td><span class="tag">${esc(w.limitedBy || "–")}</span></td></tr>` +
+      (w.reason ? `<tr><td colspan="5" class="reason">${esc(w.reason)}</td></tr>` : "")).join("") + `</tbody></table>`;
+}
+
+function drawPending(v) {
+  const p = v.pendingPaid || {};
+  const cls = p.pods > 0 ? "bad" : "ok";
+  $("pending").innerHTML = `<div class="big ${cls}">${p.pods || 0} <span class="muted">pods</span></div>` +
+    `<div>oldest waiting: <b>${fmt(p.oldestWaitSeconds, 0)} s</b> (time to yield, still running)</div>` +
+    `<div class="muted">longest wait so far: ${fmt(p.maxWaitSeconds, 0)} s</div>`;
+}
+
+function drawNodes(v) {
+  const nodes = v.nodes || [];
+  if (nodes.length === 0) {
+    $("nodes").innerHTML = `<p class="muted">no nodes</p>`;
+    return;
+  }
+  $("nodes").innerHTML = nodes.map((n) => {
+    const c = n.cpu, a = c.allocatable || 1;
+    const pct = (x) => `${Math.max(0, (x / a) * 100).toFixed(1)}%`;
+    return `<div class="node" title="${esc(n.name)}: ${fmt(c.paid)} paid, ${fmt(c.opportunistic)} opportunistic, ${fmt(c.free)} free of ${fmt(c.allocatable)} cores; ${n.pods} pods; ${esc(n.state)}">` +
+      `<span class="name">${esc(n.name)}</span><span class="bar"><span class="paid" style="width:${pct(c.paid)}"></span><span class="opp" style="width:${pct(c.opportunistic)}"></span></span>` +
+      `<span class="num">${fmt(c.free)} free</span></div>`;
+  }).join("");
+}
+
+function drawDecisions(v) {
+  const ds = v.decisions || [];
+  $("decisions").innerHTML = ds.length === 0 ? `<li class="muted">no decisions yet</li>` :
+    ds.map((d) => `<li><b>${clock(d.time)}</b> ${esc(d.workload)} ${d.from} → ${d.to} <span class="tag">${esc(d.limitedBy || "–")}</span><div class="reason">${esc(d.reason)}</div></li>`).join("");
+}
+
+function render() {
+  if (!state) return;
+  $("origin").textContent = state.origin || "";
+  $("clock").textContent = clock(state.time) + (state.finished ? " · scenario finished" : "");
+  drawViews();
+  const v = currentView();
+  if (!v) return;
+  drawCharts();
+  drawWorkloads(v);
+  drawPending(v);
+  drawNodes(v);
+  drawDecisions(v);
+}
+
+function onState(s) {
+  state = s;
+  $("status").textContent = "live · updated " + new Date().toLocaleTimeString();
+  render();
+}
+
+async function loadHistory() {
+  try {
+    const r = await fetch("api/v1/history");
+    if (r.ok) {
+      history = await r.json();
+      drawCharts();
+    }
+  } catch (e) {
+    $("status").textContent = "history unavailable: " + e;
+  }
+}
+
+async function poll() {
+  try {
+    const r = await fetch("api/v1/state");
+    if (r.ok) onState(await r.json());
+  } catch (e) {
+    $("status").textContent = "disconnected: " + e;
+  }
+}
+
+function start() {
+  if (window.EventSource) {
+    const es = new EventSource("api/v1/stream");
+    es.addEventListener("state", (e) => onState(JSON.parse(e.data)));
+    es.onerror = () => { $("status").textContent = "reconnecting…"; };
+  } else {
+    setInterval(poll, 2000);
+    poll();
+  }
+  loadHistory();
+  setInterval(loadHistory, 2000);
+}
+
+start();

@@ -1,0 +1,189 @@
+package dashboard
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 5, 0, 0, time.UTC)
+
+type fakeSource struct{}
+
+func (fakeSource) State() State {
+	return State{Time: t0, Origin: "test", Views: []View{{
+		Name:        "opportunist",
+		Resources:   []Resource{{Name: "cpu", Unit: "cores", Allocatable: 32, Paid: 10, Opportunistic: 18, Line: 28.8}},
+		Workloads:   []Workload{{Name: "batch", Current: 9, Desired: 9, Min: 0, Max: 40, LimitedBy: "Budget", Reason: "fills to the line"}},
+		PendingPaid: PendingPaid{Pods: 2, OldestWaitSeconds: 4},
+		Nodes:       []Node{{Name: "n-1", State: "Ready", CPU: NodeResource{Allocatable: 8, Paid: 2, Opportunistic: 4, Free: 2}, Pods: 3}},
+		Decisions:   []Decision{{Time: t0, Workload: "batch", From: 7, To: 9, LimitedBy: "Budget", Reason: "room"}},
+	}}}
+}
+
+func (fakeSource) History() History {
+	return History{Views: []Series{{Name: "opportunist", Points: []Sample{
+		{Time: t0, Resources: []Resource{{Name: "cpu", Allocatable: 32, Paid: 10, Opportunistic: 18, Line: 28.8}}},
+	}}}}
+}
+
+func get(t *testing.T, h http.Handler, path string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec
+}
+
+func TestStateJSON(t *testing.T) {
+	rec := get(t, NewHandler(fakeSource{}), "/api/v1/state")
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d, content type %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"time", "origin", "finished", "views"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("state lacks %q: %s", k, rec.Body)
+		}
+	}
+	view := raw["views"].([]any)[0].(map[string]any)
+	for _, k := range []string{"name", "resources", "workloads", "pendingPaid", "nodes", "decisions"} {
+		if _, ok := view[k]; !ok {
+			t.Errorf("view lacks %q", k)
+		}
+	}
+	var got State
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	w := got.Views[0].Workloads[0]
+	if w.Name != "batch" || w.Current != 9 || w.Max != 40 || w.LimitedBy != "Budget" {
+		t.Errorf("workload = %+v", w)
+	}
+	if r := got.Views[0].Resources[0]; r.Line != 28.8 || r.Paid != 10 {
+		t.Errorf("resource = %+v", r)
+	}
+	if !got.Time.Equal(t0) {
+		t.Errorf("time = %v", got.Time)
+	}
+}
+
+func TestHistoryJSON(t *testing.T) {
+	rec := get(t, NewHandler(fakeSource{}), "/api/v1/history")
+	var got History
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Views) != 1 || len(got.Views[0].Points) != 1 || got.Views[0].Points[0].Resources[0].Allocatable != 32 {
+		t.Errorf("history = %+v", got)
+	}
+}
+
+func TestStreamDeliversStates(t *testing.T) {
+	srv := httptest.NewServer(NewHandler(fakeSource{}, WithStreamInterval(10*time.Millisecond)))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/v1/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	events := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() && events < 2 {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var s State
+		if err := json.Unmarshal([]byte(data), &s); err != nil {
+			t.Fatalf("event data: %v", err)
+		}
+		if s.Origin != "test" {
+			t.Errorf("origin = %q", s.Origin)
+		}
+		events++
+	}
+	if events < 2 {
+		t.Fatalf("got %d events, want 2 (%v)", events, sc.Err())
+	}
+}
+
+func TestUnknownPaths404(t *testing.T) {
+	h := NewHandler(fakeSource{})
+	for _, p := range []string{"/nope", "/api/v1/nope", "/api/v2/state", "/assets/app.js", "/a/b"} {
+		if rec := get(t, h, p); rec.Code != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", p, rec.Code)
+		}
+	}
+}
+
+func TestAssetsContentTypes(t *testing.T) {
+	h := NewHandler(fakeSource{})
+	for path, want := range map[string]string{
+		"/":           "text/html; charset=utf-8",
+		"/index.html": "text/html; charset=utf-8",
+		"/style.css":  "text/css; charset=utf-8",
+		"/app.js":     "text/javascript; charset=utf-8",
+	} {
+		rec := get(t, h, path)
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != want {
+			t.Errorf("GET %s: %d %q, want 200 %q", path, rec.Code, rec.Header().Get("Content-Type"), want)
+		}
+	}
+	if body := get(t, h, "/").Body.String(); !strings.Contains(body, `src="app.js"`) || !strings.Contains(body, `href="style.css"`) {
+		t.Errorf("index does not load its assets relatively")
+	}
+}
+
+func TestPrefix(t *testing.T) {
+	h := NewHandler(fakeSource{}, WithPrefix("/dashboard"))
+	if rec := get(t, h, "/dashboard/api/v1/state"); rec.Code != http.StatusOK {
+		t.Errorf("prefixed state: %d", rec.Code)
+	}
+	if rec := get(t, h, "/dashboard/"); rec.Code != http.StatusOK {
+		t.Errorf("prefixed page: %d", rec.Code)
+	}
+}
+
+// The page must work with no network: no asset names an external URL.
+func TestNoExternalURLs(t *testing.T) {
+	err := fs.WalkDir(assets, "assets", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		f, err := assets.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		data, err := io.ReadAll(f)
+		if err != nil {
+			return err
+		}
+		for _, bad := range []string{"http://", "https://", "//cdn", "@import"} {
+			if strings.Contains(string(data), bad) {
+				t.Errorf("%s contains %q", path, bad)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
