@@ -74,6 +74,8 @@ type opportunist struct {
 	dryRun  bool
 	history map[string]control.History
 	desired []int32 // last decision, by opportunistic workload
+	// decisions of the last round, sorted by key: read by Live for its view.
+	decisions []control.Decision
 
 	ran       bool
 	seen      uint64  // world.version at the last round
@@ -142,6 +144,7 @@ func (o *opportunist) round(w *world) {
 		scalers[i] = o.sc.Opportunistic[i].scaler(key, rs.replicas, usage[key], rs.priority, o.history[key])
 	}
 	decisions := control.Decide(epoch.Add(w.now), control.Cluster{Rooms: w.ledger.Rooms(), Pending: w.ledger.Pending()}, scalers)
+	o.decisions = decisions
 	byKey := make(map[string]*control.Decision, len(decisions))
 	for i := range decisions {
 		byKey[decisions[i].Key] = &decisions[i]
