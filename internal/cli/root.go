@@ -30,7 +30,7 @@ target, and gives the room back the moment paid pods need it.`,
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})
 	root.AddCommand(newRunCommand(), newStatusCommand(), newVersionCommand())
-	root.AddCommand(newSimulateCommand())
+	root.AddCommand(newSimulateCommand(), newDemoCommand())
 	return root
 }
 

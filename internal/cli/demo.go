@@ -1,0 +1,318 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/dashboard"
+	"github.com/opportunist/opportunist/internal/sim"
+)
+
+type demoOptions struct {
+	Scenario     string
+	ScenarioFile string
+	Strategy     string
+	Compare      string
+	Speed        float64
+	Seed         uint64
+	Listen       string
+}
+
+func defaultDemoOptions() *demoOptions {
+	return &demoOptions{Scenario: "seed-burst", Strategy: sim.Opportunist, Compare: sim.HPASeed, Speed: 10, Seed: 1, Listen: "127.0.0.1:8090"}
+}
+
+func (o *demoOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Scenario, "scenario", o.Scenario, "built-in scenario: "+strings.Join(sim.BuiltinNames(), ", "))
+	fs.StringVar(&o.ScenarioFile, "scenario-file", o.ScenarioFile, "scenario file (YAML, see docs/simulate.md); replaces --scenario")
+	fs.StringVar(&o.Strategy, "strategy", o.Strategy, "strategy shown first: "+strings.Join(liveStrategies(), ", "))
+	fs.StringVar(&o.Compare, "compare", o.Compare, "second strategy played on the same load, switchable on the page (\"\" for none)")
+	fs.Float64Var(&o.Speed, "speed", o.Speed, "simulated seconds per wall-clock second (1 is real time)")
+	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the scenario's random noise and bursts")
+	fs.StringVar(&o.Listen, "listen", o.Listen, "address to serve the dashboard on")
+}
+
+// liveStrategies are the strategies a demo can play: the oracle's pods are virtual.
+func liveStrategies() []string {
+	return slices.DeleteFunc(sim.Strategies(), func(s string) bool { return s == sim.Oracle })
+}
+
+// Validate returns every problem with the flags at once.
+func (o *demoOptions) Validate() []error {
+	var errs []error
+	if o.ScenarioFile == "" && !slices.Contains(sim.BuiltinNames(), o.Scenario) {
+		errs = append(errs, fmt.Errorf("--scenario %q is not built in (built in: %s)", o.Scenario, strings.Join(sim.BuiltinNames(), ", ")))
+	}
+	if !slices.Contains(liveStrategies(), o.Strategy) {
+		errs = append(errs, fmt.Errorf("--strategy %q is not one of %s", o.Strategy, strings.Join(liveStrategies(), ", ")))
+	}
+	switch {
+	case o.Compare == "":
+	case o.Compare == o.Strategy:
+		errs = append(errs, fmt.Errorf("--compare %q is the --strategy already shown", o.Compare))
+	case !slices.Contains(liveStrategies(), o.Compare):
+		errs = append(errs, fmt.Errorf("--compare %q is not one of %s", o.Compare, strings.Join(liveStrategies(), ", ")))
+	}
+	if !(o.Speed > 0 && o.Speed <= 100000) {
+		errs = append(errs, fmt.Errorf("--speed must be above 0 and at most 100000, got %v", o.Speed))
+	}
+	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q is not host:port: %v", o.Listen, err))
+	}
+	return errs
+}
+
+func newDemoCommand() *cobra.Command {
+	o := defaultDemoOptions()
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Watch opportunistic scaling live in the browser, on a simulated cluster",
+		Long: `Play a simulated scenario in real time or faster and serve the live dashboard:
+the cluster's CPU and memory filling and emptying, each opportunistic workload's
+size and what limits it, paid pods waiting, the scale decisions and the free room
+per node. A second strategy plays the same load beside it, switchable on the page.
+Needs no cluster, no kubeconfig and no network. When the scenario ends the page
+holds its end state until you stop the command.`,
+		Example: `  opportunist demo
+  opportunist demo --scenario diurnal --speed 60
+  opportunist demo --scenario-file my-cluster.yaml --compare hpa-averagevalue`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validated(o.Validate()); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return o.run(ctx, cmd.OutOrStdout())
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *demoOptions) scenario() (*sim.Scenario, error) {
+	if o.ScenarioFile != "" {
+		return sim.LoadScenario(o.ScenarioFile)
+	}
+	return sim.Builtin(o.Scenario)
+}
+
+func (o *demoOptions) strategies() []string {
+	if o.Compare == "" {
+		return []string{o.Strategy}
+	}
+	return []string{o.Strategy, o.Compare}
+}
+
+// run serves the dashboard and plays the scenario until ctx ends.
+func (o *demoOptions) run(ctx context.Context, out io.Writer) error {
+	src, err := o.newSource()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("demo: listening on %s: %w", o.Listen, err)
+	}
+	srv := &http.Server{Handler: dashboard.NewHandler(src), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(out, "opportunist demo: playing %s at %vx; open http://%s/ (Ctrl-C to stop)\n", src.scenario.Name, o.Speed, ln.Addr())
+	go src.play(ctx, o.Speed)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("demo: serving: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("demo: shutting down: %w", err)
+	}
+	return nil
+}
+
+func (o *demoOptions) newSource() (*demoSource, error) {
+	sc, err := o.scenario()
+	if err != nil {
+		return nil, err
+	}
+	src := &demoSource{scenario: sc, origin: fmt.Sprintf("simulator: %s at %vx", sc.Name, o.Speed)}
+	for _, name := range o.strategies() {
+		l, err := sim.NewLive(sc, name, o.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("demo: %w", err)
+		}
+		src.lives = append(src.lives, l)
+		src.history = append(src.history, &sampler{name: name})
+	}
+	src.capture()
+	return src, nil
+}
+
+// demoEpoch is the wall-clock instant shown for simulated time zero.
+var demoEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// demoSource plays every strategy in lockstep and serves what it sees.
+type demoSource struct {
+	scenario *sim.Scenario
+	origin   string
+
+	mu      sync.Mutex
+	lives   []*sim.Live
+	state   dashboard.State
+	history []*sampler
+}
+
+// play advances one simulated step every step/speed of wall time, then
+// holds the end state.
+func (s *demoSource) play(ctx context.Context, speed float64) {
+	interval := time.Duration(float64(s.scenario.Step) / speed)
+	// Below a millisecond a ticker cannot keep up: play several steps a tick.
+	stepsPerTick := 1
+	for interval < time.Millisecond {
+		interval *= 2
+		stepsPerTick *= 2
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if s.advance(stepsPerTick) {
+			return
+		}
+	}
+}
+
+// advance plays n steps of every strategy and reports whether the scenario is over.
+func (s *demoSource) advance(n int) (done bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		for _, l := range s.lives {
+			l.Step()
+		}
+		s.capture()
+	}
+	return s.lives[0].Done()
+}
+
+// capture records the current state and a history sample; s.mu is held.
+func (s *demoSource) capture() {
+	st := dashboard.State{Origin: s.origin}
+	for i, l := range s.lives {
+		snap := l.Snapshot()
+		st.Time, st.Finished = demoEpoch.Add(snap.Now), snap.Finished
+		v := viewOf(snap)
+		st.Views = append(st.Views, v)
+		s.history[i].add(dashboard.Sample{Time: st.Time, Resources: v.Resources})
+	}
+	s.state = st
+}
+
+func (s *demoSource) State() dashboard.State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+func (s *demoSource) History() dashboard.History {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := dashboard.History{}
+	for _, sm := range s.history {
+		h.Views = append(h.Views, dashboard.Series{Name: sm.name, Points: slices.Clone(sm.points)})
+	}
+	return h
+}
+
+// maxSamples bounds a history: past it, every other sample is dropped and
+// the sampling stride doubles, so a long scenario still fits a chart.
+const maxSamples = 600
+
+type sampler struct {
+	name   string
+	points []dashboard.Sample
+	stride int
+	seen   int
+}
+
+func (s *sampler) add(p dashboard.Sample) {
+	s.stride = max(s.stride, 1)
+	if s.seen%s.stride == 0 {
+		s.points = append(s.points, p)
+	}
+	s.seen++
+	if len(s.points) > maxSamples {
+		kept := s.points[:0]
+		for i, q := range s.points {
+			if i%2 == 0 {
+				kept = append(kept, q)
+			}
+		}
+		s.points = kept
+		s.stride *= 2
+	}
+}
+
+const (
+	milliPerCore = 1000
+	bytesPerGiB  = 1 << 30
+)
+
+func viewOf(s sim.LiveSnapshot) dashboard.View {
+	v := dashboard.View{
+		Name: s.Strategy,
+		Resources: []dashboard.Resource{
+			resourceOf("cpu", "cores", s.CPU, milliPerCore),
+			resourceOf("memory", "GiB", s.Memory, bytesPerGiB),
+		},
+		PendingPaid: dashboard.PendingPaid{Pods: s.PendingPaid, OldestWaitSeconds: s.OldestPaidWait.Seconds(), MaxWaitSeconds: s.MaxPaidWait.Seconds()},
+		Workloads:   []dashboard.Workload{},
+		Nodes:       []dashboard.Node{},
+		Decisions:   []dashboard.Decision{},
+	}
+	for _, w := range s.Workloads {
+		v.Workloads = append(v.Workloads, dashboard.Workload{Name: w.Name, Current: w.Current, Desired: w.Desired, Min: w.MinReplicas, Max: w.MaxReplicas, LimitedBy: w.Limit, Reason: w.Reason})
+	}
+	for _, n := range s.Nodes {
+		v.Nodes = append(v.Nodes, nodeOf(n))
+	}
+	for _, d := range s.Decisions {
+		v.Decisions = append(v.Decisions, dashboard.Decision{Time: demoEpoch.Add(d.At), Workload: d.Workload, From: d.From, To: d.To, LimitedBy: d.Limit, Reason: d.Reason})
+	}
+	return v
+}
+
+func resourceOf(name, unit string, p sim.LivePool, per float64) dashboard.Resource {
+	return dashboard.Resource{Name: name, Unit: unit, Allocatable: float64(p.Allocatable) / per, Paid: float64(p.Paid) / per,
+		Opportunistic: float64(p.Opportunistic) / per, Line: float64(p.Line) / per}
+}
+
+// nodeOf is one node's room in display units; shared with the live cluster's source.
+func nodeOf(n capacity.NodeRoom) dashboard.Node {
+	res := func(name corev1.ResourceName, per float64) dashboard.NodeResource {
+		alloc, req, opp := n.Allocatable[name], n.Requested[name], n.OpportunisticRequested[name]
+		return dashboard.NodeResource{Allocatable: float64(alloc) / per, Paid: float64(req-opp) / per, Opportunistic: float64(opp) / per, Free: float64(alloc-req) / per}
+	}
+	return dashboard.Node{Name: n.Name, State: n.State.String(), CPU: res(corev1.ResourceCPU, milliPerCore), Memory: res(corev1.ResourceMemory, bytesPerGiB), Pods: n.Pods}
+}
