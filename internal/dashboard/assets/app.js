@@ -115,7 +115,7 @@ function drawNodes(v) {
   $("nodes").innerHTML = nodes.map((n) => {
     const c = n.cpu, a = c.allocatable || 1;
     const pct = (x) => `${Math.max(0, (x / a) * 100).toFixed(1)}%`;
-    return `<div class="node" title="${esc(n.name)}: ${fmt(c.paid)} paid, ${fmt(c.opportunistic)} opportunistic, ${fmt(c.free)} free of ${fmt(c.allocatable)} cores; ${n.pods} pods; ${esc(n.state)}">` +
+    return `<div class="node" title="${esc(n.name)}: ${fmt(c.paid)} paid, ${fmt(c.opportunistic)} opportunistic, ${fmt(c.free)} free of ${fmt(c.allocatable)} cores; ${n.pods ? n.pods + " pods; " : ""}${esc(n.state)}">` +
       `<span class="name">${esc(n.name)}</span><span class="bar"><span class="paid" style="width:${pct(c.paid)}"></span><span class="opp" style="width:${pct(c.opportunistic)}"></span></span>` +
       `<span class="num">${fmt(c.free)} free</span></div>`;
   }).join("");
@@ -178,7 +178,7 @@ function start() {
     poll();
   }
   loadHistory();
-  setInterval(loadHistory, 2000);
+  setInterval(loadHistory, 3000);
 }
 
 start();
