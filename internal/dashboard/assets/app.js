@@ -71,7 +71,10 @@ function chart(svg, points, resource) {
   out += `<path d="${area(() => 0, (r) => r.paid)}" fill="var(--paid)" fill-opacity=".55" class="series paid"/>`;
   out += `<path d="${area((r) => r.paid, (r) => r.paid + r.opportunistic)}" fill="var(--opp)" fill-opacity=".55" class="series opp"/>`;
   out += `<path d="${line((r) => r.allocatable)}" fill="none" stroke="var(--alloc)" stroke-width="2" class="series alloc"/>`;
-  out += `<path d="${line((r) => r.line)}" fill="none" stroke="var(--line)" stroke-width="2" stroke-dasharray="6 4" class="series line"/>`;
+  // A live cluster does not know the headroom line (it is each scaler's): 0 means unknown.
+  if (rows.some((p) => p.r.line > 0)) {
+    out += `<path d="${line((r) => r.line)}" fill="none" stroke="var(--line)" stroke-width="2" stroke-dasharray="6 4" class="series line"/>`;
+  }
   svg.setAttribute("preserveAspectRatio", "none");
   svg.innerHTML = out;
 }
@@ -94,7 +97,7 @@ function drawWorkloads(v) {
     return;
   }
   $("workloads").innerHTML = `<table><thead><tr><th>workload</th><th class="num">current</th><th class="num">desired</th><th class="num hide-narrow">min–max</th><th>limited by</th></tr></thead><tbody>` +
-    v.workloads.map((w) => `<tr><td>${esc(w.name)}</td><td class="num">${w.current}</td><td class="num">${w.desired}</td><td class="num hide-narrow">${w.min}–${w.max}</td><td><span class="tag">${esc(w.limitedBy || "–")}</span></td></tr>` +
+    v.workloads.map((w) => `<tr><td>${esc(w.name)}</td><td class="num">${w.current}</td><td class="num">${w.desired}</td><td class="num hide-narrow">${w.max ? `${w.min}–${w.max}` : "–"}</td><td><span class="tag">${esc(w.limitedBy || "–")}</span></td></tr>` +
       (w.reason ? `<tr><td colspan="5" class="reason">${esc(w.reason)}</td></tr>` : "")).join("") + `</tbody></table>`;
 }
 

@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/dashboard"
+)
+
+// capacityView is what the dashboard reads of the live capacity cache
+// (cluster.Cache).
+type capacityView interface {
+	Report() capacity.Report
+	Rooms() []capacity.NodeRoom
+	Pending() []capacity.PendingPod
+}
+
+// desiredView is what the dashboard reads of the controller's last round
+// (controller.DecisionStore).
+type desiredView interface {
+	Keys() []string
+	Desired(key string) (int32, bool)
+}
+
+// clusterSource feeds the dashboard from a live cluster. It samples the
+// cache every interval: the history and the decision feed are built from
+// those samples, so they start when opportunist run starts.
+type clusterSource struct {
+	capacity capacityView
+	desired  desiredView
+	now      func() time.Time
+
+	mu           sync.Mutex
+	state        dashboard.State
+	history      sampler
+	decisions    []dashboard.Decision // oldest first
+	lastDesired  map[string]int32
+	pendingSince map[string]time.Time // paid pods pending, by key: when first seen
+	maxWait      time.Duration
+}
+
+func newClusterSource(c capacityView, d desiredView) *clusterSource {
+	s := &clusterSource{capacity: c, desired: d, now: time.Now, history: sampler{name: "cluster"},
+		lastDesired: map[string]int32{}, pendingSince: map[string]time.Time{}}
+	s.sample()
+	return s
+}
+
+// run samples every interval until ctx ends.
+func (s *clusterSource) run(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.sample()
+		}
+	}
+}
+
+func (s *clusterSource) State() dashboard.State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+func (s *clusterSource) History() dashboard.History {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return dashboard.History{Views: []dashboard.Series{{Name: s.history.name, Points: slices.Clone(s.history.points)}}}
+}
+
+// sample reads the cache and the controller's decisions once.
+func (s *clusterSource) sample() {
+	now := s.now()
+	rep := s.capacity.Report()
+	rooms := s.capacity.Rooms()
+	pending := s.capacity.Pending()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := dashboard.View{
+		Name:        "cluster",
+		Resources:   []dashboard.Resource{liveResource(rep, corev1.ResourceCPU, "cores", milliPerCore), liveResource(rep, corev1.ResourceMemory, "GiB", bytesPerGiB)},
+		Workloads:   s.workloads(now, rep),
+		PendingPaid: s.pendingPaid(now, pending),
+		Nodes:       []dashboard.Node{},
+	}
+	for _, r := range rooms {
+		v.Nodes = append(v.Nodes, nodeOf(r))
+	}
+	v.Decisions = make([]dashboard.Decision, 0, len(s.decisions))
+	for i := len(s.decisions) - 1; i >= 0; i-- {
+		v.Decisions = append(v.Decisions, s.decisions[i])
+	}
+	s.state = dashboard.State{Time: now, Origin: "cluster", Views: []dashboard.View{v}}
+	s.history.add(dashboard.Sample{Time: now, Resources: v.Resources})
+}
+
+// liveResource is one resource of the usable pool. The headroom line is
+// left at 0 (not drawn): each OpportunisticScaler keeps its own headroom,
+// which the cache does not hold.
+func liveResource(rep capacity.Report, name corev1.ResourceName, unit string, per float64) dashboard.Resource {
+	r, _ := rep.Resource(name)
+	return dashboard.Resource{Name: string(name), Unit: unit, Allocatable: float64(r.Allocatable) / per,
+		Paid: float64(r.PaidRequests) / per, Opportunistic: float64(r.OpportunisticRequests) / per}
+}
+
+// workloads lists the opportunistic workloads with their bound pods as the
+// current count and the controller's last desired count, and records each
+// change of the desired count in the feed. Min, max and the limiting factor
+// are on the OpportunisticScaler's status, which the cache does not hold.
+func (s *clusterSource) workloads(now time.Time, rep capacity.Report) []dashboard.Workload {
+	out := []dashboard.Workload{}
+	desired := map[string]int32{}
+	if s.desired != nil {
+		for _, k := range s.desired.Keys() {
+			if d, ok := s.desired.Desired(k); ok {
+				desired[k] = d
+			}
+		}
+	}
+	for _, u := range rep.Workloads {
+		w := dashboard.Workload{Name: u.Key, Current: int32(u.Pods), Desired: int32(u.Pods),
+			Reason: "current counts bound pods; see kubectl describe opportunisticscaler for the limit"}
+		if d, ok := desired[u.Key]; ok {
+			w.Desired = d
+		}
+		out = append(out, w)
+	}
+	for _, k := range slices.Sorted(maps.Keys(desired)) {
+		if last, seen := s.lastDesired[k]; seen && last != desired[k] {
+			s.decisions = append(s.decisions, dashboard.Decision{Time: now, Workload: k, From: last, To: desired[k],
+				Reason: fmt.Sprintf("the controller set %s's desired replicas to %d", k, desired[k])})
+		}
+	}
+	if extra := len(s.decisions) - 100; extra > 0 {
+		s.decisions = slices.Delete(s.decisions, 0, extra)
+	}
+	s.lastDesired = desired
+	return out
+}
+
+// pendingPaid counts the paid pods not bound; their wait runs from when the
+// dashboard first saw them pending.
+func (s *clusterSource) pendingPaid(now time.Time, pending []capacity.PendingPod) dashboard.PendingPaid {
+	var out dashboard.PendingPaid
+	still := map[string]time.Time{}
+	for _, p := range pending {
+		if p.Workload != "" {
+			continue
+		}
+		since, ok := s.pendingSince[p.Key()]
+		if !ok {
+			since = now
+		}
+		still[p.Key()] = since
+		out.Pods++
+		out.OldestWaitSeconds = max(out.OldestWaitSeconds, now.Sub(since).Seconds())
+	}
+	for k, since := range s.pendingSince {
+		if _, ok := still[k]; !ok {
+			s.maxWait = max(s.maxWait, now.Sub(since))
+		}
+	}
+	s.pendingSince = still
+	out.MaxWaitSeconds = max(s.maxWait.Seconds(), out.OldestWaitSeconds)
+	return out
+}

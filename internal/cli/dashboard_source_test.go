@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/opportunist/opportunist/internal/capacity"
+)
+
+type fakeCapacity struct {
+	pending []capacity.PendingPod
+}
+
+func (fakeCapacity) Report() capacity.Report {
+	return capacity.Report{
+		Resources: []capacity.ResourceSummary{{Name: corev1.ResourceCPU, Allocatable: 16000, Requests: 12000, PaidRequests: 4000, OpportunisticRequests: 8000}},
+		Workloads: []capacity.WorkloadUsage{{Key: "batch/worker", Pods: 8}},
+	}
+}
+
+func (fakeCapacity) Rooms() []capacity.NodeRoom {
+	return []capacity.NodeRoom{{Name: "n-1", State: capacity.NodeReady,
+		Allocatable:            capacity.Resources{corev1.ResourceCPU: 16000},
+		Requested:              capacity.Resources{corev1.ResourceCPU: 12000},
+		OpportunisticRequested: capacity.Resources{corev1.ResourceCPU: 8000}, Pods: 9}}
+}
+
+func (f *fakeCapacity) Pending() []capacity.PendingPod { return f.pending }
+
+type fakeDesired map[string]int32
+
+func (f fakeDesired) Keys() []string { return slices.Sorted(maps.Keys(f)) }
+func (f fakeDesired) Desired(k string) (int32, bool) {
+	d, ok := f[k]
+	return d, ok
+}
+
+func TestClusterSource(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	capa := &fakeCapacity{pending: []capacity.PendingPod{{Pod: capacity.Pod{Namespace: "shop", Name: "web-1"}}}}
+	desired := fakeDesired{"batch/worker": 8}
+	s := &clusterSource{capacity: capa, desired: desired, now: func() time.Time { return now }, history: sampler{name: "cluster"},
+		lastDesired: map[string]int32{}, pendingSince: map[string]time.Time{}}
+	s.sample()
+	now = now.Add(5 * time.Second)
+	desired["batch/worker"] = 6
+	s.sample()
+
+	st := s.State()
+	v := st.Views[0]
+	if cpu := v.Resources[0]; cpu.Allocatable != 16 || cpu.Paid != 4 || cpu.Opportunistic != 8 {
+		t.Errorf("cpu = %+v", cpu)
+	}
+	if w := v.Workloads[0]; w.Name != "batch/worker" || w.Current != 8 || w.Desired != 6 {
+		t.Errorf("workload = %+v", w)
+	}
+	if p := v.PendingPaid; p.Pods != 1 || p.OldestWaitSeconds != 5 {
+		t.Errorf("pending = %+v", p)
+	}
+	if n := v.Nodes[0]; n.CPU.Free != 4 || n.CPU.Paid != 4 || n.CPU.Opportunistic != 8 || n.State != "ready" {
+		t.Errorf("node = %+v", n)
+	}
+	if len(v.Decisions) != 1 || v.Decisions[0].From != 8 || v.Decisions[0].To != 6 {
+		t.Errorf("decisions = %+v", v.Decisions)
+	}
+	if h := s.History(); len(h.Views[0].Points) != 2 {
+		t.Errorf("history = %+v", h)
+	}
+
+	capa.pending = nil
+	now = now.Add(5 * time.Second)
+	s.sample()
+	if p := s.State().Views[0].PendingPaid; p.Pods != 0 || p.MaxWaitSeconds != 10 {
+		t.Errorf("after binding, pending = %+v", p)
+	}
+}
