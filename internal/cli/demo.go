@@ -129,7 +129,7 @@ func (o *demoOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("demo: listening on %s: %w", o.Listen, err)
 	}
-	srv := &http.Server{Handler: dashboard.NewHandler(src), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: dashboard.NewHandler(src, dashboard.WithContext(ctx)), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(out, "opportunist demo: playing %s at %vx; open http://%s/ (Ctrl-C to stop)\n", src.scenario.Name, o.Speed, ln.Addr())
 	go src.play(ctx, o.Speed)
 	errc := make(chan error, 1)

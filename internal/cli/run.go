@@ -27,6 +27,7 @@ import (
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/cluster"
 	"github.com/opportunist/opportunist/internal/controller"
+	"github.com/opportunist/opportunist/internal/dashboard"
 	"github.com/opportunist/opportunist/internal/exporter"
 	"github.com/opportunist/opportunist/internal/metricsapi"
 	"github.com/opportunist/opportunist/internal/version"
@@ -66,7 +67,7 @@ func defaultRunOptions() *runOptions {
 
 func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	o.kube.AddFlags(fs)
-	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "address serving /metrics, /healthz and /readyz (use 127.0.0.1:PORT to keep it on loopback)")
+	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "address serving /metrics, /healthz, /readyz and the dashboard on /dashboard/ (use 127.0.0.1:PORT to keep it on loopback)")
 	fs.DurationVar(&o.ProbeInterval, "probe-interval", o.ProbeInterval, "how often the API server's /readyz is probed; /readyz of opportunist fails while it does not answer")
 	fs.DurationVar(&o.Resync, "resync-period", o.Resync, "informer resync period (0 disables resyncs; the model is updated by events)")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: text or json")
@@ -233,13 +234,16 @@ func (o *runOptions) run(ctx context.Context) error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	decisions := controller.NewDecisionStore()
+	dash := newClusterSource(c, decisions)
+	go dash.run(ctx, time.Second)
+	mux.Handle("GET /dashboard/", dashboard.NewHandler(dash, dashboard.WithPrefix("/dashboard"), dashboard.WithContext(ctx)))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	runDone := make(chan struct{})
 	go func() { c.Run(ctx); close(runDone) }()
-	decisions := controller.NewDecisionStore()
 	ctrlDone, err := o.maybeStartController(ctx, cfg, client, c, decisions, reg, log)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -32,8 +33,15 @@ func WithPrefix(prefix string) Option {
 	return func(h *handler) { h.prefix = prefix }
 }
 
+// WithContext ends every stream when ctx ends, so that a server's graceful
+// shutdown need not wait for open pages to go away.
+func WithContext(ctx context.Context) Option {
+	return func(h *handler) { h.done = ctx.Done() }
+}
+
 type handler struct {
 	src      Source
+	done     <-chan struct{}
 	interval time.Duration
 	prefix   string
 	mux      *http.ServeMux
@@ -136,6 +144,8 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 		flusher.Flush()
 		select {
 		case <-r.Context().Done():
+			return
+		case <-h.done:
 			return
 		case <-tick.C:
 		}

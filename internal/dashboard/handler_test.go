@@ -187,3 +187,27 @@ func TestNoExternalURLs(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A stream ends when the handler's context does: a graceful shutdown does
+// not wait for open pages.
+func TestStreamEndsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := httptest.NewServer(NewHandler(fakeSource{}, WithContext(ctx), WithStreamInterval(time.Hour)))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cancel()
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadAll(resp.Body); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("reading the stream: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream still open 5s after the context ended")
+	}
+}
