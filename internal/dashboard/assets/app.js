@@ -49,7 +49,9 @@ $("views").addEventListener("click", (e) => {
 // chart draws one resource's history: paid and opportunistic requests stacked
 // as areas, allocatable and the headroom line as lines.
 function chart(svg, points, resource) {
-  const W = 600, H = 220, L = 40, B = 18, T = 6;
+  // Drawn at the element's own pixel size, so text is not stretched.
+  const W = Math.round(svg.clientWidth) || 600, H = Math.round(svg.clientHeight) || 200, L = 40, B = 18, T = 6;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const rows = points.map((p) => ({ t: Date.parse(p.time), r: (p.resources || []).find((x) => x.name === resource) })).filter((p) => p.r);
   if (rows.length < 2) {
     svg.innerHTML = `<text x="${W / 2}" y="${H / 2}" text-anchor="middle">waiting for data…</text>`;
@@ -75,7 +77,6 @@ function chart(svg, points, resource) {
   if (rows.some((p) => p.r.line > 0)) {
     out += `<path d="${line((r) => r.line)}" fill="none" stroke="var(--line)" stroke-width="2" stroke-dasharray="6 4" class="series line"/>`;
   }
-  svg.setAttribute("preserveAspectRatio", "none");
   svg.innerHTML = out;
 }
 
@@ -96,7 +97,7 @@ function drawWorkloads(v) {
     $("workloads").innerHTML = `<p class="muted">none</p>`;
     return;
   }
-  $("workloads").innerHTML = `<table><thead><tr><th>workload</th><th class="num">current</th><th class="num">desired</th><th class="num hide-narrow">min–max</th><th>limited by</th></tr></thead><tbody>` +
+  $("workloads").innerHTML = `<table><thead><tr><th>workload</th><th class="num">current</th><th class="num">desired</th><th class="num hide-narrow">min–max</th><th>limit</th></tr></thead><tbody>` +
     v.workloads.map((w) => `<tr><td>${esc(w.name)}</td><td class="num">${w.current}</td><td class="num">${w.desired}</td><td class="num hide-narrow">${w.max ? `${w.min}–${w.max}` : "–"}</td><td><span class="tag">${esc(w.limitedBy || "–")}</span></td></tr>` +
       (w.reason ? `<tr><td colspan="5" class="reason">${esc(w.reason)}</td></tr>` : "")).join("") + `</tbody></table>`;
 }
@@ -183,5 +184,7 @@ function start() {
   loadHistory();
   setInterval(loadHistory, 3000);
 }
+
+window.addEventListener("resize", drawCharts);
 
 start();
