@@ -3,8 +3,9 @@
 "use strict";
 
 let state = null;
-let history = null;
-let viewName = null;
+let capacityHistory = null;
+// The view shown can be linked: #hpa-seed.
+let viewName = decodeURIComponent(location.hash.slice(1)) || null;
 
 const $ = (id) => document.getElementById(id);
 
@@ -43,8 +44,15 @@ $("views").addEventListener("click", (e) => {
   const b = e.target.closest("button");
   if (!b) return;
   viewName = b.dataset.view;
+  window.history.replaceState(null, "", "#" + encodeURIComponent(viewName));
   render();
 });
+
+// niceStep rounds a tick step up to 1, 2 or 5 times a power of ten.
+function niceStep(raw) {
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  return [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw) || raw;
+}
 
 // chart draws one resource's history: paid and opportunistic requests stacked
 // as areas, allocatable and the headroom line as lines.
@@ -58,16 +66,17 @@ function chart(svg, points, resource) {
     return;
   }
   const t0 = rows[0].t, t1 = rows[rows.length - 1].t;
-  const top = Math.max(...rows.map((p) => Math.max(p.r.allocatable, p.r.paid + p.r.opportunistic))) * 1.08 || 1;
+  const peak = Math.max(...rows.map((p) => Math.max(p.r.allocatable, p.r.paid + p.r.opportunistic))) * 1.05 || 1;
+  const step = niceStep(peak / 4);
+  const top = Math.ceil(peak / step) * step;
   const x = (t) => L + ((t - t0) / Math.max(t1 - t0, 1)) * (W - L - 4);
   const y = (v) => T + (1 - v / top) * (H - T - B);
   const line = (f) => rows.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(f(p.r)).toFixed(1)}`).join("");
   const area = (lo, hi) => line(hi) + rows.slice().reverse().map((p) => `L${x(p.t).toFixed(1)},${y(lo(p.r)).toFixed(1)}`).join("") + "Z";
   let out = "";
-  for (let i = 0; i <= 4; i++) {
-    const v = (top / 4) * i;
+  for (let v = 0; v <= top + step / 2; v += step) {
     out += `<line x1="${L}" x2="${W}" y1="${y(v)}" y2="${y(v)}" stroke="#e6e9ef"/>`;
-    out += `<text x="${L - 4}" y="${y(v) + 4}" text-anchor="end">${fmt(v, v < 10 ? 1 : 0)}</text>`;
+    out += `<text x="${L - 4}" y="${y(v) + 4}" text-anchor="end">${fmt(v, step < 1 ? 1 : 0)}</text>`;
   }
   out += `<text x="${L}" y="${H - 3}">${clock(t0)}</text><text x="${W - 4}" y="${H - 3}" text-anchor="end">${clock(t1)}</text>`;
   out += `<path d="${area(() => 0, (r) => r.paid)}" fill="var(--paid)" fill-opacity=".55" class="series paid"/>`;
@@ -81,7 +90,7 @@ function chart(svg, points, resource) {
 }
 
 function drawCharts() {
-  const series = history && (history.views.find((v) => v.name === viewName) || history.views[0]);
+  const series = capacityHistory && (capacityHistory.views.find((v) => v.name === viewName) || capacityHistory.views[0]);
   const points = series ? series.points : [];
   chart($("chart-cpu"), points, "cpu");
   chart($("chart-memory"), points, "memory");
@@ -155,7 +164,7 @@ async function loadHistory() {
   try {
     const r = await fetch("api/v1/history");
     if (r.ok) {
-      history = await r.json();
+      capacityHistory = await r.json();
       drawCharts();
     }
   } catch (e) {
