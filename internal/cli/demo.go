@@ -211,8 +211,10 @@ func (s *demoSource) advance(n int) (done bool) {
 		for _, l := range s.lives {
 			l.Step()
 		}
-		s.capture()
 	}
+	// One capture a tick: at high speeds, snapshots of every step would cost
+	// more than the steps.
+	s.capture()
 	return s.lives[0].Done()
 }
 
