@@ -221,3 +221,28 @@ func TestSummarizeStatesKeepUnusableRoom(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeQuantitiesDoNotWrapAround: a Quantity holds values that do not fit
+// in int64 once scaled (found by fuzzing parseHeadroom); they clamp.
+func TestHugeQuantitiesDoNotWrapAround(t *testing.T) {
+	for _, tt := range []struct {
+		name corev1.ResourceName
+		q    string
+		want int64
+	}{
+		{"cpu", "8Ei", MaxAmount},
+		{"cpu", "9227000000000000", MaxAmount},
+		{"cpu", "9223372036854775807k", MaxAmount},
+		{"memory", "9223372036854775807k", MaxAmount},
+		{"cpu", "-8Ei", -MaxAmount},
+		{"cpu", "1500m", 1500},
+		{"memory", "64Gi", 64 << 30},
+		{"memory", "32Ti", MaxAmount},
+		{"memory", "33Ti", MaxAmount},
+		{"cpu", "35184372088", 35184372088000},
+	} {
+		if got := FromResourceList(list(string(tt.name), tt.q))[tt.name]; got != tt.want {
+			t.Errorf("%s %s = %d, want %d", tt.name, tt.q, got, tt.want)
+		}
+	}
+}

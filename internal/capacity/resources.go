@@ -5,9 +5,11 @@
 package capacity
 
 import (
+	"math"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Resources maps a resource name to an amount in its canonical integer unit:
@@ -19,13 +21,31 @@ type Resources map[corev1.ResourceName]int64
 func FromResourceList(list corev1.ResourceList) Resources {
 	out := make(Resources, len(list))
 	for name, q := range list {
+		scale := resource.Scale(0)
 		if name == corev1.ResourceCPU {
-			out[name] = q.MilliValue()
-		} else {
-			out[name] = q.Value()
+			scale = resource.Milli
 		}
+		out[name] = canonical(q, scale)
 	}
 	return out
+}
+
+// MaxAmount bounds every canonical amount, so that sums over a whole
+// cluster (150,000 pods or nodes) cannot overflow int64: 2^45, i.e. 35
+// billion cores (in milli-cores) or 32 TiB of memory per object.
+const MaxAmount = int64(1) << 45
+
+// canonical returns q in units of 10^scale, clamped to ±MaxAmount: a
+// Quantity holds values (like "8Ei" cpu) that wrap around in int64.
+func canonical(q resource.Quantity, scale resource.Scale) int64 {
+	approx := q.AsApproximateFloat64() * math.Pow10(-int(scale))
+	switch {
+	case approx > float64(MaxAmount):
+		return MaxAmount
+	case approx < -float64(MaxAmount):
+		return -MaxAmount
+	}
+	return q.ScaledValue(scale) // exact within the bound
 }
 
 // Add adds other into r, creating entries as needed.

@@ -20,6 +20,8 @@ func FuzzParseHeadroom(f *testing.F) {
 		"30", "500m", "64Gi", "1", "0", "15%", "12.5%", "0%", "100%", "150%", "-1%", "x%", "%", "-1", "thirty", "",
 		"1e3", "1E3", "0.5", "1Ki", "1k", "1M", "+5", "-0", "1e-3%", "1e2%", ".5%", "0x10%", "50 %", " 50%", "1%%",
 		"9223372036854775", "9223372036854775m", "1e15", "1Pi",
+		// found by fuzzing: wrapped around in int64, or NaN accepted as a percent
+		"9227000000000000", "8Ei", "9223372036854775807k", "9227000000000000000", "NaN%", "nan%",
 	} {
 		for i := range fuzzResources {
 			f.Add(uint8(i), v)

@@ -70,7 +70,7 @@ func toControl(s *v1alpha1.OpportunisticScaler, t *Target, bound int32, history 
 func parseHeadroom(name corev1.ResourceName, v string) (control.Headroom, error) {
 	if pct, ok := strings.CutSuffix(v, "%"); ok {
 		f, err := strconv.ParseFloat(pct, 64)
-		if err != nil || f < 0 || f > 100 {
+		if err != nil || !(f >= 0 && f <= 100) { // written so that NaN fails too
 			return control.Headroom{}, fmt.Errorf("%q is not a percent between 0%% and 100%%", v)
 		}
 		return control.Headroom{Percent: f}, nil

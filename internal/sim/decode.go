@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -307,6 +308,11 @@ type duration struct {
 
 func (d *duration) fromYAML(n *yaml.Node) error {
 	if secs, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		// Reject what a time.Duration cannot hold before converting: the
+		// conversion of NaN, Inf or 1e300 is platform-defined.
+		if !(secs >= 0 && secs <= math.MaxInt64/float64(time.Second)) {
+			return fmt.Errorf("%q is not a duration between 0 and 292 years", n.Value)
+		}
 		d.Duration = time.Duration(secs * float64(time.Second))
 	} else if v, err := time.ParseDuration(n.Value); err == nil {
 		d.Duration = v
@@ -339,7 +345,7 @@ func (h *headroomValue) fromYAML(n *yaml.Node) error {
 	h.line = n.Line
 	if pct, ok := strings.CutSuffix(n.Value, "%"); ok {
 		f, err := strconv.ParseFloat(pct, 64)
-		if err != nil || f < 0 || f > 100 {
+		if err != nil || !(f >= 0 && f <= 100) { // written so that NaN fails too
 			return fmt.Errorf("%q is not a percent between 0%% and 100%%", n.Value)
 		}
 		h.percent = f

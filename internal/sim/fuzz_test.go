@@ -45,6 +45,7 @@ func FuzzTrace(f *testing.F) {
 		"time_s,name,replicas\n1e300,web,1\nNaN,web,1\nInf,web,1\n1e-10,web,1\n0,web,1\n",
 		"time_s,name,replicas\n\"0\",\"a,b\",\"3\"\n", "a,\"b\nc", "name,time_s,replicas\n",
 		"time_s,name,replicas\r\n31622400,web,2147483647\r\n31622401,web,2147483648\r\n",
+		"\"", "\"0", // found by fuzzing: an unterminated quote panicked
 	} {
 		f.Add(s)
 	}

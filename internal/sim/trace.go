@@ -44,16 +44,18 @@ func ParseTrace(file string, data []byte) (*Trace, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
+			// FieldPos is only defined for a record that was read: take the
+			// line from the parse error (an unterminated quote panicked here).
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				c.add(pe.Line, "", "not valid CSV: %v", pe.Err)
 			} else {
-				c.add(line, "", "not valid CSV: %v", err)
+				c.add(0, "", "not valid CSV: %v", err)
 			}
 			return nil, c.err()
 		}
+		line, _ := r.FieldPos(0)
 		if header {
 			header = false
 			got := strings.Join(trimAll(rec), ",")
