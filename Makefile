@@ -11,6 +11,10 @@ RUN ?=
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+.PHONY: demo
+demo: ## The main job: a simulated cluster filling and yielding, live at http://127.0.0.1:8090/
+	$(GO) run ./cmd/opportunist demo
+
 .PHONY: try
 try: ## Run opportunist on a local control plane holding the write-up's cluster (no cluster needed)
 	hack/try.sh

@@ -115,8 +115,10 @@ function drawPending(v) {
   const p = v.pendingPaid || {};
   const cls = p.pods > 0 ? "bad" : "ok";
   $("pending").innerHTML = `<div class="big ${cls}">${p.pods || 0} <span class="muted">pods</span></div>` +
-    `<div>oldest waiting: <b>${fmt(p.oldestWaitSeconds, 0)} s</b> (time to yield, still running)</div>` +
-    `<div class="muted">longest wait so far: ${fmt(p.maxWaitSeconds, 0)} s</div>`;
+    (p.pods > 0
+      ? `<div>waiting for <b>${fmt(p.oldestWaitSeconds, 0)} s</b> so far (the time to yield, still running)</div>`
+      : `<div>none waiting: paid pods get their room</div>`) +
+    `<div class="muted">longest wait so far (time to yield): ${fmt(p.maxWaitSeconds, 0)} s</div>`;
 }
 
 function drawNodes(v) {
