@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/controller"
 	"github.com/opportunist/opportunist/internal/dashboard"
 )
 
@@ -26,7 +26,7 @@ type capacityView interface {
 // (controller.DecisionStore).
 type desiredView interface {
 	Keys() []string
-	Desired(key string) (int32, bool)
+	Get(key string) (controller.Published, bool)
 }
 
 // clusterSource feeds the dashboard from a live cluster. It samples the
@@ -115,32 +115,33 @@ func liveResource(rep capacity.Report, name corev1.ResourceName, unit string, pe
 		Paid: float64(r.PaidRequests) / per, Opportunistic: float64(r.OpportunisticRequests) / per}
 }
 
-// workloads lists the opportunistic workloads with their bound pods as the
-// current count and the controller's last desired count, and records each
-// change of the desired count in the feed. Min, max and the limiting factor
-// are on the OpportunisticScaler's status, which the cache does not hold.
+// workloads lists the opportunistic workloads with the controller's last
+// decision (desired, bounds, limit and reason) and their bound pods as the
+// current count, and records each change of the desired count in the feed.
 func (s *clusterSource) workloads(now time.Time, rep capacity.Report) []dashboard.Workload {
 	out := []dashboard.Workload{}
-	desired := map[string]int32{}
+	decided := map[string]controller.Published{}
 	if s.desired != nil {
 		for _, k := range s.desired.Keys() {
-			if d, ok := s.desired.Desired(k); ok {
-				desired[k] = d
+			if d, ok := s.desired.Get(k); ok {
+				decided[k] = d
 			}
 		}
 	}
 	for _, u := range rep.Workloads {
 		w := dashboard.Workload{Name: u.Key, Current: int32(u.Pods), Desired: int32(u.Pods),
-			Reason: "current counts bound pods; see kubectl describe opportunisticscaler for the limit"}
-		if d, ok := desired[u.Key]; ok {
-			w.Desired = d
+			Reason: "no decision yet (the controller does not run here, or is not the leader)"}
+		if d, ok := decided[u.Key]; ok {
+			w.Desired, w.Min, w.Max, w.LimitedBy, w.Reason = d.Desired, d.Min, d.Max, d.Limit, d.Reason
 		}
 		out = append(out, w)
 	}
-	for _, k := range slices.Sorted(maps.Keys(desired)) {
-		if last, seen := s.lastDesired[k]; seen && last != desired[k] {
-			s.decisions = append(s.decisions, dashboard.Decision{Time: now, Workload: k, From: last, To: desired[k],
-				Reason: fmt.Sprintf("the controller set %s's desired replicas to %d", k, desired[k])})
+	desired := map[string]int32{}
+	for _, k := range slices.Sorted(maps.Keys(decided)) {
+		d := decided[k]
+		desired[k] = d.Desired
+		if last, seen := s.lastDesired[k]; seen && last != d.Desired {
+			s.decisions = append(s.decisions, dashboard.Decision{Time: now, Workload: k, From: last, To: d.Desired, LimitedBy: d.Limit, Reason: d.Reason})
 		}
 	}
 	if extra := len(s.decisions) - 100; extra > 0 {

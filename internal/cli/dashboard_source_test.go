@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/controller"
 )
 
 type fakeCapacity struct {
@@ -34,9 +36,9 @@ func (f *fakeCapacity) Pending() []capacity.PendingPod { return f.pending }
 type fakeDesired map[string]int32
 
 func (f fakeDesired) Keys() []string { return slices.Sorted(maps.Keys(f)) }
-func (f fakeDesired) Desired(k string) (int32, bool) {
+func (f fakeDesired) Get(k string) (controller.Published, bool) {
 	d, ok := f[k]
-	return d, ok
+	return controller.Published{Desired: d, Min: 2, Max: 20, Limit: "Budget", Reason: "budget " + fmt.Sprint(d)}, ok
 }
 
 func TestClusterSource(t *testing.T) {
@@ -55,7 +57,7 @@ func TestClusterSource(t *testing.T) {
 	if cpu := v.Resources[0]; cpu.Allocatable != 16 || cpu.Paid != 4 || cpu.Opportunistic != 8 {
 		t.Errorf("cpu = %+v", cpu)
 	}
-	if w := v.Workloads[0]; w.Name != "batch/worker" || w.Current != 8 || w.Desired != 6 {
+	if w := v.Workloads[0]; w.Name != "batch/worker" || w.Current != 8 || w.Desired != 6 || w.Min != 2 || w.Max != 20 || w.LimitedBy != "Budget" || w.Reason != "budget 6" {
 		t.Errorf("workload = %+v", w)
 	}
 	if p := v.PendingPaid; p.Pods != 1 || p.OldestWaitSeconds != 5 {
@@ -64,7 +66,7 @@ func TestClusterSource(t *testing.T) {
 	if n := v.Nodes[0]; n.CPU.Free != 4 || n.CPU.Paid != 4 || n.CPU.Opportunistic != 8 || n.State != "ready" {
 		t.Errorf("node = %+v", n)
 	}
-	if len(v.Decisions) != 1 || v.Decisions[0].From != 8 || v.Decisions[0].To != 6 {
+	if len(v.Decisions) != 1 || v.Decisions[0].From != 8 || v.Decisions[0].To != 6 || v.Decisions[0].LimitedBy != "Budget" {
 		t.Errorf("decisions = %+v", v.Decisions)
 	}
 	if h := s.History(); len(h.Views[0].Points) != 2 {

@@ -5,18 +5,31 @@ import (
 	"sync"
 )
 
-// DecisionStore holds the last desired count of each scaler, for readers
-// outside the reconciler (the external metrics API).
+// Published is one scaler's last decision as readers outside the
+// reconciler see it.
+type Published struct {
+	Current, Desired, Min, Max int32
+	Limit, Reason              string
+}
+
+// DecisionStore holds the last decision of each scaler, for readers outside
+// the reconciler (the external metrics API, the dashboard).
 type DecisionStore struct {
 	mu      sync.RWMutex
-	desired map[string]int32
+	desired map[string]Published
 }
 
 // NewDecisionStore returns an empty store.
-func NewDecisionStore() *DecisionStore { return &DecisionStore{desired: map[string]int32{}} }
+func NewDecisionStore() *DecisionStore { return &DecisionStore{desired: map[string]Published{}} }
 
 // Desired returns the last desired count of a scaler ("namespace/name").
 func (s *DecisionStore) Desired(key string) (int32, bool) {
+	p, ok := s.Get(key)
+	return p.Desired, ok
+}
+
+// Get returns the last decision of a scaler.
+func (s *DecisionStore) Get(key string) (Published, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	v, ok := s.desired[key]
@@ -36,7 +49,7 @@ func (s *DecisionStore) Keys() []string {
 }
 
 // replace sets the decisions of a round; scalers without one are dropped.
-func (s *DecisionStore) replace(desired map[string]int32) {
+func (s *DecisionStore) replace(desired map[string]Published) {
 	if s == nil {
 		return
 	}

@@ -138,13 +138,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	cluster := control.Cluster{Rooms: r.Capacity.Rooms(), Pending: r.Capacity.Pending()}
 	decisions := control.Decide(r.Clock.Now(), cluster, inputs)
 	byKey := map[string]*control.Decision{}
-	desired := map[string]int32{}
-	for i := range decisions {
-		byKey[decisions[i].Key] = &decisions[i]
-		r.history[decisions[i].Key] = decisions[i].History
-		desired[decisions[i].Key] = decisions[i].Desired
+	published := map[string]Published{}
+	inputByKey := map[string]*control.Scaler{}
+	for i := range inputs {
+		inputByKey[inputs[i].Key] = &inputs[i]
 	}
-	r.Decisions.replace(desired)
+	for i := range decisions {
+		d, in := &decisions[i], inputByKey[decisions[i].Key]
+		byKey[d.Key] = d
+		r.history[d.Key] = d.History
+		published[d.Key] = Published{Current: in.Current, Desired: d.Desired, Min: in.Min, Max: in.Max, Limit: string(d.Limit), Reason: d.Reason}
+	}
+	r.Decisions.replace(published)
 	var errs []error
 	for _, sr := range rounds {
 		if err := r.report(ctx, sr, byKey[sr.key]); err != nil {
