@@ -7,6 +7,7 @@ package capacity
 import (
 	"math"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -46,6 +47,13 @@ func canonical(q resource.Quantity, scale resource.Scale) int64 {
 		return -MaxAmount
 	}
 	return q.ScaledValue(scale) // exact within the bound
+}
+
+// InBytes reports whether a resource's canonical unit is the byte (memory,
+// storage, hugepages); cpu is in milli-cores and everything else is a count.
+func InBytes(name corev1.ResourceName) bool {
+	return name == corev1.ResourceMemory || name == corev1.ResourceEphemeralStorage || name == corev1.ResourceStorage ||
+		strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix)
 }
 
 // Add adds other into r, creating entries as needed.

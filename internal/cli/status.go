@@ -154,8 +154,7 @@ func quantity(name corev1.ResourceName, v int64) string {
 	switch {
 	case name == corev1.ResourceCPU:
 		return resource.NewMilliQuantity(v, resource.DecimalSI).String()
-	case name == corev1.ResourceMemory || name == corev1.ResourceEphemeralStorage || name == corev1.ResourceStorage ||
-		strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix):
+	case capacity.InBytes(name):
 		return resource.NewQuantity(v, resource.BinarySI).String()
 	}
 	return fmt.Sprint(v)

@@ -4,7 +4,6 @@
 package exporter
 
 import (
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -177,8 +176,7 @@ func baseUnit(name corev1.ResourceName) (resource, unit string, scale float64) {
 	switch {
 	case name == corev1.ResourceCPU:
 		return string(name), "core", 1.0 / 1000
-	case name == corev1.ResourceMemory || name == corev1.ResourceEphemeralStorage || name == corev1.ResourceStorage ||
-		strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix):
+	case capacity.InBytes(name):
 		return string(name), "byte", 1
 	}
 	return string(name), "integer", 1 // pods and extended resources are counts
