@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,7 +35,8 @@ func crdInstalled(client kubernetes.Interface) (bool, error) {
 
 // startController builds the manager (leader election, scaler and HPA
 // caches) and the reconciler, and runs it until ctx ends. Only the leader
-// writes; every replica serves metrics.
+// writes; every replica serves metrics, a standby its leader's decisions as
+// the scalers' status shows them.
 func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, capacity *cluster.Cache, decisions *controller.DecisionStore, reg prometheus.Registerer, log *slog.Logger) (<-chan error, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -77,6 +79,10 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 	}
 	if err := r.SetupWithManager(mgr, capacity.Changes()); err != nil {
 		return nil, fmt.Errorf("setting up the reconciler: %w", err)
+	}
+	mirror := &controller.StatusMirror{Reader: mgr.GetClient(), Store: decisions, Elected: mgr.Elected(), Interval: time.Second}
+	if err := mgr.Add(mirror); err != nil {
+		return nil, fmt.Errorf("setting up the standby status mirror: %w", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()

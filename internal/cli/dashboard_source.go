@@ -130,7 +130,7 @@ func (s *clusterSource) workloads(now time.Time, rep capacity.Report) []dashboar
 	}
 	for _, u := range rep.Workloads {
 		w := dashboard.Workload{Name: u.Key, Current: int32(u.Pods), Desired: int32(u.Pods),
-			Reason: "no decision yet (the controller does not run here, or is not the leader)"}
+			Reason: "no decision yet (the controller does not run here, or the scaler is not Ready)"}
 		if d, ok := decided[u.Key]; ok {
 			w.Desired, w.Min, w.Max, w.LimitedBy, w.Reason = d.Desired, d.Min, d.Max, d.Limit, d.Reason
 		}

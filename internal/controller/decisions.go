@@ -17,6 +17,9 @@ type Published struct {
 type DecisionStore struct {
 	mu      sync.RWMutex
 	desired map[string]Published
+	// leading is set by the first round of the reconciler; from then on the
+	// status mirror of a standby no longer writes here.
+	leading bool
 }
 
 // NewDecisionStore returns an empty store.
@@ -55,5 +58,15 @@ func (s *DecisionStore) replace(desired map[string]Published) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.desired = desired
+	s.desired, s.leading = desired, true
+}
+
+// replaceFromStatus sets what a standby serves: the leader's decisions as
+// its status shows them. A no-op once this replica's reconciler has run.
+func (s *DecisionStore) replaceFromStatus(desired map[string]Published) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.leading {
+		s.desired = desired
+	}
 }

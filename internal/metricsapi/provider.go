@@ -37,8 +37,8 @@ type Capacity interface {
 }
 
 // Decisions yields the controller's last desired count per scaler key
-// ("namespace/name"); false when this replica has none (not the leader, or
-// no round yet).
+// ("namespace/name"); false when there is none (no such scaler, not Ready,
+// or no round yet). A standby replica answers from the leader's status.
 type Decisions interface {
 	Desired(key string) (int32, bool)
 	Keys() []string
@@ -248,7 +248,7 @@ func (p *Provider) GetExternalMetric(_ context.Context, namespace string, select
 	}
 	if len(list.Items) == 0 {
 		if name, selected := selectedScaler(selector); selected {
-			return nil, apierrors.NewNotFound(gr, fmt.Sprintf("%s/%s (no decision for that OpportunisticScaler here: missing, or this replica is not the leader)", namespace, name))
+			return nil, apierrors.NewNotFound(gr, fmt.Sprintf("%s/%s (no decision for that OpportunisticScaler: missing, or not Ready — see its status)", namespace, name))
 		}
 	}
 	return list, nil

@@ -1,0 +1,71 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/opportunist/opportunist/api/v1alpha1"
+)
+
+// PublishedFromStatus is what the leader last decided for each scaler, read
+// back from the status it wrote. Only scalers whose Ready condition is true
+// for their current generation count: a scaler the leader could not decide
+// for has no desired count on the leader either.
+func PublishedFromStatus(items []v1alpha1.OpportunisticScaler) map[string]Published {
+	out := map[string]Published{}
+	for i := range items {
+		s := &items[i]
+		ready := meta.FindStatusCondition(s.Status.Conditions, ConditionReady)
+		if ready == nil || ready.Status != "True" || ready.ObservedGeneration != s.Generation || s.Status.ObservedGeneration != s.Generation {
+			continue
+		}
+		var lowest int32
+		if s.Spec.MinReplicas != nil {
+			lowest = *s.Spec.MinReplicas
+		}
+		out[s.Namespace+"/"+s.Name] = Published{
+			Current: s.Status.CurrentReplicas, Desired: s.Status.DesiredReplicas,
+			Min: lowest, Max: s.Spec.MaxReplicas,
+			Limit: s.Status.LimitedBy, Reason: s.Status.Reason,
+		}
+	}
+	return out
+}
+
+// StatusMirror fills a standby replica's DecisionStore from the scalers'
+// status, so the external metrics API and the dashboard answer the same on
+// every replica behind one Service (the aggregator picks any endpoint). It
+// runs on every replica and stops once this one is elected: from then on the
+// reconciler's own rounds fill the store.
+type StatusMirror struct {
+	Reader   client.Reader
+	Store    *DecisionStore
+	Elected  <-chan struct{}
+	Interval time.Duration
+}
+
+// NeedLeaderElection is false: the mirror is what a non-leader runs.
+func (m *StatusMirror) NeedLeaderElection() bool { return false }
+
+// Start mirrors until ctx ends or this replica is elected.
+func (m *StatusMirror) Start(ctx context.Context) error {
+	tick := time.NewTicker(m.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.Elected:
+			return nil
+		case <-tick.C:
+		}
+		var list v1alpha1.OpportunisticScalerList
+		if err := m.Reader.List(ctx, &list); err != nil {
+			continue // the cache reports its own errors; the next tick retries
+		}
+		m.Store.replaceFromStatus(PublishedFromStatus(list.Items))
+	}
+}
