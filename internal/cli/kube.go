@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // kubeOptions select the cluster: a kubeconfig (flag, KUBECONFIG, ~/.kube/config)
@@ -67,6 +69,47 @@ func (o *kubeOptions) kubeconfigPath() string {
 		}
 	}
 	return ""
+}
+
+// delegationKubeconfig is a kubeconfig file for components that take only a
+// path (the metrics API's delegated authentication): the file in use when it
+// alone says everything, else the effective configuration — the --context
+// chosen, several $KUBECONFIG files merged — written flattened into a new
+// private temporary directory that cleanup removes. "" means in-cluster.
+func (o *kubeOptions) delegationKubeconfig() (path string, cleanup func(), err error) {
+	cleanup = func() {}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.Kubeconfig
+	if o.Context == "" && (o.Kubeconfig != "" || len(rules.Precedence) <= 1) {
+		return o.kubeconfigPath(), cleanup, nil
+	}
+	raw, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).RawConfig()
+	if err != nil {
+		return "", cleanup, fmt.Errorf("loading kubeconfig: %s", oneLine(err))
+	}
+	if len(raw.Contexts) == 0 {
+		return "", cleanup, nil
+	}
+	if o.Context != "" {
+		raw.CurrentContext = o.Context
+	}
+	if err := clientcmdapi.MinifyConfig(&raw); err != nil {
+		return "", cleanup, fmt.Errorf("kubeconfig: %s", oneLine(err))
+	}
+	if err := clientcmdapi.FlattenConfig(&raw); err != nil {
+		return "", cleanup, fmt.Errorf("kubeconfig: %s", oneLine(err))
+	}
+	dir, err := os.MkdirTemp("", "opportunist-kubeconfig-")
+	if err != nil {
+		return "", cleanup, fmt.Errorf("writing the metrics API's kubeconfig: %s", oneLine(err))
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	path = filepath.Join(dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(raw, path); err != nil {
+		cleanup()
+		return "", func() {}, fmt.Errorf("writing the metrics API's kubeconfig: %s", oneLine(err))
+	}
+	return path, cleanup, nil
 }
 
 // restConfig loads the client configuration, with errors a user can act on.

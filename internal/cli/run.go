@@ -166,12 +166,17 @@ func (o *runOptions) maybeServeMetricsAPI(ctx context.Context, c *cluster.Cache,
 		p.Decisions = decisions
 	}
 	opts := o.MetricsAPI
-	if opts.Kubeconfig == "" {
-		opts.Kubeconfig = o.kube.kubeconfigPath()
-	}
 	done := make(chan error, 1)
 	go func() {
-		err := metricsapi.Run(ctx, opts, p)
+		// Delegated authentication reads a kubeconfig file; it must be the
+		// cluster and user this process uses (--context included).
+		var cleanup func()
+		var err error
+		opts.Kubeconfig, cleanup, err = o.kube.delegationKubeconfig()
+		defer cleanup()
+		if err == nil {
+			err = metricsapi.Run(ctx, opts, p)
+		}
 		if err != nil {
 			log.Error("metrics API stopped", "err", err)
 		}

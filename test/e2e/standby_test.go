@@ -5,11 +5,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 )
@@ -32,8 +35,12 @@ func TestStandbyServesLeaderDecisions(t *testing.T) {
 	startOpportunist(t, args...)
 	// 184 cores - 8 paid - 30 headroom = 146 workers, written by the leader.
 	waitForReplicas(t, 60*time.Second, ns, "worker", 146, 0)
+	// The standby's kubeconfig's current context is a dead server: it must
+	// follow --context everywhere, including the metrics API's delegated
+	// authentication and authorization.
 	standbyPort := freePort(t)
-	startOpportunist(t, append(args, "--metrics-api-port", strconv.Itoa(standbyPort))...)
+	startOpportunist(t, append(args, "--metrics-api-port", strconv.Itoa(standbyPort),
+		"--kubeconfig", kubeconfigWithDeadCurrentContext(t), "--context", "e2e")...)
 	registerMetricsAPI(t, standbyPort)
 
 	waitFor(t, 30*time.Second, "the standby's opportunist_desired_replicas to carry the leader's answer", func(ctx context.Context) (bool, error) {
@@ -46,4 +53,28 @@ func TestStandbyServesLeaderDecisions(t *testing.T) {
 		}
 		return true, nil
 	})
+}
+
+// kubeconfigWithDeadCurrentContext is the test cluster's kubeconfig as
+// context "e2e", with a current context pointing at a port nobody serves.
+func kubeconfigWithDeadCurrentContext(t *testing.T) string {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := cfg.Contexts[cfg.CurrentContext]
+	cfg.Contexts["e2e"] = cur.DeepCopy()
+	dead := cfg.Clusters[cur.Cluster].DeepCopy()
+	dead.Server = "https://127.0.0.1:1"
+	cfg.Clusters["dead"] = dead
+	deadCtx := cur.DeepCopy()
+	deadCtx.Cluster = "dead"
+	cfg.Contexts["dead"] = deadCtx
+	cfg.CurrentContext = "dead"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// twoContexts writes a kubeconfig with contexts a and b on different
+// servers; b's CA is a file, to check it gets embedded.
+func twoContexts(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(ca, []byte("not really a CA"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["a"] = &clientcmdapi.Cluster{Server: "https://a.example:6443"}
+	cfg.Clusters["b"] = &clientcmdapi.Cluster{Server: "https://b.example:6443", CertificateAuthority: ca}
+	cfg.AuthInfos["a"] = &clientcmdapi.AuthInfo{Token: "token-a"}
+	cfg.AuthInfos["b"] = &clientcmdapi.AuthInfo{Token: "token-b"}
+	cfg.Contexts["a"] = &clientcmdapi.Context{Cluster: "a", AuthInfo: "a"}
+	cfg.Contexts["b"] = &clientcmdapi.Context{Cluster: "b", AuthInfo: "b"}
+	cfg.CurrentContext = "a"
+	path := filepath.Join(dir, "config")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestDelegationKubeconfigFollowsContext(t *testing.T) {
+	path := twoContexts(t)
+	o := kubeOptions{Kubeconfig: path}
+	got, cleanup, err := o.delegationKubeconfig()
+	defer cleanup()
+	if err != nil || got != path {
+		t.Fatalf("without --context: %q, %v; want the file itself, %q", got, err, path)
+	}
+
+	o.Context = "b"
+	got, cleanup, err = o.delegationKubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.LoadFromFile(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CurrentContext != "b" || len(cfg.Clusters) != 1 || cfg.Clusters["b"] == nil || cfg.AuthInfos["b"].Token != "token-b" {
+		t.Fatalf("with --context b the written kubeconfig is %+v", cfg)
+	}
+	if string(cfg.Clusters["b"].CertificateAuthorityData) != "not really a CA" {
+		t.Errorf("the CA file was not embedded: %+v", cfg.Clusters["b"])
+	}
+	info, err := os.Stat(got)
+	if err != nil || info.Mode().Perm()&0o077 != 0 {
+		t.Errorf("the written kubeconfig holds credentials and must be private: %v, %v", info.Mode(), err)
+	}
+	cleanup()
+	if _, err := os.Stat(got); !os.IsNotExist(err) {
+		t.Errorf("cleanup left %s: %v", got, err)
+	}
+
+	o.Context = "missing"
+	if _, cleanup, err := o.delegationKubeconfig(); err == nil {
+		cleanup()
+		t.Error("an unknown --context was accepted")
+	}
+}
