@@ -78,6 +78,10 @@ type Reconciler struct {
 
 	history   map[string]control.History
 	workloads string // fingerprint of the last SetWorkloads
+	// staleEvented is, per scaler, the start of the stale spell whose
+	// behaviour was announced by an Event: one Event per spell, however
+	// often its cause's wording changes.
+	staleEvented map[string]time.Time
 }
 
 // scalerRound is one scaler's state within a round.
@@ -118,6 +122,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		return r.staleRound(ctx, rounds, since, err)
 	}
 	r.Metrics.Stale(r.policy().Behaviour, false)
+	r.staleEvented = nil
 	if err := r.resolveTargets(ctx, rounds); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -199,7 +204,14 @@ func (r *Reconciler) staleRound(ctx context.Context, rounds []*scalerRound, sinc
 				min = *sr.obj.Spec.MinReplicas
 			}
 			out := DecideStale(p, since, now, cause.Error(), sr.target != nil, current, min)
-			sr.problem, sr.message, sr.quiet = ReasonCapacityStale, out.Message, !out.Applied
+			sr.problem, sr.message, sr.quiet = ReasonCapacityStale, out.Message, true
+			if out.Applied && !r.staleEvented[sr.key].Equal(since) {
+				if r.staleEvented == nil {
+					r.staleEvented = map[string]time.Time{}
+				}
+				r.staleEvented[sr.key] = since
+				r.Recorder.Eventf(sr.obj, nil, corev1.EventTypeWarning, ReasonCapacityStale, "Reconcile", "%s", out.Message)
+			}
 			if out.Write && !sr.obj.Spec.Paused && !sr.obj.Spec.DryRun {
 				if err := r.scale(ctx, sr, out.Desired); err != nil {
 					errs = append(errs, err)

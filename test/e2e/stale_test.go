@@ -356,6 +356,7 @@ func (r *staleRun) waitForFresh(t *testing.T) {
 // the log and the metrics; with RBAC restored it fills the node again.
 func TestStaleShrinkToMin(t *testing.T) {
 	r := startStaleRun(t, "e2e-stale-shrink", "--on-stale", "shrink-to-min", "--stale-after", "3s")
+	trace := traceReplicas(t, r.ns, "worker")
 	r.breakPodWatch(t)
 	took := waitForReplicas(t, 30*time.Second, r.ns, "worker", 1, 0)
 	t.Logf("worker at its min 1 %s after the pod watch was refused (--stale-after 3s)", took.Round(100*time.Millisecond))
@@ -371,6 +372,13 @@ func TestStaleShrinkToMin(t *testing.T) {
 	r.restorePodWatch(t)
 	waitForReplicas(t, 60*time.Second, r.ns, "worker", 6, 0)
 	r.waitForFresh(t)
+	_, values := trace.directionChanges()
+	t.Logf("worker replicas seen: %v", values)
+	for _, v := range values {
+		if v < 1 || v > 20 {
+			t.Errorf("worker at %d, outside [min 1, max 20]: %v", v, values)
+		}
+	}
 }
 
 // TestStaleFreeze: the same refused pod watch with the default --on-stale
