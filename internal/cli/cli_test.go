@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -28,6 +29,9 @@ func TestRunOptionsValidate(t *testing.T) {
 		{name: "every problem at once", mutate: func(o *runOptions) {
 			o.ProbeInterval, o.Resync, o.LogFormat, o.LogLevel, o.kube.Timeout = 0, -1, "xml", "loud", 0
 		}, want: []string{"--request-timeout", "--probe-interval", "--resync-period", "--log-format", "--log-level"}},
+		{name: "stale handling", mutate: func(o *runOptions) { o.StaleAfter, o.OnStale = -time.Second, "shrink" },
+			want: []string{"--stale-after must not be negative", `--on-stale must be freeze or shrink-to-min, got "shrink"`}},
+		{name: "shrink-to-min at once is valid", mutate: func(o *runOptions) { o.StaleAfter, o.OnStale = 0, "shrink-to-min" }},
 		{name: "missing kubeconfig file", mutate: func(o *runOptions) { o.kube.Kubeconfig = "/does/not/exist" }, want: []string{"--kubeconfig /does/not/exist: no such file or directory"}},
 	}
 	for _, tt := range tests {

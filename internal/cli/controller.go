@@ -76,6 +76,7 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 		Resync:    o.RoundInterval,
 		Metrics:   controller.NewMetrics(reg),
 		Decisions: decisions,
+		Stale:     o.stalePolicy(),
 	}
 	if err := r.SetupWithManager(mgr, capacity.Changes()); err != nil {
 		return nil, fmt.Errorf("setting up the reconciler: %w", err)

@@ -45,6 +45,10 @@ type runOptions struct {
 	LeaderElect             bool
 	LeaderElectionNamespace string
 	RoundInterval           time.Duration
+	// StaleAfter and OnStale: how long capacity data may be stale before
+	// OnStale (freeze or shrink-to-min) applies.
+	StaleAfter time.Duration
+	OnStale    string
 	// MetricsAPI serves custom.metrics.k8s.io and external.metrics.k8s.io.
 	MetricsAPI     metricsapi.ServerOptions
 	MetricsService string
@@ -60,6 +64,8 @@ func defaultRunOptions() *runOptions {
 		Controller:     true,
 		LeaderElect:    true,
 		RoundInterval:  5 * time.Second,
+		StaleAfter:     controller.DefaultStalePolicy().After,
+		OnStale:        string(controller.DefaultStalePolicy().Behaviour),
 		MetricsAPI:     metricsapi.ServerOptions{BindAddress: "0.0.0.0"},
 		MetricsService: "cluster-metrics",
 	}
@@ -76,6 +82,8 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one leader among replicas; only the leader writes")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election Lease (default: the pod's namespace in a cluster, else default)")
 	fs.DurationVar(&o.RoundInterval, "round-interval", o.RoundInterval, "longest time between two rounds of the control law when nothing changes")
+	fs.DurationVar(&o.StaleAfter, "stale-after", o.StaleAfter, "how long the capacity data may be stale (a watch failing, the API server not answering) before --on-stale applies; until then the controller holds every target")
+	fs.StringVar(&o.OnStale, "on-stale", o.OnStale, "what the controller does once the data has been stale for --stale-after: freeze (hold every target) or shrink-to-min (scale every target down to its minReplicas)")
 	fs.IntVar(&o.MetricsAPI.SecurePort, "metrics-api-port", o.MetricsAPI.SecurePort, "HTTPS port serving custom.metrics.k8s.io and external.metrics.k8s.io to the API server's aggregator (0: off)")
 	fs.StringVar(&o.MetricsAPI.BindAddress, "metrics-api-bind-address", o.MetricsAPI.BindAddress, "IP address the metrics APIs listen on")
 	fs.StringVar(&o.MetricsAPI.CertFile, "metrics-api-tls-cert-file", o.MetricsAPI.CertFile, "serving certificate of the metrics APIs (default: self-signed, generated)")
@@ -108,6 +116,12 @@ func (o *runOptions) Validate() []error {
 	if o.RoundInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--round-interval must be positive, got %s", o.RoundInterval))
 	}
+	if o.StaleAfter < 0 {
+		errs = append(errs, fmt.Errorf("--stale-after must not be negative, got %s", o.StaleAfter))
+	}
+	if err := (controller.StalePolicy{Behaviour: controller.StaleBehaviour(o.OnStale)}).Valid(); err != nil {
+		errs = append(errs, fmt.Errorf("--%s", err))
+	}
 	if o.Resync < 0 {
 		errs = append(errs, fmt.Errorf("--resync-period must not be negative, got %s", o.Resync))
 	}
@@ -119,6 +133,10 @@ func (o *runOptions) Validate() []error {
 		errs = append(errs, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", o.LogLevel))
 	}
 	return errs
+}
+
+func (o *runOptions) stalePolicy() controller.StalePolicy {
+	return controller.StalePolicy{After: o.StaleAfter, Behaviour: controller.StaleBehaviour(o.OnStale)}
 }
 
 func newRunCommand() *cobra.Command {

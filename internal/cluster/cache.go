@@ -8,10 +8,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
-	"k8s.io/client-go/informers"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
@@ -36,7 +41,6 @@ type Options struct {
 // Cache is the live capacity view of one cluster.
 type Cache struct {
 	opts    Options
-	factory informers.SharedInformerFactory
 	nodes   cache.SharedIndexInformer
 	pods    cache.SharedIndexInformer
 	mu      sync.RWMutex
@@ -45,11 +49,27 @@ type Cache struct {
 	// pendingSince is when each unbound pod was first seen unbound.
 	pendingSince map[string]time.Time
 	healthMu     sync.Mutex
-	// lastFailure is when the API server last failed us (probe or watch), and why.
-	lastFailure time.Time
-	failure     error
-	lastSuccess time.Time
+	// failing holds each source (the /readyz probe, the node and pod
+	// informers) that failed and has not succeeded since: since when, and the
+	// last error. A source clears only itself, so a probe that answers does
+	// not hide a watch that is still refused.
+	failing map[string]failure
+	// created is when the cache was made: data is stale from then until the
+	// informers first sync.
+	created time.Time
 }
+
+type failure struct {
+	since time.Time
+	err   error
+}
+
+// Sources of staleness.
+const (
+	sourceProbe = "probe /readyz"
+	sourceNodes = "nodes"
+	sourcePods  = "pods"
+)
 
 // New builds a cache over client. Nothing runs until Run.
 func New(client kubernetes.Interface, opts Options) *Cache {
@@ -65,22 +85,40 @@ func New(client kubernetes.Interface, opts Options) *Cache {
 			return err
 		}
 	}
-	c := &Cache{opts: opts, ledger: capacity.NewLedger(nil), changed: make(chan struct{}, 1), pendingSince: map[string]time.Time{}}
-	c.factory = informers.NewSharedInformerFactory(client, opts.Resync)
-	c.nodes = c.factory.Core().V1().Nodes().Informer()
-	c.pods = c.factory.Core().V1().Pods().Informer()
+	c := &Cache{opts: opts, ledger: capacity.NewLedger(nil), changed: make(chan struct{}, 1), pendingSince: map[string]time.Time{},
+		failing: map[string]failure{}, created: opts.Clock.Now()}
+	// Informers built here rather than by a factory, so that every list and
+	// watch reports its outcome: data is fresh again only once a re-list or
+	// watch of each kind has succeeded.
+	c.nodes = c.informer(client, sourceNodes, &corev1.Node{},
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return client.CoreV1().Nodes().List(ctx, o)
+		},
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return client.CoreV1().Nodes().Watch(ctx, o)
+		})
+	c.pods = c.informer(client, sourcePods, &corev1.Pod{},
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, o)
+		},
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return client.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, o)
+		})
 	for _, inf := range []struct {
 		informer  cache.SharedIndexInformer
+		source    string
 		transform cache.TransformFunc
 		handler   cache.ResourceEventHandlerFuncs
 	}{
-		{c.nodes, TransformNode, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertNode, UpdateFunc: func(_, n any) { c.upsertNode(n) }, DeleteFunc: c.deleteNode}},
-		{c.pods, TransformPod, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertPod, UpdateFunc: func(_, p any) { c.upsertPod(p) }, DeleteFunc: c.deletePod}},
+		{c.nodes, sourceNodes, TransformNode, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertNode, UpdateFunc: func(_, n any) { c.upsertNode(n) }, DeleteFunc: c.deleteNode}},
+		{c.pods, sourcePods, TransformPod, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertPod, UpdateFunc: func(_, p any) { c.upsertPod(p) }, DeleteFunc: c.deletePod}},
 	} {
 		// Errors here mean the informer already started, which cannot happen in New.
 		_ = inf.informer.SetTransform(inf.transform)
+		// A list or watch that fails (refused, Forbidden, ...) ends up here;
+		// the reflector then retries with a backoff.
 		_ = inf.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
-			c.recordFailure(fmt.Errorf("watch: %w", err))
+			c.recordFailure(inf.source, fmt.Errorf("list/watch %s: %w", inf.source, err))
 			cache.DefaultWatchErrorHandler(ctx, r, err)
 		})
 		_, _ = inf.informer.AddEventHandler(inf.handler)
@@ -88,10 +126,38 @@ func New(client kubernetes.Interface, opts Options) *Cache {
 	return c
 }
 
+// informer builds a shared informer whose successful lists and watches
+// clear the staleness of source.
+func (c *Cache) informer(client kubernetes.Interface, source string, obj runtime.Object,
+	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.SharedIndexInformer {
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			out, err := list(ctx, o)
+			if err == nil {
+				c.recordSuccess(source)
+			}
+			return out, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			w, err := watchFn(ctx, o)
+			if err == nil {
+				c.recordSuccess(source)
+			}
+			return w, err
+		},
+	}
+	return cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, client), obj,
+		cache.SharedIndexInformerOptions{ResyncPeriod: c.opts.Resync, Indexers: cache.Indexers{}})
+}
+
 // Run starts the informers and the API server probe, and blocks until ctx ends.
 func (c *Cache) Run(ctx context.Context) {
-	c.factory.Start(ctx.Done())
-	defer c.factory.Shutdown()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, inf := range []cache.SharedIndexInformer{c.nodes, c.pods} {
+		wg.Go(func() { inf.RunWithContext(ctx) })
+	}
 	ticker := c.opts.Clock.NewTicker(c.opts.ProbeInterval)
 	defer ticker.Stop()
 	for {
@@ -115,18 +181,45 @@ func (c *Cache) WaitForSync(ctx context.Context) error {
 // Synced reports whether both informers have listed everything once.
 func (c *Cache) Synced() bool { return c.nodes.HasSynced() && c.pods.HasSynced() }
 
-// Ready returns nil when the numbers can be trusted: the informers have synced
-// and the API server answered after its last failure; else the reason.
+// Ready returns nil when the numbers can be trusted: the informers have synced,
+// each has listed or watched successfully since its last failure, and the
+// API server's /readyz answered since its last failure; else the reason.
 func (c *Cache) Ready() error {
-	if !c.Synced() {
-		return errors.New("node and pod informers have not synced yet")
-	}
-	c.healthMu.Lock()
-	defer c.healthMu.Unlock()
-	if !c.lastFailure.IsZero() && !c.lastSuccess.After(c.lastFailure) {
-		return fmt.Errorf("API server unreachable since %s: %w", c.lastFailure.Format(time.RFC3339), c.failure)
+	if since, err := c.Stale(); err != nil {
+		return fmt.Errorf("capacity data stale since %s: %w", since.UTC().Format(time.RFC3339), err)
 	}
 	return nil
+}
+
+// Stale returns since when the numbers cannot be trusted and why, or a zero
+// time and nil when they can. Before the first sync they are stale since
+// the cache was made.
+func (c *Cache) Stale() (time.Time, error) {
+	synced := c.Synced()
+	c.healthMu.Lock()
+	defer c.healthMu.Unlock()
+	var since time.Time
+	var reasons []string
+	if !synced {
+		since = c.created
+		reasons = append(reasons, "node and pod informers have not synced yet")
+	}
+	sources := make([]string, 0, len(c.failing))
+	for s := range c.failing {
+		sources = append(sources, s)
+	}
+	sort.Strings(sources)
+	for _, s := range sources {
+		f := c.failing[s]
+		if since.IsZero() || f.since.Before(since) {
+			since = f.since
+		}
+		reasons = append(reasons, f.err.Error())
+	}
+	if len(reasons) == 0 {
+		return time.Time{}, nil
+	}
+	return since, errors.New(strings.Join(reasons, "; "))
 }
 
 // Report returns a consistent capacity report of the cluster.
@@ -175,25 +268,35 @@ func (c *Cache) probe(ctx context.Context) {
 	defer cancel()
 	if err := c.opts.Probe(ctx); err != nil {
 		if ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) {
-			c.recordFailure(fmt.Errorf("probe /readyz: %w", err))
+			c.recordFailure(sourceProbe, fmt.Errorf("%s: %w", sourceProbe, err))
 		}
 		return
 	}
-	c.healthMu.Lock()
-	c.lastSuccess = c.opts.Clock.Now()
-	c.healthMu.Unlock()
+	c.recordSuccess(sourceProbe)
 }
 
-func (c *Cache) recordFailure(err error) {
+// recordFailure marks source failing; the first failure sets since when.
+func (c *Cache) recordFailure(source string, err error) {
 	c.healthMu.Lock()
 	defer c.healthMu.Unlock()
-	c.lastFailure, c.failure = c.opts.Clock.Now(), err
+	f, failing := c.failing[source]
+	if !failing {
+		f.since = c.opts.Clock.Now()
+	}
+	f.err = err
+	c.failing[source] = f
+}
+
+// recordSuccess clears source's failure.
+func (c *Cache) recordSuccess(source string) {
+	c.healthMu.Lock()
+	defer c.healthMu.Unlock()
+	delete(c.failing, source)
 }
 
 func (c *Cache) lastError() error {
-	c.healthMu.Lock()
-	defer c.healthMu.Unlock()
-	return c.failure
+	_, err := c.Stale()
+	return err
 }
 
 func errString(err error) string {

@@ -4,14 +4,21 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/opportunist/opportunist/internal/capacity"
 )
@@ -179,4 +186,58 @@ func TestTransformKeepsWhatTheModelNeeds(t *testing.T) {
 	if other, _ := TransformPod("not a pod"); other != "not a pod" {
 		t.Fatal("transform must pass through what is not a pod")
 	}
+}
+
+// TestForbiddenWatchMarksStale: a pod watch that breaks and whose re-list is
+// Forbidden (RBAC taken away) makes the data stale even while /readyz
+// answers, from the first failure on; a successful re-list clears it.
+func TestForbiddenWatchMarksStale(t *testing.T) {
+	var forbidden atomic.Bool
+	watches := make(chan *watch.FakeWatcher, 10)
+	client := fake.NewClientset(node("a", "32"))
+	client.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if forbidden.Load() {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", errors.New("RBAC: access denied"))
+		}
+		return true, &corev1.PodList{ListMeta: metav1.ListMeta{ResourceVersion: "1"}}, nil
+	})
+	client.PrependWatchReactor("pods", func(k8stesting.Action) (bool, watch.Interface, error) {
+		if forbidden.Load() {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", errors.New("RBAC: access denied"))
+		}
+		w := watch.NewFake()
+		watches <- w
+		return true, w, nil
+	})
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	c := New(client, Options{Clock: clk, ProbeInterval: time.Hour, Probe: func(context.Context) error { return nil }})
+	if since, err := c.Stale(); err == nil || !since.Equal(clk.Now()) {
+		t.Fatalf("before sync: Stale() = %s, %v; want stale since creation", since, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	if err := c.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "fresh after sync", func() bool { return c.Ready() == nil })
+	w := <-watches
+
+	clk.Step(time.Minute)
+	brokeAt := clk.Now()
+	forbidden.Store(true)
+	w.Stop() // the connection drops; the re-list is refused
+	eventually(t, "stale once the re-list is Forbidden", func() bool { return c.Ready() != nil })
+	since, err := c.Stale()
+	if err == nil || !since.Equal(brokeAt) || !strings.Contains(err.Error(), "forbidden") {
+		t.Fatalf("Stale() = %s, %v; want since %s naming the Forbidden list", since, err, brokeAt)
+	}
+	// The probe answering does not make it fresh, and since stays the first failure.
+	clk.Step(time.Minute)
+	c.probe(ctx)
+	if since, err := c.Stale(); err == nil || !since.Equal(brokeAt) {
+		t.Fatalf("after a good probe: Stale() = %s, %v; want still stale since %s", since, err, brokeAt)
+	}
+	forbidden.Store(false)
+	eventually(t, "fresh once the re-list succeeds", func() bool { return c.Ready() == nil })
 }

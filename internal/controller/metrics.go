@@ -22,6 +22,7 @@ type Metrics struct {
 	problem   *prometheus.GaugeVec
 	scales    *prometheus.CounterVec
 	rounds    prometheus.Counter
+	stale     *prometheus.GaugeVec
 }
 
 // NewMetrics creates the reconciler's metrics and registers them.
@@ -36,8 +37,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		problem:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_scaler_problem", Help: "1 while a scaler cannot act, by reason (TargetNotFound, NoScaleSubresource, DuplicateTarget, ...)."}, []string{"scaler", "reason"}),
 		scales:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "opportunist_scale_writes_total", Help: "Writes to targets' /scale, by scaler and direction (up or down)."}, []string{"scaler", "direction"}),
 		rounds:    prometheus.NewCounter(prometheus.CounterOpts{Name: "opportunist_decision_rounds_total", Help: "Rounds of the control law over all scalers."}),
+		stale:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_stale_behaviour", Help: "1 while the capacity data has been stale for longer than --stale-after and the --on-stale behaviour (freeze or shrink-to-min) is applied, else 0."}, []string{"behaviour"}),
 	}
-	reg.MustRegister(m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem, m.scales, m.rounds)
+	reg.MustRegister(m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem, m.scales, m.rounds, m.stale)
+	for _, b := range StaleBehaviours {
+		m.stale.WithLabelValues(string(b)).Set(0) // present from the start, for alerts
+	}
 	return m
 }
 
@@ -80,6 +85,20 @@ func (m *Metrics) Scaled(key string, from, to int32) {
 		dir = "down"
 	}
 	m.scales.WithLabelValues(key, dir).Inc()
+}
+
+// Stale records whether behaviour is applied to stale data.
+func (m *Metrics) Stale(behaviour StaleBehaviour, applied bool) {
+	if m == nil {
+		return
+	}
+	for _, b := range StaleBehaviours {
+		v := 0.0
+		if applied && b == behaviour {
+			v = 1
+		}
+		m.stale.WithLabelValues(string(b)).Set(v)
+	}
 }
 
 // Round counts one round.

@@ -32,7 +32,9 @@ import (
 
 // Capacity is the live capacity model the reconciler reads.
 type Capacity interface {
-	Ready() error
+	// Stale returns since when the data cannot be trusted and why, or a
+	// zero time and nil while it is current.
+	Stale() (time.Time, error)
 	Report() capacity.Report
 	Rooms() []capacity.NodeRoom
 	Pending() []capacity.PendingPod
@@ -70,9 +72,16 @@ type Reconciler struct {
 	Metrics *Metrics
 	// Decisions, when set, receives each round's desired counts.
 	Decisions *DecisionStore
+	// Stale is what to do when the capacity data is stale; the zero value
+	// is DefaultStalePolicy.
+	Stale StalePolicy
 
 	history   map[string]control.History
 	workloads string // fingerprint of the last SetWorkloads
+	// staleEvented is, per scaler, the start of the stale spell whose
+	// behaviour was announced by an Event: one Event per spell, however
+	// often its cause's wording changes.
+	staleEvented map[string]time.Time
 }
 
 // scalerRound is one scaler's state within a round.
@@ -82,8 +91,13 @@ type scalerRound struct {
 	target *Target
 	// problem, when set, stops this scaler from acting (reason, message).
 	problem, message string
-	warning          string
-	input            control.Scaler
+	// quiet: the problem is reported in status and logs but not as an Event
+	// (stale data within its grace period).
+	quiet   bool
+	warning string
+	input   control.Scaler
+	// scaledAt is when this round wrote the target, if it did.
+	scaledAt time.Time
 }
 
 // Reconcile runs one round over all scalers.
@@ -104,14 +118,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		s := &list.Items[i]
 		rounds[i] = &scalerRound{obj: s, key: s.Namespace + "/" + s.Name}
 	}
-	if err := r.Capacity.Ready(); err != nil {
-		// Stale numbers: freeze. No write is better than a wrong one.
-		for _, sr := range rounds {
-			sr.problem, sr.message = ReasonCapacityStale, "capacity data is stale, holding the current count: "+err.Error()
-			r.report(ctx, sr, nil)
-		}
-		return reconcile.Result{RequeueAfter: time.Second}, nil
+	if since, err := r.Capacity.Stale(); err != nil {
+		return r.staleRound(ctx, rounds, since, err)
 	}
+	r.Metrics.Stale(r.policy().Behaviour, false)
+	r.staleEvented = nil
 	if err := r.resolveTargets(ctx, rounds); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -158,6 +169,83 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	r.forgetGone(rounds)
 	return reconcile.Result{RequeueAfter: r.Resync}, errors.Join(errs...)
+}
+
+func (r *Reconciler) policy() StalePolicy {
+	if r.Stale.Behaviour == "" {
+		return DefaultStalePolicy()
+	}
+	return r.Stale
+}
+
+// staleRound runs a round on stale data: hold within the grace period, then
+// apply the configured behaviour. The control law does not run: its inputs
+// cannot be trusted.
+func (r *Reconciler) staleRound(ctx context.Context, rounds []*scalerRound, since time.Time, cause error) (reconcile.Result, error) {
+	p, now := r.policy(), r.Clock.Now()
+	applied := p.Applies(since, now)
+	r.Metrics.Stale(p.Behaviour, applied)
+	if applied && p.Behaviour == StaleShrinkToMin {
+		// Shrinking needs each target's count and owner. Only the watches
+		// may be failing: reads and writes of /scale can still work.
+		if err := r.resolveTargets(ctx, rounds); err != nil {
+			return reconcile.Result{}, err
+		}
+		r.markConflicts(ctx, rounds)
+	}
+	var errs []error
+	for _, sr := range rounds {
+		if sr.problem == "" {
+			var current, min int32
+			if sr.target != nil {
+				current = sr.target.Scale.Spec.Replicas
+			}
+			if sr.obj.Spec.MinReplicas != nil {
+				min = *sr.obj.Spec.MinReplicas
+			}
+			out := DecideStale(p, since, now, cause.Error(), sr.target != nil, current, min)
+			sr.problem, sr.message, sr.quiet = ReasonCapacityStale, out.Message, true
+			if out.Applied && !r.staleEvented[sr.key].Equal(since) {
+				if r.staleEvented == nil {
+					r.staleEvented = map[string]time.Time{}
+				}
+				r.staleEvented[sr.key] = since
+				r.Recorder.Eventf(sr.obj, nil, corev1.EventTypeWarning, ReasonCapacityStale, "Reconcile", "%s", out.Message)
+			}
+			if out.Write && !sr.obj.Spec.Paused && !sr.obj.Spec.DryRun {
+				if err := r.scale(ctx, sr, out.Desired); err != nil {
+					errs = append(errs, err)
+				} else {
+					r.Log.Warn("scaled on stale data", "scaler", sr.key, "target", sr.obj.Spec.ScaleTargetRef.Kind+"/"+sr.obj.Spec.ScaleTargetRef.Name,
+						"from", current, "to", out.Desired, "behaviour", string(p.Behaviour), "staleSince", since.UTC().Format(time.RFC3339), "cause", cause.Error())
+					r.Recorder.Eventf(sr.obj, nil, corev1.EventTypeWarning, "Scaled", "Scale", "scaled from %d to %d: %s on capacity data stale since %s", current, out.Desired, p.Behaviour, since.UTC().Format(time.RFC3339))
+				}
+			}
+		}
+		if err := r.report(ctx, sr, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Rounds keep coming while stale, so the behaviour applies on time.
+	return reconcile.Result{RequeueAfter: time.Second}, errors.Join(errs...)
+}
+
+// scale writes a target's /scale to replicas and counts the write.
+func (r *Reconciler) scale(ctx context.Context, sr *scalerRound, replicas int32) error {
+	current := sr.target.Scale.Spec.Replicas
+	sc := sr.target.Scale.DeepCopy()
+	sc.Spec.Replicas = replicas
+	if _, err := r.Targets.Scales.Scales(sr.obj.Namespace).Update(ctx, sr.target.GroupResource, sc, metav1.UpdateOptions{FieldManager: "opportunist"}); err != nil {
+		if apierrors.IsConflict(err) {
+			return fmt.Errorf("scaling %s: the target changed meanwhile, retrying: %w", sr.key, err)
+		}
+		r.Recorder.Eventf(sr.obj, nil, corev1.EventTypeWarning, "ScaleFailed", "Scale", "scaling from %d to %d failed: %v", current, replicas, err)
+		return fmt.Errorf("scaling %s from %d to %d: %w", sr.key, current, replicas, err)
+	}
+	r.Metrics.Scaled(sr.key, current, replicas)
+	sr.target.Scale.Spec.Replicas = replicas
+	sr.scaledAt = r.Clock.Now()
+	return nil
 }
 
 // resolveTargets reads every scaler's target; problems of a target are the
@@ -272,6 +360,9 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 		status.CurrentReplicas = sr.target.Scale.Spec.Replicas
 		status.Selector = sr.target.Scale.Status.Selector
 	}
+	if !sr.scaledAt.IsZero() {
+		status.LastScaleTime = &metav1.Time{Time: sr.scaledAt}
+	}
 	setCondition(status, ConditionConflicting, sr.warning != "", ReasonHPAScalesTarget, sr.warning, s.Generation)
 	if sr.problem != "" || d == nil {
 		if sr.problem == "" {
@@ -279,7 +370,9 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 		}
 		changed := setCondition(status, ConditionReady, false, sr.problem, sr.message, s.Generation)
 		if changed {
-			r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, sr.problem, "Reconcile", "%s", sr.message)
+			if !sr.quiet {
+				r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, sr.problem, "Reconcile", "%s", sr.message)
+			}
 			r.Log.Warn("scaler cannot act", "scaler", sr.key, "reason", sr.problem, "message", sr.message)
 		}
 		r.Metrics.Problem(sr.key, sr.problem)
@@ -307,18 +400,11 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 		r.Log.Info("decision not applied", logArgs...)
 		return r.writeStatus(ctx, s, status)
 	}
-	sc := sr.target.Scale.DeepCopy()
-	sc.Spec.Replicas = d.Desired
-	if _, err := r.Targets.Scales.Scales(s.Namespace).Update(ctx, sr.target.GroupResource, sc, metav1.UpdateOptions{FieldManager: "opportunist"}); err != nil {
-		if apierrors.IsConflict(err) {
-			return fmt.Errorf("scaling %s: the target changed meanwhile, retrying: %w", sr.key, err)
-		}
-		r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, "ScaleFailed", "Scale", "scaling from %d to %d failed: %v", current, d.Desired, err)
-		return fmt.Errorf("scaling %s from %d to %d: %w", sr.key, current, d.Desired, err)
+	if err := r.scale(ctx, sr, d.Desired); err != nil {
+		return err
 	}
 	r.Log.Info("scaled", logArgs...)
 	r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "Scaled", "Scale", "scaled from %d to %d (limited by %s): %s", current, d.Desired, d.Limit, d.Reason)
-	r.Metrics.Scaled(sr.key, current, d.Desired)
 	status.CurrentReplicas, status.LastScaleTime = d.Desired, &now
 	return r.writeStatus(ctx, s, status)
 }

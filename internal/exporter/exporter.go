@@ -12,12 +12,15 @@ import (
 	"github.com/opportunist/opportunist/internal/capacity"
 )
 
-// Source yields the current capacity report. While Ready returns an error the
-// numbers cannot be trusted (e.g. the API server is lost) and no capacity
-// metric is served: a scraper sees the gap instead of old numbers.
+// Source yields the current capacity report. While Stale returns an error
+// the numbers cannot be trusted (e.g. the API server is lost, a watch is
+// refused) and no capacity metric is served: a scraper sees the gap instead
+// of old numbers.
 type Source interface {
 	Report() capacity.Report
-	Ready() error
+	// Stale returns since when the numbers cannot be trusted and why, or a
+	// zero time and nil while they are current.
+	Stale() (time.Time, error)
 }
 
 // seedGauge is one of the write-up's metrics: a resource of the usable pool in
@@ -90,16 +93,18 @@ var (
 	descWorkloadPods    = prometheus.NewDesc("opportunist_workload_pods", "Pods of each opportunistic workload, by phase of placement (bound or pending).", []string{"workload", "placement"}, nil)
 	descWorkloadReq     = prometheus.NewDesc("opportunist_workload_requests", "Effective requests of each opportunistic workload's bound pods, by resource, in base units.", append([]string{"workload"}, resourceLabels...), nil)
 	descUp              = prometheus.NewDesc("opportunist_capacity_data_ready", "1 when the capacity numbers are current (informers synced, API server reachable), else 0 and no capacity metric is served.", nil, nil)
+	descStaleSeconds    = prometheus.NewDesc("opportunist_capacity_stale_seconds", "How long the capacity numbers have been stale (a watch failing, the API server not answering); 0 while current.", nil, nil)
 )
 
 // Collector renders a capacity report at scrape time, so every scrape is one
 // consistent report.
 type Collector struct {
 	source Source
+	now    func() time.Time
 }
 
 // NewCollector returns a collector reading source.
-func NewCollector(source Source) *Collector { return &Collector{source: source} }
+func NewCollector(source Source) *Collector { return &Collector{source: source, now: time.Now} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -107,7 +112,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- g.desc()
 	}
 	for _, d := range []*prometheus.Desc{descPoolCapacity, descPoolAllocatable, descPoolRequests, descPoolRemaining, descNodes,
-		descStateAlloc, descStateRequests, descPendingPods, descPendingReq, descWorkloadPods, descWorkloadReq, descUp} {
+		descStateAlloc, descStateRequests, descPendingPods, descPendingReq, descWorkloadPods, descWorkloadReq, descUp, descStaleSeconds} {
 		ch <- d
 	}
 }
@@ -124,11 +129,13 @@ var seedDescs = func() map[string]*prometheus.Desc {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	if c.source.Ready() != nil {
+	if since, err := c.source.Stale(); err != nil {
 		ch <- gauge(descUp, 0)
+		ch <- gauge(descStaleSeconds, max(c.now().Sub(since).Seconds(), 0))
 		return
 	}
 	ch <- gauge(descUp, 1)
+	ch <- gauge(descStaleSeconds, 0)
 	rep := c.source.Report()
 	for _, g := range seedGauges {
 		v, _ := SeedValue(rep, g.Name)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -26,11 +27,12 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 type fixedSource struct {
 	report capacity.Report
+	since  time.Time
 	err    error
 }
 
-func (f fixedSource) Report() capacity.Report { return f.report }
-func (f fixedSource) Ready() error            { return f.err }
+func (f fixedSource) Report() capacity.Report   { return f.report }
+func (f fixedSource) Stale() (time.Time, error) { return f.since, f.err }
 
 // seedCluster is the write-up's cluster: six nodes, 184 cores (4 x 32, 2 x 28),
 // 660 pod slots, with paid load, an opportunistic worker, a cordoned node, a
@@ -135,8 +137,12 @@ func TestSeedValues(t *testing.T) {
 
 func TestNotReadyServesNoCapacity(t *testing.T) {
 	out := scrape(t, fixedSource{report: seedCluster(), err: errors.New("API server unreachable")})
-	if err := testutil.CollectAndCompare(NewCollector(fixedSource{err: errors.New("x")}), strings.NewReader(
-		"# HELP opportunist_capacity_data_ready "+helpOf(descUp)+"\n# TYPE opportunist_capacity_data_ready gauge\nopportunist_capacity_data_ready 0\n")); err != nil {
+	since := time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC)
+	c := NewCollector(fixedSource{since: since, err: errors.New("x")})
+	c.now = func() time.Time { return since.Add(42500 * time.Millisecond) }
+	if err := testutil.CollectAndCompare(c, strings.NewReader(
+		"# HELP opportunist_capacity_data_ready "+helpOf(descUp)+"\n# TYPE opportunist_capacity_data_ready gauge\nopportunist_capacity_data_ready 0\n"+
+			"# HELP opportunist_capacity_stale_seconds "+helpOf(descStaleSeconds)+"\n# TYPE opportunist_capacity_stale_seconds gauge\nopportunist_capacity_stale_seconds 42.5\n")); err != nil {
 		t.Fatal(err)
 	}
 	if bytes.Contains(out, []byte("cpu_capacity_remaining")) {

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -430,4 +432,94 @@ func TestHPAExternalDesiredReplicas(t *testing.T) {
 			t.Errorf("at %s (%s after the last change) the worker count is %d, want %d±1", s.T, sinceChange, s.Workers, s.Ideal)
 		}
 	}
+}
+
+// TestMetricsAPIAuth: the metrics APIs let in only whom RBAC allows, called
+// directly and through the aggregator. A request without credentials is
+// authenticated as system:anonymous (anonymous auth is on by default in the
+// API server and in the delegating authenticator) and refused by RBAC (403);
+// bad credentials are refused before that (401); a ServiceAccount without
+// bindings gets 403; one bound to a role reading the metrics APIs gets 200.
+func TestMetricsAPIAuth(t *testing.T) {
+	requireEmptyCluster(t)
+	ns := "e2e-metricsapi-auth"
+	createNamespace(t, ns)
+	createNode(t, "auth-1", NodeShape{CPU: "8", Memory: "16Gi"})
+	port := freePort(t)
+	startOpportunist(t, "--metrics-api-port", strconv.Itoa(port), "--controller=false")
+	registerMetricsAPI(t, port)
+	nobody := serviceAccount(t, ns, "nobody")
+	reader := serviceAccount(t, ns, "reader")
+	grantMetricsReader(t, ns, "reader")
+
+	paths := []string{
+		"/apis/custom.metrics.k8s.io/v1beta2/namespaces/" + ns + "/services/cluster-metrics/cpu_capacity_remaining",
+		"/apis/external.metrics.k8s.io/v1beta1/namespaces/" + ns + "/cpu_capacity_remaining",
+	}
+	callers := []struct {
+		name, token string
+		code        int
+		says        string // in the answer's body
+	}{
+		{"no credentials", "", http.StatusForbidden, `User \"system:anonymous\" cannot `},
+		{"a bad token", "not-a-token", http.StatusUnauthorized, `"reason":"Unauthorized"`},
+		{"a ServiceAccount without RBAC", nobody, http.StatusForbidden, `User \"system:serviceaccount:` + ns + `:nobody\" cannot `},
+		{"a ServiceAccount allowed by RBAC", reader, http.StatusOK, `"value":"8`}, // 8 cores free: 8k (milli) or 8
+	}
+	for _, via := range []struct{ name, base string }{{"directly", fmt.Sprintf("https://127.0.0.1:%d", port)}, {"through the aggregator", apiServerURL(t)}} {
+		for _, p := range paths {
+			for _, who := range callers {
+				code, body := getAs(t, via.base+p, who.token)
+				if code != who.code || !strings.Contains(string(body), who.says) {
+					t.Errorf("%s, %s: GET %s -> %d %s; want %d with %s", via.name, who.name, p, code, body, who.code, who.says)
+				}
+				if code != http.StatusOK && strings.Contains(string(body), `"value"`) {
+					t.Errorf("%s, %s: a refused answer carries a value: %s", via.name, who.name, body)
+				}
+			}
+		}
+	}
+}
+
+// getAs GETs url with a bearer token (none when empty), trusting any
+// server certificate: what is under test is who gets in.
+func getAs(t *testing.T, url, token string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
+}
+
+// grantMetricsReader lets ServiceAccount ns/sa read both metrics APIs.
+func grantMetricsReader(t *testing.T, ns, sa string) {
+	t.Helper()
+	ctx := context.Background()
+	name := "e2e-" + ns + "-" + sa
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{"custom.metrics.k8s.io", "external.metrics.k8s.io"}, Resources: []string{"*"}, Verbs: []string{"get", "list"}}}}
+	if _, err := client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name}}
+	if _, err := client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = client.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		_ = client.RbacV1().ClusterRoles().Delete(ctx, name, metav1.DeleteOptions{})
+	})
 }

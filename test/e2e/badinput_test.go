@@ -1,0 +1,243 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/opportunist/opportunist/api/v1alpha1"
+)
+
+// TestInvalidScalersRejected: the real API server refuses bad scalers with
+// the CRD's own messages, as a user of kubectl apply sees them (strict field
+// validation, as kubectl sends), and stores nothing.
+func TestInvalidScalersRejected(t *testing.T) {
+	installCRD(t)
+	ns := "e2e-badinput"
+	createNamespace(t, ns)
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	scalers := dynamic.NewForConfigOrDie(cfg).Resource(v1alpha1.GroupVersion.WithResource("opportunisticscalers")).Namespace(ns)
+	const target = "scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: worker}\n"
+	tests := []struct {
+		name, spec string
+		want       []string // every piece must be in the message
+	}{
+		{"min above max", target + "minReplicas: 5\nmaxReplicas: 2",
+			[]string{"spec: Invalid value", "minReplicas must not exceed maxReplicas"}},
+		{"negative headroom", target + "maxReplicas: 5\nheadroom: {cpu: \"-2\"}",
+			[]string{"spec.headroom[cpu]: Invalid value", "must not be negative"}},
+		{"percent above 100", target + "maxReplicas: 5\nheadroom: {memory: \"150%\"}",
+			[]string{"spec.headroom[memory]: Invalid value", "a percent must be at most 100%"}},
+		{"not a quantity", target + "maxReplicas: 5\nheadroom: {cpu: lots}",
+			[]string{"spec.headroom[cpu]: Invalid value", `must be a quantity ("30", "64Gi") or a percent ("15%")`}},
+		{"missing target name", "scaleTargetRef: {apiVersion: apps/v1, kind: Deployment}\nmaxReplicas: 5",
+			[]string{"spec.scaleTargetRef.name: Required value"}},
+		{"missing maxReplicas", target + "minReplicas: 1",
+			[]string{"spec.maxReplicas: Required value"}},
+		{"maxReplicas 0", target + "maxReplicas: 0",
+			[]string{"spec.maxReplicas: Invalid value: 0", "should be greater than or equal to 1"}},
+		{"negative minReplicas", target + "minReplicas: -1\nmaxReplicas: 5",
+			[]string{"spec.minReplicas: Invalid value: -1", "should be greater than or equal to 0"}},
+		{"utilisation above 100", target + "maxReplicas: 5\ntargetUtilizationPercent: 120",
+			[]string{"spec.targetUtilizationPercent: Invalid value: 120", "should be less than or equal to 100"}},
+		{"weight 0", target + "maxReplicas: 5\nweight: 0",
+			[]string{"spec.weight: Invalid value: 0", "should be greater than or equal to 1"}},
+		{"wrong type", target + "maxReplicas: five",
+			[]string{"spec.maxReplicas: Invalid value: \"string\"", "must be of type integer"}},
+		{"misspelled field", target + "maxReplicas: 5\nminReplica: 1",
+			[]string{`unknown field "spec.minReplica"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := strings.ReplaceAll(tt.name, " ", "-")
+			var spec map[string]any
+			if err := yaml.Unmarshal([]byte(tt.spec), &spec); err != nil {
+				t.Fatal(err)
+			}
+			obj := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": v1alpha1.GroupVersion.String(), "kind": "OpportunisticScaler",
+				"metadata": map[string]any{"name": name}, "spec": spec,
+			}}
+			_, err := scalers.Create(context.Background(), obj, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict})
+			if err == nil {
+				t.Fatalf("the API server accepted spec:\n%s", tt.spec)
+			}
+			if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
+				t.Errorf("error %v is neither Invalid nor BadRequest", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("message %q lacks %q", err, w)
+				}
+			}
+			if _, err := scalers.Get(context.Background(), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("the rejected scaler was stored (get: %v)", err)
+			}
+		})
+	}
+}
+
+// TestScalerProblemEvents complements TestScalerProblems (which checks the
+// Ready condition): each scaler that cannot act also gets a Warning Event
+// naming why and a problem metric, and its target is never written —
+// checked on every value the targets' replicas took.
+func TestScalerProblemEvents(t *testing.T) {
+	requireEmptyCluster(t)
+	c := installCRD(t)
+	ns := "e2e-problem-events"
+	createNamespace(t, ns)
+	createNode(t, "events-1", NodeShape{CPU: "16", Memory: "16Gi"})
+	createDeployment(t, ns, "no-requests", DeploymentSpec{Replicas: 2})
+	createDeployment(t, ns, "shared", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "1")})
+	if _, err := client.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "not-scalable"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	noScale := scalerFor(ns, "no-scale", "not-scalable", 0, 5, nil)
+	noScale.Spec.ScaleTargetRef = autoscalingv2.CrossVersionObjectReference{APIVersion: "v1", Kind: "ConfigMap", Name: "not-scalable"}
+	for _, s := range []*v1alpha1.OpportunisticScaler{scalerFor(ns, "missing", "does-not-exist", 0, 5, nil), scalerFor(ns, "no-requests", "no-requests", 0, 5, nil), noScale, scalerFor(ns, "first", "shared", 0, 2, nil)} {
+		createScaler(t, c, s)
+	}
+	time.Sleep(1100 * time.Millisecond) // creation timestamps have second resolution: "first" is older
+	createScaler(t, c, scalerFor(ns, "second", "shared", 4, 5, nil))
+	noRequestsTrace, sharedTrace := traceReplicas(t, ns, "no-requests"), traceReplicas(t, ns, "shared")
+	o := startOpportunist(t, "--round-interval", "1s")
+
+	want := map[string]struct{ reason, says string }{
+		"missing":     {"TargetNotFound", "Deployment " + ns + "/does-not-exist not found"},
+		"no-requests": {"NoResourceRequests", "requests no resources"},
+		"no-scale":    {"NoScaleSubresource", "ConfigMap " + ns + "/not-scalable has no /scale subresource"},
+		"second":      {"DuplicateTarget", "OpportunisticScaler " + ns + "/first already scales shared"},
+	}
+	waitFor(t, 30*time.Second, "a Warning Event for each scaler that cannot act", func(ctx context.Context) (bool, error) {
+		evs, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		var missing []string
+		for name, w := range want {
+			found := false
+			for _, e := range evs.Items {
+				if e.InvolvedObject.Kind == "OpportunisticScaler" && e.InvolvedObject.Name == name && e.Type == corev1.EventTypeWarning &&
+					e.Reason == w.reason && strings.Contains(e.Message, w.says) {
+					found = true
+				}
+			}
+			if !found {
+				missing = append(missing, name+" "+w.reason)
+			}
+		}
+		if len(missing) > 0 {
+			return false, fmt.Errorf("no Event yet for %v", missing)
+		}
+		return true, nil
+	})
+	series := map[string]float64{}
+	for name, w := range want {
+		series[fmt.Sprintf("opportunist_scaler_problem{reason=%q,scaler=%q}", w.reason, ns+"/"+name)] = 1
+	}
+	o.waitForMetrics(t, 10*time.Second, series)
+	// "first" owns shared and fills it to its max, 2; "second" (min 4) never wrote.
+	waitForReplicas(t, 20*time.Second, ns, "shared", 2, 0)
+	time.Sleep(2 * time.Second) // two more rounds
+	if _, values := sharedTrace.directionChanges(); !equalInt32s(values, []int32{1, 2}) {
+		t.Errorf("shared took the counts %v, want [1 2]: only its owner may write", values)
+	}
+	if _, values := noRequestsTrace.directionChanges(); !equalInt32s(values, []int32{2}) {
+		t.Errorf("no-requests took the counts %v, want [2]: a scaler that cannot act must not write", values)
+	}
+}
+
+func equalInt32s(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestBadCommandLines runs the real binary on malformed flags, scenario
+// files and traces: it exits non-zero with exactly one line on stderr naming
+// what is wrong, and no usage dump or stack trace. (internal/cli's tests
+// cover many more cases in-process; this is what a user's shell sees.)
+func TestBadCommandLines(t *testing.T) {
+	dir := testDir(t)
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	unknownField := write("unknown-field.yaml", "name: x\nduration: 1h\nnodegroups:\n- {name: n, count: 1, allocatable: {cpu: \"4\"}}\n")
+	wrongType := write("wrong-type.yaml", "name: x\nduration: 1h\nnodeGroups:\n- {name: n, count: two, allocatable: {cpu: \"4\"}}\n")
+	badHeader := write("bad-header.csv", "when,who\n0,a\n")
+	badTime := write("bad-time.csv", "time_s,name,replicas\nsoon,other-services,3\n")
+	shortRow := write("short-row.csv", "time_s,name,replicas\n0,other-services\n")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--round-interval=abc"}, `invalid argument "abc" for "--round-interval" flag: time: invalid duration "abc"`},
+		{[]string{"run", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"run", "--kubeconfig", kubeconfig, "--listen-address=nope"}, `--listen-address "nope": address nope: missing port in address`},
+		{[]string{"run", "--kubeconfig", kubeconfig, "--listen-address=127.0.0.1:99999"}, "--listen-address 127.0.0.1:99999: listen tcp: address 99999: invalid port"},
+		{[]string{"run", "--kubeconfig", kubeconfig, "--on-stale=sometimes"}, `--on-stale must be freeze or shrink-to-min, got "sometimes"`},
+		{[]string{"run", "--stale-after=soon"}, `invalid argument "soon" for "--stale-after" flag`},
+		{[]string{"simulate", "--scenario-file", unknownField}, unknownField + ":3: nodegroups: unknown field (known: name, description, duration,"},
+		{[]string{"simulate", "--scenario-file", wrongType}, wrongType + `:4: nodeGroups[0].count: "two" is not a whole number`},
+		{[]string{"simulate", "--scenario", "seed-burst", "--trace", badHeader}, badHeader + `:1: the header must be "time_s,name,replicas", got "when,who"`},
+		{[]string{"simulate", "--scenario", "seed-burst", "--trace", badTime}, badTime + `:2: time_s: "soon" is not a time in seconds`},
+		{[]string{"simulate", "--scenario", "seed-burst", "--trace", shortRow}, shortRow + ":2: want 3 fields (time_s,name,replicas), got 2"},
+		{[]string{"simulate", "--scenario", "nope"}, `--scenario "nope" is not built in (built in: `},
+	}
+	for _, tt := range tests {
+		name := strings.NewReplacer(dir+"/", "", kubeconfig, "KUBECONFIG").Replace(strings.Join(tt.args, " "))
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, tt.args...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+				t.Fatalf("exit: %v, want a non-zero exit code (stderr %q)", err, stderr.String())
+			}
+			lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "error: ") || !strings.Contains(lines[0], tt.want) {
+				t.Errorf("stderr:\n%s\nwant exactly one line \"error: ...\" containing %q", stderr.String(), tt.want)
+			}
+			for _, noise := range []string{"goroutine", "panic", "Usage:", "Flags:"} {
+				if strings.Contains(stderr.String()+stdout.String(), noise) {
+					t.Errorf("output contains %q:\n%s%s", noise, stdout.String(), stderr.String())
+				}
+			}
+		})
+	}
+}
