@@ -202,7 +202,6 @@ func (c *Cache) Stale() (time.Time, error) {
 	var reasons []string
 	if !synced {
 		since = c.created
-		reasons = append(reasons, "node and pod informers have not synced yet")
 	}
 	sources := make([]string, 0, len(c.failing))
 	for s := range c.failing {
@@ -216,11 +215,21 @@ func (c *Cache) Stale() (time.Time, error) {
 		}
 		reasons = append(reasons, f.err.Error())
 	}
-	if len(reasons) == 0 {
-		return time.Time{}, nil
+	switch {
+	case !synced && len(reasons) > 0:
+		return since, fmt.Errorf("%w; %s", ErrNotSynced, strings.Join(reasons, "; "))
+	case !synced:
+		return since, ErrNotSynced
+	case len(reasons) > 0:
+		return since, errors.New(strings.Join(reasons, "; "))
 	}
-	return since, errors.New(strings.Join(reasons, "; "))
+	return time.Time{}, nil
 }
+
+// ErrNotSynced is (wrapped in) Stale's error until both informers have
+// listed everything once: the data has never been good, which is not the
+// same as data that went stale (a controller should not act on either).
+var ErrNotSynced = errors.New("node and pod informers have not synced yet")
 
 // Report returns a consistent capacity report of the cluster.
 func (c *Cache) Report() capacity.Report {

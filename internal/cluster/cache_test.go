@@ -211,8 +211,8 @@ func TestForbiddenWatchMarksStale(t *testing.T) {
 	})
 	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	c := New(client, Options{Clock: clk, ProbeInterval: time.Hour, Probe: func(context.Context) error { return nil }})
-	if since, err := c.Stale(); err == nil || !since.Equal(clk.Now()) {
-		t.Fatalf("before sync: Stale() = %s, %v; want stale since creation", since, err)
+	if since, err := c.Stale(); !errors.Is(err, ErrNotSynced) || !since.Equal(clk.Now()) {
+		t.Fatalf("before sync: Stale() = %s, %v; want ErrNotSynced since creation", since, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -229,7 +229,7 @@ func TestForbiddenWatchMarksStale(t *testing.T) {
 	w.Stop() // the connection drops; the re-list is refused
 	eventually(t, "stale once the re-list is Forbidden", func() bool { return c.Ready() != nil })
 	since, err := c.Stale()
-	if err == nil || !since.Equal(brokeAt) || !strings.Contains(err.Error(), "forbidden") {
+	if err == nil || !since.Equal(brokeAt) || !strings.Contains(err.Error(), "forbidden") || errors.Is(err, ErrNotSynced) {
 		t.Fatalf("Stale() = %s, %v; want since %s naming the Forbidden list", since, err, brokeAt)
 	}
 	// The probe answering does not make it fresh, and since stays the first failure.

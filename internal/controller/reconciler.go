@@ -27,6 +27,7 @@ import (
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/cluster"
 	"github.com/opportunist/opportunist/internal/control"
 )
 
@@ -183,7 +184,11 @@ func (r *Reconciler) policy() StalePolicy {
 // cannot be trusted.
 func (r *Reconciler) staleRound(ctx context.Context, rounds []*scalerRound, since time.Time, cause error) (reconcile.Result, error) {
 	p, now := r.policy(), r.Clock.Now()
-	applied := p.Applies(since, now)
+	// Never synced (e.g. a long first list, or one refused from the start):
+	// the data never was good, so it did not go stale; the round holds
+	// however long that takes, whatever --on-stale says.
+	neverSynced := errors.Is(cause, cluster.ErrNotSynced)
+	applied := !neverSynced && p.Applies(since, now)
 	r.Metrics.Stale(p.Behaviour, applied)
 	if applied && p.Behaviour == StaleShrinkToMin {
 		// Shrinking needs each target's count and owner. Only the watches
@@ -204,6 +209,9 @@ func (r *Reconciler) staleRound(ctx context.Context, rounds []*scalerRound, sinc
 				min = *sr.obj.Spec.MinReplicas
 			}
 			out := DecideStale(p, since, now, cause.Error(), sr.target != nil, current, min)
+			if neverSynced {
+				out = StaleOutcome{Message: "holding the current count until the capacity data is complete for the first time: " + cause.Error()}
+			}
 			sr.problem, sr.message, sr.quiet = ReasonCapacityStale, out.Message, true
 			if out.Applied && !r.staleEvented[sr.key].Equal(since) {
 				if r.staleEvented == nil {
