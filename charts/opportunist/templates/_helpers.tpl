@@ -1,0 +1,63 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "opportunist.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "opportunist.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if contains (include "opportunist.name" .) .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "opportunist.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "opportunist.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "opportunist.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "opportunist.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "opportunist.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "opportunist.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "opportunist.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "opportunist.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Secret holding the metrics API serving certificate (chart or cert-manager). */}}
+{{- define "opportunist.metricsApiSecret" -}}
+{{- printf "%s-metrics-api-tls" (include "opportunist.fullname" .) }}
+{{- end }}
+
+{{/* Checks the values that templates cannot express. */}}
+{{- define "opportunist.validate" -}}
+{{- if not (has .Values.metricsApi.certificates (list "chart" "cert-manager" "self-signed")) }}
+{{- fail (printf "metricsApi.certificates must be chart, cert-manager or self-signed, got %q" .Values.metricsApi.certificates) }}
+{{- end }}
+{{- if ge (int .Values.opportunisticPriorityClass.value) -10 }}
+{{- fail (printf "opportunisticPriorityClass.value must be below -10 (the cluster-autoscaler's expendable cutoff), got %v" .Values.opportunisticPriorityClass.value) }}
+{{- end }}
+{{- range .Values.scaleTargets }}
+{{- if or (not .namespace) (not .resource) (not .names) }}
+{{- fail (printf "each scaleTargets entry needs namespace, resource and names (group is empty for the core API), got %v" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
