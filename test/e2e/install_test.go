@@ -1,0 +1,462 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	crclient "sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/opportunist/opportunist/api/v1alpha1"
+)
+
+// The release the rendered manifests describe (make manifests).
+const (
+	releaseNamespace = "opportunist"
+	releaseAccount   = "opportunist"
+	// installTargetNS is where test/e2e/testdata/install-values.yaml grants
+	// scale writes on the Deployment "worker", and nothing else.
+	installTargetNS = "e2e-install"
+)
+
+// manifestObject is one object of a rendered manifest and where it came from.
+type manifestObject struct {
+	file string
+	obj  *unstructured.Unstructured
+}
+
+func (m manifestObject) key() string {
+	return m.obj.GetKind() + "/" + m.obj.GetNamespace() + "/" + m.obj.GetName()
+}
+
+func (m manifestObject) String() string {
+	name := m.obj.GetName()
+	if ns := m.obj.GetNamespace(); ns != "" {
+		name = ns + "/" + name
+	}
+	return fmt.Sprintf("%s %s (%s)", m.obj.GetKind(), name, m.file)
+}
+
+// readManifest decodes every object of a multi-document YAML file.
+func readManifest(t *testing.T, rel string) []manifestObject {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot, rel))
+	if err != nil {
+		t.Fatalf("%s: %v (run make manifests)", rel, err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
+	var out []manifestObject
+	for {
+		var obj unstructured.Unstructured
+		if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("%s: document %d: %v", rel, len(out)+1, err)
+		}
+		if len(obj.Object) == 0 { // a document of comments only
+			continue
+		}
+		out = append(out, manifestObject{file: rel, obj: &obj})
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s holds no objects", rel)
+	}
+	return out
+}
+
+// applier server-side applies objects as `kubectl apply --server-side
+// --force-conflicts` does, and deletes what it applied when the test ends.
+type applier struct {
+	dyn     dynamic.Interface
+	mapper  *restmapper.DeferredDiscoveryRESTMapper
+	applied map[string]manifestObject // by kind/namespace/name
+}
+
+func newApplier(t *testing.T) *applier {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &applier{
+		dyn:     dynamic.NewForConfigOrDie(cfg),
+		mapper:  restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery())),
+		applied: map[string]manifestObject{},
+	}
+	t.Cleanup(func() { a.deleteAll(t) })
+	return a
+}
+
+func (a *applier) resource(m manifestObject) (dynamic.ResourceInterface, error) {
+	gvk := m.obj.GroupVersionKind()
+	mapping, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return nil, fmt.Errorf("mapping %s: %w", m, err)
+	}
+	if m.obj.GetNamespace() == "" {
+		return a.dyn.Resource(mapping.Resource), nil
+	}
+	return a.dyn.Resource(mapping.Resource).Namespace(m.obj.GetNamespace()), nil
+}
+
+// apply applies every object, in the file's order (helm's install order:
+// namespace, classes and accounts before the Deployment that uses them).
+func (a *applier) apply(t *testing.T, objs []manifestObject) {
+	t.Helper()
+	ctx := context.Background()
+	for _, m := range objs {
+		res, err := a.resource(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := res.Apply(ctx, m.obj.GetName(), m.obj, metav1.ApplyOptions{FieldManager: "e2e-install", Force: true}); err != nil {
+			t.Fatalf("server-side apply of %s: %v", m, err)
+		}
+		a.applied[m.key()] = m
+	}
+}
+
+// remove deletes one applied object now (and not again at the end).
+func (a *applier) remove(t *testing.T, m manifestObject) {
+	t.Helper()
+	res, err := a.resource(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Delete(context.Background(), m.obj.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatalf("deleting %s: %v", m, err)
+	}
+	delete(a.applied, m.key())
+}
+
+// deleteAll deletes what was applied, except the CRD the other tests share,
+// and waits for the release namespace to be gone.
+func (a *applier) deleteAll(t *testing.T) {
+	ctx := context.Background()
+	for _, m := range a.applied {
+		if m.obj.GetKind() == "CustomResourceDefinition" {
+			continue
+		}
+		res, err := a.resource(m)
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+			continue
+		}
+		if err := res.Delete(ctx, m.obj.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("cleanup: deleting %s: %v", m, err)
+		}
+	}
+	waitFor(t, 60*time.Second, "namespace "+releaseNamespace+" to be deleted", func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().Namespaces().Get(ctx, releaseNamespace, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+}
+
+func find(objs []manifestObject, kind string) []manifestObject {
+	var out []manifestObject
+	for _, m := range objs {
+		if m.obj.GetKind() == kind {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// serviceAccountKubeconfig mints a token for the chart's ServiceAccount
+// (TokenRequest) and writes a kubeconfig that uses it and nothing else.
+func serviceAccountKubeconfig(t *testing.T) (string, kubernetes.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	expiry := int64(3600)
+	tok, err := client.CoreV1().ServiceAccounts(releaseNamespace).CreateToken(ctx, releaseAccount,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("minting a token for ServiceAccount %s/%s: %v", releaseNamespace, releaseAccount, err)
+	}
+	admin, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := admin.Clusters[admin.Contexts[admin.CurrentContext].Cluster]
+	if cluster == nil {
+		t.Fatalf("%s: no cluster in the current context", kubeconfig)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["local"] = cluster
+	cfg.AuthInfos["opportunist"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	cfg.Contexts["opportunist"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "opportunist", Namespace: releaseNamespace}
+	cfg.CurrentContext = "opportunist"
+	path := filepath.Join(t.TempDir(), "serviceaccount.kubeconfig") // a credential: not kept with the artifacts
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, kubernetes.NewForConfigOrDie(rc)
+}
+
+// deploymentArgs are the flags the rendered Deployment gives opportunist,
+// with what a local process must change: its own listen address (given by
+// startOpportunist) and a free port for the metrics APIs.
+func deploymentArgs(t *testing.T, d manifestObject, metricsPort int) []string {
+	t.Helper()
+	var dep appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(d.obj.Object, &dep); err != nil {
+		t.Fatalf("%s: %v", d, err)
+	}
+	args := dep.Spec.Template.Spec.Containers[0].Args
+	if len(args) == 0 || args[0] != "run" {
+		t.Fatalf("%s: container args %q do not start with run", d, args)
+	}
+	var out []string
+	for _, a := range args[1:] {
+		switch {
+		case strings.HasPrefix(a, "--listen-address"):
+		case strings.HasPrefix(a, "--metrics-api-port"):
+			out = append(out, "--metrics-api-port="+strconv.Itoa(metricsPort))
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// hpaControllerClient acts as kube-controller-manager's HPA controller
+// (impersonated), whose bootstrap role may read the metrics APIs.
+func hpaControllerClient(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:kube-system:horizontal-pod-autoscaler",
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"},
+	}
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// hpaMetricValue reads the one value of a metrics API path with c.
+func hpaMetricValue(t *testing.T, c kubernetes.Interface, path, labelSelector string) int64 {
+	t.Helper()
+	req := c.Discovery().RESTClient().Get().AbsPath(path)
+	if labelSelector != "" {
+		req = req.Param("labelSelector", labelSelector)
+	}
+	body, err := req.Do(context.Background()).Raw()
+	if err != nil {
+		t.Fatalf("GET %s as the HPA controller: %v", path, err)
+	}
+	var list metricValueList
+	if err := json.Unmarshal(body, &list); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	if len(list.Items) != 1 {
+		t.Fatalf("GET %s: %d items, want 1: %s", path, len(list.Items), body)
+	}
+	return list.Items[0].Value.Value()
+}
+
+// TestInstall applies the rendered manifests to the real API server, runs the
+// controller as a local process with nothing but the chart's ServiceAccount
+// credentials and the Deployment's flags, and checks it does its whole job
+// and is refused what its role does not grant.
+func TestInstall(t *testing.T) {
+	requireEmptyCluster(t)
+	c := installCRD(t)
+	chartCRD, err := os.ReadFile(filepath.Join(repoRoot, "charts", "opportunist", "crds", "opportunist.io_opportunisticscalers.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	configCRD, err := os.ReadFile(filepath.Join(repoRoot, "config", "crd", "opportunist.io_opportunisticscalers.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(chartCRD, configCRD) {
+		t.Fatal("charts/opportunist/crds differs from config/crd: run make manifests")
+	}
+	createNamespace(t, installTargetNS) // the scale grant's Role lives there
+
+	// (a) Every object of every rendering applies: the plain install, the one
+	// with the metrics APIs, and the test's (the latter plus one scale grant).
+	a := newApplier(t)
+	start := time.Now()
+	plain := readManifest(t, "deploy/opportunist.yaml")
+	withAPI := readManifest(t, "deploy/opportunist-metrics-api.yaml")
+	install := readManifest(t, "test/e2e/testdata/install.yaml")
+	// The test's rendering names every object of the other two, and the same
+	// field manager applies it last: what is in force below is exactly it.
+	names := map[string]bool{}
+	for _, m := range install {
+		names[m.key()] = true
+	}
+	for _, m := range append(plain, withAPI...) {
+		if !names[m.key()] {
+			t.Fatalf("%s is not in test/e2e/testdata/install.yaml: the test would run with more than that file grants", m)
+		}
+	}
+	for _, objs := range [][]manifestObject{plain, withAPI, install} {
+		a.apply(t, objs)
+		t.Logf("server-side applied the %d objects of %s in %s", len(objs), objs[0].file, time.Since(start).Round(time.Millisecond))
+		start = time.Now()
+	}
+	// The APIServices point at a Service with no pods here; an unavailable
+	// aggregated API would disturb discovery for everyone, so they go now.
+	for _, m := range find(install, "APIService") {
+		a.remove(t, m)
+	}
+	// The Deployment is admitted down to its pods (priority class, account,
+	// security context); then it goes, as the local process plays its part.
+	deps := find(install, "Deployment")
+	if len(deps) != 1 {
+		t.Fatalf("test/e2e/testdata/install.yaml holds %d Deployments, want 1", len(deps))
+	}
+	// (Three renderings in a row roll it out three times: there may be more
+	// than two pods, all Pending as no node exists yet.)
+	waitFor(t, 30*time.Second, "the chart's Deployment to create its pods at the controller's priority", func(ctx context.Context) (bool, error) {
+		pods, err := client.CoreV1().Pods(releaseNamespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		if len(pods.Items) < 2 {
+			return false, fmt.Errorf("%d pods", len(pods.Items))
+		}
+		for _, p := range pods.Items {
+			if p.Spec.Priority == nil || *p.Spec.Priority != 100000000 || p.Spec.ServiceAccountName != releaseAccount {
+				return false, fmt.Errorf("pod %s: priority %v, account %s", p.Name, ptrVal(p.Spec.Priority), p.Spec.ServiceAccountName)
+			}
+		}
+		return true, nil
+	})
+	a.remove(t, deps[0])
+	waitFor(t, 30*time.Second, "the chart's pods to be gone", func(ctx context.Context) (bool, error) {
+		pods, err := client.CoreV1().Pods(releaseNamespace).List(ctx, metav1.ListOptions{})
+		return err == nil && len(pods.Items) == 0, err
+	})
+
+	// (b) The controller, with the ServiceAccount's token and the
+	// Deployment's flags (leader election in the release namespace, the
+	// metrics APIs on).
+	saConfig, sa := serviceAccountKubeconfig(t)
+	createNode(t, "install-1", NodeShape{CPU: "8", Memory: "16Gi", Pods: 110})
+	createNode(t, "install-2", NodeShape{CPU: "8", Memory: "16Gi", Pods: 110})
+	createDeployment(t, installTargetNS, "paid", DeploymentSpec{Replicas: 2, Requests: requests("cpu", "1", "memory", "1Gi")})
+	createDeployment(t, installTargetNS, "worker", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "1", "memory", "64Mi"), PriorityClass: "opportunistic"})
+	createDeployment(t, installTargetNS, "unscaled", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "100m")})
+	waitForRunningPods(t, installTargetNS, "paid", 2)
+	waitForRunningPods(t, installTargetNS, "worker", 1)
+	waitForRunningPods(t, installTargetNS, "unscaled", 1)
+
+	port := freePort(t)
+	args := deploymentArgs(t, deps[0], port)
+	t.Logf("opportunist run %s (as ServiceAccount %s/%s)", strings.Join(args, " "), releaseNamespace, releaseAccount)
+	o := startOpportunist(t, append([]string{"--kubeconfig", saConfig}, args...)...)
+
+	// Capacity: 16 cores, 2 paid + 1 worker + 0.1 unscaled requested.
+	const memKi = 2 * 16 * 1024 * 1024
+	o.waitForMetrics(t, 10*time.Second, map[string]float64{
+		"cpu_allocatable_total": 16000, "cpu_requests_total": 3100, "cpu_capacity_remaining": 12900,
+		"mem_allocatable_total": memKi, "pod_allocatable_total": 220,
+	})
+
+	// A scaler of the granted worker: (16 - 4 headroom - 2.1 paid) / 1 core = 9.
+	createScaler(t, c, scalerFor(installTargetNS, "worker", "worker", 1, 20, map[corev1.ResourceName]v1alpha1.HeadroomValue{"cpu": "4"}))
+	took := waitForReplicas(t, 30*time.Second, installTargetNS, "worker", 9, 0)
+	t.Logf("the worker was scaled from 1 to 9 in %s", took.Round(time.Millisecond))
+	waitFor(t, 10*time.Second, "the scaler's status", func(ctx context.Context) (bool, error) {
+		var s v1alpha1.OpportunisticScaler
+		if err := c.Get(ctx, crclient.ObjectKey{Namespace: installTargetNS, Name: "worker"}, &s); err != nil {
+			return false, err
+		}
+		if s.Status.DesiredReplicas != 9 || s.Status.LastScaleTime == nil {
+			return false, fmt.Errorf("status %+v", s.Status)
+		}
+		return true, nil
+	})
+	waitFor(t, 10*time.Second, "a Scaled Event on the scaler", func(ctx context.Context) (bool, error) {
+		evs, err := client.EventsV1().Events(installTargetNS).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Kind == "OpportunisticScaler" && e.Regarding.Name == "worker" && e.Reason == "Scaled" {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("%d events, none Scaled on the scaler", len(evs.Items))
+	})
+	lease, err := client.CoordinationV1().Leases(releaseNamespace).Get(context.Background(), "opportunist-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the leader election Lease: %v", err)
+	}
+	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+		t.Fatalf("Lease %s/opportunist-controller has no holder", releaseNamespace)
+	}
+
+	// The metrics APIs, through the aggregator, asked as the HPA controller
+	// asks (not as an admin, whom the delegated authorizer lets through
+	// unchecked): our server trusts the aggregator through the front proxy's
+	// CA (auth-reader binding) and authorizes the HPA with a
+	// SubjectAccessReview (auth-delegator binding), on the account's grants.
+	registerMetricsAPI(t, port)
+	hpa := hpaControllerClient(t)
+	if got := hpaMetricValue(t, hpa, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/"+installTargetNS+"/services/cluster-metrics/cpu_capacity_remaining", ""); got != 16000-2100-9000 {
+		t.Errorf("cpu_capacity_remaining through the custom metrics API = %d, want %d", got, 16000-2100-9000)
+	}
+	if got := hpaMetricValue(t, hpa, "/apis/external.metrics.k8s.io/v1beta1/namespaces/"+installTargetNS+"/opportunist_desired_replicas", "scaler=worker"); got != 9 {
+		t.Errorf("opportunist_desired_replicas through the external metrics API = %d, want 9", got)
+	}
+
+	// (c) Refused what the role does not grant.
+	ctx := context.Background()
+	if _, err := sa.CoreV1().Secrets(releaseNamespace).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("listing Secrets in %s as the ServiceAccount: %v, want Forbidden", releaseNamespace, err)
+	}
+	if _, err := sa.CoreV1().Secrets("kube-system").Get(ctx, "any", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("reading a Secret in kube-system as the ServiceAccount: %v, want Forbidden", err)
+	}
+	sc, err := sa.AppsV1().Deployments(installTargetNS).GetScale(ctx, "unscaled", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("reading /scale of a Deployment (granted read-only everywhere): %v", err)
+	}
+	sc.Spec.Replicas = 5
+	if _, err := sa.AppsV1().Deployments(installTargetNS).UpdateScale(ctx, "unscaled", sc, metav1.UpdateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("scaling Deployment %s/unscaled (no scaler, no grant) through /scale: %v, want Forbidden", installTargetNS, err)
+	}
+	patch := []byte(`{"spec":{"replicas":5}}`)
+	if _, err := sa.AppsV1().Deployments(installTargetNS).Patch(ctx, "worker", types.MergePatchType, patch, metav1.PatchOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("patching Deployment %s/worker itself (only its /scale is granted): %v, want Forbidden", installTargetNS, err)
+	}
+	if got, err := deploymentReplicas(ctx, installTargetNS, "unscaled"); err != nil || got != 1 {
+		t.Errorf("Deployment %s/unscaled has %d replicas (%v), want 1", installTargetNS, got, err)
+	}
+}
