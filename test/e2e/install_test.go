@@ -105,6 +105,7 @@ func newApplier(t *testing.T) *applier {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.QPS, cfg.Burst = 100, 200 // not the default 5 per second: ~50 objects
 	a := &applier{
 		dyn:     dynamic.NewForConfigOrDie(cfg),
 		mapper:  restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery())),
