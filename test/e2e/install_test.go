@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -71,6 +72,12 @@ func readManifest(t *testing.T, rel string) []manifestObject {
 	if err != nil {
 		t.Fatalf("%s: %v (run make manifests)", rel, err)
 	}
+	return decodeManifest(t, rel, raw)
+}
+
+// decodeManifest decodes every object of a multi-document YAML stream.
+func decodeManifest(t *testing.T, name string, raw []byte) []manifestObject {
+	t.Helper()
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
 	var out []manifestObject
 	for {
@@ -78,17 +85,35 @@ func readManifest(t *testing.T, rel string) []manifestObject {
 		if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			t.Fatalf("%s: document %d: %v", rel, len(out)+1, err)
+			t.Fatalf("%s: document %d: %v", name, len(out)+1, err)
 		}
 		if len(obj.Object) == 0 { // a document of comments only
 			continue
 		}
-		out = append(out, manifestObject{file: rel, obj: &obj})
+		out = append(out, manifestObject{file: name, obj: &obj})
 	}
 	if len(out) == 0 {
-		t.Fatalf("%s holds no objects", rel)
+		t.Fatalf("%s holds no objects", name)
 	}
 	return out
+}
+
+// helmTemplate renders the chart as the release "opportunist" in namespace
+// "opportunist", with helm run from its Go module (hack/tools) as make does.
+func helmTemplate(t *testing.T, args ...string) []manifestObject {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"tool", "-modfile=hack/tools/go.mod", "helm", "template", "opportunist", "charts/opportunist",
+		"--namespace", releaseNamespace, "--include-crds"}, args...)...)
+	cmd.Dir = repoRoot
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm template %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	t.Logf("helm template %s: %s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
+	return decodeManifest(t, "helm template "+strings.Join(args, " "), out)
 }
 
 // applier server-side applies objects as `kubectl apply --server-side
@@ -227,8 +252,9 @@ func serviceAccountKubeconfig(t *testing.T) (string, kubernetes.Interface) {
 
 // deploymentArgs are the flags the rendered Deployment gives opportunist,
 // with what a local process must change: its own listen address (given by
-// startOpportunist) and a free port for the metrics APIs.
-func deploymentArgs(t *testing.T, d manifestObject, metricsPort int) []string {
+// startOpportunist), and the values of the flags in replace (a free port for
+// the metrics APIs, certificate files on this machine).
+func deploymentArgs(t *testing.T, d manifestObject, replace map[string]string) []string {
 	t.Helper()
 	var dep appsv1.Deployment
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(d.obj.Object, &dep); err != nil {
@@ -239,13 +265,19 @@ func deploymentArgs(t *testing.T, d manifestObject, metricsPort int) []string {
 		t.Fatalf("%s: container args %q do not start with run", d, args)
 	}
 	var out []string
+	seen := map[string]bool{}
 	for _, a := range args[1:] {
-		switch {
-		case strings.HasPrefix(a, "--listen-address"):
-		case strings.HasPrefix(a, "--metrics-api-port"):
-			out = append(out, "--metrics-api-port="+strconv.Itoa(metricsPort))
-		default:
+		flag, _, _ := strings.Cut(a, "=")
+		if v, ok := replace[flag]; ok {
+			a, seen[flag] = flag+"="+v, true
+		}
+		if flag != "--listen-address" {
 			out = append(out, a)
+		}
+	}
+	for flag := range replace {
+		if !seen[flag] {
+			t.Fatalf("%s: no %s among its args %q", d, flag, args)
 		}
 	}
 	return out
@@ -378,7 +410,7 @@ func TestInstall(t *testing.T) {
 	waitForRunningPods(t, installTargetNS, "unscaled", 1)
 
 	port := freePort(t)
-	args := deploymentArgs(t, deps[0], port)
+	args := deploymentArgs(t, deps[0], map[string]string{"--metrics-api-port": strconv.Itoa(port)})
 	t.Logf("opportunist run %s (as ServiceAccount %s/%s)", strings.Join(args, " "), releaseNamespace, releaseAccount)
 	o := startOpportunist(t, append([]string{"--kubeconfig", saConfig}, args...)...)
 
@@ -459,5 +491,108 @@ func TestInstall(t *testing.T) {
 	}
 	if got, err := deploymentReplicas(ctx, installTargetNS, "unscaled"); err != nil || got != 1 {
 		t.Errorf("Deployment %s/unscaled has %d replicas (%v), want 1", installTargetNS, got, err)
+	}
+}
+
+// TestInstallChartCertificates installs the chart with a CI values file whose
+// metrics APIs use the certificate Helm generates, and shows the aggregator
+// verifies it: the APIServices carry only a caBundle (no
+// insecureSkipTLSVerify), and become Available with opportunist serving the
+// Secret's certificate under the Service's name.
+func TestInstallChartCertificates(t *testing.T) {
+	requireEmptyCluster(t)
+	installCRD(t)
+	createNode(t, "certs-1", NodeShape{CPU: "4", Memory: "8Gi"})
+	// The CI values grant scale writes in these namespaces.
+	createNamespace(t, "batch")
+	createNamespace(t, "ci")
+	port := freePort(t)
+	// The local aggregator reaches a local process through an ExternalName
+	// Service "localhost" on the APIService's port: that port is ours.
+	objs := helmTemplate(t, "-f", "charts/opportunist/ci/metrics-api-chart-certs-values.yaml",
+		"--set", "createNamespace=true", "--set", "metricsApi.servicePort="+strconv.Itoa(port))
+	a := newApplier(t)
+	a.apply(t, objs)
+
+	apis := find(objs, "APIService")
+	if len(apis) != 3 {
+		t.Fatalf("%d APIServices rendered, want 3", len(apis))
+	}
+	for _, m := range apis {
+		if skip, _, _ := unstructured.NestedBool(m.obj.Object, "spec", "insecureSkipTLSVerify"); skip {
+			t.Fatalf("%s skips TLS verification", m)
+		}
+		if ca, _, _ := unstructured.NestedString(m.obj.Object, "spec", "caBundle"); ca == "" {
+			t.Fatalf("%s has no caBundle", m)
+		}
+	}
+	deps, svcs, secrets := find(objs, "Deployment"), find(objs, "Service"), find(objs, "Secret")
+	if len(deps) != 1 || len(svcs) != 1 || len(secrets) != 1 {
+		t.Fatalf("rendered %d Deployments, %d Services, %d Secrets; want 1 of each", len(deps), len(svcs), len(secrets))
+	}
+	a.remove(t, deps[0]) // the local process plays its part
+	a.remove(t, svcs[0])
+	ext := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: svcs[0].obj.GetName(), Namespace: releaseNamespace},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost",
+			Ports: []corev1.ServicePort{{Name: "https", Port: int32(port), Protocol: corev1.ProtocolTCP}}},
+	}
+	waitFor(t, 30*time.Second, "the chart's Service to be replaced by an ExternalName one", func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().Services(releaseNamespace).Create(ctx, ext, metav1.CreateOptions{})
+		return err == nil, err
+	})
+
+	// The serving certificate and key, from the Secret the chart made, where
+	// the pod would have them mounted.
+	var secret corev1.Secret
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(secrets[0].obj.Object, &secret); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"tls.crt", "tls.key"} {
+		if len(secret.Data[f]) == 0 {
+			t.Fatalf("%s has no %s", secrets[0], f)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), secret.Data[f], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saConfig, _ := serviceAccountKubeconfig(t)
+	args := deploymentArgs(t, deps[0], map[string]string{
+		"--metrics-api-port":                 strconv.Itoa(port),
+		"--metrics-api-tls-cert-file":        filepath.Join(dir, "tls.crt"),
+		"--metrics-api-tls-private-key-file": filepath.Join(dir, "tls.key"),
+	})
+	startOpportunist(t, append([]string{"--kubeconfig", saConfig}, args...)...)
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 100, 200 // polled every 50 ms
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	start := time.Now()
+	for _, m := range apis {
+		name := m.obj.GetName()
+		waitFor(t, 30*time.Second, "APIService "+name+" to be Available over verified TLS", func(ctx context.Context) (bool, error) {
+			obj, err := dyn.Resource(apiServiceGVR).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+			for _, c := range conds {
+				if c, ok := c.(map[string]any); ok && c["type"] == "Available" {
+					if c["status"] == "True" {
+						return true, nil
+					}
+					return false, fmt.Errorf("%v: %v", c["reason"], c["message"])
+				}
+			}
+			return false, nil
+		})
+	}
+	t.Logf("the 3 APIServices were Available %s after opportunist was ready", time.Since(start).Round(time.Millisecond))
+	if got := hpaMetricValue(t, hpaControllerClient(t), "/apis/custom.metrics.k8s.io/v1beta1/namespaces/batch/services/cluster-metrics/cpu_allocatable_total", ""); got != 4000 {
+		t.Errorf("cpu_allocatable_total through the custom metrics API = %d, want 4000", got)
 	}
 }
