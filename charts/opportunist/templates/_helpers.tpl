@@ -46,18 +46,3 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "opportunist.metricsApiSecret" -}}
 {{- printf "%s-metrics-api-tls" (include "opportunist.fullname" .) }}
 {{- end }}
-
-{{/* Checks the values that templates cannot express. */}}
-{{- define "opportunist.validate" -}}
-{{- if not (has .Values.metricsApi.certificates (list "chart" "cert-manager" "self-signed")) }}
-{{- fail (printf "metricsApi.certificates must be chart, cert-manager or self-signed, got %q" .Values.metricsApi.certificates) }}
-{{- end }}
-{{- if ge (int .Values.opportunisticPriorityClass.value) -10 }}
-{{- fail (printf "opportunisticPriorityClass.value must be below -10 (the cluster-autoscaler's expendable cutoff), got %v" .Values.opportunisticPriorityClass.value) }}
-{{- end }}
-{{- range .Values.scaleTargets }}
-{{- if or (not .namespace) (not .resource) (not .names) }}
-{{- fail (printf "each scaleTargets entry needs namespace, resource and names (group is empty for the core API), got %v" .) }}
-{{- end }}
-{{- end }}
-{{- end }}
