@@ -460,6 +460,7 @@ func TestInstall(t *testing.T) {
 	// unchecked): our server trusts the aggregator through the front proxy's
 	// CA (auth-reader binding) and authorizes the HPA with a
 	// SubjectAccessReview (auth-delegator binding), on the account's grants.
+	waitForRunningPods(t, installTargetNS, "worker", 9) // bound, so counted in the numbers below
 	registerMetricsAPI(t, port)
 	hpa := hpaControllerClient(t)
 	if got := hpaMetricValue(t, hpa, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/"+installTargetNS+"/services/cluster-metrics/cpu_capacity_remaining", ""); got != 16000-2100-9000 {
