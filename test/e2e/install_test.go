@@ -99,7 +99,8 @@ func decodeManifest(t *testing.T, name string, raw []byte) []manifestObject {
 }
 
 // helmTemplate renders the chart as the release "opportunist" in namespace
-// "opportunist", with helm run from its Go module (hack/tools) as make does.
+// "opportunist", with helm run from its Go module (hack/tools) as make does:
+// about a second once `make lint` has built it, a minute the very first time.
 func helmTemplate(t *testing.T, args ...string) []manifestObject {
 	t.Helper()
 	cmd := exec.Command("go", append([]string{"tool", "-modfile=hack/tools/go.mod", "helm", "template", "opportunist", "charts/opportunist",
