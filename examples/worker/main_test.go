@@ -153,7 +153,10 @@ func TestReportSetsRateAndLogs(t *testing.T) {
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { report(ctx, 20*time.Millisecond, m, tot, slog.New(slog.NewTextHandler(&logs, nil))); close(done) }()
+	go func() {
+		report(ctx, 20*time.Millisecond, m, tot, slog.New(slog.NewTextHandler(&logs, nil)))
+		close(done)
+	}()
 	tot.add(batch{Hashes: 5000, Shares: []uint64{1}})
 	deadline := time.Now().Add(2 * time.Second)
 	for testutil.ToFloat64(m.rate) == 0 && time.Now().Before(deadline) {
