@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +26,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -97,6 +102,8 @@ func clusterScopedFirst(objs []manifestObject) []manifestObject {
 func TestExamplesApply(t *testing.T) {
 	requireEmptyCluster(t)
 	installCRD(t)
+	// Before the apply, so it is deleted after the APIServices (t.Cleanup is LIFO).
+	ensureChartServiceAccount(t)
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +185,9 @@ func TestExamplesApply(t *testing.T) {
 		return
 	}
 
-	// The Role of rbac.yaml, through the API server's own authorizer.
+	scaleAsServiceAccount(t)
+
+	// The Role of rbac.yaml in detail, through the API server's own authorizer.
 	sa := "system:serviceaccount:opportunist:opportunist"
 	for _, tc := range []struct {
 		verb, resource, sub, name string
@@ -210,6 +219,54 @@ func TestExamplesApply(t *testing.T) {
 		if got.Status.Allowed != tc.want {
 			t.Errorf("%s may %s %s/%s %q in demo: %v, want %v (%s)", sa, tc.verb, tc.resource, tc.sub, tc.name, got.Status.Allowed, tc.want, got.Status.Reason)
 		}
+	}
+}
+
+// ensureChartServiceAccount makes the ServiceAccount the chart would,
+// opportunist/opportunist, unless it exists.
+func ensureChartServiceAccount(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := client.CoreV1().Namespaces().Get(ctx, "opportunist", metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		createNamespace(t, "opportunist")
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "opportunist", Name: "opportunist"}}
+	if _, err := client.CoreV1().ServiceAccounts("opportunist").Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating ServiceAccount opportunist/opportunist: %v", err)
+	}
+}
+
+// scaleAsServiceAccount acts as the chart's ServiceAccount with a token of
+// its own: it may resize the worker and nothing else of the demo.
+func scaleAsServiceAccount(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := client.CoreV1().ServiceAccounts("opportunist").CreateToken(ctx, "opportunist", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("a token for opportunist/opportunist: %v", err)
+	}
+	admin, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.AnonymousClientConfig(admin)
+	cfg.BearerToken = tok.Status.Token
+	as := kubernetes.NewForConfigOrDie(cfg)
+
+	scale, err := as.AppsV1().Deployments("demo").GetScale(ctx, "worker", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("as opportunist/opportunist, reading the worker's scale: %v", err)
+	}
+	scale.Spec.Replicas = 3
+	if _, err := as.AppsV1().Deployments("demo").UpdateScale(ctx, "worker", scale, metav1.UpdateOptions{}); err != nil {
+		t.Errorf("as opportunist/opportunist, scaling the worker: %v", err)
+	}
+	other := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "sample-metrics-app"}, Spec: autoscalingv1.ScaleSpec{Replicas: 5}}
+	if _, err := as.AppsV1().Deployments("demo").UpdateScale(ctx, "sample-metrics-app", other, metav1.UpdateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("as opportunist/opportunist, scaling the paid app: got %v, want Forbidden", err)
+	}
+	if _, err := as.CoreV1().Secrets("demo").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("as opportunist/opportunist, listing Secrets: got %v, want Forbidden", err)
 	}
 }
 
