@@ -144,9 +144,19 @@ func TestGracefulShutdown(t *testing.T) {
 	}()
 	<-started
 	cancel()
-	time.Sleep(50 * time.Millisecond) // shutdown has begun: new connections are refused
-	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
-		t.Error("the listener still accepts connections after shutdown began")
+	// Shutdown closes the listener first: new connections are refused while
+	// the request in flight is still being served.
+	refused := false
+	for deadline := time.Now().Add(5 * time.Second); !refused && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		conn, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+		if err != nil {
+			refused = true
+		} else {
+			conn.Close()
+		}
+	}
+	if !refused {
+		t.Error("the listener still accepts connections 5s after shutdown began")
 	}
 	close(release)
 	if got := <-answer; got != "done" {
