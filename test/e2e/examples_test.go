@@ -108,6 +108,7 @@ func TestExamplesApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.QPS, cfg.Burst = 100, 200
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
 	objs := clusterScopedFirst(readManifests(t, "examples/seed", "examples/seed-cluster"))
