@@ -373,6 +373,7 @@ func TestSeedWalkthrough(t *testing.T) {
 	}
 	demoDir := filepath.Join(dir, "demo")
 	t.Cleanup(func() { cleanUpWalkthrough(t, demoDir) })
+	dumpOnFailure(t, nil) // runs before the clean-up: nodes, pods, events as the failure left them
 	workers := traceReplicas(t, "demo", "worker")
 	paid := traceReplicas(t, "demo", "sample-metrics-app")
 
