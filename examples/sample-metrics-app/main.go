@@ -1,13 +1,15 @@
 // Command sample-metrics-app is the write-up's demo app: an HTTP server that
-// answers every request on / with its name and how many requests it has
-// served, and counts them in the Prometheus counter http_requests_total. A
-// metrics adapter (Prometheus + prometheus-adapter in the write-up) turns that
-// counter into the per-pod rate `http_requests` its HPA scales on.
+// answers every request with its name and how many requests it has served,
+// and counts them in the Prometheus counter http_requests_total (the name,
+// help and answer of the write-up's Node.js app). A metrics adapter
+// (Prometheus + prometheus-adapter in the write-up) turns that counter into
+// the per-pod rate `http_requests` its HPA scales on.
 //
 //	sample-metrics-app [--listen-address :8080] [--name NAME] [--shutdown-timeout 10s]
 //
-// /metrics serves the counter (plus Go and process metrics), /healthz answers
-// ok; neither is counted, so probes and scrapes do not look like load.
+// GET /metrics serves the counter (plus Go and process metrics) and GET
+// /healthz answers ok; neither is counted. (The write-up's app counted its
+// own scrapes, which is why its HPA read 433m a pod with no traffic at all.)
 // SIGTERM or SIGINT stops it gracefully: in-flight requests finish within
 // --shutdown-timeout.
 package main
@@ -89,18 +91,14 @@ func newApp(name string, reg prometheus.Registerer) *app {
 	return a
 }
 
-func (a *app) hello(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/" {
-		http.NotFound(w, r)
-		return
-	}
+func (a *app) hello(w http.ResponseWriter, _ *http.Request) {
 	n := a.served.Add(1)
 	a.requests.Inc()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintf(w, "Hello! My name is %s. I have served %d requests so far.\n", a.name, n)
 }
 
-// handler routes /, /metrics and /healthz.
+// handler routes /metrics and /healthz; every other request is load.
 func handler(a *app, gather prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", a.hello)

@@ -36,19 +36,16 @@ func TestHelloCountsRequests(t *testing.T) {
 	srv := httptest.NewServer(handler(a, reg))
 	defer srv.Close()
 
-	for i := 1; i <= 3; i++ {
-		code, body := get(t, srv.URL+"/")
-		want := fmt.Sprintf("Hello! My name is sample-metrics-app-1. I have served %d requests so far.\n", i)
+	for i, path := range []string{"/", "/orders", "/?q=1"} { // any path is load, as in the write-up
+		code, body := get(t, srv.URL+path)
+		want := fmt.Sprintf("Hello! My name is sample-metrics-app-1. I have served %d requests so far.\n", i+1)
 		if code != http.StatusOK || body != want {
 			t.Fatalf("request %d: got %d %q, want 200 %q", i, code, body, want)
 		}
 	}
-	// Probes, scrapes and unknown paths are not load.
+	// Probes and scrapes are not load.
 	if code, body := get(t, srv.URL+"/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("/healthz: got %d %q", code, body)
-	}
-	if code, _ := get(t, srv.URL+"/favicon.ico"); code != http.StatusNotFound {
-		t.Errorf("/favicon.ico: got %d, want 404", code)
 	}
 	code, body := get(t, srv.URL+"/metrics")
 	if code != http.StatusOK {
