@@ -23,6 +23,10 @@ try: ## Run opportunist on a local control plane holding the write-up's cluster 
 build: ## Build bin/opportunist
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/opportunist ./cmd/opportunist
 
+.PHONY: examples
+examples: ## Build the examples, static: bin/sample-metrics-app and bin/worker (see examples/seed)
+	CGO_ENABLED=0 $(GO) build -o bin/ ./examples/sample-metrics-app ./examples/worker
+
 .PHONY: plugin
 plugin: build ## Build bin/kubectl-opportunist (put it on PATH: kubectl opportunist status)
 	cp bin/opportunist bin/kubectl-opportunist

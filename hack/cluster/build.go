@@ -59,6 +59,19 @@ func k8sBuild() (buildSpec, error) {
 	}, nil
 }
 
+// kubectlBuild is kubectl at the control plane's version, so a walkthrough
+// works on a machine without one. It has its own cache key: adding it to
+// k8sBuild would make every cached control plane incomplete and rebuild it.
+func kubectlBuild() (buildSpec, error) {
+	s, err := k8sBuild()
+	if err != nil {
+		return buildSpec{}, err
+	}
+	s.key = "kubectl-" + k8sVersion
+	s.binaries = map[string]string{"kubectl": "k8s.io/kubernetes/cmd/kubectl"}
+	return s, nil
+}
+
 func etcdBuild() buildSpec {
 	// etcd's server module is its main package; its go.mod replaces the
 	// sibling modules (api, client, pkg) with ../ directories, which is why a

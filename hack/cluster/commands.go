@@ -79,7 +79,7 @@ func cmdUp(p paths) error {
 			}
 		}
 		fmt.Printf("cluster already up: %s (KUBECONFIG=%s)\n", apiserverURL(c.s), p.kubeconfig())
-		return nil
+		return ensureKubectl(p)
 	}
 	if len(missing) < len(components) {
 		fmt.Printf("some components are not running, starting them again: %s\n", componentNames(missing))
@@ -104,7 +104,19 @@ func cmdUp(p paths) error {
 	}
 	fmt.Printf("cluster up in %s: %s\n", time.Since(begin).Round(100*time.Millisecond), apiserverURL(c.s))
 	fmt.Printf("export KUBECONFIG=%s\n", shellQuote(p.kubeconfig()))
-	return nil
+	return ensureKubectl(p)
+}
+
+// ensureKubectl builds kubectl at the cluster's version the first time, after
+// the cluster is up, so `env` can put it first on PATH: a walkthrough then
+// never depends on (or differs with) a kubectl the machine may not have.
+func ensureKubectl(p paths) error {
+	spec, err := kubectlBuild()
+	if err != nil {
+		return err
+	}
+	_, err = ensureBuilt(p.cache, spec)
+	return err
 }
 
 func cmdStart(p paths, comp *component) error {
@@ -220,6 +232,16 @@ func cmdDown(p paths, purge bool) error {
 func cmdEnv(p paths) error {
 	fmt.Printf("export KUBECONFIG=%s\n", shellQuote(p.kubeconfig()))
 	fmt.Printf("export OPPORTUNIST_CLUSTER_DIR=%s\n", shellQuote(p.state))
+	spec, err := kubectlBuild()
+	if err != nil {
+		return err
+	}
+	// The kubectl that `up` built, ahead of any other: same version as the
+	// API server. A second eval does not stack it twice.
+	dir := spec.binDir(p.cache)
+	if first, _, _ := strings.Cut(os.Getenv("PATH"), ":"); first != dir {
+		fmt.Printf("export PATH=%s:\"$PATH\"\n", shellQuote(dir))
+	}
 	return nil
 }
 

@@ -23,7 +23,7 @@ const usage = `usage: go run ./hack/cluster COMMAND
 commands:
   up                  build binaries if needed, start the cluster, wait until healthy
   down [--purge]      stop the cluster; --purge also deletes the state dir
-  env                 print export lines (eval "$(go run ./hack/cluster env)")
+  env                 print export lines: KUBECONFIG, and PATH with the built kubectl first
   status              print each component with pid and health (exit 1 unless all healthy)
   stop COMPONENT      stop one component
   start COMPONENT     start one component and wait until it is healthy
