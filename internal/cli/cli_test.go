@@ -106,7 +106,7 @@ func TestStatusGolden(t *testing.T) {
 		testPod("app-1", "kontron-1", "4", "8Gi"), testPod("app-2", "kontron-2", "1500m", "512Mi"),
 		testPod("waiting", "", "4", "1Gi"), testPod("on-spare", "spare", "2", "1Gi"),
 	)
-	st, err := collectStatus(context.Background(), client)
+	st, err := collectStatus(context.Background(), client, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

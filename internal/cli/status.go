@@ -17,7 +17,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/pager"
 
+	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/controller"
 )
 
 type statusOptions struct {
@@ -47,7 +49,9 @@ func newStatusCommand() *cobra.Command {
 		Short: "Print the cluster's capacity, requests and remaining room per resource",
 		Long: `Print the cluster's capacity, requests and remaining room per resource, counting
 only Ready, schedulable nodes and the non-terminal pods bound to them (the usable
-pool). CPU is in cores, memory and storage in bytes (binary suffixes).`,
+pool). Pods of the workloads OpportunisticScalers target (by the selector in their
+status) count as opportunistic, all others as paid. CPU is in cores, memory and
+storage in bytes (binary suffixes).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(o.Validate()); err != nil {
@@ -57,7 +61,11 @@ pool). CPU is in cores, memory and storage in bytes (binary suffixes).`,
 			if err != nil {
 				return err
 			}
-			st, err := collectStatus(cmd.Context(), client)
+			workloads, err := opportunisticWorkloads(cmd.Context(), client)
+			if err != nil {
+				return err
+			}
+			st, err := collectStatus(cmd.Context(), client, workloads)
 			if err != nil {
 				return err
 			}
@@ -75,9 +83,31 @@ type clusterStatus struct {
 	Nodes  []capacity.NodeRoom `json:"nodes"`
 }
 
-// collectStatus lists nodes and pods once, in pages, and summarises them.
-func collectStatus(ctx context.Context, client kubernetes.Interface) (clusterStatus, error) {
-	ledger := capacity.NewLedger(nil)
+// opportunisticWorkloads are the workloads OpportunisticScalers own, from
+// their status; none when the CRD is not installed.
+func opportunisticWorkloads(ctx context.Context, client kubernetes.Interface) ([]capacity.Workload, error) {
+	installed, err := crdInstalled(client)
+	if err != nil {
+		return nil, fmt.Errorf("checking for the OpportunisticScaler CRD: %s", oneLine(err))
+	}
+	if !installed {
+		return nil, nil
+	}
+	raw, err := client.Discovery().RESTClient().Get().AbsPath("/apis", v1alpha1.GroupVersion.Group, v1alpha1.GroupVersion.Version, "opportunisticscalers").Do(ctx).Raw()
+	if err != nil {
+		return nil, fmt.Errorf("listing OpportunisticScalers: %s", oneLine(err))
+	}
+	var list v1alpha1.OpportunisticScalerList
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, fmt.Errorf("listing OpportunisticScalers: %s", oneLine(err))
+	}
+	return controller.WorkloadsFromStatus(list.Items), nil
+}
+
+// collectStatus lists nodes and pods once, in pages, and summarises them;
+// the pods of workloads count as opportunistic.
+func collectStatus(ctx context.Context, client kubernetes.Interface, workloads []capacity.Workload) (clusterStatus, error) {
+	ledger := capacity.NewLedger(workloads)
 	nodePager := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return client.CoreV1().Nodes().List(ctx, opts)
 	})

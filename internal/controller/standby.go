@@ -5,9 +5,11 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
+	"github.com/opportunist/opportunist/internal/capacity"
 )
 
 // PublishedFromStatus is what the leader last decided for each scaler, read
@@ -68,4 +70,24 @@ func (m *StatusMirror) Start(ctx context.Context) error {
 		}
 		m.Store.replaceFromStatus(PublishedFromStatus(list.Items))
 	}
+}
+
+// WorkloadsFromStatus are the opportunistic workloads as the controller last
+// wrote them in the scalers' status (the target's /scale selector), for
+// readers that see no target themselves (`opportunist status`). Scalers
+// without a usable selector are left out: their pods count as paid.
+func WorkloadsFromStatus(items []v1alpha1.OpportunisticScaler) []capacity.Workload {
+	var out []capacity.Workload
+	for i := range items {
+		s := &items[i]
+		if s.Status.Selector == "" {
+			continue
+		}
+		sel, err := labels.Parse(s.Status.Selector)
+		if err != nil || sel.Empty() {
+			continue
+		}
+		out = append(out, capacity.Workload{Key: s.Namespace + "/" + s.Name, Namespace: s.Namespace, Selector: sel})
+	}
+	return out
 }

@@ -50,3 +50,19 @@ func TestStandbyMirrorYieldsToOwnRounds(t *testing.T) {
 		t.Fatal("after a round of its own, the status mirror added a key")
 	}
 }
+
+func TestWorkloadsFromStatus(t *testing.T) {
+	withSelector := func(name, sel string) v1alpha1.OpportunisticScaler {
+		s := statusScaler(name, 1, metav1.ConditionTrue, 1)
+		s.Status.Selector = sel
+		return s
+	}
+	got := WorkloadsFromStatus([]v1alpha1.OpportunisticScaler{
+		withSelector("worker", "app=worker"),
+		withSelector("never-resolved", ""),
+		withSelector("broken", "app in (("),
+	})
+	if len(got) != 1 || got[0].Key != "ns/worker" || got[0].Namespace != "ns" || got[0].Selector.String() != "app=worker" {
+		t.Fatalf("WorkloadsFromStatus = %+v, want only ns/worker with app=worker", got)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,85 +14,15 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/yaml"
 )
-
-// manifestObject is one document of a manifest file.
-type manifestObject struct {
-	file string
-	obj  *unstructured.Unstructured
-}
-
-func (m manifestObject) String() string {
-	s := m.obj.GetKind() + " "
-	if ns := m.obj.GetNamespace(); ns != "" {
-		s += ns + "/"
-	}
-	return s + m.obj.GetName() + " (" + m.file + ")"
-}
-
-// readManifests reads every .yaml file under dirs (relative to the repo),
-// recursively, one object per document.
-func readManifests(t *testing.T, dirs ...string) []manifestObject {
-	t.Helper()
-	var out []manifestObject
-	for _, dir := range dirs {
-		err := filepath.WalkDir(filepath.Join(repoRoot, dir), func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || filepath.Ext(path) != ".yaml" {
-				return err
-			}
-			raw, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(repoRoot, path)
-			for i, doc := range strings.Split(string(raw), "\n---\n") {
-				var obj unstructured.Unstructured
-				if err := yaml.UnmarshalStrict([]byte(doc), &obj.Object); err != nil {
-					return fmt.Errorf("%s, document %d: %v", rel, i+1, err)
-				}
-				if len(obj.Object) == 0 {
-					continue // a document of comments only
-				}
-				out = append(out, manifestObject{file: rel, obj: &obj})
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("reading manifests: %v", err)
-		}
-	}
-	return out
-}
-
-// clusterScopedFirst orders Namespaces and PriorityClasses before what lives
-// in them or names them, as kubectl apply of a directory needs them to be.
-func clusterScopedFirst(objs []manifestObject) []manifestObject {
-	var first, rest []manifestObject
-	for _, o := range objs {
-		if k := o.obj.GetKind(); k == "Namespace" || k == "PriorityClass" {
-			first = append(first, o)
-		} else {
-			rest = append(rest, o)
-		}
-	}
-	return append(first, rest...)
-}
 
 // TestExamplesApply server-side applies every manifest of examples/seed
 // (its hpa/ variant too) and examples/seed-cluster to the real API server,
@@ -104,87 +33,14 @@ func TestExamplesApply(t *testing.T) {
 	installCRD(t)
 	// Before the apply, so it is deleted after the APIServices (t.Cleanup is LIFO).
 	ensureChartServiceAccount(t)
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = 100, 200
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
 	objs := clusterScopedFirst(readManifests(t, "examples/seed", "examples/seed-cluster"))
 	if len(objs) < 20 {
 		t.Fatalf("found only %d objects in examples/seed and examples/seed-cluster; are the manifests there?", len(objs))
 	}
 	ctx := context.Background()
-
-	var applied []manifestObject
-	// Undo in reverse: APIServices before the namespaces (an APIService
-	// nobody answers stalls namespace deletion); namespaces, waited for so no
-	// pod of them holds room in the next test, before the nodes (kwok
-	// finishes deleting pods only on nodes that still exist).
-	t.Cleanup(func() {
-		del := func(o manifestObject) dynamic.ResourceInterface {
-			res, err := resourceFor(mapper, dyn, o.obj)
-			if err == nil {
-				err = res.Delete(ctx, o.obj.GetName(), metav1.DeleteOptions{})
-			}
-			if err != nil && !apierrors.IsNotFound(err) {
-				t.Errorf("deleting %s: %v", o, err)
-			}
-			return res
-		}
-		gone := func(o manifestObject, res dynamic.ResourceInterface) {
-			begin := time.Now()
-			err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-				_, err := res.Get(ctx, o.obj.GetName(), metav1.GetOptions{})
-				return apierrors.IsNotFound(err), nil
-			})
-			if err != nil {
-				t.Errorf("%s still present 60s after deletion", o)
-				return
-			}
-			t.Logf("%s gone %s after deletion", o, time.Since(begin).Round(time.Millisecond))
-		}
-		var namespaces, nodes []manifestObject
-		for i := len(applied) - 1; i >= 0; i-- {
-			switch o := applied[i]; o.obj.GetKind() {
-			case "Namespace":
-				namespaces = append(namespaces, o)
-			case "Node":
-				nodes = append(nodes, o)
-			default:
-				del(o)
-			}
-		}
-		for _, group := range [][]manifestObject{namespaces, nodes} {
-			var res []dynamic.ResourceInterface
-			for _, o := range group {
-				res = append(res, del(o))
-			}
-			for i, o := range group {
-				if res[i] != nil {
-					gone(o, res[i])
-				}
-			}
-		}
-	})
 	start := time.Now()
-	for _, o := range objs {
-		res, err := resourceFor(mapper, dyn, o.obj)
-		if err != nil {
-			t.Errorf("%s: %v", o, err)
-			continue
-		}
-		if _, err := res.Apply(ctx, o.obj.GetName(), o.obj, metav1.ApplyOptions{FieldManager: "e2e-examples"}); err != nil {
-			t.Errorf("server-side apply of %s: %v", o, err)
-			continue
-		}
-		applied = append(applied, o)
-	}
-	t.Logf("server-side applied %d objects in %s", len(applied), time.Since(start).Round(time.Millisecond))
-	if t.Failed() {
-		return
-	}
+	newApplier(t, "e2e-examples").apply(t, objs)
+	t.Logf("server-side applied %d objects in %s", len(objs), time.Since(start).Round(time.Millisecond))
 
 	scaleAsServiceAccount(t)
 
@@ -242,17 +98,7 @@ func ensureChartServiceAccount(t *testing.T) {
 func scaleAsServiceAccount(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	tok, err := client.CoreV1().ServiceAccounts("opportunist").CreateToken(ctx, "opportunist", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("a token for opportunist/opportunist: %v", err)
-	}
-	admin, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := rest.AnonymousClientConfig(admin)
-	cfg.BearerToken = tok.Status.Token
-	as := kubernetes.NewForConfigOrDie(cfg)
+	_, as := serviceAccountKubeconfig(t, "opportunist", "opportunist")
 
 	scale, err := as.AppsV1().Deployments("demo").GetScale(ctx, "worker", metav1.GetOptions{})
 	if err != nil {
@@ -269,22 +115,6 @@ func scaleAsServiceAccount(t *testing.T) {
 	if _, err := as.CoreV1().Secrets("demo").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("as opportunist/opportunist, listing Secrets: got %v, want Forbidden", err)
 	}
-}
-
-// resourceFor maps an object to its dynamic client resource.
-func resourceFor(mapper *restmapper.DeferredDiscoveryRESTMapper, dyn dynamic.Interface, obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
-	gvk := obj.GroupVersionKind()
-	m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		mapper.Reset() // a CRD installed since the last discovery
-		if m, err = mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
-			return nil, fmt.Errorf("the API server does not serve %s: %v", gvk, err)
-		}
-	}
-	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		return dyn.Resource(m.Resource).Namespace(obj.GetNamespace()), nil
-	}
-	return dyn.Resource(m.Resource), nil
 }
 
 // shBlock is a fenced code block of a README.

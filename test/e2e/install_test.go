@@ -6,9 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,21 +16,16 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
@@ -46,57 +39,6 @@ const (
 	// scale writes on the Deployment "worker", and nothing else.
 	installTargetNS = "e2e-install"
 )
-
-// manifestObject is one object of a rendered manifest and where it came from.
-type manifestObject struct {
-	file string
-	obj  *unstructured.Unstructured
-}
-
-func (m manifestObject) key() string {
-	return m.obj.GetKind() + "/" + m.obj.GetNamespace() + "/" + m.obj.GetName()
-}
-
-func (m manifestObject) String() string {
-	name := m.obj.GetName()
-	if ns := m.obj.GetNamespace(); ns != "" {
-		name = ns + "/" + name
-	}
-	return fmt.Sprintf("%s %s (%s)", m.obj.GetKind(), name, m.file)
-}
-
-// readManifest decodes every object of a multi-document YAML file.
-func readManifest(t *testing.T, rel string) []manifestObject {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(repoRoot, rel))
-	if err != nil {
-		t.Fatalf("%s: %v (run make manifests)", rel, err)
-	}
-	return decodeManifest(t, rel, raw)
-}
-
-// decodeManifest decodes every object of a multi-document YAML stream.
-func decodeManifest(t *testing.T, name string, raw []byte) []manifestObject {
-	t.Helper()
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
-	var out []manifestObject
-	for {
-		var obj unstructured.Unstructured
-		if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("%s: document %d: %v", name, len(out)+1, err)
-		}
-		if len(obj.Object) == 0 { // a document of comments only
-			continue
-		}
-		out = append(out, manifestObject{file: name, obj: &obj})
-	}
-	if len(out) == 0 {
-		t.Fatalf("%s holds no objects", name)
-	}
-	return out
-}
 
 // helmTemplate renders the chart as the release "opportunist" in namespace
 // "opportunist", with helm run from its Go module (hack/tools) as make does:
@@ -115,140 +57,6 @@ func helmTemplate(t *testing.T, args ...string) []manifestObject {
 	}
 	t.Logf("helm template %s: %s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
 	return decodeManifest(t, "helm template "+strings.Join(args, " "), out)
-}
-
-// applier server-side applies objects as `kubectl apply --server-side
-// --force-conflicts` does, and deletes what it applied when the test ends.
-type applier struct {
-	dyn     dynamic.Interface
-	mapper  *restmapper.DeferredDiscoveryRESTMapper
-	applied map[string]manifestObject // by kind/namespace/name
-}
-
-func newApplier(t *testing.T) *applier {
-	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = 100, 200 // not the default 5 per second: ~50 objects
-	a := &applier{
-		dyn:     dynamic.NewForConfigOrDie(cfg),
-		mapper:  restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery())),
-		applied: map[string]manifestObject{},
-	}
-	t.Cleanup(func() { a.deleteAll(t) })
-	return a
-}
-
-func (a *applier) resource(m manifestObject) (dynamic.ResourceInterface, error) {
-	gvk := m.obj.GroupVersionKind()
-	mapping, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return nil, fmt.Errorf("mapping %s: %w", m, err)
-	}
-	if m.obj.GetNamespace() == "" {
-		return a.dyn.Resource(mapping.Resource), nil
-	}
-	return a.dyn.Resource(mapping.Resource).Namespace(m.obj.GetNamespace()), nil
-}
-
-// apply applies every object, in the file's order (helm's install order:
-// namespace, classes and accounts before the Deployment that uses them).
-func (a *applier) apply(t *testing.T, objs []manifestObject) {
-	t.Helper()
-	ctx := context.Background()
-	for _, m := range objs {
-		res, err := a.resource(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := res.Apply(ctx, m.obj.GetName(), m.obj, metav1.ApplyOptions{FieldManager: "e2e-install", Force: true}); err != nil {
-			t.Fatalf("server-side apply of %s: %v", m, err)
-		}
-		a.applied[m.key()] = m
-	}
-}
-
-// remove deletes one applied object now (and not again at the end).
-func (a *applier) remove(t *testing.T, m manifestObject) {
-	t.Helper()
-	res, err := a.resource(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := res.Delete(context.Background(), m.obj.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		t.Fatalf("deleting %s: %v", m, err)
-	}
-	delete(a.applied, m.key())
-}
-
-// deleteAll deletes what was applied, except the CRD the other tests share,
-// and waits for the release namespace to be gone.
-func (a *applier) deleteAll(t *testing.T) {
-	ctx := context.Background()
-	for _, m := range a.applied {
-		if m.obj.GetKind() == "CustomResourceDefinition" {
-			continue
-		}
-		res, err := a.resource(m)
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			continue
-		}
-		if err := res.Delete(ctx, m.obj.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("cleanup: deleting %s: %v", m, err)
-		}
-	}
-	waitFor(t, 60*time.Second, "namespace "+releaseNamespace+" to be deleted", func(ctx context.Context) (bool, error) {
-		_, err := client.CoreV1().Namespaces().Get(ctx, releaseNamespace, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
-}
-
-func find(objs []manifestObject, kind string) []manifestObject {
-	var out []manifestObject
-	for _, m := range objs {
-		if m.obj.GetKind() == kind {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// serviceAccountKubeconfig mints a token for the chart's ServiceAccount
-// (TokenRequest) and writes a kubeconfig that uses it and nothing else.
-func serviceAccountKubeconfig(t *testing.T) (string, kubernetes.Interface) {
-	t.Helper()
-	ctx := context.Background()
-	expiry := int64(3600)
-	tok, err := client.CoreV1().ServiceAccounts(releaseNamespace).CreateToken(ctx, releaseAccount,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("minting a token for ServiceAccount %s/%s: %v", releaseNamespace, releaseAccount, err)
-	}
-	admin, err := clientcmd.LoadFromFile(kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cluster := admin.Clusters[admin.Contexts[admin.CurrentContext].Cluster]
-	if cluster == nil {
-		t.Fatalf("%s: no cluster in the current context", kubeconfig)
-	}
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["local"] = cluster
-	cfg.AuthInfos["opportunist"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
-	cfg.Contexts["opportunist"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "opportunist", Namespace: releaseNamespace}
-	cfg.CurrentContext = "opportunist"
-	path := filepath.Join(t.TempDir(), "serviceaccount.kubeconfig") // a credential: not kept with the artifacts
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path, kubernetes.NewForConfigOrDie(rc)
 }
 
 // deploymentArgs are the flags the rendered Deployment gives opportunist,
@@ -342,7 +150,7 @@ func TestInstall(t *testing.T) {
 
 	// (a) Every object of every rendering applies: the plain install, the one
 	// with the metrics APIs, and the test's (the latter plus one scale grant).
-	a := newApplier(t)
+	a := newApplier(t, "e2e-install")
 	start := time.Now()
 	plain := readManifest(t, "deploy/opportunist.yaml")
 	withAPI := readManifest(t, "deploy/opportunist-metrics-api.yaml")
@@ -400,7 +208,7 @@ func TestInstall(t *testing.T) {
 	// (b) The controller, with the ServiceAccount's token and the
 	// Deployment's flags (leader election in the release namespace, the
 	// metrics APIs on).
-	saConfig, sa := serviceAccountKubeconfig(t)
+	saConfig, sa := serviceAccountKubeconfig(t, releaseNamespace, releaseAccount)
 	createNode(t, "install-1", NodeShape{CPU: "8", Memory: "16Gi", Pods: 110})
 	createNode(t, "install-2", NodeShape{CPU: "8", Memory: "16Gi", Pods: 110})
 	createDeployment(t, installTargetNS, "paid", DeploymentSpec{Replicas: 2, Requests: requests("cpu", "1", "memory", "1Gi")})
@@ -513,7 +321,7 @@ func TestInstallChartCertificates(t *testing.T) {
 	// Service "localhost" on the APIService's port: that port is ours.
 	objs := helmTemplate(t, "-f", "charts/opportunist/ci/metrics-api-chart-certs-values.yaml",
 		"--set", "createNamespace=true", "--set", "metricsApi.servicePort="+strconv.Itoa(port))
-	a := newApplier(t)
+	a := newApplier(t, "e2e-install")
 	a.apply(t, objs)
 
 	apis := find(objs, "APIService")
@@ -559,7 +367,7 @@ func TestInstallChartCertificates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	saConfig, _ := serviceAccountKubeconfig(t)
+	saConfig, _ := serviceAccountKubeconfig(t, releaseNamespace, releaseAccount)
 	args := deploymentArgs(t, deps[0], map[string]string{
 		"--metrics-api-port":                 strconv.Itoa(port),
 		"--metrics-api-tls-cert-file":        filepath.Join(dir, "tls.crt"),
@@ -594,7 +402,24 @@ func TestInstallChartCertificates(t *testing.T) {
 		})
 	}
 	t.Logf("the 3 APIServices were Available %s after opportunist was ready", time.Since(start).Round(time.Millisecond))
-	if got := hpaMetricValue(t, hpaControllerClient(t), "/apis/custom.metrics.k8s.io/v1beta1/namespaces/batch/services/cluster-metrics/cpu_allocatable_total", ""); got != 4000 {
-		t.Errorf("cpu_allocatable_total through the custom metrics API = %d, want 4000", got)
-	}
+	// Available is the availability controller's verdict; the aggregator's
+	// proxy learns of the APIService on its own watch, a moment apart (a
+	// 503 was seen once right after another test's APIServices of the same
+	// names were deleted).
+	hpa := hpaControllerClient(t)
+	path := "/apis/custom.metrics.k8s.io/v1beta1/namespaces/batch/services/cluster-metrics/cpu_allocatable_total"
+	waitFor(t, 10*time.Second, "cpu_allocatable_total through the custom metrics API to read 4000", func(ctx context.Context) (bool, error) {
+		body, err := hpa.Discovery().RESTClient().Get().AbsPath(path).Do(ctx).Raw()
+		if err != nil {
+			return false, err
+		}
+		var list metricValueList
+		if err := json.Unmarshal(body, &list); err != nil {
+			return false, err
+		}
+		if len(list.Items) != 1 || list.Items[0].Value.Value() != 4000 {
+			return false, fmt.Errorf("got %s", body)
+		}
+		return true, nil
+	})
 }
