@@ -5,10 +5,8 @@
 # the control plane.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v kubectl >/dev/null || { echo "try: kubectl not found on PATH (Debian: apt-get install kubernetes-client)" >&2; exit 1; }
-
 go run ./hack/cluster up
-eval "$(go run ./hack/cluster env)"
+eval "$(go run ./hack/cluster env)" # puts the kubectl hack/cluster built first on PATH
 kubectl apply -f examples/seed-cluster/nodes.yaml -f examples/seed-cluster/paid.yaml >/dev/null
 echo "try: waiting for the paid pods to run on the fake nodes..."
 kubectl -n paid rollout status deploy/other-services deploy/sample-metrics-app --timeout=120s >/dev/null
