@@ -7,6 +7,11 @@
 // It is the daemonless twin of the repository's Dockerfile (same layout, same
 // user, same entrypoint); `make image` runs it.
 //
+// Why not ko: ko (v0.19.1) pulls its base image from a registry, and none is
+// reachable here; offline it works only from a base pre-seeded by digest in
+// $KOCACHE, and it puts the binary at /ko-app/opportunist. Assembling the
+// image directly takes less and gives the Dockerfile's exact layout.
+//
 //	go run ./hack/image -version v0.1.0 -platforms linux/amd64,linux/arm64 -out _output/image
 //
 // The image is reproducible: file times and the creation time come from
