@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -28,6 +29,10 @@ func TestRunOptionsValidate(t *testing.T) {
 		{name: "every problem at once", mutate: func(o *runOptions) {
 			o.ProbeInterval, o.Resync, o.LogFormat, o.LogLevel, o.kube.Timeout = 0, -1, "xml", "loud", 0
 		}, want: []string{"--request-timeout", "--probe-interval", "--resync-period", "--log-format", "--log-level"}},
+		{name: "lease not longer than renew deadline", mutate: func(o *runOptions) { o.LeaseDuration = o.RenewDeadline }, want: []string{"--leader-election-lease-duration (10s) must be longer than --leader-election-renew-deadline (10s)"}},
+		{name: "renew deadline within retry jitter", mutate: func(o *runOptions) { o.RetryPeriod = 9 * time.Second }, want: []string{"--leader-election-renew-deadline (10s) must be longer than 1.2 x --leader-election-retry-period (9s)"}},
+		{name: "non-positive lease timings", mutate: func(o *runOptions) { o.RetryPeriod = 0 }, want: []string{"--leader-election-retry-period must be positive"}},
+		{name: "lease timings ignored without leader election", mutate: func(o *runOptions) { o.LeaderElect, o.RetryPeriod = false, 0 }},
 		{name: "missing kubeconfig file", mutate: func(o *runOptions) { o.kube.Kubeconfig = "/does/not/exist" }, want: []string{"--kubeconfig /does/not/exist: no such file or directory"}},
 	}
 	for _, tt := range tests {

@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -44,6 +45,9 @@ type runOptions struct {
 	Controller              bool
 	LeaderElect             bool
 	LeaderElectionNamespace string
+	LeaseDuration           time.Duration // leader election timings, as client-go names them
+	RenewDeadline           time.Duration
+	RetryPeriod             time.Duration
 	RoundInterval           time.Duration
 	// MetricsAPI serves custom.metrics.k8s.io and external.metrics.k8s.io.
 	MetricsAPI     metricsapi.ServerOptions
@@ -59,6 +63,9 @@ func defaultRunOptions() *runOptions {
 		LogLevel:       "info",
 		Controller:     true,
 		LeaderElect:    true,
+		LeaseDuration:  15 * time.Second,
+		RenewDeadline:  10 * time.Second,
+		RetryPeriod:    2 * time.Second,
 		RoundInterval:  5 * time.Second,
 		MetricsAPI:     metricsapi.ServerOptions{BindAddress: "0.0.0.0"},
 		MetricsService: "cluster-metrics",
@@ -75,6 +82,9 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Controller, "controller", o.Controller, "run the OpportunisticScaler controller (skipped with a warning when its CRD is not installed)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one leader among replicas; only the leader writes")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election Lease (default: the pod's namespace in a cluster, else default)")
+	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", o.LeaseDuration, "how long a standby waits after the leader's last renewal before taking over")
+	fs.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", o.RenewDeadline, "how long the leader keeps trying to renew before it gives up leading (and exits)")
+	fs.DurationVar(&o.RetryPeriod, "leader-election-retry-period", o.RetryPeriod, "how often candidates try to acquire or renew the lease")
 	fs.DurationVar(&o.RoundInterval, "round-interval", o.RoundInterval, "longest time between two rounds of the control law when nothing changes")
 	fs.IntVar(&o.MetricsAPI.SecurePort, "metrics-api-port", o.MetricsAPI.SecurePort, "HTTPS port serving custom.metrics.k8s.io and external.metrics.k8s.io to the API server's aggregator (0: off)")
 	fs.StringVar(&o.MetricsAPI.BindAddress, "metrics-api-bind-address", o.MetricsAPI.BindAddress, "IP address the metrics APIs listen on")
@@ -108,6 +118,9 @@ func (o *runOptions) Validate() []error {
 	if o.RoundInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--round-interval must be positive, got %s", o.RoundInterval))
 	}
+	if o.LeaderElect {
+		errs = append(errs, o.validateLease()...)
+	}
 	if o.Resync < 0 {
 		errs = append(errs, fmt.Errorf("--resync-period must not be negative, got %s", o.Resync))
 	}
@@ -117,6 +130,30 @@ func (o *runOptions) Validate() []error {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(o.LogLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", o.LogLevel))
+	}
+	return errs
+}
+
+// validateLease checks the lease timings as client-go's leader election
+// would, but with the flags' names.
+func (o *runOptions) validateLease() []error {
+	var errs []error
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"lease-duration", o.LeaseDuration}, {"renew-deadline", o.RenewDeadline}, {"retry-period", o.RetryPeriod}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("--leader-election-%s must be positive, got %s", d.flag, d.v))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if o.LeaseDuration <= o.RenewDeadline {
+		errs = append(errs, fmt.Errorf("--leader-election-lease-duration (%s) must be longer than --leader-election-renew-deadline (%s)", o.LeaseDuration, o.RenewDeadline))
+	}
+	if float64(o.RenewDeadline) <= leaderelection.JitterFactor*float64(o.RetryPeriod) {
+		errs = append(errs, fmt.Errorf("--leader-election-renew-deadline (%s) must be longer than %.1f x --leader-election-retry-period (%s)", o.RenewDeadline, leaderelection.JitterFactor, o.RetryPeriod))
 	}
 	return errs
 }
