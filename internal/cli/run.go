@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/cluster"
@@ -187,6 +188,9 @@ func (o *runOptions) logger() *slog.Logger {
 	}
 	// client-go logs through klog; send it to the same structured stream.
 	klog.SetLogger(logr.FromSlogHandler(h))
+	// controller-runtime's informers log through its own global logger; unset,
+	// it prints a warning with a stack trace instead.
+	ctrllog.SetLogger(logr.FromSlogHandler(h))
 	return slog.New(h)
 }
 
