@@ -131,6 +131,9 @@ func apiServerReady(t *testing.T, timeout time.Duration) {
 func testOutage(t *testing.T, ns, component string) {
 	f := setupFaults(t, ns, 3, nil)
 	a := newIdentity(t, "opportunist-a")
+	// One process, no election: a leader that cannot renew its lease for
+	// longer than the renew deadline exits to be restarted, which
+	// TestFaultKilledDuringScaleUp covers. Here it must ride the outage out.
 	o := startOpportunistAs(t, a, "opportunist-a", "--round-interval", "1s", "--leader-elect=false")
 	took := waitForReplicas(t, 60*time.Second, ns, "worker", faultWant(3, 2), 0)
 	t.Logf("worker at %d after %s", faultWant(3, 2), took.Round(time.Millisecond))
@@ -281,7 +284,7 @@ func TestFaultNodeLost(t *testing.T) {
 	// deletion: remove them by force before the namespace is deleted.
 	t.Cleanup(func() { forceDeletePods(t, ns, f.nodes[2], f.nodes[3]) })
 	a := newIdentity(t, "opportunist-a")
-	o := startOpportunistAs(t, a, "opportunist-a", "--round-interval", "1s", "--leader-elect=false")
+	o := startOpportunistAs(t, a, "opportunist-a", "--round-interval", "1s", "--leader-elect=false") // one process
 	waitForReplicas(t, 60*time.Second, ns, "worker", faultWant(4, 2), 0)
 
 	lost := setNodeNotReady(t, f.nodes[3])
