@@ -129,7 +129,7 @@ func (w scaleWrite) String() string {
 	if w.Subresource != "" {
 		target += "/" + w.Subresource
 	}
-	return fmt.Sprintf("%s %s %s %s %s/%s: %s -> %d (audit.log line %d)", w.Time.Format("15:04:05.000"), w.User, w.Verb, target, w.Namespace, w.Name, r, w.Code, w.Line)
+	return fmt.Sprintf("%s %s %s %s %s/%s: %s, HTTP %d (audit.log line %d)", w.Time.Format("15:04:05.000"), w.User, w.Verb, target, w.Namespace, w.Name, r, w.Code, w.Line)
 }
 
 // auditLog is where hack/cluster's API server writes its audit events.
