@@ -70,6 +70,7 @@ func setupFaults(t *testing.T, ns string, n int, tune func(*v1alpha1.Opportunist
 		tune(s)
 	}
 	createScaler(t, f.c, s)
+	t.Logf("%d nodes, paid pods running, worker and scaler created in %s", n, time.Since(f.since).Round(time.Millisecond))
 	return f
 }
 
@@ -125,9 +126,9 @@ func apiServerReady(t *testing.T, timeout time.Duration) {
 }
 
 // testOutage stops a control-plane component for a few rounds and starts it
-// again. While it is down opportunist reports not ready and writes nothing;
-// after, with the cluster unchanged, it still writes nothing (no blip from
-// relisting); then a node is added and it converges.
+// again. While it is down opportunist reports not ready and writes nothing.
+// As soon as it is ready again a node is added: it converges, with no dip on
+// the way (as from acting on half-relisted caches).
 func testOutage(t *testing.T, ns, component string) {
 	f := setupFaults(t, ns, 3, nil)
 	a := newIdentity(t, "opportunist-a")
@@ -154,27 +155,44 @@ func testOutage(t *testing.T, ns, component string) {
 	hackCluster(t, "start", component)
 	apiServerReady(t, 60*time.Second)
 	o.waitReadyz(t, 30*time.Second, http.StatusOK)
-	t.Logf("%s down and back in %s; opportunist ready again", component, time.Since(stopped).Round(time.Millisecond))
-	time.Sleep(3 * time.Second) // three rounds on the relisted caches
-	quietEnd := time.Now()
-	if got, err := deploymentReplicas(context.Background(), ns, "worker"); err != nil || got != faultWant(3, 2) {
-		t.Errorf("after the outage the worker is at %d (err %v), want it left at %d: the cluster did not change", got, err, faultWant(3, 2))
-	}
+	restarted := time.Now()
+	t.Logf("%s down and back in %s; opportunist ready again", component, restarted.Sub(stopped).Round(time.Millisecond))
 
-	added := time.Now()
+	// A change at once: opportunist says it is ready, so its numbers must follow.
 	f.addNode(t)
-	// The informers resume after client-go's reflector back-off, not at once.
-	seen := o.waitForMetrics(t, 60*time.Second, map[string]float64{"cpu_allocatable_total": 4 * faultNodeCores * 1000})
-	waitForReplicas(t, 60*time.Second, ns, "worker", faultWant(4, 2), 0)
-	t.Logf("node added after the outage: seen in /metrics after %s, worker at %d after %s", seen.Round(time.Millisecond), faultWant(4, 2), time.Since(added).Round(time.Millisecond))
+	o.waitForMetrics(t, 60*time.Second, map[string]float64{"cpu_allocatable_total": 4 * faultNodeCores * 1000})
+	seen := time.Since(restarted)
+	// The controller-manager's informers back off too: until it lifts the new
+	// node's not-ready taint, opportunist rightly sees no room there (Fit).
+	waitForReplicas(t, 90*time.Second, ns, "worker", faultWant(4, 2), 0)
+	t.Logf("node added as soon as opportunist was ready: in its /metrics after %s, worker at %d after %s", seen.Round(time.Millisecond), faultWant(4, 2), time.Since(restarted).Round(time.Millisecond))
+	if seen > 5*time.Second {
+		// Not a failure yet (issue 9, item 2, stale data, is on it): /readyz
+		// follows the API server probe, while client-go's reflectors are
+		// still in their back-off (up to 30s) after the outage.
+		t.Logf("note: opportunist was ready %s before its informers saw the change", seen.Round(time.Millisecond))
+	}
+	// Leave a working cluster to the next test: pods created, scheduled, run.
+	waitForRunningPods(t, ns, "worker", int(faultWant(4, 2)))
 	o.stop()
 
 	writes := checkWrites(t, f.c, f.since, a.User)[a.User]
-	if during := writesBetween(writes, stopped, quietEnd); len(during) > 0 {
-		t.Errorf("opportunist wrote during the %s outage or right after it, with nothing changed: %v", component, during)
+	if during := writesBetween(writes, stopped, restarted); len(during) > 0 {
+		t.Errorf("opportunist wrote during the %s outage: %v", component, during)
 	}
-	if got := replicasWritten(writes); len(got) == 0 || got[len(got)-1] != faultWant(4, 2) {
-		t.Errorf("counts written %v, want the last to be %d", got, faultWant(4, 2))
+	// After it: from the count before the outage straight up to the new one,
+	// no dip (as from acting on half-relisted caches).
+	after := replicasWritten(writesBetween(writes, restarted, time.Now()))
+	prev := faultWant(3, 2)
+	for _, r := range after {
+		if r < prev || r > faultWant(4, 2) {
+			t.Errorf("after the %s outage the worker was written %v: want counts rising from %d to %d", component, after, faultWant(3, 2), faultWant(4, 2))
+			break
+		}
+		prev = r
+	}
+	if len(after) == 0 || after[len(after)-1] != faultWant(4, 2) {
+		t.Errorf("after the outage the counts written are %v, want the last to be %d", after, faultWant(4, 2))
 	}
 	hackCluster(t, "status") // the next test needs every component healthy
 }
