@@ -336,6 +336,13 @@ func prepare(c *cluster, comps []*component) error {
 		return err
 	}
 	for _, comp := range comps {
+		if comp.setup != nil {
+			if err := comp.setup(c.p); err != nil {
+				return fmt.Errorf("preparing %s: %w", comp.name, err)
+			}
+		}
+	}
+	for _, comp := range comps {
 		if comp.name == "kwok" {
 			return writeKwokConfig(c.p)
 		}

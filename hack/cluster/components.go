@@ -38,6 +38,8 @@ type component struct {
 	timeout time.Duration
 	// stopGrace is how long `stop`/`down` wait after SIGTERM before SIGKILL.
 	stopGrace time.Duration
+	// setup, when set, writes files the component reads at start.
+	setup func(p paths) error
 }
 
 // components in start order; `down` stops them in reverse.
@@ -58,6 +60,7 @@ var components = []*component{
 		build:    k8sBuild,
 		ports:    func(s settings) []port { return []port{{s.APIServerPort, portEnv.apiserver}} },
 		args:     apiserverArgs,
+		setup:    writeAuditPolicy,
 		health:   apiserverHealth,
 		endpoint: func(s settings) string { return apiserverURL(s) },
 		// The first start bootstraps RBAC and priority levels into etcd.
@@ -176,7 +179,29 @@ func apiserverArgs(c *cluster) []string {
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--proxy-client-cert-file=" + pki("front-proxy-client.crt"),
 		"--proxy-client-key-file=" + pki("front-proxy-client.key"),
+		"--audit-policy-file=" + c.p.auditPolicy(),
+		"--audit-log-path=" + c.p.log("audit"),
+		"--audit-log-format=json",
 	}
+}
+
+// auditPolicy logs, with their request bodies, the writes that can change a
+// workload's replica count, and nothing else, so the log stays small. Tests
+// read it to check who scaled what, and to which count.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Request
+  verbs: [update, patch]
+  resources:
+  - group: apps
+    resources: [deployments, deployments/scale, statefulsets, statefulsets/scale, replicasets, replicasets/scale]
+- level: None
+`
+
+func writeAuditPolicy(p paths) error {
+	return writeFileAtomic(p.auditPolicy(), []byte(auditPolicy), 0o644)
 }
 
 // delegatedAuthArgs let a component check requests to its secure port

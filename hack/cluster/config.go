@@ -145,6 +145,7 @@ func (p paths) kubeconfig() string     { return filepath.Join(p.state, "kubeconf
 func (p paths) etcdData() string       { return filepath.Join(p.state, "etcd") }
 func (p paths) kwokConfig() string     { return filepath.Join(p.state, "kwok-stages.yaml") }
 func (p paths) kwokHome() string       { return filepath.Join(p.state, "kwok-home") }
+func (p paths) auditPolicy() string    { return filepath.Join(p.state, "audit-policy.yaml") }
 
 // componentKubeconfig is the kubeconfig a control-plane component uses for
 // its own identity (e.g. system:kube-scheduler).

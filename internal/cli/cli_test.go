@@ -32,6 +32,10 @@ func TestRunOptionsValidate(t *testing.T) {
 		{name: "stale handling", mutate: func(o *runOptions) { o.StaleAfter, o.OnStale = -time.Second, "shrink" },
 			want: []string{"--stale-after must not be negative", `--on-stale must be freeze or shrink-to-min, got "shrink"`}},
 		{name: "shrink-to-min at once is valid", mutate: func(o *runOptions) { o.StaleAfter, o.OnStale = 0, "shrink-to-min" }},
+		{name: "lease not longer than renew deadline", mutate: func(o *runOptions) { o.LeaseDuration = o.RenewDeadline }, want: []string{"--leader-election-lease-duration (10s) must be longer than --leader-election-renew-deadline (10s)"}},
+		{name: "renew deadline within retry jitter", mutate: func(o *runOptions) { o.RetryPeriod = 9 * time.Second }, want: []string{"--leader-election-renew-deadline (10s) must be longer than 1.2 x --leader-election-retry-period (9s)"}},
+		{name: "non-positive lease timings", mutate: func(o *runOptions) { o.RetryPeriod = 0 }, want: []string{"--leader-election-retry-period must be positive"}},
+		{name: "lease timings ignored without leader election", mutate: func(o *runOptions) { o.LeaderElect, o.RetryPeriod = false, 0 }},
 		{name: "missing kubeconfig file", mutate: func(o *runOptions) { o.kube.Kubeconfig = "/does/not/exist" }, want: []string{"--kubeconfig /does/not/exist: no such file or directory"}},
 	}
 	for _, tt := range tests {

@@ -54,6 +54,9 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 		LeaderElectionID:              "opportunist-controller",
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &o.LeaseDuration,
+		RenewDeadline:                 &o.RenewDeadline,
+		RetryPeriod:                   &o.RetryPeriod,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the controller manager: %w", err)

@@ -21,8 +21,10 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/cluster"
@@ -44,6 +46,9 @@ type runOptions struct {
 	Controller              bool
 	LeaderElect             bool
 	LeaderElectionNamespace string
+	LeaseDuration           time.Duration // leader election timings, as client-go names them
+	RenewDeadline           time.Duration
+	RetryPeriod             time.Duration
 	RoundInterval           time.Duration
 	// StaleAfter and OnStale: how long capacity data may be stale before
 	// OnStale (freeze or shrink-to-min) applies.
@@ -63,6 +68,9 @@ func defaultRunOptions() *runOptions {
 		LogLevel:       "info",
 		Controller:     true,
 		LeaderElect:    true,
+		LeaseDuration:  15 * time.Second,
+		RenewDeadline:  10 * time.Second,
+		RetryPeriod:    2 * time.Second,
 		RoundInterval:  5 * time.Second,
 		StaleAfter:     controller.DefaultStalePolicy().After,
 		OnStale:        string(controller.DefaultStalePolicy().Behaviour),
@@ -81,6 +89,9 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Controller, "controller", o.Controller, "run the OpportunisticScaler controller (skipped with a warning when its CRD is not installed)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one leader among replicas; only the leader writes")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election Lease (default: the pod's namespace in a cluster, else default)")
+	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", o.LeaseDuration, "how long a standby waits after the leader's last renewal before taking over")
+	fs.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", o.RenewDeadline, "how long the leader keeps trying to renew before it gives up leading (and exits)")
+	fs.DurationVar(&o.RetryPeriod, "leader-election-retry-period", o.RetryPeriod, "how often candidates try to acquire or renew the lease")
 	fs.DurationVar(&o.RoundInterval, "round-interval", o.RoundInterval, "longest time between two rounds of the control law when nothing changes")
 	fs.DurationVar(&o.StaleAfter, "stale-after", o.StaleAfter, "how long the capacity data may be stale (a watch failing, the API server not answering) before --on-stale applies; until then the controller holds every target")
 	fs.StringVar(&o.OnStale, "on-stale", o.OnStale, "what the controller does once the data has been stale for --stale-after: freeze (hold every target) or shrink-to-min (scale every target down to its minReplicas)")
@@ -122,6 +133,9 @@ func (o *runOptions) Validate() []error {
 	if err := (controller.StalePolicy{Behaviour: controller.StaleBehaviour(o.OnStale)}).Valid(); err != nil {
 		errs = append(errs, fmt.Errorf("--%s", err))
 	}
+	if o.LeaderElect {
+		errs = append(errs, o.validateLease()...)
+	}
 	if o.Resync < 0 {
 		errs = append(errs, fmt.Errorf("--resync-period must not be negative, got %s", o.Resync))
 	}
@@ -137,6 +151,30 @@ func (o *runOptions) Validate() []error {
 
 func (o *runOptions) stalePolicy() controller.StalePolicy {
 	return controller.StalePolicy{After: o.StaleAfter, Behaviour: controller.StaleBehaviour(o.OnStale)}
+}
+
+// validateLease checks the lease timings as client-go's leader election
+// would, but with the flags' names.
+func (o *runOptions) validateLease() []error {
+	var errs []error
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"lease-duration", o.LeaseDuration}, {"renew-deadline", o.RenewDeadline}, {"retry-period", o.RetryPeriod}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("--leader-election-%s must be positive, got %s", d.flag, d.v))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if o.LeaseDuration <= o.RenewDeadline {
+		errs = append(errs, fmt.Errorf("--leader-election-lease-duration (%s) must be longer than --leader-election-renew-deadline (%s)", o.LeaseDuration, o.RenewDeadline))
+	}
+	if float64(o.RenewDeadline) <= leaderelection.JitterFactor*float64(o.RetryPeriod) {
+		errs = append(errs, fmt.Errorf("--leader-election-renew-deadline (%s) must be longer than %.1f x --leader-election-retry-period (%s)", o.RenewDeadline, leaderelection.JitterFactor, o.RetryPeriod))
+	}
+	return errs
 }
 
 func newRunCommand() *cobra.Command {
@@ -168,6 +206,9 @@ func (o *runOptions) logger() *slog.Logger {
 	}
 	// client-go logs through klog; send it to the same structured stream.
 	klog.SetLogger(logr.FromSlogHandler(h))
+	// controller-runtime's informers log through its own global logger; unset,
+	// it prints a warning with a stack trace instead.
+	ctrllog.SetLogger(logr.FromSlogHandler(h))
 	return slog.New(h)
 }
 

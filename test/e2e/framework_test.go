@@ -43,6 +43,7 @@ import (
 
 var (
 	repoRoot    string
+	clusterDir  string // hack/cluster's state dir: pki/, logs/audit.log
 	kubeconfig  string
 	client      kubernetes.Interface
 	binary      string // the opportunist binary under test
@@ -61,13 +62,13 @@ func TestMain(m *testing.M) {
 func setup() error {
 	_, file, _, _ := runtime.Caller(0)
 	repoRoot = filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	clusterDir = os.Getenv("OPPORTUNIST_CLUSTER_DIR")
+	if clusterDir == "" {
+		clusterDir = filepath.Join(os.TempDir(), "opportunist-cluster")
+	}
 	kubeconfig = os.Getenv("KUBECONFIG")
 	if kubeconfig == "" {
-		dir := os.Getenv("OPPORTUNIST_CLUSTER_DIR")
-		if dir == "" {
-			dir = filepath.Join(os.TempDir(), "opportunist-cluster")
-		}
-		kubeconfig = filepath.Join(dir, "kubeconfig")
+		kubeconfig = filepath.Join(clusterDir, "kubeconfig")
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -374,13 +375,24 @@ type Opportunist struct {
 // ok, and stops it when the test ends.
 func startOpportunist(t *testing.T, args ...string) *Opportunist {
 	t.Helper()
+	return startOpportunistAs(t, identity{}, "opportunist", args...)
+}
+
+// startOpportunistAs is startOpportunist as another user (the admin when
+// id is zero), logging to <name>.log, for tests that run several.
+func startOpportunistAs(t *testing.T, id identity, name string, args ...string) *Opportunist {
+	t.Helper()
+	kc := kubeconfig
+	if id.Kubeconfig != "" {
+		kc = id.Kubeconfig
+	}
 	addr := freeAddress(t)
-	logPath := filepath.Join(testDir(t), "opportunist.log")
+	logPath := filepath.Join(testDir(t), name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, append([]string{"run", "--kubeconfig", kubeconfig, "--listen-address", addr}, args...)...)
+	cmd := exec.Command(binary, append([]string{"run", "--kubeconfig", kc, "--listen-address", addr}, args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Die with the test binary, even if it is killed by a timeout.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
