@@ -101,14 +101,15 @@ type scaleResults struct {
 		End   string `json:"end"`
 	} `json:"loadAverage"`
 	Setup struct {
-		NodesReadySec    float64 `json:"nodesReadySeconds"`
-		BulkPods         int     `json:"bulkPaidPods"`
-		BulkCreateSec    float64 `json:"bulkCreateSeconds"`
-		BulkRunningSec   float64 `json:"bulkRunningSeconds"`
-		WorkerReplicas   int32   `json:"workerReplicas"`
-		WorkerFilledSec  float64 `json:"workerFilledSeconds"`
-		PodsAtSteady     float64 `json:"podsBoundAtSteady"`
-		PaidPodsAtSteady float64 `json:"paidPodsBoundAtSteady"`
+		NodesReadySec       float64 `json:"nodesReadySeconds"`
+		BulkPods            int     `json:"bulkPaidPods"`
+		BulkCreateSec       float64 `json:"bulkCreateSeconds"`
+		BulkRunningSec      float64 `json:"bulkRunningSeconds"`
+		WorkerReplicas      int32   `json:"workerReplicas"`
+		WorkerFilledSec     float64 `json:"workerFilledSeconds"`
+		PodsAtSteady        float64 `json:"podsBoundAtSteady"`
+		PaidPodsAtSteady    float64 `json:"paidPodsBoundAtSteady"`
+		MinReadyNodesSteady float64 `json:"minReadyNodesSteady"`
 	} `json:"setup"`
 	Opportunist struct {
 		CPUSecondsTotal   float64 `json:"cpuSecondsTotal"`
@@ -122,6 +123,8 @@ type scaleResults struct {
 		ColdStartSec      float64 `json:"coldStartSeconds"` // a second replica: start to /readyz with every pod present
 		ColdStartRSSMiB   float64 `json:"coldStartRSSMiB"`  // its VmHWM at /readyz
 		ScaleWrites       float64 `json:"scaleWrites"`
+		Rounds            float64 `json:"decisionRounds"`
+		RoundsSteady      float64 `json:"decisionRoundsSteady"`
 		ChurnScaleChanges int64   `json:"churnScaleChanges"`
 	} `json:"opportunist"`
 	EventToMetric struct {
@@ -163,7 +166,7 @@ type yieldTrial struct {
 	FirstLowerMs    float64 `json:"firstLowerMs"`           // until /scale was first written lower
 	YieldedMs       float64 `json:"yieldedMs"`              // until it was lower by at least Beyond
 	AllScheduledMs  float64 `json:"allScheduledMs"`         // until every new paid pod was bound
-	RefilledMs      float64 `json:"refilledMs"`             // after scaling the paid pods to 0: until they were gone and the worker back, all ready
+	RefilledMs      float64 `json:"refilledMs"`             // after scaling the paid pods to 0: until the worker was written back up
 	PaidWaitMeanSec float64 `json:"paidPodWaitMeanSeconds"` // opportunist_paid_pod_wait_seconds mean over the trial
 }
 
@@ -213,7 +216,7 @@ func TestScale(t *testing.T) {
 	createBulkPods(t, fast, bulk, cfg.Nodes)
 	res.Setup.BulkCreateSec = time.Since(start).Seconds()
 	t.Logf("%d bulk paid pods created (pre-bound, %d writers) in %s: %.0f pods/s", bulk, bulkWriters, time.Since(start).Round(time.Millisecond), float64(bulk)/time.Since(start).Seconds())
-	waitFor(t, 10*time.Minute, "every bulk paid pod to be Running", func(ctx context.Context) (bool, error) {
+	waitFor(t, 20*time.Minute, "every bulk paid pod to be Running", func(ctx context.Context) (bool, error) {
 		l, err := client.CoreV1().Pods("scale-paid").List(ctx, metav1.ListOptions{FieldSelector: "status.phase!=Running", Limit: 1})
 		return err == nil && len(l.Items) == 0, err
 	})
@@ -234,9 +237,11 @@ func TestScale(t *testing.T) {
 	res.Opportunist.CPUSecondsSteady = steady.cpu
 	res.Opportunist.CPUPercentSteady = 100 * steady.cpu / cfg.Steady.Seconds()
 	res.Opportunist.SteadyRSSMiB = steady.maxRSS
+	res.Opportunist.RoundsSteady = steady.rounds
+	res.Setup.MinReadyNodesSteady = steady.minReady
 	res.Setup.PodsAtSteady, res.Setup.PaidPodsAtSteady = steady.podsBound, steady.paidBound
-	t.Logf("steady churn for %s: opportunist used %.2f CPU-seconds (%.1f%% of a core), RSS at most %.0f MiB, with %.0f pods bound (%.0f paid)",
-		cfg.Steady, steady.cpu, res.Opportunist.CPUPercentSteady, steady.maxRSS, steady.podsBound, steady.paidBound)
+	t.Logf("steady churn for %s: opportunist used %.2f CPU-seconds (%.1f%% of a core) in %.0f decision rounds, RSS at most %.0f MiB, with %.0f pods bound (%.0f paid); at least %.0f of %d nodes Ready throughout",
+		cfg.Steady, steady.cpu, res.Opportunist.CPUPercentSteady, steady.rounds, steady.maxRSS, steady.podsBound, steady.paidBound, steady.minReady, cfg.Nodes)
 
 	create, del := measureEventToMetric(t, o, cfg.Samples)
 	res.EventToMetric.Create, res.EventToMetric.Delete = summarizeLatencies(create), summarizeLatencies(del)
@@ -247,7 +252,7 @@ func TestScale(t *testing.T) {
 	for i := range cfg.Yields {
 		tr := measureYield(t, o, extra)
 		res.Yield = append(res.Yield, tr)
-		t.Logf("yield %d: %d paid pods (%d beyond the free room); worker %d -> %d; first lower write %.0fms, lower by %d %.0fms, all paid pods bound %.0fms, worker refilled %.0fms after they left",
+		t.Logf("yield %d: %d paid pods (%d beyond the free room); worker %d -> %d; first lower write %.0fms, lower by %d %.0fms, all paid pods bound %.0fms; scaled back to 0, worker written back up after %.0fms",
 			i+1, tr.PaidPods, tr.Beyond, tr.WorkerBefore, tr.WorkerAfter, tr.FirstLowerMs, tr.Beyond, tr.YieldedMs, tr.AllScheduledMs, tr.RefilledMs)
 	}
 	res.Opportunist.ChurnScaleChanges = churn.stop()
@@ -258,7 +263,8 @@ func TestScale(t *testing.T) {
 	if m, err := o.scrape(context.Background()); err == nil {
 		res.Opportunist.HeapInuseMiB = m["go_memstats_heap_inuse_bytes"] / (1 << 20)
 	}
-	res.Opportunist.ScaleWrites = scaleWrites(t, o)
+	res.Opportunist.ScaleWrites = counter(t, o, "opportunist_scale_writes_total")
+	res.Opportunist.Rounds = counter(t, o, "opportunist_decision_rounds_total")
 	t.Logf("whole run: opportunist used %.1f CPU-seconds in %.0fs, peak RSS %.0f MiB, heap in use %.0f MiB, %v /scale writes",
 		res.Opportunist.CPUSecondsTotal, res.Opportunist.WallSecondsTotal, res.Opportunist.PeakRSSMiB, res.Opportunist.HeapInuseMiB, res.Opportunist.ScaleWrites)
 
@@ -526,7 +532,8 @@ func (ch *churner) stop() int64 {
 }
 
 type steadyNumbers struct {
-	cpu, maxRSS          float64
+	cpu, maxRSS, rounds  float64
+	minReady             float64
 	podsBound, paidBound float64
 }
 
@@ -535,13 +542,20 @@ type steadyNumbers struct {
 func measureSteady(t *testing.T, o *Opportunist, pid int, d time.Duration) steadyNumbers {
 	t.Helper()
 	var out steadyNumbers
-	cpu0 := procCPUSeconds(t, pid)
+	cpu0, rounds0 := procCPUSeconds(t, pid), counter(t, o, "opportunist_decision_rounds_total")
 	end := time.Now().Add(d)
+	out.minReady = math.Inf(1)
 	for time.Now().Before(end) {
 		out.maxRSS = max(out.maxRSS, procStatusMiB(t, pid, "VmRSS"))
+		// kwok renews every node's lease; a node it falls behind on goes
+		// NotReady and takes its room out of the pool: worth knowing.
+		if m, err := o.scrape(context.Background()); err == nil {
+			out.minReady = min(out.minReady, m[`opportunist_nodes{state="ready"}`])
+		}
 		time.Sleep(time.Second)
 	}
 	out.cpu = procCPUSeconds(t, pid) - cpu0
+	out.rounds = counter(t, o, "opportunist_decision_rounds_total") - rounds0
 	if m, err := o.scrape(context.Background()); err == nil {
 		out.podsBound = m[`opportunist_node_state_requests{resource="pods",state="ready",unit="integer"}`]
 		out.paidBound = m[`opportunist_pool_requests{class="paid",resource="pods",unit="integer"}`]
@@ -683,7 +697,7 @@ func measureYield(t *testing.T, o *Opportunist, extra int32) yieldTrial {
 
 	scaleDeployment(t, "scale-yield", "paid-yield", 0)
 	start = time.Now()
-	waitFor(t, 2*time.Minute, "the worker to refill after the paid pods left", func(ctx context.Context) (bool, error) {
+	waitFor(t, 2*time.Minute, "the worker to be written back up after the paid pods left", func(ctx context.Context) (bool, error) {
 		w, err := deploymentReplicas(ctx, "scale-worker", "worker")
 		if err != nil {
 			return false, err
@@ -692,7 +706,7 @@ func measureYield(t *testing.T, o *Opportunist, extra int32) yieldTrial {
 		if w < before-extra/2 {
 			return false, fmt.Errorf("worker at %d, was %d", w, before)
 		}
-		return workerReadyAndYieldGone(ctx)
+		return true, nil
 	})
 	tr.RefilledMs = ms()
 	return tr
@@ -718,7 +732,8 @@ func workerReadyAndYieldGone(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-func scaleWrites(t *testing.T, o *Opportunist) float64 {
+// counter sums a counter's series on /metrics (scrape keeps gauges only).
+func counter(t *testing.T, o *Opportunist, name string) float64 {
 	t.Helper()
 	_, body, err := httpGet(context.Background(), o.URL+"/metrics")
 	if err != nil {
@@ -726,7 +741,7 @@ func scaleWrites(t *testing.T, o *Opportunist) float64 {
 	}
 	total := 0.0
 	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "opportunist_scale_writes_total{") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
 			total += v
