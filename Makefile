@@ -42,6 +42,10 @@ unit: ## Unit tests with the race detector
 e2e: ## End-to-end tests on a local control plane (brought up if needed); RUN=<regex> selects tests
 	RUN='$(RUN)' hack/e2e.sh
 
+.PHONY: e2e-scale
+e2e-scale: ## Scale test, not in CI: 1,000 kwok nodes, 30,000 pods (SCALE_NODES, SCALE_PODS); see docs/scale.md
+	hack/e2e-scale.sh
+
 .PHONY: bench
 bench: ## Benchmarks of the hot paths at 5,000 nodes / 150,000 pods
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
@@ -51,6 +55,7 @@ lint: verify-generate verify-manifests chart-lint vulncheck ## gofmt, go vet (in
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e
+	$(GO) vet -tags e2e,scale ./test/e2e
 
 .PHONY: generate
 generate: ## Regenerate CRD deepcopy code and manifests (config/crd) from api/ with controller-gen

@@ -198,3 +198,24 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestKubeAPIQPS(t *testing.T) {
+	t.Setenv(kubeAPIQPSEnv, "")
+	s, err := settingsFromEnv()
+	if err != nil || s.KubeAPIQPS != 0 || kubeAPIQPSArgs(s) != nil {
+		t.Fatalf("unset: settings %+v, err %v, args %v; want the components' defaults", s, err, kubeAPIQPSArgs(s))
+	}
+	t.Setenv(kubeAPIQPSEnv, "500")
+	if s, err = settingsFromEnv(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(kubeAPIQPSArgs(s), " "); got != "--kube-api-qps=500 --kube-api-burst=1000" {
+		t.Errorf("args %q", got)
+	}
+	for _, bad := range []string{"0", "-1", "fast"} {
+		t.Setenv(kubeAPIQPSEnv, bad)
+		if _, err := settingsFromEnv(); err == nil || !strings.Contains(err.Error(), kubeAPIQPSEnv) {
+			t.Errorf("%s=%q: error %v, want one naming the variable", kubeAPIQPSEnv, bad, err)
+		}
+	}
+}

@@ -218,7 +218,7 @@ func delegatedAuthArgs(kubeconfig string) []string {
 
 func controllerManagerArgs(c *cluster) []string {
 	pki := c.p.pki
-	return append(delegatedAuthArgs(c.p.componentKubeconfig("controller-manager")),
+	return append(append(delegatedAuthArgs(c.p.componentKubeconfig("controller-manager")),
 		"--secure-port="+strconv.Itoa(c.s.ControllerManagerPort),
 		"--tls-cert-file="+pki("controller-manager-serving.crt"),
 		"--tls-private-key-file="+pki("controller-manager-serving.key"),
@@ -231,16 +231,25 @@ func controllerManagerArgs(c *cluster) []string {
 		"--service-account-private-key-file="+pki("sa.key"),
 		"--cluster-signing-cert-file="+pki("ca.crt"),
 		"--cluster-signing-key-file="+pki("ca.key"),
-	)
+	), kubeAPIQPSArgs(c.s)...)
 }
 
 func schedulerArgs(c *cluster) []string {
 	pki := c.p.pki
-	return append(delegatedAuthArgs(c.p.componentKubeconfig("scheduler")),
+	return append(append(delegatedAuthArgs(c.p.componentKubeconfig("scheduler")),
 		"--secure-port="+strconv.Itoa(c.s.SchedulerPort),
 		"--tls-cert-file="+pki("scheduler-serving.crt"),
 		"--tls-private-key-file="+pki("scheduler-serving.key"),
-	)
+	), kubeAPIQPSArgs(c.s)...)
+}
+
+// kubeAPIQPSArgs raise a component's client rate limit when
+// OPPORTUNIST_KUBE_API_QPS asks for it.
+func kubeAPIQPSArgs(s settings) []string {
+	if s.KubeAPIQPS == 0 {
+		return nil
+	}
+	return []string{"--kube-api-qps=" + strconv.Itoa(s.KubeAPIQPS), "--kube-api-burst=" + strconv.Itoa(2*s.KubeAPIQPS)}
 }
 
 func kwokArgs(c *cluster) []string {

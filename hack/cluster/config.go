@@ -40,6 +40,9 @@ type settings struct {
 	SchedulerPort         int    `json:"schedulerPort"`
 	KwokPort              int    `json:"kwokPort"`
 	HPASyncPeriod         string `json:"hpaSyncPeriod"`
+	// KubeAPIQPS, when set, is the client QPS of the controller-manager and
+	// the scheduler (burst twice that); 0 keeps their defaults (20 and 50).
+	KubeAPIQPS int `json:"kubeAPIQPS,omitempty"`
 }
 
 // portEnv names the environment variable of each port setting, for both
@@ -56,6 +59,11 @@ var portEnv = struct {
 }
 
 const hpaSyncEnv = "OPPORTUNIST_HPA_SYNC_PERIOD"
+
+// kubeAPIQPSEnv raises the controller-manager's and scheduler's client rate
+// limits, which bound how fast ReplicaSets create pods and pods get bound:
+// the scale test needs tens of thousands of pods in minutes.
+const kubeAPIQPSEnv = "OPPORTUNIST_KUBE_API_QPS"
 
 // settingsFromEnv reads the overridable settings, falling back to ports
 // chosen away from the usual defaults (2379, 6443, 10257, ...) so a
@@ -86,6 +94,13 @@ func settingsFromEnv() (settings, error) {
 			return settings{}, fmt.Errorf("%s=%q is not a duration (e.g. 15s)", hpaSyncEnv, v)
 		}
 		s.HPASyncPeriod = v
+	}
+	if v := os.Getenv(kubeAPIQPSEnv); v != "" {
+		q, err := strconv.Atoi(v)
+		if err != nil || q < 1 {
+			return settings{}, fmt.Errorf("%s=%q is not a positive number of queries per second", kubeAPIQPSEnv, v)
+		}
+		s.KubeAPIQPS = q
 	}
 	return s, nil
 }
