@@ -228,7 +228,11 @@ func patchNode(t *testing.T, name, patch string) {
 
 // createNamespace makes a namespace for the test, deleted (and waited for)
 // when the test ends so no pod of it holds room in the next test.
-func createNamespace(t *testing.T, name string) {
+func createNamespace(t *testing.T, name string) { createNamespaceThen(t, name, true) }
+
+// createNamespaceThen makes a namespace deleted when the test ends, and
+// waited for when waitGone.
+func createNamespaceThen(t *testing.T, name string, waitGone bool) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
@@ -237,6 +241,9 @@ func createNamespace(t *testing.T, name string) {
 	t.Cleanup(func() {
 		if err := client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			t.Errorf("deleting namespace %s: %v", name, err)
+			return
+		}
+		if !waitGone {
 			return
 		}
 		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {

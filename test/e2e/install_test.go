@@ -383,23 +383,7 @@ func TestInstallChartCertificates(t *testing.T) {
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	start := time.Now()
 	for _, m := range apis {
-		name := m.obj.GetName()
-		waitFor(t, 30*time.Second, "APIService "+name+" to be Available over verified TLS", func(ctx context.Context) (bool, error) {
-			obj, err := dyn.Resource(apiServiceGVR).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return false, err
-			}
-			conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
-			for _, c := range conds {
-				if c, ok := c.(map[string]any); ok && c["type"] == "Available" {
-					if c["status"] == "True" {
-						return true, nil
-					}
-					return false, fmt.Errorf("%v: %v", c["reason"], c["message"])
-				}
-			}
-			return false, nil
-		})
+		waitForAPIServiceAvailable(t, dyn, m.obj.GetName()) // over verified TLS: caBundle only
 	}
 	t.Logf("the 3 APIServices were Available %s after opportunist was ready", time.Since(start).Round(time.Millisecond))
 	// Available is the availability controller's verdict; the aggregator's

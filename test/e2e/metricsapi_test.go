@@ -82,22 +82,7 @@ func registerMetricsAPI(t *testing.T, port int) {
 		_ = client.CoreV1().Namespaces().Delete(ctx, "opportunist-system", metav1.DeleteOptions{})
 	})
 	for _, name := range apiservices {
-		waitFor(t, 30*time.Second, "APIService "+name+" to be Available", func(ctx context.Context) (bool, error) {
-			obj, err := dyn.Resource(apiServiceGVR).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return false, err
-			}
-			conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
-			for _, c := range conds {
-				if m, ok := c.(map[string]any); ok && m["type"] == "Available" {
-					if m["status"] == "True" {
-						return true, nil
-					}
-					return false, fmt.Errorf("%v: %v", m["reason"], m["message"])
-				}
-			}
-			return false, nil
-		})
+		waitForAPIServiceAvailable(t, dyn, name)
 	}
 }
 
@@ -521,5 +506,27 @@ func grantMetricsReader(t *testing.T, ns, sa string) {
 	t.Cleanup(func() {
 		_ = client.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
 		_ = client.RbacV1().ClusterRoles().Delete(ctx, name, metav1.DeleteOptions{})
+	})
+}
+
+// waitForAPIServiceAvailable waits until the aggregator's availability
+// controller reports the APIService Available, failing with its reason.
+func waitForAPIServiceAvailable(t *testing.T, dyn dynamic.Interface, name string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "APIService "+name+" to be Available", func(ctx context.Context) (bool, error) {
+		obj, err := dyn.Resource(apiServiceGVR).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+		for _, c := range conds {
+			if m, ok := c.(map[string]any); ok && m["type"] == "Available" {
+				if m["status"] == "True" {
+					return true, nil
+				}
+				return false, fmt.Errorf("%v: %v", m["reason"], m["message"])
+			}
+		}
+		return false, nil
 	})
 }

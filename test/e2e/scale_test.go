@@ -329,18 +329,7 @@ func fastClient(t *testing.T) kubernetes.Interface {
 // scaleNamespace makes a namespace and deletes it at the end without
 // waiting: tens of thousands of pods take minutes to go, and `make
 // e2e-scale` throws the whole cluster away anyway.
-func scaleNamespace(t *testing.T, name string) {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating namespace %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if err := client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("deleting namespace %s: %v", name, err)
-		}
-	})
-}
+func scaleNamespace(t *testing.T, name string) { createNamespaceThen(t, name, false) }
 
 // bulkWriters is how many goroutines create nodes and pods at once.
 const bulkWriters = 32
