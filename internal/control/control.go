@@ -142,6 +142,7 @@ func Decide(now time.Time, cluster Cluster, scalers []Scaler) []Decision {
 	slices.SortStableFunc(plans, func(a, b *plan) int {
 		return cmp.Or(cmp.Compare(b.s.Priority, a.s.Priority), cmp.Compare(a.s.Key, b.s.Key))
 	})
+	m.orderNodes(plans)
 	demand := newPendingDemand(cluster.Pending)
 	for _, p := range plans {
 		demand.charge(m, p)
@@ -177,7 +178,7 @@ func (m *model) decide(now time.Time, p *plan) Decision {
 	hist := s.History.next(now, s, rec)
 	desired, finalLimit, held := stabilize(now, s, &hist, rec, limit)
 
-	m.placeNew(p, fitRes, int64(desired)-int64(s.Bound))
+	m.placeNew(p, int64(desired)-int64(s.Bound))
 	return Decision{
 		Key:         s.Key,
 		Desired:     desired,

@@ -56,8 +56,9 @@ func fuzzWorld(data []byte) randomWorld {
 	return w
 }
 
-// FuzzDecide checks over fuzzer-made clusters what TestDecideProperties
-// checks over seeded ones, plus Min above Max and every scale-down behaviour.
+// FuzzDecide checks over fuzzer-made clusters what TestDecideProperties and
+// TestDecideIgnoresNodeNames check over seeded ones, plus Min above Max and
+// every scale-down behaviour.
 func FuzzDecide(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0, 0, 0, 0})
@@ -127,6 +128,11 @@ func FuzzDecide(f *testing.F) {
 		slices.Reverse(reversed.cluster.Pending)
 		if got := Decide(t0, reversed.cluster, reversed.scalers); !reflect.DeepEqual(got, ds) {
 			t.Fatalf("reversed input, different output:\n%+v\n%+v", got, ds)
+		}
+		renamed := w
+		renamed.cluster.Rooms = renameNodes(rand.New(rand.NewPCG(uint64(len(data)), 13)), w.cluster.Rooms)
+		if got := Decide(t0, renamed.cluster, w.scalers); !reflect.DeepEqual(got, ds) {
+			t.Fatalf("renamed nodes, different output:\n%s", diffDecisions(got, ds))
 		}
 	})
 }

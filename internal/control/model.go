@@ -10,8 +10,9 @@ import (
 	"github.com/opportunist/opportunist/internal/capacity"
 )
 
-// model is one round's working view of the Ready nodes, in name order. It
-// keeps two copies, each changed only by this round:
+// model is one round's working view of the Ready nodes, in name order (the
+// order grants and placements follow is orderNodes'). It keeps two copies,
+// each changed only by this round:
 //   - actual: the nodes as they are, plus the new replicas decided so far, so
 //     a lower-priority scaler's fit sees a higher one's growth;
 //   - reclaim: the nodes as if every opportunistic pod were gone, plus the
@@ -57,12 +58,13 @@ type plan struct {
 	alloc, headroom, paid []int64 // summed over the pool
 	pending               []int64 // pending paid pods that yielding would let in
 	pendingPods           int
-	others                []int64 // granted to higher priorities, and Mins, on the pool's nodes
-	peers                 []int64 // granted to scalers of the same priority on the pool's nodes
-	eligible              []int   // pool nodes a replica could ever use this round
-	cursor                int     // eligible[:cursor] are full for this shape
-	granted               int64   // replicas this scaler holds in the sharing
-	saturated             bool    // no node takes another replica
+	others                []int64     // granted to higher priorities, and Mins, on the pool's nodes
+	peers                 []int64     // granted to scalers of the same priority on the pool's nodes
+	eligible              []int       // pool nodes a replica could ever use this round, in grant order
+	cursor                int         // eligible[:cursor] are full for this shape
+	granted               int64       // replicas this scaler holds in the sharing
+	grants                []nodeGrant // where they were counted, in grant order
+	saturated             bool        // no node takes another replica
 }
 
 func (m *model) newPlan(s *Scaler) *plan {
@@ -150,8 +152,15 @@ func (p *plan) room(k int, withPending bool) int64 {
 	return r
 }
 
-// grant places up to n more replicas of p in the sharing, first fit in node
-// order, and charges them to the other plans whose pool holds the node:
+// nodeGrant is replicas of one plan counted on one node in the sharing.
+type nodeGrant struct {
+	node     int
+	replicas int64
+}
+
+// grant places up to n more replicas of p in the sharing, first fit in the
+// order of p.eligible (see orderNodes), records where, and charges them to
+// the other plans whose pool holds the node:
 // higher priorities are charged only for a Min (minimum true), since what a
 // lower priority gets above its Min is what they left. It returns how many
 // found a node; fewer than n saturates p.
@@ -166,6 +175,11 @@ func (m *model) grant(p *plan, n int64, plans []*plan, minimum bool) int64 {
 		}
 		for k, name := range p.names {
 			m.reclaim[i].Requested[name] += take * p.request[k]
+		}
+		if last := len(p.grants) - 1; last >= 0 && p.grants[last].node == i {
+			p.grants[last].replicas += take
+		} else {
+			p.grants = append(p.grants, nodeGrant{node: i, replicas: take})
 		}
 		for _, q := range plans {
 			if q == p || !q.contains(i) || (q.s.Priority > p.s.Priority && !minimum) {
@@ -200,21 +214,41 @@ func replicasOn(r *capacity.NodeRoom, p *plan) int64 {
 	return max(n, 0)
 }
 
-// placeNew puts n new replicas of p on the actual copy, first fit in node
-// order, using the per-node answer of the fit that was just computed.
-func (m *model) placeNew(p *plan, fit capacity.FitResult, n int64) {
-	for j := 0; n > 0 && j < len(fit.Nodes); j++ {
-		take := min(fit.Nodes[j].Replicas, n)
-		if take == 0 {
-			continue
+// placeNew puts n new replicas of p on the actual copy where the sharing
+// counted them: first on the nodes of its grants, up to the grant on each
+// (its pods already bound there are part of the grant, so the node's free
+// room caps the take), then, if the sharing gave it fewer than it runs, on
+// its nodes in grant order. Placing where the grants are is what lets a
+// scaler decided later find the room the sharing left to it.
+func (m *model) placeNew(p *plan, n int64) {
+	for _, g := range p.grants {
+		if n <= 0 {
+			return
 		}
-		i := p.pool[j]
-		if !m.owned[i] {
-			m.actual[i].Requested, m.owned[i] = m.actual[i].Requested.Clone(), true
-		}
-		for k, name := range p.names {
-			m.actual[i].Requested[name] += take * p.request[k]
-		}
-		n -= take
+		n -= m.place(p, g.node, min(g.replicas, n))
 	}
+	for _, i := range p.eligible {
+		if n <= 0 {
+			return
+		}
+		n -= m.place(p, i, n)
+	}
+}
+
+// place puts up to n replicas of p on node i of the actual copy, as many as
+// its free room holds, and returns how many. Every node p could use on the
+// actual copy is in p.eligible: its room there is never more than on the
+// reclaim copy when p was made.
+func (m *model) place(p *plan, i int, n int64) int64 {
+	take := min(replicasOn(&m.actual[i], p), n)
+	if take <= 0 {
+		return 0
+	}
+	if !m.owned[i] {
+		m.actual[i].Requested, m.owned[i] = m.actual[i].Requested.Clone(), true
+	}
+	for k, name := range p.names {
+		m.actual[i].Requested[name] += take * p.request[k]
+	}
+	return take
 }

@@ -2,9 +2,11 @@ package control
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +16,15 @@ import (
 	"github.com/opportunist/opportunist/internal/capacity"
 )
 
-var zones = []string{"a", "b", "c"}
+var (
+	zones     = []string{"a", "b", "c"}
+	poolNames = []string{"spot", "reserved"}
+	nodeTypes = []corev1.ResourceList{
+		list("cpu", "16", "memory", "64Gi", "pods", "110"),
+		list("cpu", "8", "memory", "32Gi", "pods", "110"),
+		list("cpu", "4", "memory", "16Gi", "pods", "20", "nvidia.com/gpu", "2"),
+	}
+)
 
 // randomWorld is a small random cluster and the scalers of its opportunistic
 // workloads w0..wN.
@@ -36,7 +46,13 @@ func randomWorldFor(rng *rand.Rand, o worldOptions) randomWorld {
 		if rng.IntN(4) == 0 {
 			alloc["nvidia.com/gpu"] = list("g", fmt.Sprint(1+rng.IntN(4)))["g"]
 		}
+		if rng.IntN(2) == 0 { // a common instance type: nodes alike but for their names
+			alloc = nodeTypes[rng.IntN(len(nodeTypes))].DeepCopy()
+		}
 		opts := []nodeOpt{labelled("zone", zones[rng.IntN(len(zones))])}
+		if p := rng.IntN(len(poolNames) + 1); p < len(poolNames) { // pools overlap zones
+			opts = append(opts, labelled("pool", poolNames[p]))
+		}
 		switch rng.IntN(8) {
 		case 0:
 			opts = append(opts, notReady())
@@ -117,8 +133,11 @@ func randomPolicy(rng *rand.Rand, s *Scaler) {
 	case 2:
 		s.TargetUtilizationPercent = float64(50 + rng.IntN(51))
 	}
-	if rng.IntN(3) == 0 {
+	switch rng.IntN(6) {
+	case 0, 1:
 		s.PoolSelector = labels.SelectorFromSet(labels.Set{"zone": zones[rng.IntN(len(zones))]})
+	case 2, 3:
+		s.PoolSelector = labels.SelectorFromSet(labels.Set{"pool": poolNames[rng.IntN(len(poolNames))]})
 	}
 	if rng.IntN(4) == 0 {
 		s.Shape.NodeSelector = map[string]string{"zone": zones[rng.IntN(len(zones))]}
@@ -249,4 +268,50 @@ func TestDecideDoesNotChangeItsInput(t *testing.T) {
 			t.Fatalf("seed %d: input changed:\n%s\n%s", seed, before, after)
 		}
 	}
+}
+
+// TestDecideIgnoresNodeNames: sharing and placement never depend on what the
+// nodes are called or the order they come in, only on what they are. Two
+// nodes alike in every respect but their names are interchangeable, so the
+// name may break ties between them and nothing else.
+func TestDecideIgnoresNodeNames(t *testing.T) {
+	for seed := range uint64(2000) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		w := randomWorldFor(rng, worldOptions{})
+		want := Decide(t0, w.cluster, w.scalers)
+
+		renamed := w
+		renamed.cluster.Rooms = renameNodes(rng, w.cluster.Rooms)
+		if got := Decide(t0, renamed.cluster, w.scalers); !reflect.DeepEqual(got, want) {
+			t.Errorf("seed %d: renamed nodes, different decisions:\n%s", seed, diffDecisions(got, want))
+		}
+	}
+}
+
+// renameNodes gives the nodes new names in a new order (the hostname label
+// follows the name), without touching the caller's rooms.
+func renameNodes(rng *rand.Rand, rooms []capacity.NodeRoom) []capacity.NodeRoom {
+	out := slices.Clone(rooms)
+	newNames := rng.Perm(len(out))
+	for i := range out {
+		name := fmt.Sprintf("node-%03d", 999-newNames[i]) // reversed, so the name order changes too
+		ls := maps.Clone(out[i].Labels)
+		ls["kubernetes.io/hostname"] = name
+		out[i].Name, out[i].Labels = name, ls
+	}
+	rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// diffDecisions lists the decisions that differ, one line each.
+func diffDecisions(got, want []Decision) string {
+	var b strings.Builder
+	for i := range min(len(got), len(want)) {
+		g, w := got[i], want[i]
+		if !reflect.DeepEqual(g, w) {
+			fmt.Fprintf(&b, "%s: desired %d/%d recommended %d/%d budget %d/%d fit %d/%d limit %s/%s\n   got  %s\n   want %s\n",
+				w.Key, g.Desired, w.Desired, g.Recommended, w.Recommended, g.Budget, w.Budget, g.Fit, w.Fit, g.Limit, w.Limit, g.Reason, w.Reason)
+		}
+	}
+	return b.String()
 }

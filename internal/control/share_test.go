@@ -98,10 +98,10 @@ func TestDecideSharing(t *testing.T) {
 			name:    "weights share room, not replica counts, when shapes differ",
 			scalers: []Scaler{worker("a", oneCore), worker("b", fourCores)},
 			// The shares: b 12 x 4 = 48 cores; a 50 cores and the 2 that hold no
-			// 4-core replica. Placed first fit in key order, a's 52 leave 23 cores
-			// on n2: b fits 11 this round.
-			want:   map[string]int32{"default/a": 52, "default/b": 11},
-			limits: map[string]Limit{"default/b": LimitFit},
+			// 4-core replica (the last core of n2 and of n3). a's replicas are
+			// placed where they were granted, so b's 12 fit this round.
+			want:   map[string]int32{"default/a": 52, "default/b": 12},
+			limits: map[string]Limit{"default/b": LimitBudget},
 		},
 		{
 			name:    "disjoint pools of one priority fill each their own",
