@@ -10,6 +10,10 @@ import (
 // key: first every scaler's Min, then one priority at a time the rest, by
 // weight. A grant is placed on the nodes, so it is charged only to the
 // scalers whose pool holds those nodes, and never exceeds what fits there.
+// Each plan takes its nodes in orderNodes' order, the nodes fewer plans can
+// use first: where pools overlap, a scaler on every node does not take the
+// smaller pool's nodes while others stand idle. placeNew later puts the
+// replicas where they were granted.
 //
 // A grant is what a scaler is entitled to, not what it runs: it may exceed
 // the scaler's fit while lower-priority pods hold the room, and those then
