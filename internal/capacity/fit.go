@@ -70,23 +70,37 @@ func FitWith(rooms []NodeRoom, shape Shape, credit map[string]Resources) FitResu
 
 var logger = klog.Background()
 
-func fitNode(n *NodeRoom, shape *Shape, names []corev1.ResourceName, affinity nodeaffinity.RequiredNodeAffinity, credit Resources) NodeFit {
-	f := NodeFit{Node: n.Name}
+// Eligible reports whether one replica of shape may ever run on the node,
+// whatever its free room: the node is Ready and schedulable, no NoSchedule or
+// NoExecute taint goes untolerated, and the node selector and required node
+// affinity match. When it may not, reason says why. It is the half of the
+// scheduler's filters that ignores resources: a scaler's pool is the nodes
+// its replicas are eligible for.
+func Eligible(room *NodeRoom, shape Shape) (bool, string) {
+	return eligible(room, &shape, nodeaffinity.NewRequiredNodeAffinity(shape.NodeSelector, shape.Affinity))
+}
+
+func eligible(n *NodeRoom, shape *Shape, affinity nodeaffinity.RequiredNodeAffinity) (bool, string) {
 	if n.State != NodeReady {
-		f.Reason = "node " + n.State.String()
-		return f
+		return false, "node " + n.State.String()
 	}
 	if taint, bad := corev1helpers.FindMatchingUntoleratedTaint(logger, n.Taints, shape.Tolerations, blocksScheduling, true); bad {
-		f.Reason = "untolerated taint " + taint.ToString()
-		return f
+		return false, "untolerated taint " + taint.ToString()
 	}
 	match, err := affinity.Match(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels}})
 	if err != nil {
-		f.Reason = "invalid node affinity: " + err.Error()
-		return f
+		return false, "invalid node affinity: " + err.Error()
 	}
 	if !match {
-		f.Reason = "node selector or affinity does not match"
+		return false, "node selector or affinity does not match"
+	}
+	return true, ""
+}
+
+func fitNode(n *NodeRoom, shape *Shape, names []corev1.ResourceName, affinity nodeaffinity.RequiredNodeAffinity, credit Resources) NodeFit {
+	f := NodeFit{Node: n.Name}
+	if ok, why := eligible(n, shape, affinity); !ok {
+		f.Reason = why
 		return f
 	}
 	f.Replicas = math.MaxInt64
