@@ -350,3 +350,24 @@ func TestPercentOf(t *testing.T) {
 		})
 	}
 }
+
+// TestDecisionReportsPoolAndStranded: the decision says how many nodes the
+// pool has and how many replicas are stranded, for status and the CLI.
+func TestDecisionReportsPoolAndStranded(t *testing.T) {
+	oneCore := list("cpu", "1", "memory", "1Gi")
+	nodes := []*corev1.Node{
+		kubeNode("a", cores(32)), kubeNode("b", cores(32)), kubeNode("down", cores(32), notReady()),
+		kubeNode("gpu", cores(64), tainted("nvidia.com/gpu", "present", corev1.TaintEffectNoSchedule)),
+		kubeNode("cp", cores(8), tainted("node-role.kubernetes.io/control-plane", "", corev1.TaintEffectNoSchedule)),
+	}
+	ps := concat(pods("worker", 34, []string{"a", "b"}, oneCore, app("worker")), pods("stranded", 30, []string{"down"}, oneCore, app("worker")))
+	e := newEnv(nodes, ps, "worker")
+	d := e.decide(t0, worker("worker", oneCore))[0]
+	if d.PoolNodes != 2 || d.Stranded != 30 || d.Fit != 64 {
+		t.Errorf("pool %d nodes, %d stranded, fit %d; want 2, 30, 64 (%s)", d.PoolNodes, d.Stranded, d.Fit, d.Reason)
+	}
+	d = e.decide(t0, worker("worker", oneCore, tolerates("nvidia.com/gpu")))[0]
+	if d.PoolNodes != 3 {
+		t.Errorf("tolerating the GPU taint: pool %d nodes, want 3", d.PoolNodes)
+	}
+}

@@ -157,7 +157,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		d, in := &decisions[i], inputByKey[decisions[i].Key]
 		byKey[d.Key] = d
 		r.history[d.Key] = d.History
-		published[d.Key] = Published{Current: in.Current, Desired: d.Desired, Min: in.Min, Max: in.Max, Limit: string(d.Limit), Reason: d.Reason}
+		published[d.Key] = Published{Current: in.Current, Desired: d.Desired, Min: in.Min, Max: in.Max, Limit: string(d.Limit), Reason: d.Reason, PoolNodes: d.PoolNodes}
 	}
 	r.Decisions.replace(published)
 	var errs []error
