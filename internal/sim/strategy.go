@@ -65,7 +65,7 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // opportunist is the OpportunisticScaler controller (internal/controller):
 // one round of control.Decide over every scaler, fed from the capacity
-// ledger (Rooms, Pending, and the Report's bound pods per workload) with the
+// ledger (Rooms, Pending, and control.PodCountsOf of its Report) with the
 // History of the previous round, on every change of the cluster and at
 // least every RoundInterval. It writes the desired counts, or only publishes
 // them (dry run: opportunist_desired_replicas for hpa-averagevalue).
