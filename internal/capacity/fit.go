@@ -77,7 +77,36 @@ var logger = klog.Background()
 // scheduler's filters that ignores resources: a scaler's pool is the nodes
 // its replicas are eligible for.
 func Eligible(room *NodeRoom, shape Shape) (bool, string) {
-	return eligible(room, &shape, nodeaffinity.NewRequiredNodeAffinity(shape.NodeSelector, shape.Affinity))
+	return EligibilityOf(shape).Node(room)
+}
+
+// Eligibility is Eligible for one shape over many nodes: it builds the
+// shape's node affinity once.
+type Eligibility struct {
+	shape    Shape
+	affinity nodeaffinity.RequiredNodeAffinity
+}
+
+// EligibilityOf prepares the eligibility checks of one shape.
+func EligibilityOf(shape Shape) *Eligibility {
+	e := &Eligibility{shape: shape}
+	if placed(&shape) {
+		e.affinity = nodeaffinity.NewRequiredNodeAffinity(shape.NodeSelector, shape.Affinity)
+	}
+	return e
+}
+
+// Node is Eligible(room, shape).
+func (e *Eligibility) Node(room *NodeRoom) (bool, string) {
+	return eligible(room, &e.shape, e.affinity)
+}
+
+// placed reports whether the shape restricts its nodes by label: without a
+// node selector or required node affinity, matching them is skipped (it
+// costs an allocation per node, and pools are rebuilt every round).
+func placed(shape *Shape) bool {
+	return len(shape.NodeSelector) > 0 ||
+		shape.Affinity != nil && shape.Affinity.NodeAffinity != nil && shape.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil
 }
 
 func eligible(n *NodeRoom, shape *Shape, affinity nodeaffinity.RequiredNodeAffinity) (bool, string) {
@@ -86,6 +115,9 @@ func eligible(n *NodeRoom, shape *Shape, affinity nodeaffinity.RequiredNodeAffin
 	}
 	if taint, bad := corev1helpers.FindMatchingUntoleratedTaint(logger, n.Taints, shape.Tolerations, blocksScheduling, true); bad {
 		return false, "untolerated taint " + taint.ToString()
+	}
+	if !placed(shape) {
+		return true, ""
 	}
 	match, err := affinity.Match(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels}})
 	if err != nil {

@@ -82,11 +82,12 @@ func (m *model) newPlan(s *Scaler) *plan {
 		sel = nil
 	}
 	inPool := make([]bool, len(m.actual))
+	eligibility := capacity.EligibilityOf(s.Shape)
 	for i := range m.actual {
 		if sel != nil && !sel.Matches(labels.Set(m.actual[i].Labels)) {
 			continue
 		}
-		if ok, _ := capacity.Eligible(&m.actual[i], s.Shape); ok {
+		if ok, _ := eligibility.Node(&m.actual[i]); ok {
 			p.pool = append(p.pool, i)
 			inPool[i] = true
 		}
@@ -127,14 +128,15 @@ func (p *plan) contains(node int) bool { return p.inPool == nil || p.inPool[node
 
 // poolID numbers a pool by its node indexes.
 func (m *model) poolID(pool []int) int {
-	var b strings.Builder
+	var buf []byte
 	if len(pool) != len(m.all) {
+		buf = make([]byte, 0, 6*len(pool))
 		for _, i := range pool {
-			b.WriteString(strconv.Itoa(i))
-			b.WriteByte(',')
+			buf = strconv.AppendInt(buf, int64(i), 10)
+			buf = append(buf, ',')
 		}
 	}
-	key := b.String()
+	key := string(buf)
 	id, seen := m.poolIDs[key]
 	if !seen {
 		id = len(m.poolIDs)
