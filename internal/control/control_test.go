@@ -187,6 +187,18 @@ func TestDecideSingleScaler(t *testing.T) {
 			reason: "budget 48 replicas: cpu 128000m allocatable - 30000m headroom - 40000m paid - 10000m pending paid (10 pods) = 48000m / 1000m",
 		},
 		{
+			name: "a pending paid pod that can only run outside the pool is not the worker's demand",
+			nodes: []*corev1.Node{
+				kubeNode("cpu-1", cores(32)),
+				kubeNode("gpu-1", cores(64), labelled("accelerator", "nvidia"), tainted("nvidia.com/gpu", "present", corev1.TaintEffectNoSchedule)),
+			},
+			pods: concat(pods("worker", 20, []string{"cpu-1"}, oneCore, app("worker")),
+				[]*corev1.Pod{kubePod("train", "", list("cpu", "16"), podTolerates("nvidia.com/gpu"), podSelector("accelerator", "nvidia"))}),
+			scaler: worker("worker", oneCore, cpuHeadroom(4)),
+			want:   28, limit: LimitBudget, budget: 28, fit: 32,
+			reason: "budget 28 replicas: cpu 32000m allocatable - 4000m headroom - 0m paid = 28000m / 1000m",
+		},
+		{
 			name: "percent headroom is a share of the eligible pool, not of tainted nodes",
 			nodes: []*corev1.Node{
 				kubeNode("cpu-1", cores(32)), kubeNode("cpu-2", cores(32)), kubeNode("cpu-3", cores(32)), kubeNode("cpu-4", cores(32)),
