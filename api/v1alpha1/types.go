@@ -62,7 +62,11 @@ type OpportunisticScalerSpec struct {
 	TargetUtilizationPercent *int32 `json:"targetUtilizationPercent,omitempty"`
 
 	// PoolSelector restricts the pool to the nodes it matches (default: all
-	// nodes). The budget and the fit are computed on the pool only.
+	// nodes). The pool is the Ready, schedulable nodes that match it and
+	// that one replica of the target may run on: its node selector, required
+	// node affinity and tolerations (untolerated NoSchedule or NoExecute
+	// taints exclude a node). Budget, percent headroom, pending paid demand
+	// and fit are all computed on the pool only.
 	// +optional
 	PoolSelector *metav1.LabelSelector `json:"poolSelector,omitempty"`
 
@@ -150,6 +154,15 @@ type OpportunisticScalerStatus struct {
 	// FitReplicas is how many replicas fit node by node in total.
 	// +optional
 	FitReplicas int64 `json:"fitReplicas"`
+	// PoolNodes counts the nodes of the pool: Ready, schedulable, matching
+	// poolSelector, and eligible for one replica of the target.
+	// +optional
+	PoolNodes int32 `json:"poolNodes"`
+	// StrandedReplicas counts the target's pods bound to nodes that are
+	// NotReady, cordoned or gone: they are no room in the fit, and the
+	// replica count keeps covering them until they are gone.
+	// +optional
+	StrandedReplicas int32 `json:"strandedReplicas"`
 	// Reason explains the decision with its numbers.
 	// +optional
 	Reason string `json:"reason,omitempty"`

@@ -70,23 +70,69 @@ func FitWith(rooms []NodeRoom, shape Shape, credit map[string]Resources) FitResu
 
 var logger = klog.Background()
 
-func fitNode(n *NodeRoom, shape *Shape, names []corev1.ResourceName, affinity nodeaffinity.RequiredNodeAffinity, credit Resources) NodeFit {
-	f := NodeFit{Node: n.Name}
+// Eligible reports whether one replica of shape may ever run on the node,
+// whatever its free room: the node is Ready and schedulable, no NoSchedule or
+// NoExecute taint goes untolerated, and the node selector and required node
+// affinity match. When it may not, reason says why. It is the half of the
+// scheduler's filters that ignores resources: a scaler's pool is the nodes
+// its replicas are eligible for.
+func Eligible(room *NodeRoom, shape Shape) (bool, string) {
+	return EligibilityOf(shape).Node(room)
+}
+
+// Eligibility is Eligible for one shape over many nodes: it builds the
+// shape's node affinity once.
+type Eligibility struct {
+	shape    Shape
+	affinity nodeaffinity.RequiredNodeAffinity
+}
+
+// EligibilityOf prepares the eligibility checks of one shape.
+func EligibilityOf(shape Shape) *Eligibility {
+	e := &Eligibility{shape: shape}
+	if placed(&shape) {
+		e.affinity = nodeaffinity.NewRequiredNodeAffinity(shape.NodeSelector, shape.Affinity)
+	}
+	return e
+}
+
+// Node is Eligible(room, shape).
+func (e *Eligibility) Node(room *NodeRoom) (bool, string) {
+	return eligible(room, &e.shape, e.affinity)
+}
+
+// placed reports whether the shape restricts its nodes by label: without a
+// node selector or required node affinity, matching them is skipped (it
+// costs an allocation per node, and pools are rebuilt every round).
+func placed(shape *Shape) bool {
+	return len(shape.NodeSelector) > 0 ||
+		shape.Affinity != nil && shape.Affinity.NodeAffinity != nil && shape.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil
+}
+
+func eligible(n *NodeRoom, shape *Shape, affinity nodeaffinity.RequiredNodeAffinity) (bool, string) {
 	if n.State != NodeReady {
-		f.Reason = "node " + n.State.String()
-		return f
+		return false, "node " + n.State.String()
 	}
 	if taint, bad := corev1helpers.FindMatchingUntoleratedTaint(logger, n.Taints, shape.Tolerations, blocksScheduling, true); bad {
-		f.Reason = "untolerated taint " + taint.ToString()
-		return f
+		return false, "untolerated taint " + taint.ToString()
+	}
+	if !placed(shape) {
+		return true, ""
 	}
 	match, err := affinity.Match(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels}})
 	if err != nil {
-		f.Reason = "invalid node affinity: " + err.Error()
-		return f
+		return false, "invalid node affinity: " + err.Error()
 	}
 	if !match {
-		f.Reason = "node selector or affinity does not match"
+		return false, "node selector or affinity does not match"
+	}
+	return true, ""
+}
+
+func fitNode(n *NodeRoom, shape *Shape, names []corev1.ResourceName, affinity nodeaffinity.RequiredNodeAffinity, credit Resources) NodeFit {
+	f := NodeFit{Node: n.Name}
+	if ok, why := eligible(n, shape, affinity); !ok {
+		f.Reason = why
 		return f
 	}
 	f.Replicas = math.MaxInt64

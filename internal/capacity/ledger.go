@@ -14,9 +14,10 @@ type Ledger struct {
 	// O(pending), not O(pods).
 	pending map[string]*podEntry
 	states  [numNodeStates]stateTotals
-	// pendingPaid is the demand of unbound, non-terminal paid pods.
-	pendingPaid Demand
-	usage       map[string]*WorkloadUsage
+	// pendingPaid is the demand of unbound, non-terminal paid pods that the
+	// scheduler may place; gatedPaid that of those with scheduling gates.
+	pendingPaid, gatedPaid Demand
+	usage                  map[string]*WorkloadUsage
 }
 
 type nodeEntry struct {
@@ -27,6 +28,10 @@ type nodeEntry struct {
 	requested     Resources
 	opportunistic Resources
 	pods          int
+	// workloadPods counts the bound, non-terminal pods of each opportunistic
+	// workload, so a change of the node's state moves them in or out of
+	// their workload's Stranded count.
+	workloadPods map[string]int
 }
 
 type podEntry struct {
@@ -55,6 +60,10 @@ type WorkloadUsage struct {
 	// Pods are bound and not terminal; Requests are theirs.
 	Pods     int       `json:"pods"`
 	Requests Resources `json:"requests"`
+	// Stranded of the Pods are bound to a node that is NotReady, cordoned or
+	// missing: they hold no room the pool can count on, and will likely be
+	// evicted (after the not-ready toleration, 300 s by default).
+	Stranded int `json:"stranded"`
 	// Pending pods are not bound yet.
 	Pending int `json:"pending"`
 }
@@ -70,7 +79,7 @@ func NewLedger(workloads []Workload) *Ledger {
 	for i := range l.states {
 		l.states[i] = stateTotals{capacity: Resources{}, allocatable: Resources{}, requested: Resources{}, opportunistic: Resources{}}
 	}
-	l.pendingPaid.Requests = Resources{}
+	l.pendingPaid.Requests, l.gatedPaid.Requests = Resources{}, Resources{}
 	l.SetWorkloads(workloads)
 	return l
 }
@@ -194,9 +203,13 @@ func (l *Ledger) apply(e *podEntry, sign int) {
 		} else {
 			delete(l.pending, p.Key())
 		}
-		if usage != nil {
+		switch {
+		case usage != nil:
 			usage.Pending += sign
-		} else {
+		case p.Gated:
+			l.gatedPaid.Pods += sign
+			addSigned(l.gatedPaid.Requests, p.Requests, sign)
+		default:
 			l.pendingPaid.Pods += sign
 			addSigned(l.pendingPaid.Requests, p.Requests, sign)
 		}
@@ -213,6 +226,15 @@ func (l *Ledger) apply(e *podEntry, sign int) {
 	addSigned(st.requested, p.Requests, sign)
 	if usage != nil {
 		usage.Pods += sign
+		if n.state != NodeReady {
+			usage.Stranded += sign
+		}
+		if n.workloadPods == nil {
+			n.workloadPods = map[string]int{}
+		}
+		if n.workloadPods[e.workload] += sign; n.workloadPods[e.workload] == 0 {
+			delete(n.workloadPods, e.workload)
+		}
 		addSigned(usage.Requests, p.Requests, sign)
 		addSigned(n.opportunistic, p.Requests, sign)
 		addSigned(st.opportunistic, p.Requests, sign)
@@ -240,6 +262,17 @@ func (l *Ledger) moveRequests(e *nodeEntry, to NodeState) {
 	from.opportunistic.Sub(e.opportunistic)
 	dest.requested.Add(e.requested)
 	dest.opportunistic.Add(e.opportunistic)
+	if (e.state == NodeReady) != (to == NodeReady) {
+		sign := 1 // the pods become stranded
+		if to == NodeReady {
+			sign = -1
+		}
+		for key, n := range e.workloadPods {
+			if u := l.usage[key]; u != nil {
+				u.Stranded += sign * n
+			}
+		}
+	}
 	e.state = to
 }
 

@@ -73,6 +73,10 @@ type Pod struct {
 	NodeName string
 	// Terminal pods (Succeeded or Failed) hold no room.
 	Terminal bool
+	// Gated pods have scheduling gates (spec.schedulingGates, e.g. Kueue's):
+	// the scheduler does not try them until the gates are removed, so room
+	// made for them now would only sit idle.
+	Gated    bool
 	Priority int32
 	// Requests are the effective requests, including one "pods" slot.
 	Requests Resources
@@ -146,6 +150,7 @@ func FromPod(p *corev1.Pod) Pod {
 		Labels:    p.Labels,
 		NodeName:  p.Spec.NodeName,
 		Terminal:  p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed,
+		Gated:     len(p.Spec.SchedulingGates) > 0,
 		Priority:  podPriority(p),
 		Requests:  EffectiveRequests(&p.Spec),
 	}

@@ -13,8 +13,12 @@ type Report struct {
 	Resources []ResourceSummary `json:"resources"`
 	// States has one entry per node state, usable or not, in report order.
 	States []StateSummary `json:"nodeStates"`
-	// PendingPaid is the demand of paid pods that are not bound to a node.
+	// PendingPaid is the demand of paid pods that are not bound to a node
+	// and that the scheduler may place (no scheduling gates).
 	PendingPaid Demand `json:"pendingPaid"`
+	// GatedPaid is the demand of unbound paid pods held by scheduling gates:
+	// not demand yet, since yielding room cannot let them in.
+	GatedPaid Demand `json:"gatedPaid"`
 	// Workloads has one entry per opportunistic workload, sorted by key.
 	Workloads []WorkloadUsage `json:"workloads"`
 }
@@ -93,8 +97,9 @@ func (l *Ledger) Report() Report {
 		})
 	}
 	rep.PendingPaid = Demand{Pods: l.pendingPaid.Pods, Requests: nonZero(l.pendingPaid.Requests)}
+	rep.GatedPaid = Demand{Pods: l.gatedPaid.Pods, Requests: nonZero(l.gatedPaid.Requests)}
 	for _, u := range l.usage {
-		rep.Workloads = append(rep.Workloads, WorkloadUsage{Key: u.Key, Pods: u.Pods, Requests: nonZero(u.Requests), Pending: u.Pending})
+		rep.Workloads = append(rep.Workloads, WorkloadUsage{Key: u.Key, Pods: u.Pods, Requests: nonZero(u.Requests), Stranded: u.Stranded, Pending: u.Pending})
 	}
 	sort.Slice(rep.Workloads, func(i, j int) bool { return rep.Workloads[i].Key < rep.Workloads[j].Key })
 	return rep

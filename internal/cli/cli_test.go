@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/opportunist/opportunist/api/v1alpha1"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -102,6 +104,16 @@ func testPod(name, node, cpu, mem string) *corev1.Pod {
 	}
 }
 
+func gatedPod(p *corev1.Pod) *corev1.Pod {
+	p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "kueue.x-k8s.io/admission"}}
+	return p
+}
+
+func workerPod(p *corev1.Pod) *corev1.Pod {
+	p.Labels = map[string]string{"app": "worker"}
+	return p
+}
+
 // TestStatusGolden renders status in every output format over a fake cluster
 // and compares with golden files.
 func TestStatusGolden(t *testing.T) {
@@ -109,8 +121,12 @@ func TestStatusGolden(t *testing.T) {
 		testNode("kontron-1", "32", "80Gi", false), testNode("kontron-2", "28", "80Gi", false), testNode("spare", "16", "32Gi", true),
 		testPod("app-1", "kontron-1", "4", "8Gi"), testPod("app-2", "kontron-2", "1500m", "512Mi"),
 		testPod("waiting", "", "4", "1Gi"), testPod("on-spare", "spare", "2", "1Gi"),
+		gatedPod(testPod("queued", "", "20", "1Gi")),
+		workerPod(testPod("worker-1", "kontron-1", "1", "64Mi")), workerPod(testPod("worker-2", "spare", "1", "64Mi")),
 	)
-	st, err := collectStatus(context.Background(), client, nil)
+	scaler := v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "worker"},
+		Status: v1alpha1.OpportunisticScalerStatus{Selector: "app=worker", PoolNodes: 2, CurrentReplicas: 2, DesiredReplicas: 2, LimitedBy: "Budget", StrandedReplicas: 1}}
+	st, err := collectStatus(context.Background(), client, []v1alpha1.OpportunisticScaler{scaler})
 	if err != nil {
 		t.Fatal(err)
 	}

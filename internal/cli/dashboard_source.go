@@ -129,10 +129,10 @@ func (s *clusterSource) workloads(now time.Time, rep capacity.Report) []dashboar
 		}
 	}
 	for _, u := range rep.Workloads {
-		w := dashboard.Workload{Name: u.Key, Current: int32(u.Pods), Desired: int32(u.Pods),
+		w := dashboard.Workload{Name: u.Key, Current: int32(u.Pods), Desired: int32(u.Pods), Stranded: int32(u.Stranded),
 			Reason: "no decision yet (the controller does not run here, or the scaler is not Ready)"}
 		if d, ok := decided[u.Key]; ok {
-			w.Desired, w.Min, w.Max, w.LimitedBy, w.Reason = d.Desired, d.Min, d.Max, d.Limit, d.Reason
+			w.Desired, w.Min, w.Max, w.LimitedBy, w.Reason, w.PoolNodes = d.Desired, d.Min, d.Max, d.Limit, d.Reason, d.PoolNodes
 		}
 		out = append(out, w)
 	}
@@ -158,6 +158,10 @@ func (s *clusterSource) pendingPaid(now time.Time, pending []capacity.PendingPod
 	still := map[string]time.Time{}
 	for _, p := range pending {
 		if p.Workload != "" {
+			continue
+		}
+		if p.Gated {
+			out.Gated++
 			continue
 		}
 		since, ok := s.pendingSince[p.Key()]

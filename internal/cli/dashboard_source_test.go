@@ -20,7 +20,7 @@ type fakeCapacity struct {
 func (fakeCapacity) Report() capacity.Report {
 	return capacity.Report{
 		Resources: []capacity.ResourceSummary{{Name: corev1.ResourceCPU, Allocatable: 16000, Requests: 12000, PaidRequests: 4000, OpportunisticRequests: 8000}},
-		Workloads: []capacity.WorkloadUsage{{Key: "batch/worker", Pods: 8}},
+		Workloads: []capacity.WorkloadUsage{{Key: "batch/worker", Pods: 8, Stranded: 3}},
 	}
 }
 
@@ -38,12 +38,13 @@ type fakeDesired map[string]int32
 func (f fakeDesired) Keys() []string { return slices.Sorted(maps.Keys(f)) }
 func (f fakeDesired) Get(k string) (controller.Published, bool) {
 	d, ok := f[k]
-	return controller.Published{Desired: d, Min: 2, Max: 20, Limit: "Budget", Reason: "budget " + fmt.Sprint(d)}, ok
+	return controller.Published{Desired: d, Min: 2, Max: 20, Limit: "Budget", Reason: "budget " + fmt.Sprint(d), PoolNodes: 4}, ok
 }
 
 func TestClusterSource(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	capa := &fakeCapacity{pending: []capacity.PendingPod{{Pod: capacity.Pod{Namespace: "shop", Name: "web-1"}}}}
+	capa := &fakeCapacity{pending: []capacity.PendingPod{{Pod: capacity.Pod{Namespace: "shop", Name: "web-1"}},
+		{Pod: capacity.Pod{Namespace: "shop", Name: "queued", Gated: true}}}}
 	desired := fakeDesired{"batch/worker": 8}
 	s := &clusterSource{capacity: capa, desired: desired, now: func() time.Time { return now }, history: sampler{name: "cluster"},
 		lastDesired: map[string]int32{}, pendingSince: map[string]time.Time{}}
@@ -57,10 +58,11 @@ func TestClusterSource(t *testing.T) {
 	if cpu := v.Resources[0]; cpu.Allocatable != 16 || cpu.Paid != 4 || cpu.Opportunistic != 8 {
 		t.Errorf("cpu = %+v", cpu)
 	}
-	if w := v.Workloads[0]; w.Name != "batch/worker" || w.Current != 8 || w.Desired != 6 || w.Min != 2 || w.Max != 20 || w.LimitedBy != "Budget" || w.Reason != "budget 6" {
+	if w := v.Workloads[0]; w.Name != "batch/worker" || w.Current != 8 || w.Desired != 6 || w.Min != 2 || w.Max != 20 || w.LimitedBy != "Budget" || w.Reason != "budget 6" ||
+		w.PoolNodes != 4 || w.Stranded != 3 {
 		t.Errorf("workload = %+v", w)
 	}
-	if p := v.PendingPaid; p.Pods != 1 || p.OldestWaitSeconds != 5 {
+	if p := v.PendingPaid; p.Pods != 1 || p.OldestWaitSeconds != 5 || p.Gated != 1 {
 		t.Errorf("pending = %+v", p)
 	}
 	if n := v.Nodes[0]; n.CPU.Free != 4 || n.CPU.Paid != 4 || n.CPU.Opportunistic != 8 || n.State != "ready" {

@@ -294,7 +294,7 @@ func viewOf(s sim.LiveSnapshot) dashboard.View {
 		Decisions:   []dashboard.Decision{},
 	}
 	for _, w := range s.Workloads {
-		v.Workloads = append(v.Workloads, dashboard.Workload{Name: w.Name, Current: w.Current, Desired: w.Desired, Min: w.MinReplicas, Max: w.MaxReplicas, LimitedBy: w.Limit, Reason: w.Reason})
+		v.Workloads = append(v.Workloads, dashboard.Workload{Name: w.Name, Current: w.Current, Desired: w.Desired, Min: w.MinReplicas, Max: w.MaxReplicas, LimitedBy: w.Limit, Reason: w.Reason, PoolNodes: w.PoolNodes, Stranded: w.Stranded})
 	}
 	for _, n := range s.Nodes {
 		v.Nodes = append(v.Nodes, nodeOf(n))

@@ -27,7 +27,7 @@ func TestDemoOptionsValidate(t *testing.T) {
 		{name: "every problem at once", mutate: func(o *demoOptions) {
 			o.Scenario, o.Strategy, o.Compare, o.Speed, o.Listen = "monday", "oracle", "pid", 0, "8090"
 		}, want: []string{
-			`--scenario "monday" is not built in (built in: diurnal, fragmented, seed-burst, spiky)`,
+			`--scenario "monday" is not built in (built in: diurnal, fragmented, seed-burst, spiky, tainted-pool)`,
 			`--strategy "oracle" is not one of opportunist, hpa-seed, hpa-averagevalue`,
 			`--compare "pid" is not one of opportunist, hpa-seed, hpa-averagevalue`,
 			`--speed must be above 0 and at most 100000, got 0`,

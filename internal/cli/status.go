@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -61,11 +62,11 @@ storage in bytes (binary suffixes).`,
 			if err != nil {
 				return err
 			}
-			workloads, err := opportunisticWorkloads(cmd.Context(), client)
+			scalers, err := opportunisticScalers(cmd.Context(), client)
 			if err != nil {
 				return err
 			}
-			st, err := collectStatus(cmd.Context(), client, workloads)
+			st, err := collectStatus(cmd.Context(), client, scalers)
 			if err != nil {
 				return err
 			}
@@ -79,13 +80,30 @@ storage in bytes (binary suffixes).`,
 // clusterStatus is what `status -o json` prints. Amounts are in canonical
 // units: cpu in milli-cores, memory and storage in bytes, others as counts.
 type clusterStatus struct {
-	Report capacity.Report     `json:"report"`
-	Nodes  []capacity.NodeRoom `json:"nodes"`
+	Report  capacity.Report     `json:"report"`
+	Nodes   []capacity.NodeRoom `json:"nodes"`
+	Scalers []scalerStatus      `json:"scalers"`
 }
 
-// opportunisticWorkloads are the workloads OpportunisticScalers own, from
-// their status; none when the CRD is not installed.
-func opportunisticWorkloads(ctx context.Context, client kubernetes.Interface) ([]capacity.Workload, error) {
+// scalerStatus is one OpportunisticScaler: its pool's size and last
+// decision, from its status, and its pods from the ledger.
+type scalerStatus struct {
+	Name string `json:"name"`
+	// PoolNodes counts the Ready, schedulable nodes of its pool that one
+	// replica is eligible for, as the controller last counted them.
+	PoolNodes int32  `json:"poolNodes"`
+	Current   int32  `json:"currentReplicas"`
+	Desired   int32  `json:"desiredReplicas"`
+	LimitedBy string `json:"limitedBy"`
+	// Pods are bound and not terminal; Stranded of them on nodes that are
+	// NotReady, cordoned or gone.
+	Pods     int `json:"pods"`
+	Stranded int `json:"stranded"`
+}
+
+// opportunisticScalers lists the OpportunisticScalers; none when the CRD
+// is not installed.
+func opportunisticScalers(ctx context.Context, client kubernetes.Interface) ([]v1alpha1.OpportunisticScaler, error) {
 	installed, err := crdInstalled(client)
 	if err != nil {
 		return nil, fmt.Errorf("checking for the OpportunisticScaler CRD: %s", oneLine(err))
@@ -101,13 +119,14 @@ func opportunisticWorkloads(ctx context.Context, client kubernetes.Interface) ([
 	if err := json.Unmarshal(raw, &list); err != nil {
 		return nil, fmt.Errorf("listing OpportunisticScalers: %s", oneLine(err))
 	}
-	return controller.WorkloadsFromStatus(list.Items), nil
+	return list.Items, nil
 }
 
 // collectStatus lists nodes and pods once, in pages, and summarises them;
-// the pods of workloads count as opportunistic.
-func collectStatus(ctx context.Context, client kubernetes.Interface, workloads []capacity.Workload) (clusterStatus, error) {
-	ledger := capacity.NewLedger(workloads)
+// the pods of the scalers' workloads (by the selector in their status)
+// count as opportunistic.
+func collectStatus(ctx context.Context, client kubernetes.Interface, scalers []v1alpha1.OpportunisticScaler) (clusterStatus, error) {
+	ledger := capacity.NewLedger(controller.WorkloadsFromStatus(scalers))
 	nodePager := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return client.CoreV1().Nodes().List(ctx, opts)
 	})
@@ -126,7 +145,19 @@ func collectStatus(ctx context.Context, client kubernetes.Interface, workloads [
 	}); err != nil {
 		return clusterStatus{}, fmt.Errorf("listing pods: %s", oneLine(err))
 	}
-	return clusterStatus{Report: ledger.Report(), Nodes: ledger.Rooms()}, nil
+	st := clusterStatus{Report: ledger.Report(), Nodes: ledger.Rooms(), Scalers: []scalerStatus{}}
+	usage := map[string]capacity.WorkloadUsage{}
+	for _, u := range st.Report.Workloads {
+		usage[u.Key] = u
+	}
+	for i := range scalers {
+		s := &scalers[i]
+		key := s.Namespace + "/" + s.Name
+		st.Scalers = append(st.Scalers, scalerStatus{Name: key, PoolNodes: s.Status.PoolNodes, Current: s.Status.CurrentReplicas,
+			Desired: s.Status.DesiredReplicas, LimitedBy: s.Status.LimitedBy, Pods: usage[key].Pods, Stranded: usage[key].Stranded})
+	}
+	sort.Slice(st.Scalers, func(i, j int) bool { return st.Scalers[i].Name < st.Scalers[j].Name })
+	return st, nil
 }
 
 func printStatus(w io.Writer, st clusterStatus, output string) error {
@@ -150,7 +181,31 @@ func printStatus(w io.Writer, st clusterStatus, output string) error {
 			states = append(states, fmt.Sprintf("%d %s", s.Nodes, strings.ReplaceAll(s.State, "_", " ")))
 		}
 	}
-	fmt.Fprintf(w, "\nNodes: %s. Pending paid pods: %d%s.\n", strings.Join(states, ", "), st.Report.PendingPaid.Pods, demand(st.Report.PendingPaid.Requests))
+	fmt.Fprintf(w, "\nNodes: %s. Pending paid pods: %d%s.", strings.Join(states, ", "), st.Report.PendingPaid.Pods, demand(st.Report.PendingPaid.Requests))
+	if g := st.Report.GatedPaid; g.Pods > 0 || output == "wide" {
+		// Gated pods wait for their gates (e.g. Kueue's admission), not for room.
+		fmt.Fprintf(w, " Gated paid pods: %d%s.", g.Pods, demand(g.Requests))
+	}
+	fmt.Fprintln(w)
+	if len(st.Scalers) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+		header := "SCALER\tPOOL NODES\tCURRENT\tDESIRED\tLIMITED BY"
+		if output == "wide" {
+			header += "\tBOUND\tSTRANDED"
+		}
+		fmt.Fprintln(tw, header)
+		for _, sc := range st.Scalers {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s", sc.Name, sc.PoolNodes, sc.Current, sc.Desired, sc.LimitedBy)
+			if output == "wide" {
+				fmt.Fprintf(tw, "\t%d\t%d", sc.Pods-sc.Stranded, sc.Stranded)
+			}
+			fmt.Fprintln(tw)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	if output != "wide" {
 		return nil
 	}

@@ -86,6 +86,16 @@ func app(name string) podOpt { return func(p *corev1.Pod) { p.Labels["app"] = na
 func priority(v int32) podOpt {
 	return func(p *corev1.Pod) { p.Spec.Priority = &v }
 }
+func gated(gate string) podOpt {
+	return func(p *corev1.Pod) {
+		p.Spec.SchedulingGates = append(p.Spec.SchedulingGates, corev1.PodSchedulingGate{Name: gate})
+	}
+}
+func podTolerates(key string) podOpt {
+	return func(p *corev1.Pod) {
+		p.Spec.Tolerations = append(p.Spec.Tolerations, corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists})
+	}
+}
 func podSelector(k, v string) podOpt {
 	return func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{k: v} }
 }
@@ -121,17 +131,16 @@ func newEnv(nodes []*corev1.Node, ps []*corev1.Pod, apps ...string) *env {
 
 func (e *env) cluster() Cluster { return Cluster{Rooms: e.l.Rooms(), Pending: e.l.Pending()} }
 
-// withBound sets each scaler's Bound from the ledger, and Current to Bound
+// withBound sets each scaler's Bound and Stranded from the ledger (as the
+// controller does, with PodCountsOf), and Current to all its bound pods
 // unless it was set.
 func (e *env) withBound(scalers ...Scaler) []Scaler {
-	bound := map[string]int32{}
-	for _, w := range e.l.Report().Workloads {
-		bound[w.Key] = int32(w.Pods)
-	}
+	counts := PodCountsOf(e.l.Report())
 	for i := range scalers {
-		scalers[i].Bound = bound[scalers[i].Key]
+		c := counts[scalers[i].Key]
+		scalers[i].Bound, scalers[i].Stranded = c.Bound, c.Stranded
 		if scalers[i].Current == 0 {
-			scalers[i].Current = scalers[i].Bound
+			scalers[i].Current = c.Bound + c.Stranded
 		}
 	}
 	return scalers

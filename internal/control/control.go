@@ -4,11 +4,17 @@
 // and the same input always gives the same output. The controller, the
 // simulator and the demo all call Decide.
 //
+// A scaler's pool is the Ready, schedulable nodes that match its pool
+// selector and that one replica is eligible for (capacity.Eligible: node
+// selector, required node affinity, untolerated NoSchedule/NoExecute taints).
+//
 // For each scaler, every round:
 //  1. Budget: the pool's allocatable minus the headroom, minus what paid pods
 //     request (bound ones, plus pending paid pods that yielding would let in),
 //     minus what other scalers hold in the pool; in replicas of the shape.
-//  2. Fit: the replicas bound now plus how many more fit, node by node.
+//  2. Fit: the replicas bound to Ready nodes now plus how many more fit,
+//     node by node. Replicas stranded on NotReady, cordoned or missing nodes
+//     count for nothing: the target's count covers them until they are gone.
 //  3. desired = clamp(min(budget, fit), Min, Max). Min wins, even over Max.
 //  4. A scale-down is applied at once.
 //  5. A scale-up is stabilised: a window, a step limit, and hysteresis.
@@ -44,8 +50,9 @@ type Scaler struct {
 	// selector, required node affinity and tolerations.
 	Shape capacity.Shape
 	// Current is the target's spec.replicas; Bound counts its pods that are
-	// bound to a node and not terminal.
-	Current, Bound int32
+	// bound to a Ready node and not terminal; Stranded those bound to a node
+	// that is NotReady, cordoned or missing (see PodCountsOf).
+	Current, Bound, Stranded int32
 	// Min and Max bound the decision. Min wins over everything, Max included.
 	Min, Max int32
 	// Headroom is the room kept free for paid work, per resource. Resources
@@ -54,7 +61,8 @@ type Scaler struct {
 	// TargetUtilizationPercent (0-100) fills the pool up to this share of its
 	// allocatable for resources without a Headroom entry; 0 fills it entirely.
 	TargetUtilizationPercent float64
-	// PoolSelector picks the pool's nodes among the Ready ones (nil: all).
+	// PoolSelector picks the pool's nodes among the Ready ones (nil: all);
+	// of those, the pool keeps the nodes a replica of Shape is eligible for.
 	PoolSelector labels.Selector
 	// Priority orders the sharing: higher priorities take room first.
 	Priority int32
@@ -123,6 +131,12 @@ type Decision struct {
 	// the replicas bound and those that fit node by node after higher
 	// priorities' new replicas, and never the room shared out to others.
 	Budget, Fit int64
+	// PoolNodes counts the nodes of the scaler's pool: Ready, schedulable,
+	// matching its pool selector, and eligible for one replica.
+	PoolNodes int
+	// Stranded is the scaler's Stranded input: replicas on nodes that are
+	// not Ready, which neither hold room in the fit nor are added on top.
+	Stranded int32
 	// Reason is one sentence with the numbers behind Desired.
 	Reason string
 	// History is the scaler's History for the next round.
@@ -186,6 +200,8 @@ func (m *model) decide(now time.Time, p *plan) Decision {
 		Limit:       finalLimit,
 		Budget:      budget,
 		Fit:         fit,
+		PoolNodes:   len(p.pool),
+		Stranded:    s.Stranded,
 		Reason:      explain(p, rec, limit, desired, held, budget, fit, fitNow),
 		History:     hist,
 	}
@@ -206,4 +222,21 @@ func clampDesired(budget, fit int64, lo, hi int32) (int32, Limit) {
 		v, limit = int64(lo), LimitMin
 	}
 	return int32(v), limit
+}
+
+// PodCounts is what a workload's pods hold: Bound to Ready nodes, and
+// Stranded on nodes that are NotReady, cordoned or missing.
+type PodCounts struct {
+	Bound, Stranded int32
+}
+
+// PodCountsOf reads each opportunistic workload's pod counts, by key, from
+// the capacity report: the one conversion the controller, the simulator and
+// the demo use to fill Scaler.Bound and Scaler.Stranded.
+func PodCountsOf(rep capacity.Report) map[string]PodCounts {
+	out := make(map[string]PodCounts, len(rep.Workloads))
+	for _, w := range rep.Workloads {
+		out[w.Key] = PodCounts{Bound: int32(w.Pods - w.Stranded), Stranded: int32(w.Stranded)}
+	}
+	return out
 }

@@ -155,10 +155,110 @@ func TestDecideSingleScaler(t *testing.T) {
 			want:   8, limit: LimitBudget, budget: 8, fit: 8,
 		},
 		{
-			name:   "untolerated taint: the budget counts the node, the fit does not",
+			name:   "untolerated taint: the node is outside the pool, for the budget as for the fit",
 			nodes:  []*corev1.Node{kubeNode("gpu", cores(32), tainted("dedicated", "gpu", corev1.TaintEffectNoSchedule)), kubeNode("plain", cores(8))},
 			scaler: worker("worker", oneCore),
-			want:   8, limit: LimitFit, budget: 40, fit: 8,
+			want:   8, limit: LimitBudget, budget: 8, fit: 8,
+			reason: "budget 8 replicas: cpu 8000m allocatable - 0m paid = 8000m / 1000m",
+		},
+		{
+			name:   "untolerated NoExecute taint: outside the pool; a PreferNoSchedule taint is not",
+			nodes:  []*corev1.Node{kubeNode("evict", cores(32), tainted("x", "y", corev1.TaintEffectNoExecute)), kubeNode("soft", cores(8), tainted("x", "y", corev1.TaintEffectPreferNoSchedule))},
+			scaler: worker("worker", oneCore),
+			want:   8, limit: LimitBudget, budget: 8, fit: 8,
+		},
+		{
+			// Issue 13, case 1: the budget counted the GPU nodes' 128 cores
+			// (budget 176), fit (88) sat below it, and the 10 pending paid
+			// cores never lowered the decision.
+			name: "tainted GPU pool: the budget excludes its allocatable, so pending paid pods lower the decision",
+			nodes: []*corev1.Node{
+				kubeNode("cpu-1", cores(32)), kubeNode("cpu-2", cores(32)), kubeNode("cpu-3", cores(32)), kubeNode("cpu-4", cores(32)),
+				kubeNode("gpu-1", cores(64), tainted("nvidia.com/gpu", "present", corev1.TaintEffectNoSchedule)),
+				kubeNode("gpu-2", cores(64), tainted("nvidia.com/gpu", "present", corev1.TaintEffectNoSchedule)),
+			},
+			pods: concat(
+				pods("paid", 20, []string{"cpu-1", "cpu-2", "cpu-3", "cpu-4"}, list("cpu", "2")),
+				pods("worker", 88, []string{"cpu-1", "cpu-2", "cpu-3", "cpu-4"}, oneCore, app("worker")),
+				pods("more-paid", 10, []string{""}, list("cpu", "1")),
+			),
+			scaler: worker("worker", oneCore, bounds(0, 200), cpuHeadroom(30)),
+			want:   48, limit: LimitPendingPaid, budget: 48, fit: 88,
+			reason: "budget 48 replicas: cpu 128000m allocatable - 30000m headroom - 40000m paid - 10000m pending paid (10 pods) = 48000m / 1000m",
+		},
+		{
+			name: "a pending paid pod that can only run outside the pool is not the worker's demand",
+			nodes: []*corev1.Node{
+				kubeNode("cpu-1", cores(32)),
+				kubeNode("gpu-1", cores(64), labelled("accelerator", "nvidia"), tainted("nvidia.com/gpu", "present", corev1.TaintEffectNoSchedule)),
+			},
+			pods: concat(pods("worker", 20, []string{"cpu-1"}, oneCore, app("worker")),
+				[]*corev1.Pod{kubePod("train", "", list("cpu", "16"), podTolerates("nvidia.com/gpu"), podSelector("accelerator", "nvidia"))}),
+			scaler: worker("worker", oneCore, cpuHeadroom(4)),
+			want:   28, limit: LimitBudget, budget: 28, fit: 32,
+			reason: "budget 28 replicas: cpu 32000m allocatable - 4000m headroom - 0m paid = 28000m / 1000m",
+		},
+		{
+			name: "percent headroom is a share of the eligible pool, not of tainted nodes",
+			nodes: []*corev1.Node{
+				kubeNode("cpu-1", cores(32)), kubeNode("cpu-2", cores(32)), kubeNode("cpu-3", cores(32)), kubeNode("cpu-4", cores(32)),
+				kubeNode("gpu-1", cores(64), tainted("nvidia.com/gpu", "present", corev1.TaintEffectNoSchedule)),
+				kubeNode("gpu-2", cores(64), tainted("nvidia.com/gpu", "present", corev1.TaintEffectNoSchedule)),
+			},
+			pods:   pods("paid", 20, []string{"cpu-1", "cpu-2", "cpu-3", "cpu-4"}, list("cpu", "2")),
+			scaler: worker("worker", oneCore, headroom(corev1.ResourceCPU, Headroom{Percent: 25})),
+			want:   56, limit: LimitBudget, budget: 56, fit: 88,
+			reason: "cpu 128000m allocatable - 32000m headroom - 40000m paid = 56000m / 1000m",
+		},
+		{
+			name: "a tainted control-plane node is outside the pool: target utilization counts the workers only",
+			nodes: []*corev1.Node{
+				kubeNode("control-plane", cores(8), tainted("node-role.kubernetes.io/control-plane", "", corev1.TaintEffectNoSchedule)),
+				kubeNode("w1", cores(16)), kubeNode("w2", cores(16)),
+			},
+			pods: []*corev1.Pod{kubePod("apiserver", "control-plane", list("cpu", "2"))},
+			scaler: worker("worker", oneCore, func(s *Scaler) {
+				s.TargetUtilizationPercent = 75
+			}),
+			want: 24, limit: LimitBudget, budget: 24, fit: 32,
+			reason: "budget 24 replicas: cpu 32000m allocatable - 8000m headroom - 0m paid = 24000m / 1000m",
+		},
+		{
+			// Issue 13, case 5: a Kueue-gated 20-core paid pod cut the worker
+			// from 60 to 40 (PendingPaid), although yielding cannot let it in.
+			name:   "a scheduling-gated paid pod is not demand",
+			nodes:  []*corev1.Node{kubeNode("n0", cores(32)), kubeNode("n1", cores(32))},
+			pods:   concat(pods("worker", 60, []string{"n0", "n1"}, oneCore, app("worker")), []*corev1.Pod{kubePod("queued", "", list("cpu", "20"), gated("kueue.x-k8s.io/admission"))}),
+			scaler: worker("worker", oneCore, cpuHeadroom(4)),
+			want:   60, limit: LimitBudget, budget: 60, fit: 64,
+			reason: "budget 60 replicas: cpu 64000m allocatable - 4000m headroom - 0m paid = 60000m / 1000m",
+		},
+		{
+			name:   "the same paid pod without gates is demand",
+			nodes:  []*corev1.Node{kubeNode("n0", cores(32)), kubeNode("n1", cores(32))},
+			pods:   concat(pods("worker", 60, []string{"n0", "n1"}, oneCore, app("worker")), []*corev1.Pod{kubePod("queued", "", list("cpu", "20"))}),
+			scaler: worker("worker", oneCore, cpuHeadroom(4)),
+			want:   40, limit: LimitPendingPaid, budget: 40, fit: 64,
+		},
+		{
+			// Issue 13, case 6: with 30 worker pods on a NotReady node, fit
+			// read 94 in a 64-core pool.
+			name:  "replicas stranded on a NotReady node are no room in the fit",
+			nodes: []*corev1.Node{kubeNode("a", cores(32)), kubeNode("b", cores(32)), kubeNode("down", cores(32), notReady())},
+			pods: concat(pods("worker", 34, []string{"a", "b"}, oneCore, app("worker")),
+				pods("stranded", 30, []string{"down"}, oneCore, app("worker"))),
+			scaler: worker("worker", oneCore),
+			want:   64, limit: LimitBudget, budget: 64, fit: 64,
+			reason: "budget 64 replicas",
+		},
+		{
+			name:  "replicas on a cordoned node and on a vanished one are stranded too",
+			nodes: []*corev1.Node{kubeNode("a", cores(32)), kubeNode("drain", cores(32), cordoned())},
+			pods: concat(pods("worker", 20, []string{"a"}, oneCore, app("worker")),
+				pods("cordoned", 10, []string{"drain"}, oneCore, app("worker")),
+				pods("gone", 5, []string{"vanished"}, oneCore, app("worker"))),
+			scaler: worker("worker", oneCore, bounds(0, 30)),
+			want:   30, limit: LimitMax, budget: 32, fit: 32,
 		},
 		{
 			name:   "tolerated taint",
@@ -175,10 +275,10 @@ func TestDecideSingleScaler(t *testing.T) {
 			reason: "cpu 16000m allocatable - 4000m headroom - 0m paid = 12000m / 1000m",
 		},
 		{
-			name:   "node selector narrower than the pool: fit binds",
+			name:   "node selector narrower than the pool selector: the pool is the nodes it matches",
 			nodes:  []*corev1.Node{kubeNode("a", cores(16), labelled("zone", "a")), kubeNode("b", cores(16), labelled("zone", "b"))},
 			scaler: worker("worker", oneCore, nodeSelector("zone", "a")),
-			want:   16, limit: LimitFit, budget: 32, fit: 16,
+			want:   16, limit: LimitBudget, budget: 16, fit: 16,
 		},
 		{
 			name: "a GPU shape is bound by GPUs",
@@ -260,5 +360,26 @@ func TestPercentOf(t *testing.T) {
 				t.Errorf("percentOf(%d, %v) = %d, want %d", tc.v, tc.pct, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestDecisionReportsPoolAndStranded: the decision says how many nodes the
+// pool has and how many replicas are stranded, for status and the CLI.
+func TestDecisionReportsPoolAndStranded(t *testing.T) {
+	oneCore := list("cpu", "1", "memory", "1Gi")
+	nodes := []*corev1.Node{
+		kubeNode("a", cores(32)), kubeNode("b", cores(32)), kubeNode("down", cores(32), notReady()),
+		kubeNode("gpu", cores(64), tainted("nvidia.com/gpu", "present", corev1.TaintEffectNoSchedule)),
+		kubeNode("cp", cores(8), tainted("node-role.kubernetes.io/control-plane", "", corev1.TaintEffectNoSchedule)),
+	}
+	ps := concat(pods("worker", 34, []string{"a", "b"}, oneCore, app("worker")), pods("stranded", 30, []string{"down"}, oneCore, app("worker")))
+	e := newEnv(nodes, ps, "worker")
+	d := e.decide(t0, worker("worker", oneCore))[0]
+	if d.PoolNodes != 2 || d.Stranded != 30 || d.Fit != 64 {
+		t.Errorf("pool %d nodes, %d stranded, fit %d; want 2, 30, 64 (%s)", d.PoolNodes, d.Stranded, d.Fit, d.Reason)
+	}
+	d = e.decide(t0, worker("worker", oneCore, tolerates("nvidia.com/gpu")))[0]
+	if d.PoolNodes != 3 {
+		t.Errorf("tolerating the GPU taint: pool %d nodes, want 3", d.PoolNodes)
 	}
 }

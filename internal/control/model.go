@@ -2,6 +2,7 @@ package control
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,10 +23,13 @@ type model struct {
 	owned   []bool // actual[i].Requested is this round's own copy
 	reclaim []capacity.NodeRoom
 	all     []int // every node index: the default pool
+	// poolIDs numbers the distinct pools of the round (by their node
+	// indexes), so that scalers with the same pool share cached answers.
+	poolIDs map[string]int
 }
 
 func newModel(rooms []capacity.NodeRoom) *model {
-	m := &model{}
+	m := &model{poolIDs: map[string]int{}}
 	for _, r := range rooms {
 		if r.State == capacity.NodeReady {
 			m.actual = append(m.actual, r)
@@ -52,6 +56,7 @@ type plan struct {
 	weight int64
 	pool   []int  // indexes of the pool's nodes
 	inPool []bool // by node index; nil when the pool is every node
+	poolID int    // equal for plans with the same pool
 
 	names                 []corev1.ResourceName
 	request               []int64 // one replica
@@ -67,17 +72,34 @@ type plan struct {
 	saturated             bool        // no node takes another replica
 }
 
+// newPlan starts a scaler's accounting. Its pool is the Ready, schedulable
+// nodes that match its pool selector and that one replica is eligible for
+// (capacity.Eligible: node selector, required node affinity, taints):
+// budget, headroom, pending paid demand and fit all count over it, so a
+// tainted GPU pool or a control-plane node never inflates a CPU worker's budget.
 func (m *model) newPlan(s *Scaler) *plan {
-	p := &plan{s: s, weight: max(int64(s.Weight), 1), pool: m.all}
-	if sel := s.PoolSelector; sel != nil && !sel.Empty() {
-		p.pool, p.inPool = nil, make([]bool, len(m.actual))
-		for i := range m.actual {
-			if sel.Matches(labels.Set(m.actual[i].Labels)) {
-				p.pool = append(p.pool, i)
-				p.inPool[i] = true
-			}
+	p := &plan{s: s, weight: max(int64(s.Weight), 1)}
+	sel := s.PoolSelector
+	if sel != nil && sel.Empty() {
+		sel = nil
+	}
+	inPool := make([]bool, len(m.actual))
+	eligibility := capacity.EligibilityOf(s.Shape)
+	for i := range m.actual {
+		if sel != nil && !sel.Matches(labels.Set(m.actual[i].Labels)) {
+			continue
+		}
+		if ok, _ := eligibility.Node(&m.actual[i]); ok {
+			p.pool = append(p.pool, i)
+			inPool[i] = true
 		}
 	}
+	if len(p.pool) == len(m.actual) {
+		p.pool = m.all // the common case: no copy of the nodes later
+	} else {
+		p.inPool = inPool
+	}
+	p.poolID = m.poolID(p.pool)
 	for _, name := range s.Shape.Requests.Names() {
 		if v := s.Shape.Requests[name]; v > 0 {
 			p.names, p.request = append(p.names, name), append(p.request, v)
@@ -105,6 +127,25 @@ func (m *model) newPlan(s *Scaler) *plan {
 }
 
 func (p *plan) contains(node int) bool { return p.inPool == nil || p.inPool[node] }
+
+// poolID numbers a pool by its node indexes.
+func (m *model) poolID(pool []int) int {
+	var buf []byte
+	if len(pool) != len(m.all) {
+		buf = make([]byte, 0, 6*len(pool))
+		for _, i := range pool {
+			buf = strconv.AppendInt(buf, int64(i), 10)
+			buf = append(buf, ',')
+		}
+	}
+	key := string(buf)
+	id, seen := m.poolIDs[key]
+	if !seen {
+		id = len(m.poolIDs)
+		m.poolIDs[key] = id
+	}
+	return id
+}
 
 // rooms returns the pool's nodes out of one copy. The default pool is the
 // copy itself, so the common case costs no allocation.

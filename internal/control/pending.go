@@ -7,13 +7,20 @@ type pendingDemand struct {
 	pods []capacity.PendingPod // paid ones only
 	// fits caches, by pool and pod, whether the pod fits in the pool once the
 	// opportunistic pods are gone: scalers often share one pool.
-	fits map[string]bool
+	fits map[poolPod]bool
+}
+
+type poolPod struct {
+	pool int
+	pod  string
 }
 
 func newPendingDemand(pending []capacity.PendingPod) *pendingDemand {
-	d := &pendingDemand{fits: map[string]bool{}}
+	d := &pendingDemand{fits: map[poolPod]bool{}}
 	for _, pp := range pending {
-		if pp.Workload == "" && pp.NodeName == "" && !pp.Terminal {
+		// A gated pod is not demand: the scheduler will not try it, so
+		// room yielded for it would sit idle until its gates are lifted.
+		if pp.Workload == "" && pp.NodeName == "" && !pp.Terminal && !pp.Gated {
 			d.pods = append(d.pods, pp)
 		}
 	}
@@ -27,16 +34,12 @@ func newPendingDemand(pending []capacity.PendingPod) *pendingDemand {
 // would not help it. It must run before any room is shared out.
 func (d *pendingDemand) charge(m *model, p *plan) {
 	var rooms []capacity.NodeRoom // built on first need
-	pool := ""
-	if p.s.PoolSelector != nil {
-		pool = p.s.PoolSelector.String()
-	}
 	for i := range d.pods {
 		pp := &d.pods[i]
 		if pp.Priority < p.s.PodPriority {
 			continue
 		}
-		key := pool + "\x00" + pp.Key()
+		key := poolPod{p.poolID, pp.Key()}
 		fits, seen := d.fits[key]
 		if !seen {
 			if rooms == nil {

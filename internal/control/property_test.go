@@ -201,15 +201,16 @@ func TestDecideProperties(t *testing.T) {
 	}
 }
 
-// TestSharingNeverOvercommits: scalers of one pool never plan more than the
-// room there is, whatever their priorities, weights, shapes and selectors.
+// TestSharingNeverOvercommits: scalers never plan more than the room there
+// is on the nodes of their pools, whatever their priorities, weights, shapes
+// and selectors.
 func TestSharingNeverOvercommits(t *testing.T) {
 	for seed := range uint64(2000) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		w := randomWorldFor(rng, worldOptions{simple: true})
 		room := capacity.Resources{}
 		for _, r := range w.cluster.Rooms {
-			if r.State == capacity.NodeReady {
+			if inSomePool(&r, w.scalers) {
 				room.Add(r.Allocatable)
 				room.Sub(r.Requested)
 				room.Add(r.OpportunisticRequested)
@@ -228,6 +229,16 @@ func TestSharingNeverOvercommits(t *testing.T) {
 			}
 		}
 	}
+}
+
+// inSomePool: one of the scalers' replicas is eligible for the node.
+func inSomePool(r *capacity.NodeRoom, scalers []Scaler) bool {
+	for _, s := range scalers {
+		if ok, _ := capacity.Eligible(r, s.Shape); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func TestDecideIsDeterministic(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 type Published struct {
 	Current, Desired, Min, Max int32
 	Limit, Reason              string
+	// PoolNodes counts the nodes of the scaler's pool.
+	PoolNodes int
 }
 
 // DecisionStore holds the last decision of each scaler, for readers outside

@@ -130,20 +130,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	r.markConflicts(ctx, rounds)
 	r.updateWorkloads(rounds)
 
-	usage := map[string]int32{}
-	for _, w := range r.Capacity.Report().Workloads {
-		usage[w.Key] = int32(w.Pods)
-	}
+	counts := control.PodCountsOf(r.Capacity.Report())
 	var inputs []control.Scaler
 	for _, sr := range rounds {
 		if sr.problem != "" {
 			continue
 		}
-		in, err := toControl(sr.obj, sr.target, usage[sr.key], r.history[sr.key])
+		in, err := toControl(sr.obj, sr.target, counts[sr.key].Bound, r.history[sr.key])
 		if err != nil {
 			sr.problem, sr.message = ReasonInvalidSpec, err.Error()
 			continue
 		}
+		in.Stranded = counts[sr.key].Stranded
 		sr.input = in
 		inputs = append(inputs, in)
 	}
@@ -159,7 +157,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		d, in := &decisions[i], inputByKey[decisions[i].Key]
 		byKey[d.Key] = d
 		r.history[d.Key] = d.History
-		published[d.Key] = Published{Current: in.Current, Desired: d.Desired, Min: in.Min, Max: in.Max, Limit: string(d.Limit), Reason: d.Reason}
+		published[d.Key] = Published{Current: in.Current, Desired: d.Desired, Min: in.Min, Max: in.Max, Limit: string(d.Limit), Reason: d.Reason, PoolNodes: d.PoolNodes}
 	}
 	r.Decisions.replace(published)
 	var errs []error
@@ -390,6 +388,7 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 	current := sr.target.Scale.Spec.Replicas
 	status.DesiredReplicas, status.LimitedBy, status.Reason = d.Desired, string(d.Limit), d.Reason
 	status.BudgetReplicas, status.FitReplicas = d.Budget, d.Fit
+	status.PoolNodes, status.StrandedReplicas = int32(d.PoolNodes), d.Stranded
 	mode := ReasonActive
 	switch {
 	case s.Spec.Paused:

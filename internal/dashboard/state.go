@@ -60,6 +60,11 @@ type Workload struct {
 	// LimitedBy names what set Desired (Budget, Fit, Max, Min, PendingPaid, ...).
 	LimitedBy string `json:"limitedBy"`
 	Reason    string `json:"reason"`
+	// PoolNodes counts the nodes of its pool (Ready, schedulable, matching
+	// its pool selector, eligible for one replica); 0 before a decision.
+	PoolNodes int `json:"poolNodes"`
+	// Stranded counts its pods on NotReady, cordoned or missing nodes.
+	Stranded int32 `json:"stranded"`
 }
 
 // PendingPaid is the paid demand not yet bound to a node.
@@ -70,6 +75,9 @@ type PendingPaid struct {
 	OldestWaitSeconds float64 `json:"oldestWaitSeconds"`
 	// MaxWaitSeconds is the longest any paid pod waited so far, when known.
 	MaxWaitSeconds float64 `json:"maxWaitSeconds"`
+	// Gated counts the unbound paid pods held by scheduling gates: they wait
+	// for their gates, not for room, and are not in Pods.
+	Gated int `json:"gated"`
 }
 
 // Node is one node's room, in the Resource units.

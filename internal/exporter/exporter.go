@@ -89,8 +89,9 @@ var (
 	descStateAlloc      = prometheus.NewDesc("opportunist_node_state_allocatable", "Allocatable room of the nodes in each state, by resource, in base units.", append([]string{"state"}, resourceLabels...), nil)
 	descStateRequests   = prometheus.NewDesc("opportunist_node_state_requests", "Requests of pods bound to nodes in each state (missing: bound to a node that is not known), by resource, in base units.", append([]string{"state"}, resourceLabels...), nil)
 	descPendingPods     = prometheus.NewDesc("opportunist_pending_paid_pods", "Paid pods not bound to a node yet: demand waiting for room.", nil, nil)
+	descGatedPods       = prometheus.NewDesc("opportunist_gated_paid_pods", "Paid pods not bound and held by scheduling gates: waiting for their gates, not for room, so not demand.", nil, nil)
 	descPendingReq      = prometheus.NewDesc("opportunist_pending_paid_requests", "Effective requests of paid pods not bound to a node yet, by resource, in base units.", resourceLabels, nil)
-	descWorkloadPods    = prometheus.NewDesc("opportunist_workload_pods", "Pods of each opportunistic workload, by phase of placement (bound or pending).", []string{"workload", "placement"}, nil)
+	descWorkloadPods    = prometheus.NewDesc("opportunist_workload_pods", "Pods of each opportunistic workload, by phase of placement (bound or pending; stranded: the bound ones on NotReady, cordoned or missing nodes).", []string{"workload", "placement"}, nil)
 	descWorkloadReq     = prometheus.NewDesc("opportunist_workload_requests", "Effective requests of each opportunistic workload's bound pods, by resource, in base units.", append([]string{"workload"}, resourceLabels...), nil)
 	descUp              = prometheus.NewDesc("opportunist_capacity_data_ready", "1 when the capacity numbers are current (informers synced, API server reachable), else 0 and no capacity metric is served.", nil, nil)
 	descStaleSeconds    = prometheus.NewDesc("opportunist_capacity_stale_seconds", "How long the capacity numbers have been stale (a watch failing, the API server not answering); 0 while current.", nil, nil)
@@ -112,7 +113,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- g.desc()
 	}
 	for _, d := range []*prometheus.Desc{descPoolCapacity, descPoolAllocatable, descPoolRequests, descPoolRemaining, descNodes,
-		descStateAlloc, descStateRequests, descPendingPods, descPendingReq, descWorkloadPods, descWorkloadReq, descUp, descStaleSeconds} {
+		descStateAlloc, descStateRequests, descPendingPods, descGatedPods, descPendingReq, descWorkloadPods, descWorkloadReq, descUp, descStaleSeconds} {
 		ch <- d
 	}
 }
@@ -157,10 +158,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		emitResources(ch, descStateRequests, st.Requests, st.State)
 	}
 	ch <- gauge(descPendingPods, float64(rep.PendingPaid.Pods))
+	ch <- gauge(descGatedPods, float64(rep.GatedPaid.Pods))
 	emitResources(ch, descPendingReq, rep.PendingPaid.Requests)
 	for _, w := range rep.Workloads {
 		ch <- gauge(descWorkloadPods, float64(w.Pods), w.Key, "bound")
 		ch <- gauge(descWorkloadPods, float64(w.Pending), w.Key, "pending")
+		ch <- gauge(descWorkloadPods, float64(w.Stranded), w.Key, "stranded")
 		emitResources(ch, descWorkloadReq, w.Requests, w.Key)
 	}
 }

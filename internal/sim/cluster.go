@@ -50,7 +50,14 @@ type world struct {
 	boundOppCPU  int64
 	readyOppCPU  int64 // opportunistic pods Ready and not terminating: what is harvested
 	paidDemand   int64 // paid pods not terminating, bound or not
-	pendingPaid  int   // paid pods not bound
+	// The opportunistic pool: nodes some opportunistic workload may use
+	// (its pool selector and capacity.Eligible), as the control law counts
+	// its pools. Overshoot is measured there: room on nodes no
+	// opportunistic pod may use is no room to fill.
+	inPool      []bool // by node
+	poolCPU     int64  // allocatable of the pool's Ready nodes
+	paidPoolCPU int64  // paidDemand of the paid sets that may run in the pool
+	pendingPaid int    // paid pods not bound
 	// maxPaidWait is the longest a paid pod waited to be bound.
 	maxPaidWait time.Duration
 }
@@ -78,6 +85,7 @@ type replicaSet struct {
 	// pods never preempt (preemptionPolicy: Never).
 	preempts bool
 	eligible []bool // by node: taints, selector and affinity allow it
+	inPool   bool   // a paid set that may run on a node of the opportunistic pool
 
 	replicas int32
 	active   []*pod // not terminating: pending or bound
@@ -143,6 +151,23 @@ func newWorld(sc *Scenario, virtualOpp bool) *world {
 		w.opp = append(w.opp, rs)
 	}
 	w.sets = append(append([]*replicaSet(nil), w.paid...), w.opp...)
+	w.inPool = make([]bool, len(w.nodes))
+	for i, n := range w.nodes {
+		for j, rs := range w.opp {
+			sel := sc.Opportunistic[j].PoolSelector
+			if rs.eligible[i] && (sel == nil || sel.Matches(labels.Set(n.spec.Labels))) {
+				w.inPool[i] = true
+			}
+		}
+		if w.inPool[i] {
+			w.poolCPU += n.spec.Allocatable[corev1.ResourceCPU]
+		}
+	}
+	for _, rs := range w.paid {
+		for i := range w.nodes {
+			rs.inPool = rs.inPool || rs.eligible[i] && w.inPool[i]
+		}
+	}
 	return w
 }
 
@@ -152,14 +177,13 @@ func (w *world) newSet(name string, p Pods, paid bool) *replicaSet {
 		rs.priority = p.Priority
 		rs.preempts = paid
 	}
-	// A node is eligible when a pod of this shape would fit on it empty.
+	// A node is eligible when its taints, the pods' node selector and
+	// affinity allow it, whatever its room: the rule of the control law's
+	// pools. Node state is checked where it is used (nodes go down and up).
 	for _, r := range w.rooms {
-		r.Requested = capacity.Resources{}
-		r.Allocatable = capacity.Resources{}
-		for name, v := range p.Shape.Requests {
-			r.Allocatable[name] = v
-		}
-		rs.eligible = append(rs.eligible, capacity.Fit([]capacity.NodeRoom{r}, p.Shape).Total > 0)
+		r.State = capacity.NodeReady
+		ok, _ := capacity.Eligible(&r, p.Shape)
+		rs.eligible = append(rs.eligible, ok)
 	}
 	return rs
 }
@@ -184,6 +208,9 @@ func (w *world) createPod(rs *replicaSet) {
 	w.pending = append(w.pending, p)
 	if rs.paid {
 		w.paidDemand += rs.cpu
+		if rs.inPool {
+			w.paidPoolCPU += rs.cpu
+		}
 		w.pendingPaid++
 	}
 	w.ledger.UpsertPod(w.ledgerPod(p))
@@ -241,6 +268,9 @@ func (w *world) deletePod(p *pod) {
 	}
 	if rs.paid {
 		w.paidDemand -= rs.cpu
+		if rs.inPool {
+			w.paidPoolCPU -= rs.cpu
+		}
 	}
 	if p.node < 0 {
 		w.pending = slices.DeleteFunc(w.pending, func(q *pod) bool { return q == p })
@@ -338,9 +368,15 @@ func (w *world) setNode(i int, up bool) {
 			w.removePod(p)
 		}
 		w.allocCPU -= cpu
+		if w.inPool[i] {
+			w.poolCPU -= cpu
+		}
 		w.rooms[i].State = capacity.NodeNotReady
 	} else {
 		w.allocCPU += cpu
+		if w.inPool[i] {
+			w.poolCPU += cpu
+		}
 		w.rooms[i].State = capacity.NodeReady
 		w.reschedule = true
 	}

@@ -67,6 +67,9 @@ type LiveWorkload struct {
 	MinReplicas, MaxReplicas int32
 	Limit                    string
 	Reason                   string
+	// PoolNodes and Stranded are the last decision's (opportunist strategies).
+	PoolNodes int
+	Stranded  int32
 }
 
 // LiveDecision is one change of a workload's replica count.
@@ -193,6 +196,22 @@ func (l *Live) why(i int) (limit, reason string) {
 	return "", ""
 }
 
+// poolOf is the workload's pool size and stranded replicas, as the last
+// decision of a strategy that runs the control law counted them.
+func (l *Live) poolOf(i int) (int, int32) {
+	var ds []control.Decision
+	switch s := l.strat.(type) {
+	case *opportunist:
+		ds = s.decisions
+	case *hpaAverageValue:
+		ds = s.ctl.decisions
+	}
+	if d := decisionFor(ds, l.w.opp[i].name); d != nil {
+		return d.PoolNodes, d.Stranded
+	}
+	return 0, 0
+}
+
 func decisionFor(ds []control.Decision, name string) *control.Decision {
 	for i := range ds {
 		if ds[i].Key == namespace+"/"+name {
@@ -219,6 +238,7 @@ func (l *Live) Snapshot() LiveSnapshot {
 		o := &l.sc.Opportunistic[i]
 		wl := LiveWorkload{Name: rs.name, Current: rs.replicas, Desired: rs.replicas, MinReplicas: o.MinReplicas, MaxReplicas: o.MaxReplicas}
 		wl.Limit, wl.Reason = l.why(i)
+		wl.PoolNodes, wl.Stranded = l.poolOf(i)
 		if op, ok := l.strat.(*opportunist); ok && len(op.desired) > i {
 			wl.Desired = op.desired[i]
 		}

@@ -41,6 +41,9 @@ func TestLiveMatchesRun(t *testing.T) {
 		if len(s.Decisions) == 0 || s.Decisions[0].At < s.Decisions[len(s.Decisions)-1].At {
 			t.Errorf("%s: decisions not newest first or empty: %+v", name, s.Decisions)
 		}
+		if name != HPASeed && s.Workloads[0].PoolNodes != len(s.Nodes) { // seed-burst: every node is the worker's
+			t.Errorf("%s: pool of %d nodes, want %d", name, s.Workloads[0].PoolNodes, len(s.Nodes))
+		}
 		if name == Opportunist && s.Workloads[0].Limit == "" {
 			t.Errorf("%s: workload without a limit: %+v", name, s.Workloads[0])
 		}

@@ -290,11 +290,12 @@ func (a *accounting) add(w *world, dt time.Duration) {
 		}
 		bound = harvest
 	}
-	var headroom int64
+	var headroom, poolHeadroom int64
 	for i := range w.sc.Opportunistic {
 		headroom = max(headroom, w.sc.Opportunistic[i].cpuHeadroom(w.allocCPU))
+		poolHeadroom = max(poolHeadroom, w.sc.Opportunistic[i].cpuHeadroom(w.poolCPU))
 	}
-	allowed := w.allocCPU - headroom - w.paidDemand
+	allowed := w.poolCPU - poolHeadroom - w.paidPoolCPU
 	over := min(max(harvest-allowed, 0), harvest)
 	a.harvest += float64(harvest) * secs
 	a.overshoot += float64(over) * secs

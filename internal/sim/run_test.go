@@ -171,3 +171,29 @@ opportunistic:
 		t.Errorf("opportunist %+v, want the oracle's 28 core-h: pods start at once and nothing changes", o)
 	}
 }
+
+// TestTaintedPool is issue 13's case 1: a CPU worker beside a tainted GPU
+// pool it may not use. Counting the GPU nodes in its budget kept the 10 new
+// paid pods waiting for the rest of the run (12,000 pod-seconds), harvested
+// 107.7% of the oracle and overshot by 18 core-hours.
+func TestTaintedPool(t *testing.T) {
+	sc, err := Builtin("tainted-pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, Oracle}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := rep.Results[0]
+	t.Logf("%+v", o)
+	if o.PaidPendingPodSeconds > 10 {
+		t.Errorf("paid pods waited %.0f pod-seconds, want <= 10", o.PaidPendingPodSeconds)
+	}
+	if o.HarvestRatio > 1 {
+		t.Errorf("harvest %.4f of the oracle, want <= 1: the worker took room kept for paid pods", o.HarvestRatio)
+	}
+	if o.OvershootCoreHours > 0.01*o.HarvestCoreHours {
+		t.Errorf("overshoot %.3f core-h of %.3f harvested, want <= 1%%", o.OvershootCoreHours, o.HarvestCoreHours)
+	}
+}

@@ -17,7 +17,7 @@ import (
 
 func TestBuiltinScenarios(t *testing.T) {
 	names := BuiltinNames()
-	want := []string{"diurnal", "fragmented", "seed-burst", "spiky"}
+	want := []string{"diurnal", "fragmented", "seed-burst", "spiky", "tainted-pool"}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Fatalf("built-in scenarios %v, want %v", names, want)
 	}
@@ -32,7 +32,7 @@ func TestBuiltinScenarios(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Builtin("nope"); err == nil || !strings.Contains(err.Error(), "built in: diurnal, fragmented, seed-burst, spiky") {
+	if _, err := Builtin("nope"); err == nil || !strings.Contains(err.Error(), "built in: diurnal, fragmented, seed-burst, spiky, tainted-pool") {
 		t.Errorf("unknown built-in: %v, want the list of built-ins", err)
 	}
 }

@@ -65,7 +65,7 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // opportunist is the OpportunisticScaler controller (internal/controller):
 // one round of control.Decide over every scaler, fed from the capacity
-// ledger (Rooms, Pending, and the Report's bound pods per workload) with the
+// ledger (Rooms, Pending, and control.PodCountsOf of its Report) with the
 // History of the previous round, on every change of the cluster and at
 // least every RoundInterval. It writes the desired counts, or only publishes
 // them (dry run: opportunist_desired_replicas for hpa-averagevalue).
@@ -134,14 +134,11 @@ func (o *opportunist) replaySkippedResyncs(now time.Duration) {
 }
 
 func (o *opportunist) round(w *world) {
-	usage := map[string]int32{}
-	for _, u := range w.ledger.Report().Workloads {
-		usage[u.Key] = int32(u.Pods)
-	}
+	counts := control.PodCountsOf(w.ledger.Report())
 	scalers := make([]control.Scaler, len(w.opp))
 	for i, rs := range w.opp {
 		key := namespace + "/" + rs.name
-		scalers[i] = o.sc.Opportunistic[i].scaler(key, rs.replicas, usage[key], rs.priority, o.history[key])
+		scalers[i] = o.sc.Opportunistic[i].scaler(key, rs.replicas, counts[key], rs.priority, o.history[key])
 	}
 	decisions := control.Decide(epoch.Add(w.now), control.Cluster{Rooms: w.ledger.Rooms(), Pending: w.ledger.Pending()}, scalers)
 	o.decisions = decisions
@@ -167,12 +164,13 @@ func (o *opportunist) round(w *world) {
 
 // scaler is the control law's input for this workload, as internal/controller's
 // toControl builds it from an OpportunisticScaler and its target.
-func (o *OpportunisticWorkload) scaler(key string, current, bound, podPriority int32, history control.History) control.Scaler {
+func (o *OpportunisticWorkload) scaler(key string, current int32, pods control.PodCounts, podPriority int32, history control.History) control.Scaler {
 	return control.Scaler{
 		Key:                      key,
 		Shape:                    o.Shape,
 		Current:                  current,
-		Bound:                    bound,
+		Bound:                    pods.Bound,
+		Stranded:                 pods.Stranded,
 		Min:                      o.MinReplicas,
 		Max:                      o.MaxReplicas,
 		Headroom:                 o.Headroom,
@@ -260,7 +258,7 @@ func (o *oracle) act(w *world) {
 	o.ran, o.seen = true, w.version
 	scalers := make([]control.Scaler, len(w.opp))
 	for i, rs := range w.opp {
-		s := w.sc.Opportunistic[i].scaler(namespace+"/"+rs.name, 0, 0, rs.priority, control.History{})
+		s := w.sc.Opportunistic[i].scaler(namespace+"/"+rs.name, 0, control.PodCounts{}, rs.priority, control.History{})
 		s.ScaleUp, s.ScaleDown = control.Behavior{}, control.Behavior{}
 		scalers[i] = s
 	}

@@ -106,9 +106,9 @@ function drawWorkloads(v) {
     $("workloads").innerHTML = `<p class="muted">none</p>`;
     return;
   }
-  $("workloads").innerHTML = `<table><thead><tr><th>workload</th><th class="num">current</th><th class="num">desired</th><th class="num hide-narrow">min–max</th><th>limit</th></tr></thead><tbody>` +
-    v.workloads.map((w) => `<tr><td>${esc(w.name)}</td><td class="num">${w.current}</td><td class="num">${w.desired}</td><td class="num hide-narrow">${w.max ? `${w.min}–${w.max}` : "–"}</td><td><span class="tag">${esc(w.limitedBy || "–")}</span></td></tr>` +
-      (w.reason ? `<tr><td colspan="5" class="reason">${esc(w.reason)}</td></tr>` : "")).join("") + `</tbody></table>`;
+  $("workloads").innerHTML = `<table><thead><tr><th>workload</th><th class="num">current</th><th class="num">desired</th><th class="num hide-narrow">min–max</th><th class="num hide-narrow">pool nodes</th><th class="num">stranded</th><th>limit</th></tr></thead><tbody>` +
+    v.workloads.map((w) => `<tr><td>${esc(w.name)}</td><td class="num">${w.current}</td><td class="num">${w.desired}</td><td class="num hide-narrow">${w.max ? `${w.min}–${w.max}` : "–"}</td><td class="num hide-narrow">${w.poolNodes || "–"}</td><td class="num${w.stranded > 0 ? " bad" : ""}">${w.stranded || 0}</td><td><span class="tag">${esc(w.limitedBy || "–")}</span></td></tr>` +
+      (w.reason ? `<tr><td colspan="7" class="reason">${esc(w.reason)}</td></tr>` : "")).join("") + `</tbody></table>`;
 }
 
 function drawPending(v) {
@@ -118,7 +118,8 @@ function drawPending(v) {
     (p.pods > 0
       ? `<div>waiting for <b>${fmt(p.oldestWaitSeconds, 0)} s</b> so far (the time to yield, still running)</div>`
       : `<div>none waiting: paid pods get their room</div>`) +
-    `<div class="muted">longest wait so far (time to yield): ${fmt(p.maxWaitSeconds, 0)} s</div>`;
+    `<div class="muted">longest wait so far (time to yield): ${fmt(p.maxWaitSeconds, 0)} s</div>` +
+    (p.gated > 0 ? `<div class="muted">${p.gated} gated (scheduling gates: waiting for admission, not for room)</div>` : "");
 }
 
 function drawNodes(v) {
