@@ -79,15 +79,12 @@ func TestDecideSharing(t *testing.T) {
 			limits:  map[string]Limit{"default/a": LimitMax, "default/b": LimitBudget},
 		},
 		{
-			// a's node selector makes n0 its whole pool (issue 13: the pool is
-			// the nodes a replica is eligible for), and the water-filling
-			// levels are fractions of each plan's own pool: a's 25-core pool
-			// at weight 3 against b's 100 cores at weight 1 gives a 18.
-			// Fair sharing between overlapping pools of different sizes is
-			// issue 13's item 4 (share.go), which may move these numbers.
-			name:    "one confined by its node selector to one node: it shares by weight over its own pool",
+			// a's node selector makes n0 its whole pool (the pool is the nodes
+			// a replica is eligible for). b takes the nodes only it can use
+			// first, so a, at weight 3, keeps all of n0.
+			name:    "one confined by its node selector to one node: it keeps that node",
 			scalers: []Scaler{worker("a", oneCore, weight(3), nodeSelector("kubernetes.io/hostname", "n0")), worker("b", oneCore)},
-			want:    map[string]int32{"default/a": 18, "default/b": 82},
+			want:    map[string]int32{"default/a": 25, "default/b": 75},
 			limits:  map[string]Limit{"default/a": LimitBudget, "default/b": LimitBudget},
 		},
 		{
