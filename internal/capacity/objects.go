@@ -1,6 +1,8 @@
 package capacity
 
 import (
+	"strconv"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	resourcehelper "k8s.io/component-helpers/resource"
@@ -73,7 +75,17 @@ type Pod struct {
 	NodeName string
 	// Terminal pods (Succeeded or Failed) hold no room.
 	Terminal bool
+	// Terminating pods (deletionTimestamp set) still hold their room, but
+	// are leaving: yielding counts their room as coming free.
+	Terminating bool
+	// Gated pods (spec.schedulingGates) are not schedulable yet: yielding
+	// cannot let them in.
+	Gated    bool
 	Priority int32
+	// DeletionCost is the controller.kubernetes.io/pod-deletion-cost
+	// annotation (0 when absent or invalid): a ReplicaSet that shrinks
+	// deletes lower costs first among equally ready pods.
+	DeletionCost int32
 	// Requests are the effective requests, including one "pods" slot.
 	Requests Resources
 	// Scheduling holds the placement constraints of a pod that is not bound
@@ -148,11 +160,34 @@ func FromPod(p *corev1.Pod) Pod {
 		Terminal:  p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed,
 		Priority:  podPriority(p),
 		Requests:  EffectiveRequests(&p.Spec),
+
+		Terminating:  p.DeletionTimestamp != nil,
+		Gated:        len(p.Spec.SchedulingGates) > 0,
+		DeletionCost: deletionCost(p.Annotations),
 	}
 	if out.NodeName == "" && !out.Terminal {
 		out.Scheduling = &Scheduling{NodeSelector: p.Spec.NodeSelector, Affinity: p.Spec.Affinity, Tolerations: p.Spec.Tolerations}
 	}
 	return out
+}
+
+// DeletionCostAnnotation ranks the pods a ReplicaSet deletes when it
+// shrinks: lower costs go first among pods equally assigned, in the same
+// phase and equally ready (k8s.io/kubernetes pkg/controller ActivePodsWithRanks).
+const DeletionCostAnnotation = "controller.kubernetes.io/pod-deletion-cost"
+
+// deletionCost parses the annotation as the ReplicaSet controller does: an
+// int32, anything else counting as 0.
+func deletionCost(annotations map[string]string) int32 {
+	v, ok := annotations[DeletionCostAnnotation]
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil {
+		return 0
+	}
+	return int32(n)
 }
 
 func podPriority(p *corev1.Pod) int32 {

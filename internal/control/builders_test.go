@@ -119,7 +119,9 @@ func newEnv(nodes []*corev1.Node, ps []*corev1.Pod, apps ...string) *env {
 	return e
 }
 
-func (e *env) cluster() Cluster { return Cluster{Rooms: e.l.Rooms(), Pending: e.l.Pending()} }
+func (e *env) cluster() Cluster {
+	return Cluster{Rooms: e.l.Rooms(), Pending: e.l.Pending(), Opportunistic: e.l.Opportunistic()}
+}
 
 // withBound sets each scaler's Bound from the ledger, and Current to Bound
 // unless it was set.
