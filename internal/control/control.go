@@ -41,6 +41,29 @@ type Cluster struct {
 	Opportunistic map[string][]capacity.BoundPod
 }
 
+// CapacitySource is what ClusterOf reads: a capacity.Ledger, or the live
+// cache over one.
+type CapacitySource interface {
+	Rooms() []capacity.NodeRoom
+	Pending() []capacity.PendingPod
+	Opportunistic() map[string][]capacity.BoundPod
+}
+
+// ClusterOf reads the cluster from a capacity source, as the controller and
+// the simulator both do. The opportunistic pods per node are listed only
+// while a paid, ungated pod is pending: only then may Decide yield, and
+// listing them costs O(those pods).
+func ClusterOf(src CapacitySource) Cluster {
+	c := Cluster{Rooms: src.Rooms(), Pending: src.Pending()}
+	for _, pp := range c.Pending {
+		if pp.Workload == "" && !pp.Gated {
+			c.Opportunistic = src.Opportunistic()
+			break
+		}
+	}
+	return c
+}
+
 // Scaler is one opportunistic workload and how to scale it. A reconciler
 // converts its OpportunisticScaler into this.
 type Scaler struct {

@@ -149,7 +149,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		sr.input = in
 		inputs = append(inputs, in)
 	}
-	cluster := capacityCluster(r.Capacity)
+	cluster := control.ClusterOf(r.Capacity)
 	decisions := control.Decide(r.Clock.Now(), cluster, inputs)
 	byKey := map[string]*control.Decision{}
 	published := map[string]Published{}

@@ -28,20 +28,6 @@ import (
 // first to go at the next scale-down.
 const YieldDeletionCost = "-1000"
 
-// capacityCluster is the control law's view of the cluster. The
-// opportunistic pods per node are read only while a paid pod is pending:
-// only then may the law yield, and listing them costs O(those pods).
-func capacityCluster(c Capacity) control.Cluster {
-	out := control.Cluster{Rooms: c.Rooms(), Pending: c.Pending()}
-	for _, pp := range out.Pending {
-		if pp.Workload == "" && !pp.Gated {
-			out.Opportunistic = c.Opportunistic()
-			break
-		}
-	}
-	return out
-}
-
 // markYield sets the deletion cost on the pods a decision yields, before
 // its /scale is lowered, so that the ReplicaSet removes those pods and the
 // room comes free where the pending paid pods fit. A failed mark does not
