@@ -436,15 +436,19 @@ func (y *yieldState) plan() yieldPlan {
 }
 
 func (ys *yieldScaler) explain() string {
-	served := strings.Join(slices.Compact(slices.Sorted(slices.Values(ys.servedPods))), ", ")
+	served := slices.Compact(slices.Sorted(slices.Values(ys.servedPods)))
+	paid := "pending paid pod " + strings.Join(served, ", ")
+	if len(served) > 1 {
+		paid = "pending paid pods " + strings.Join(served, ", ")
+	}
 	nodes := strings.Join(slices.Compact(slices.Sorted(slices.Values(ys.nodes))), ", ")
 	switch {
 	case len(ys.victims) == 0 && nodes == "":
-		return fmt.Sprintf("holding at %d for pending paid %s until the ReplicaSet has removed the pods it is removing", ys.live, plural(len(ys.servedPods), "pod")+" "+served)
+		return fmt.Sprintf("holding at %d for %s until the ReplicaSet has removed the pods it is removing", ys.live, paid)
 	case len(ys.victims) == 0:
-		return fmt.Sprintf("holding at %d for pending paid %s: room coming free on %s", ys.live, plural(len(ys.servedPods), "pod")+" "+served, nodes)
+		return fmt.Sprintf("holding at %d for %s: room coming free on %s", ys.live, paid, nodes)
 	}
-	return fmt.Sprintf("yielding %s (%s) on %s to pending paid %s", plural(len(ys.victims), "pod"), strings.Join(ys.victims, ", "), nodes, plural(len(ys.servedPods), "pod")+" "+served)
+	return fmt.Sprintf("yielding %s (%s) on %s to %s", plural(len(ys.victims), "pod"), strings.Join(ys.victims, ", "), nodes, paid)
 }
 
 // firstFit returns the first of rooms where one pod of shape fits, or -1.
