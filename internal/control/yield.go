@@ -71,12 +71,16 @@ func waitingPaid(pending []capacity.PendingPod, scalers []Scaler) []capacity.Pen
 	return out
 }
 
-// yieldState is planYield's working view: the Ready nodes, changed only by
-// its own copy-on-write as paid pods are placed and victims chosen.
+// yieldState is planYield's working view of the nodes. The rooms are the
+// caller's, never changed: what the plan places and frees is kept apart as
+// room handed back per node (capacity.FitWith's credit), so a round with
+// nothing to yield copies nothing.
 type yieldState struct {
-	c       Cluster
-	rooms   []capacity.NodeRoom
-	owned   []bool // rooms[i].Requested is this plan's own copy
+	c     Cluster
+	rooms []capacity.NodeRoom
+	// adjust is, by node name, the room freed minus the room taken by the
+	// paid pods placed so far.
+	adjust  map[string]capacity.Resources
 	scalers map[string]*yieldScaler
 	// Built on first need, when a paid pod fits nowhere now.
 	counted bool
@@ -103,13 +107,9 @@ type yieldScaler struct {
 }
 
 func newYieldState(c Cluster, scalers []Scaler) *yieldState {
-	y := &yieldState{c: c, scalers: make(map[string]*yieldScaler, len(scalers)), handedOut: map[string]bool{}}
-	for _, r := range c.Rooms {
-		if r.State == capacity.NodeReady {
-			y.rooms = append(y.rooms, r)
-		}
-	}
-	y.owned = make([]bool, len(y.rooms))
+	// Nodes that are not Ready stay in rooms: capacity.Fit never places on them.
+	y := &yieldState{c: c, rooms: c.Rooms, adjust: map[string]capacity.Resources{},
+		scalers: make(map[string]*yieldScaler, len(scalers)), handedOut: map[string]bool{}}
 	for i := range scalers {
 		y.scalers[scalers[i].Key] = &yieldScaler{s: &scalers[i]}
 	}
@@ -159,7 +159,7 @@ func (y *yieldState) countPods() {
 // fewest victims let it in.
 func (y *yieldState) serve(pp *capacity.PendingPod) {
 	shape := pp.Shape()
-	if i := firstFit(y.rooms, shape, nil); i >= 0 {
+	if i := firstFit(y.rooms, shape, y.adjust); i >= 0 {
 		y.place(i, pp.Requests, nil)
 		return
 	}
@@ -172,18 +172,22 @@ func (y *yieldState) serve(pp *capacity.PendingPod) {
 			ys.servedPods = append(ys.servedPods, pp.Key())
 		}
 	}
-	credit := map[string]capacity.Resources{}
-	for i := range y.rooms {
-		for _, bp := range y.c.Opportunistic[y.rooms[i].Name] {
+	credit, any := map[string]capacity.Resources{}, false
+	for name, adj := range y.adjust {
+		credit[name] = adj.Clone()
+	}
+	for name, pods := range y.c.Opportunistic {
+		for _, bp := range pods {
 			if y.freeing(&bp) || y.candidate(&bp, pp) != nil {
-				if credit[y.rooms[i].Name] == nil {
-					credit[y.rooms[i].Name] = capacity.Resources{}
+				if credit[name] == nil {
+					credit[name] = capacity.Resources{}
 				}
-				credit[y.rooms[i].Name].Add(bp.Requests)
+				credit[name].Add(bp.Requests)
+				any = true
 			}
 		}
 	}
-	if len(credit) == 0 {
+	if !any {
 		return
 	}
 	var best *yieldChoice
@@ -238,11 +242,13 @@ func (y *yieldState) candidate(bp *capacity.BoundPod, pp *capacity.PendingPod) *
 
 // place puts a paid pod's requests on node i, once freed is handed back.
 func (y *yieldState) place(i int, requests, freed capacity.Resources) {
-	if !y.owned[i] {
-		y.rooms[i].Requested, y.owned[i] = y.rooms[i].Requested.Clone(), true
+	adj := y.adjust[y.rooms[i].Name]
+	if adj == nil {
+		adj = capacity.Resources{}
+		y.adjust[y.rooms[i].Name] = adj
 	}
-	y.rooms[i].Requested.Sub(freed)
-	y.rooms[i].Requested.Add(requests)
+	adj.Add(freed)
+	adj.Sub(requests)
 }
 
 // yieldChoice is the victims that let a paid pod in on one node.
@@ -290,7 +296,7 @@ func (y *yieldState) chooseOn(i int, pp *capacity.PendingPod) *yieldChoice {
 	}
 	short := false
 	for name, v := range pp.Requests {
-		need[name] += v - r.Free(name)
+		need[name] += v - r.Free(name) - y.adjust[r.Name][name]
 		short = short || (v > 0 && need[name] > 0)
 	}
 	if !short { // the leaving pods' room suffices
