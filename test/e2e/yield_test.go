@@ -53,7 +53,10 @@ func TestTargetedYield(t *testing.T) {
 		if err := c.Get(ctx, crclient.ObjectKey{Namespace: ns, Name: "worker"}, &got); err != nil {
 			return false, err
 		}
-		return got.Status.DesiredReplicas == 10 && got.Status.LimitedBy == "Fit", fmt.Errorf("status %+v", got.Status)
+		if got.Status.DesiredReplicas != 10 || got.Status.LimitedBy != "Fit" {
+			return false, fmt.Errorf("status %+v", got.Status)
+		}
+		return true, nil
 	})
 	before := workerPods(t, ns)
 
