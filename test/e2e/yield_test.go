@@ -5,6 +5,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,7 +14,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -47,7 +51,12 @@ func TestTargetedYield(t *testing.T) {
 	s := scalerFor(ns, "worker", "worker", 0, 20, nil)
 	s.Spec.PoolSelector = &metav1.LabelSelector{MatchLabels: pool}
 	createScaler(t, c, s)
-	o := startOpportunist(t, "--round-interval", "1s")
+	// Run with the chart's ClusterRole (the marks need its patch on pods),
+	// plus the /scale write the chart grants per listed target.
+	token := serviceAccount(t, ns, "opportunist")
+	grantRun(t, ns, "opportunist", append(chartClusterRoleRules(t),
+		rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale"}, ResourceNames: []string{"worker"}, Verbs: []string{"update"}}))
+	o := startOpportunist(t, "--kubeconfig", tokenKubeconfig(t, apiServerURL(t), token), "--leader-elect=false", "--round-interval", "1s")
 	waitFor(t, 20*time.Second, "the worker to settle at 10, limited by fit", func(ctx context.Context) (bool, error) {
 		var got v1alpha1.OpportunisticScaler
 		if err := c.Get(ctx, crclient.ObjectKey{Namespace: ns, Name: "worker"}, &got); err != nil {
@@ -67,6 +76,7 @@ func TestTargetedYield(t *testing.T) {
 	}
 	defer w.Stop()
 	var deleted, added []string
+	cost := map[string]string{} // pod -> its pod-deletion-cost when it was deleted
 	drain := func() {
 		for {
 			select {
@@ -81,6 +91,7 @@ func TestTargetedYield(t *testing.T) {
 				case ev.Type == watch.Deleted || ev.Type == watch.Modified && p.DeletionTimestamp != nil:
 					if !slices.Contains(deleted, p.Name) {
 						deleted = append(deleted, p.Name)
+						cost[p.Name] = p.Annotations["controller.kubernetes.io/pod-deletion-cost"]
 					}
 				}
 			default:
@@ -119,6 +130,9 @@ func TestTargetedYield(t *testing.T) {
 	}
 	if want := before.byNode[node]; deleted[0] != want {
 		t.Errorf("the worker pod deleted is %s, want %s (the one on %s, where the paid pod runs)", deleted[0], want, node)
+	}
+	if cost[deleted[0]] != "-1000" {
+		t.Errorf("the worker pod deleted had pod-deletion-cost %q, want \"-1000\" (marked by opportunist)", cost[deleted[0]])
 	}
 	if got, err := deploymentReplicas(ctx, ns, "worker"); err != nil || got != 9 {
 		t.Errorf("worker at %d replicas (err %v), want 9", got, err)
@@ -166,6 +180,29 @@ func workerPods(t *testing.T, ns string) workerSnapshot {
 		out.byNode[p.Spec.NodeName] = p.Name
 	}
 	return out
+}
+
+// chartClusterRoleRules are the rules of the ClusterRole the chart renders
+// into deploy/opportunist.yaml.
+func chartClusterRoleRules(t *testing.T) []rbacv1.PolicyRule {
+	t.Helper()
+	path := filepath.Join(repoRoot, "deploy", "opportunist.yaml")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range decodeManifest(t, path, raw) {
+		if m.obj.GetKind() != "ClusterRole" {
+			continue
+		}
+		var cr rbacv1.ClusterRole
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m.obj.Object, &cr); err != nil {
+			t.Fatal(err)
+		}
+		return cr.Rules
+	}
+	t.Fatalf("%s has no ClusterRole", path)
+	return nil
 }
 
 // yieldRounds reads opportunist_decision_rounds_total.
