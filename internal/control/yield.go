@@ -172,7 +172,7 @@ func (y *yieldState) serve(pp *capacity.PendingPod) {
 			ys.servedPods = append(ys.servedPods, pp.Key())
 		}
 	}
-	credit, any := map[string]capacity.Resources{}, false
+	credit, found := map[string]capacity.Resources{}, false
 	for name, adj := range y.adjust {
 		credit[name] = adj.Clone()
 	}
@@ -183,11 +183,11 @@ func (y *yieldState) serve(pp *capacity.PendingPod) {
 					credit[name] = capacity.Resources{}
 				}
 				credit[name].Add(bp.Requests)
-				any = true
+				found = true
 			}
 		}
 	}
-	if !any {
+	if !found {
 		return
 	}
 	var best *yieldChoice
