@@ -32,6 +32,9 @@ type nodeEntry struct {
 	// workload, so a change of the node's state moves them in or out of
 	// their workload's Stranded count.
 	workloadPods map[string]int
+	// oppPods indexes the bound, non-terminal opportunistic pods by key
+	// (nil until the first), so listing them costs O(them), not O(pods).
+	oppPods map[string]*podEntry
 }
 
 type podEntry struct {
@@ -159,6 +162,37 @@ func (l *Ledger) Pending() []PendingPod {
 	return out
 }
 
+// BoundPod is an opportunistic pod bound to a node: what yielding it frees.
+type BoundPod struct {
+	// Key is "namespace/name".
+	Key string
+	// Workload is the key of the opportunistic workload owning it.
+	Workload string
+	// Requests are shared with the ledger: read only.
+	Requests     Resources
+	Terminating  bool
+	DeletionCost int32
+}
+
+// Opportunistic returns the bound, non-terminal opportunistic pods of every
+// node (in any state), by node name, each sorted by key: O(those pods).
+func (l *Ledger) Opportunistic() map[string][]BoundPod {
+	out := map[string][]BoundPod{}
+	for name, n := range l.nodes {
+		if len(n.oppPods) == 0 {
+			continue
+		}
+		list := make([]BoundPod, 0, len(n.oppPods))
+		for _, e := range n.oppPods {
+			list = append(list, BoundPod{Key: e.pod.Key(), Workload: e.workload, Requests: e.pod.Requests,
+				Terminating: e.pod.Terminating, DeletionCost: e.pod.DeletionCost})
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].Key < list[j].Key })
+		out[name] = list
+	}
+	return out
+}
+
 // DeletePod forgets a pod.
 func (l *Ledger) DeletePod(namespace, name string) {
 	key := namespace + "/" + name
@@ -238,6 +272,14 @@ func (l *Ledger) apply(e *podEntry, sign int) {
 		addSigned(usage.Requests, p.Requests, sign)
 		addSigned(n.opportunistic, p.Requests, sign)
 		addSigned(st.opportunistic, p.Requests, sign)
+		if sign > 0 {
+			if n.oppPods == nil {
+				n.oppPods = map[string]*podEntry{}
+			}
+			n.oppPods[p.Key()] = e
+		} else {
+			delete(n.oppPods, p.Key())
+		}
 	}
 	if sign < 0 {
 		l.dropIfEmpty(n)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestLedgerAgreesWithSummarize drives a ledger through random node and pod
@@ -57,6 +58,23 @@ func TestLedgerAgreesWithSummarize(t *testing.T) {
 				}
 				if !slices.Equal(gotPending, wantPending) {
 					t.Fatalf("step %d: pending %v, want %v", step, gotPending, wantPending)
+				}
+				wantOpp, gotOpp := map[string][]string{}, map[string][]string{}
+				for _, p := range livePods {
+					if p.NodeName != "" && !p.Terminal && workloads[0].matches(&p) {
+						wantOpp[p.NodeName] = append(wantOpp[p.NodeName], p.Key())
+					}
+				}
+				for node := range wantOpp {
+					slices.Sort(wantOpp[node])
+				}
+				for node, pods := range l.Opportunistic() {
+					for _, bp := range pods {
+						gotOpp[node] = append(gotOpp[node], bp.Key)
+					}
+				}
+				if !reflect.DeepEqual(gotOpp, wantOpp) {
+					t.Fatalf("step %d: opportunistic pods per node %v, want %v", step, gotOpp, wantOpp)
 				}
 			}
 			// Changing the workload set reclassifies every pod.
@@ -122,4 +140,29 @@ func randomPod(rng *rand.Rand) Pod {
 		opts = append(opts, phase(corev1.PodSucceeded))
 	}
 	return FromPod(kubePod(fmt.Sprintf("p%d", rng.IntN(30)), node, req, opts...))
+}
+
+// TestFromPodYieldFields: what a yield needs to know of a pod.
+func TestFromPodYieldFields(t *testing.T) {
+	now := metav1.Now()
+	tests := []struct {
+		name string
+		pod  corev1.Pod
+		want Pod
+	}{
+		{name: "plain", want: Pod{}},
+		{name: "terminating", pod: corev1.Pod{ObjectMeta: metav1.ObjectMeta{DeletionTimestamp: &now}}, want: Pod{Terminating: true}},
+		{name: "gated", pod: corev1.Pod{Spec: corev1.PodSpec{SchedulingGates: []corev1.PodSchedulingGate{{Name: "kueue"}}}}, want: Pod{Gated: true}},
+		{name: "deletion cost", pod: corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{DeletionCostAnnotation: "-1000"}}}, want: Pod{DeletionCost: -1000}},
+		{name: "invalid deletion cost counts as 0", pod: corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{DeletionCostAnnotation: "cheap"}}}, want: Pod{}},
+		{name: "deletion cost beyond int32 counts as 0", pod: corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{DeletionCostAnnotation: "3000000000"}}}, want: Pod{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := FromPod(&tc.pod)
+			if got.Terminating != tc.want.Terminating || got.Gated != tc.want.Gated || got.DeletionCost != tc.want.DeletionCost {
+				t.Errorf("terminating %v gated %v cost %d, want %v %v %d", got.Terminating, got.Gated, got.DeletionCost, tc.want.Terminating, tc.want.Gated, tc.want.DeletionCost)
+			}
+		})
+	}
 }

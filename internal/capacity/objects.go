@@ -1,6 +1,8 @@
 package capacity
 
 import (
+	"strconv"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	resourcehelper "k8s.io/component-helpers/resource"
@@ -73,11 +75,18 @@ type Pod struct {
 	NodeName string
 	// Terminal pods (Succeeded or Failed) hold no room.
 	Terminal bool
+	// Terminating pods (deletionTimestamp set) still hold their room, but
+	// are leaving: yielding counts their room as coming free.
+	Terminating bool
 	// Gated pods have scheduling gates (spec.schedulingGates, e.g. Kueue's):
 	// the scheduler does not try them until the gates are removed, so room
 	// made for them now would only sit idle.
 	Gated    bool
 	Priority int32
+	// DeletionCost is the controller.kubernetes.io/pod-deletion-cost
+	// annotation (0 when absent or invalid): a ReplicaSet that shrinks
+	// deletes lower costs first among equally ready pods.
+	DeletionCost int32
 	// Requests are the effective requests, including one "pods" slot.
 	Requests Resources
 	// Scheduling holds the placement constraints of a pod that is not bound
@@ -90,6 +99,9 @@ type Scheduling struct {
 	NodeSelector map[string]string
 	Affinity     *corev1.Affinity
 	Tolerations  []corev1.Toleration
+	// NeverPreempts is spec.preemptionPolicy Never: the scheduler evicts
+	// nothing to place the pod.
+	NeverPreempts bool
 }
 
 // Shape returns the pod's shape, for fit checks of pending pods.
@@ -153,11 +165,34 @@ func FromPod(p *corev1.Pod) Pod {
 		Gated:     len(p.Spec.SchedulingGates) > 0,
 		Priority:  podPriority(p),
 		Requests:  EffectiveRequests(&p.Spec),
+
+		Terminating:  p.DeletionTimestamp != nil,
+		DeletionCost: deletionCost(p.Annotations),
 	}
 	if out.NodeName == "" && !out.Terminal {
-		out.Scheduling = &Scheduling{NodeSelector: p.Spec.NodeSelector, Affinity: p.Spec.Affinity, Tolerations: p.Spec.Tolerations}
+		out.Scheduling = &Scheduling{NodeSelector: p.Spec.NodeSelector, Affinity: p.Spec.Affinity, Tolerations: p.Spec.Tolerations,
+			NeverPreempts: p.Spec.PreemptionPolicy != nil && *p.Spec.PreemptionPolicy == corev1.PreemptNever}
 	}
 	return out
+}
+
+// DeletionCostAnnotation ranks the pods a ReplicaSet deletes when it
+// shrinks: lower costs go first among pods equally assigned, in the same
+// phase and equally ready (k8s.io/kubernetes pkg/controller ActivePodsWithRanks).
+const DeletionCostAnnotation = "controller.kubernetes.io/pod-deletion-cost"
+
+// deletionCost parses the annotation as the ReplicaSet controller does: an
+// int32, anything else counting as 0.
+func deletionCost(annotations map[string]string) int32 {
+	v, ok := annotations[DeletionCostAnnotation]
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil {
+		return 0
+	}
+	return int32(n)
 }
 
 func podPriority(p *corev1.Pod) int32 {

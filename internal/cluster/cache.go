@@ -252,6 +252,13 @@ func (c *Cache) Pending() []capacity.PendingPod {
 	return c.ledger.Pending()
 }
 
+// Opportunistic returns the opportunistic pods bound to each node.
+func (c *Cache) Opportunistic() map[string][]capacity.BoundPod {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ledger.Opportunistic()
+}
+
 // SetWorkloads changes which pods count as opportunistic.
 func (c *Cache) SetWorkloads(ws []capacity.Workload) {
 	c.update(func(l *capacity.Ledger) { l.SetWorkloads(ws) })

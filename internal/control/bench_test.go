@@ -78,10 +78,14 @@ func benchWorld() (Cluster, []Scaler) {
 // The hot path is capacity.Fit: twice per scaler over its pool.
 func BenchmarkDecide(b *testing.B) {
 	cluster, scalers := benchWorld()
-	b.Run(fmt.Sprintf("nodes=%d/scalers=%d/pending=%d", benchNodes, benchScalers, benchPending), func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			Decide(t0, cluster, scalers)
-		}
-	})
+	idle := cluster
+	idle.Pending = nil
+	for _, c := range []Cluster{idle, cluster} {
+		b.Run(fmt.Sprintf("nodes=%d/scalers=%d/pending=%d", benchNodes, benchScalers, len(c.Pending)), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Decide(t0, c, scalers)
+			}
+		})
+	}
 }

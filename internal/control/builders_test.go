@@ -129,7 +129,9 @@ func newEnv(nodes []*corev1.Node, ps []*corev1.Pod, apps ...string) *env {
 	return e
 }
 
-func (e *env) cluster() Cluster { return Cluster{Rooms: e.l.Rooms(), Pending: e.l.Pending()} }
+func (e *env) cluster() Cluster {
+	return Cluster{Rooms: e.l.Rooms(), Pending: e.l.Pending(), Opportunistic: e.l.Opportunistic()}
+}
 
 // withBound sets each scaler's Bound and Stranded from the ledger (as the
 // controller does, with PodCountsOf), and Current to all its bound pods

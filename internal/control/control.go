@@ -23,6 +23,7 @@ package control
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"time"
 
@@ -39,6 +40,34 @@ type Cluster struct {
 	// Pending lists the unbound, non-terminal pods (Ledger.Pending). Only the
 	// paid ones (Workload == "") matter.
 	Pending []capacity.PendingPod
+	// Opportunistic lists the opportunistic pods bound to each node, by node
+	// name (Ledger.Opportunistic): the pods a yield may choose. Read only
+	// when a pending paid pod fits on no node, so a caller may leave it nil
+	// while no paid pod is pending (then nothing is yielded).
+	Opportunistic map[string][]capacity.BoundPod
+}
+
+// CapacitySource is what ClusterOf reads: a capacity.Ledger, or the live
+// cache over one.
+type CapacitySource interface {
+	Rooms() []capacity.NodeRoom
+	Pending() []capacity.PendingPod
+	Opportunistic() map[string][]capacity.BoundPod
+}
+
+// ClusterOf reads the cluster from a capacity source, as the controller and
+// the simulator both do. The opportunistic pods per node are listed only
+// while a paid, ungated pod is pending: only then may Decide yield, and
+// listing them costs O(those pods).
+func ClusterOf(src CapacitySource) Cluster {
+	c := Cluster{Rooms: src.Rooms(), Pending: src.Pending()}
+	for _, pp := range c.Pending {
+		if pp.Workload == "" && !pp.Gated {
+			c.Opportunistic = src.Opportunistic()
+			break
+		}
+	}
+	return c
 }
 
 // Scaler is one opportunistic workload and how to scale it. A reconciler
@@ -141,6 +170,10 @@ type Decision struct {
 	Reason string
 	// History is the scaler's History for the next round.
 	History History
+	// Yield lists the scaler's pods ("namespace/name") whose removal lets
+	// pending paid pods in: the target's count is lowered by as many, and
+	// these pods must be the ones to go.
+	Yield []string
 }
 
 // Decide runs one round of the control law for every scaler and returns the
@@ -162,9 +195,10 @@ func Decide(now time.Time, cluster Cluster, scalers []Scaler) []Decision {
 		demand.charge(m, p)
 	}
 	share(m, plans)
+	yield := planYield(cluster, scalers)
 	out := make([]Decision, 0, len(plans))
 	for _, p := range plans { // priority order: higher ones' new replicas take room first
-		out = append(out, m.decide(now, p))
+		out = append(out, m.decide(now, p, &yield))
 	}
 	slices.SortFunc(out, func(a, b Decision) int { return cmp.Compare(a.Key, b.Key) })
 	return out
@@ -172,7 +206,7 @@ func Decide(now time.Time, cluster Cluster, scalers []Scaler) []Decision {
 
 // decide computes one scaler's decision once the room is shared, and places
 // its new replicas so that later scalers' fit sees them.
-func (m *model) decide(now time.Time, p *plan) Decision {
+func (m *model) decide(now time.Time, p *plan, yield *yieldPlan) Decision {
 	s := p.s
 	budget, budgetNoPending := p.budget(true), p.budget(false)
 	fitRes := capacity.Fit(m.actualPool(p), s.Shape)
@@ -181,16 +215,31 @@ func (m *model) decide(now time.Time, p *plan) Decision {
 	if p.saturated { // never count on room the sharing gave to another scaler
 		fit = min(fit, p.granted)
 	}
+	// The room a yield frees goes to pending paid pods: only the replicas
+	// that stay bound fit.
+	fitUnyielded := fit
+	yieldFit, yielding := yield.fits[s.Key]
+	if yielding = yielding && int64(yieldFit) < fit; yielding {
+		fit = int64(yieldFit)
+	}
 
 	rec, limit := clampDesired(budget, fit, s.Min, s.Max)
 	if limit == LimitBudget && p.saturated && fit == budget {
 		limit = LimitFit // others took the room it had no node for: fit is the cause
 	}
-	if noPending, _ := clampDesired(budgetNoPending, fit, s.Min, s.Max); noPending > rec {
-		limit = LimitPendingPaid
+	if noPending, _ := clampDesired(budgetNoPending, fitUnyielded, s.Min, s.Max); noPending > rec {
+		limit = LimitPendingPaid // a scale-down for pending paid pods is never held
 	}
+	yielding = yielding && fit < budget && int64(rec) == fit // the yield set the count
 	hist := s.History.next(now, s, rec)
 	desired, finalLimit, held := stabilize(now, s, &hist, rec, limit)
+	reason := explain(p, rec, limit, desired, held, budget, fit, fitNow)
+	if yielding {
+		reason = fmt.Sprintf("scale from %d to %d: %s", s.Current, desired, yield.why[s.Key])
+		if desired == s.Current {
+			reason = yield.why[s.Key]
+		}
+	}
 
 	m.placeNew(p, int64(desired)-int64(s.Bound))
 	return Decision{
@@ -202,8 +251,9 @@ func (m *model) decide(now time.Time, p *plan) Decision {
 		Fit:         fit,
 		PoolNodes:   len(p.pool),
 		Stranded:    s.Stranded,
-		Reason:      explain(p, rec, limit, desired, held, budget, fit, fitNow),
+		Reason:      reason,
 		History:     hist,
+		Yield:       yield.victims[s.Key],
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -291,28 +292,56 @@ func TestDecideIgnoresNodeNames(t *testing.T) {
 		w := randomWorldFor(rng, worldOptions{})
 		want := Decide(t0, w.cluster, w.scalers)
 
-		renamed := w
-		renamed.cluster.Rooms = renameNodes(rng, w.cluster.Rooms)
-		if got := Decide(t0, renamed.cluster, w.scalers); !reflect.DeepEqual(got, want) {
+		cluster, names := renameNodes(rng, w.cluster)
+		got, want := renamed(Decide(t0, cluster, w.scalers), nil), renamed(want, names)
+		if !reflect.DeepEqual(got, want) {
 			t.Errorf("seed %d: renamed nodes, different decisions:\n%s", seed, diffDecisions(got, want))
 		}
 	}
 }
 
 // renameNodes gives the nodes new names in a new order (the hostname label
-// follows the name), without touching the caller's rooms.
-func renameNodes(rng *rand.Rand, rooms []capacity.NodeRoom) []capacity.NodeRoom {
-	out := slices.Clone(rooms)
-	newNames := rng.Perm(len(out))
-	for i := range out {
-		name := fmt.Sprintf("node-%03d", 999-newNames[i]) // reversed, so the name order changes too
-		ls := maps.Clone(out[i].Labels)
-		ls["kubernetes.io/hostname"] = name
-		out[i].Name, out[i].Labels = name, ls
+// follows the name, and so do the opportunistic pods listed by node),
+// without touching the caller's cluster.
+func renameNodes(rng *rand.Rand, c Cluster) (Cluster, map[string]string) {
+	out, names := c, map[string]string{}
+	out.Rooms = slices.Clone(c.Rooms)
+	newNames := rng.Perm(len(out.Rooms))
+	if c.Opportunistic != nil {
+		out.Opportunistic = map[string][]capacity.BoundPod{}
 	}
-	rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	for i := range out.Rooms {
+		name := fmt.Sprintf("node-%03d", 999-newNames[i]) // reversed, so the name order changes too
+		if pods, ok := c.Opportunistic[out.Rooms[i].Name]; ok {
+			out.Opportunistic[name] = pods
+		}
+		names[out.Rooms[i].Name] = name
+		ls := maps.Clone(out.Rooms[i].Labels)
+		ls["kubernetes.io/hostname"] = name
+		out.Rooms[i].Name, out.Rooms[i].Labels = name, ls
+	}
+	rng.Shuffle(len(out.Rooms), func(i, j int) { out.Rooms[i], out.Rooms[j] = out.Rooms[j], out.Rooms[i] })
+	return out, names
+}
+
+// renamed returns the decisions as they read once the nodes are renamed:
+// a yield's reason names its nodes. Which pods a yield takes may differ
+// between interchangeable nodes, so only how many is kept.
+func renamed(ds []Decision, names map[string]string) []Decision {
+	out := slices.Clone(ds)
+	for i := range out {
+		out[i].Reason = nodeName.ReplaceAllStringFunc(out[i].Reason, func(n string) string {
+			if v, ok := names[n]; ok {
+				return v
+			}
+			return n
+		})
+		out[i].Yield = make([]string, len(out[i].Yield))
+	}
 	return out
 }
+
+var nodeName = regexp.MustCompile(`[a-z][a-z0-9-]*[0-9]`)
 
 // diffDecisions lists the decisions that differ, one line each.
 func diffDecisions(got, want []Decision) string {

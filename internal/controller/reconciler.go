@@ -39,6 +39,8 @@ type Capacity interface {
 	Report() capacity.Report
 	Rooms() []capacity.NodeRoom
 	Pending() []capacity.PendingPod
+	// Opportunistic lists the opportunistic pods bound per node (yield.go).
+	Opportunistic() map[string][]capacity.BoundPod
 	SetWorkloads([]capacity.Workload)
 }
 
@@ -145,7 +147,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		sr.input = in
 		inputs = append(inputs, in)
 	}
-	cluster := control.Cluster{Rooms: r.Capacity.Rooms(), Pending: r.Capacity.Pending()}
+	cluster := control.ClusterOf(r.Capacity)
 	decisions := control.Decide(r.Clock.Now(), cluster, inputs)
 	byKey := map[string]*control.Decision{}
 	published := map[string]Published{}
@@ -407,6 +409,7 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 		r.Log.Info("decision not applied", logArgs...)
 		return r.writeStatus(ctx, s, status)
 	}
+	r.markYield(ctx, sr, d) // the pods to go, before the count goes down
 	if err := r.scale(ctx, sr, d.Desired); err != nil {
 		return err
 	}

@@ -108,6 +108,9 @@ type pod struct {
 	terminating bool
 	gone        bool
 	nominated   int // node the pod preempted for, -1 if none
+	// cost is the pod-deletion-cost annotation: the ReplicaSet deletes
+	// lower costs first among equally ready pods.
+	cost int32
 }
 
 func newWorld(sc *Scenario, virtualOpp bool) *world {
@@ -191,7 +194,8 @@ func (w *world) newSet(name string, p Pods, paid bool) *replicaSet {
 // ---- pods ----
 
 func (w *world) ledgerPod(p *pod) capacity.Pod {
-	out := capacity.Pod{Namespace: namespace, Name: p.name, Labels: p.rs.labels, Priority: p.rs.priority, Requests: p.rs.pods.Shape.Requests}
+	out := capacity.Pod{Namespace: namespace, Name: p.name, Labels: p.rs.labels, Priority: p.rs.priority, Requests: p.rs.pods.Shape.Requests,
+		Terminating: p.terminating, DeletionCost: p.cost}
 	if p.node >= 0 {
 		out.NodeName = w.nodes[p.node].name
 	} else {
@@ -288,6 +292,8 @@ func (w *world) deletePod(p *pod) {
 		w.removePod(p)
 		return
 	}
+	w.ledger.UpsertPod(w.ledgerPod(p)) // its deletionTimestamp is set
+	w.version++
 	heap.Push(&w.timers, timer{at: w.now + rs.pods.Grace, seq: p.id, pod: p})
 }
 
@@ -406,9 +412,10 @@ func (w *world) reconcileSets() {
 }
 
 // victims picks the n pods a ReplicaSet deletes first when it shrinks, by
-// the ReplicaSet controller's ranking (controller.ActivePods): unbound
-// before bound, not Ready before Ready, pods on nodes crowded with their
-// siblings first, Ready for less time first, newer first.
+// the ReplicaSet controller's ranking (controller.ActivePodsWithRanks):
+// unbound before bound, not Ready before Ready, lower pod-deletion-cost
+// first, pods on nodes crowded with their siblings first, Ready for less
+// time first, newer first.
 func (w *world) victims(rs *replicaSet, n int) []*pod {
 	onNode := map[int]int{}
 	for _, p := range rs.active {
@@ -422,6 +429,9 @@ func (w *world) victims(rs *replicaSet, n int) []*pod {
 			return -c
 		}
 		if c := cmp.Compare(boolRank(a.ready), boolRank(b.ready)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.cost, b.cost); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(onNode[a.node], onNode[b.node]); c != 0 {
@@ -623,6 +633,18 @@ func fitsIn(free, req capacity.Resources) bool {
 }
 
 // ---- scaling ----
+
+// markYield sets the deletion cost of the named pods of an opportunistic
+// ReplicaSet to cost, as the controller's annotation patch does.
+func (w *world) markYield(rs *replicaSet, keys []string, cost int32) {
+	for _, p := range rs.active {
+		if p.cost != cost && slices.Contains(keys, namespace+"/"+p.name) {
+			p.cost = cost
+			w.ledger.UpsertPod(w.ledgerPod(p))
+			w.version++
+		}
+	}
+}
 
 // scale sets an opportunistic ReplicaSet's replica count, counting the
 // write and whether it reverses the previous one.

@@ -140,7 +140,7 @@ func (o *opportunist) round(w *world) {
 		key := namespace + "/" + rs.name
 		scalers[i] = o.sc.Opportunistic[i].scaler(key, rs.replicas, counts[key], rs.priority, o.history[key])
 	}
-	decisions := control.Decide(epoch.Add(w.now), control.Cluster{Rooms: w.ledger.Rooms(), Pending: w.ledger.Pending()}, scalers)
+	decisions := control.Decide(epoch.Add(w.now), control.ClusterOf(w.ledger), scalers)
 	o.decisions = decisions
 	byKey := make(map[string]*control.Decision, len(decisions))
 	for i := range decisions {
@@ -153,6 +153,7 @@ func (o *opportunist) round(w *world) {
 		o.desired[i] = d.Desired
 		o.settled = o.settled && d.Desired == d.Recommended
 		if !o.dryRun {
+			w.markYield(rs, d.Yield, yieldDeletionCost) // the pods to go, before the count goes down
 			w.scale(rs, d.Desired)
 		}
 	}
@@ -161,6 +162,10 @@ func (o *opportunist) round(w *world) {
 		o.currents[i] = rs.replicas
 	}
 }
+
+// yieldDeletionCost is the pod-deletion-cost the controller sets on the
+// pods a decision yields (internal/controller YieldDeletionCost).
+const yieldDeletionCost = -1000
 
 // scaler is the control law's input for this workload, as internal/controller's
 // toControl builds it from an OpportunisticScaler and its target.
