@@ -160,7 +160,7 @@ func TestScalerProblemEvents(t *testing.T) {
 	o.waitForMetrics(t, 10*time.Second, series)
 	// "first" owns shared and fills it to its max, 2; "second" (min 4) never wrote.
 	waitForReplicas(t, 20*time.Second, ns, "shared", 2, 0)
-	time.Sleep(2 * time.Second) // two more rounds
+	o.waitRounds(t, 2)
 	if _, values := sharedTrace.directionChanges(); !equalInt32s(values, []int32{1, 2}) {
 		t.Errorf("shared took the counts %v, want [1 2]: only its owner may write", values)
 	}

@@ -151,7 +151,7 @@ func testOutage(t *testing.T, ns, component string) {
 		}
 	})
 	o.waitReadyz(t, 20*time.Second, http.StatusServiceUnavailable)
-	time.Sleep(3 * time.Second) // rounds run every second: three with the component down
+	o.waitRounds(t, 3) // with the component down
 	hackCluster(t, "start", component)
 	apiServerReady(t, 60*time.Second)
 	o.waitReadyz(t, 30*time.Second, http.StatusOK)
