@@ -352,3 +352,42 @@ func TestReconcileRestartKeepsTheWindow(t *testing.T) {
 		t.Errorf("right after another failover: worker at %d, want 10", got)
 	}
 }
+
+// staleCapacity is capacity data stale since a time.
+type staleCapacity struct {
+	fakeCapacity
+	since time.Time
+}
+
+func (s staleCapacity) Stale() (time.Time, error) {
+	return s.since, errors.New("list/watch pods: forbidden")
+}
+
+func TestStaleRoundIsolatesTargets(t *testing.T) {
+	targets := newFakeTargets()
+	gr := schema.GroupResource{Group: "apps", Resource: "deployments"}
+	targets.add("bad", &fakeTarget{replicas: 5, readErr: readError("reading Deployment batch/bad", apierrors.NewForbidden(gr, "bad", errors.New("RBAC")))})
+	targets.add("broken", &fakeTarget{replicas: 5, updateErr: apierrors.NewServiceUnavailable("webhook down")})
+	targets.add("good", &fakeTarget{replicas: 5})
+	min := int32(1)
+	scalers := []*v1alpha1.OpportunisticScaler{scaler("bad", 10, nil), scaler("broken", 10, nil), scaler("good", 10, nil)}
+	for _, s := range scalers {
+		s.Spec.MinReplicas = &min
+	}
+	w := newWorld(t, newCapacity(20, 0), targets, scalers...)
+	w.r.Capacity = staleCapacity{newCapacity(20, 0), roundStart.Add(-time.Minute)}
+	w.r.Stale = StalePolicy{After: 30 * time.Second, Behaviour: StaleShrinkToMin}
+	res, err := w.r.Reconcile(context.Background(), RoundRequest)
+	if err != nil || res.RequeueAfter != time.Second {
+		t.Fatalf("Reconcile: %v, requeue %s; want nil and 1s", err, res.RequeueAfter)
+	}
+	if got := targets.replicas("good"); got != 1 {
+		t.Errorf("good at %d, want its min 1 (shrink-to-min)", got)
+	}
+	w.wantReady(t, "good", metav1.ConditionFalse, ReasonCapacityStale, "shrink-to-min applied")
+	w.wantReady(t, "bad", metav1.ConditionFalse, "TargetForbidden", "forbidden")
+	w.wantReady(t, "broken", metav1.ConditionFalse, ReasonScaleFailed, "scaling down to minReplicas failed")
+	if got := w.writes("broken", "down", WriteError); got != 1 {
+		t.Errorf("broken: writes{result=error} = %v, want 1", got)
+	}
+}
