@@ -516,18 +516,20 @@ func (o *Opportunist) rounds(ctx context.Context) (float64, error) {
 	return 0, fmt.Errorf("no opportunist_decision_rounds_total on /metrics")
 }
 
-// waitRounds waits until n whole rounds ran from now on, so a test can then
-// assert that they changed nothing, rather than sleeping. The count read now
-// may include a round still running; the round after the n-th has started
-// once the n-th is done (one round at a time).
-func (o *Opportunist) waitRounds(t *testing.T, n int) {
+// waitRounds waits, at most timeout, until n whole rounds ran from now on,
+// so a test can then assert that they changed nothing, rather than sleeping.
+// The count read now may include a round still running; the round after the
+// n-th has started once the n-th is done (one round at a time).
+func (o *Opportunist) waitRounds(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
 	ctx := context.Background()
 	start, err := o.rounds(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Duration(n)*5*time.Second+10*time.Second, fmt.Sprintf("%d more rounds", n), func(ctx context.Context) (bool, error) {
+	began := time.Now()
+	defer func() { t.Logf("%d more rounds took %s", n, time.Since(began).Round(10*time.Millisecond)) }()
+	waitFor(t, timeout, fmt.Sprintf("%d more rounds", n), func(ctx context.Context) (bool, error) {
 		got, err := o.rounds(ctx)
 		if err != nil {
 			return false, err

@@ -432,7 +432,7 @@ func TestPausedAndDryRun(t *testing.T) {
 			return false, fmt.Errorf("status %+v", s.Status)
 		})
 	}
-	o.waitRounds(t, 2)
+	o.waitRounds(t, 2, 20*time.Second)
 	for _, name := range []string{"paused", "dry"} {
 		if got, err := deploymentReplicas(context.Background(), ns, name); err != nil || got != 1 {
 			t.Errorf("%s scaled to %d (err %v); it must not be written", name, got, err)
