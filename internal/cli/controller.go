@@ -80,6 +80,8 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 		Metrics:   controller.NewMetrics(reg),
 		Decisions: decisions,
 		Stale:     o.stalePolicy(),
+
+		StatusInterval: o.StatusInterval,
 	}
 	if err := r.SetupWithManager(mgr, capacity.Changes()); err != nil {
 		return nil, fmt.Errorf("setting up the reconciler: %w", err)

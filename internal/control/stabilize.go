@@ -22,6 +22,19 @@ type History struct {
 	LastReplicas int32
 }
 
+// SeedHistory is the history of a scaler the caller has none for: a new
+// scaler, or every scaler after a restart or a failover. The current count
+// stands as the recommendation made at now, as the upstream HPA seeds its
+// recommendations, so a scale-up waits out a whole window from now: a new
+// leader does not grow a target past the window its predecessor was in.
+func SeedHistory(now time.Time, current int32) History {
+	return History{
+		Recommendations: []Recommendation{{Time: now, Replicas: current}},
+		LastTime:        now,
+		LastReplicas:    current,
+	}
+}
+
 // Recommendation is a recommended replica count and when it was made.
 type Recommendation struct {
 	Time     time.Time

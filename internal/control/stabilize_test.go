@@ -42,6 +42,25 @@ func TestStabilization(t *testing.T) {
 			steps:  []step{{at: 0, room: 50, current: 0, want: 50, limit: LimitBudget}},
 		},
 		{
+			// A new leader: it knows nothing of the window its predecessor
+			// was in, so the current count counts as recommended now.
+			name:   "seeded history: no scale-up past the current count until a whole window has passed",
+			scaler: worker("w", list("cpu", "1"), window(30*time.Second), history(SeedHistory(at(0), 10))),
+			steps: []step{
+				{at: 0, room: 20, current: 10, want: 10, limit: LimitStabilized},
+				{at: 29, room: 20, current: 10, want: 10, limit: LimitStabilized},
+				{at: 31, room: 20, current: 10, want: 20, limit: LimitBudget},
+			},
+		},
+		{
+			name:   "seeded history holds no scale-down back, nor a scale-up without a window",
+			scaler: worker("w", list("cpu", "1"), history(SeedHistory(at(0), 10))),
+			steps: []step{
+				{at: 0, room: 4, current: 10, want: 4, limit: LimitBudget},
+				{at: 1, room: 20, current: 4, want: 20, limit: LimitBudget},
+			},
+		},
+		{
 			name:   "scale-up waits until the higher count held for the whole window",
 			scaler: worker("w", list("cpu", "1"), window(30*time.Second)),
 			steps: []step{

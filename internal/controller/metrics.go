@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/opportunist/opportunist/internal/control"
 )
@@ -34,8 +35,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		budget:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_budget_replicas", Help: "Replicas the headroom allows each scaler in total, before bounds."}, []string{"scaler"}),
 		fit:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_fit_replicas", Help: "Replicas that fit node by node for each scaler in total, before bounds."}, []string{"scaler"}),
 		limitedBy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_limited_by", Help: "1 for the bound that set each scaler's desired replicas (budget, fit, max, min, pending_paid, stabilized, step_limit)."}, []string{"scaler", "limit"}),
-		problem:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_scaler_problem", Help: "1 while a scaler cannot act, by reason (TargetNotFound, NoScaleSubresource, DuplicateTarget, ...)."}, []string{"scaler", "reason"}),
-		scales:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "opportunist_scale_writes_total", Help: "Writes to targets' /scale, by scaler and direction (up or down)."}, []string{"scaler", "direction"}),
+		problem:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_scaler_problem", Help: "1 while a scaler cannot act, by reason (TargetNotFound, TargetForbidden, TargetUnavailable, ScaleFailed, DuplicateTarget, ...)."}, []string{"scaler", "reason"}),
+		scales:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "opportunist_scale_writes_total", Help: "Writes to targets' /scale, by scaler, direction (up or down) and result (ok, conflict: retried on a fresh read, error)."}, []string{"scaler", "direction", "result"}),
 		rounds:    prometheus.NewCounter(prometheus.CounterOpts{Name: "opportunist_decision_rounds_total", Help: "Rounds of the control law over all scalers."}),
 		stale:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_stale_behaviour", Help: "1 while the capacity data has been stale for longer than --stale-after and the --on-stale behaviour (freeze or shrink-to-min) is applied, else 0."}, []string{"behaviour"}),
 	}
@@ -75,8 +76,16 @@ func (m *Metrics) Problem(key, reason string) {
 	m.problem.WithLabelValues(key, reason).Set(1)
 }
 
-// Scaled counts one write to a target's /scale.
-func (m *Metrics) Scaled(key string, from, to int32) {
+// The results of a write to /scale.
+const (
+	WriteOK       = "ok"
+	WriteConflict = "conflict"
+	WriteError    = "error"
+)
+
+// ScaleWrite counts one attempt to write a target's /scale from replicas to
+// to replicas, by how it ended (err from the update).
+func (m *Metrics) ScaleWrite(key string, from, to int32, err error) {
 	if m == nil {
 		return
 	}
@@ -84,7 +93,17 @@ func (m *Metrics) Scaled(key string, from, to int32) {
 	if to < from {
 		dir = "down"
 	}
-	m.scales.WithLabelValues(key, dir).Inc()
+	m.scales.WithLabelValues(key, dir, writeResult(err)).Inc()
+}
+
+func writeResult(err error) string {
+	switch {
+	case err == nil:
+		return WriteOK
+	case apierrors.IsConflict(err):
+		return WriteConflict
+	}
+	return WriteError
 }
 
 // Stale records whether behaviour is applied to stale data.

@@ -2,6 +2,10 @@
 // the cluster or of a scaler runs one round of the control law over all
 // scalers (they share one pool), writes the /scale of targets whose desired
 // count changed, and reports each decision in status, an Event and a log line.
+//
+// A round fails only when the scalers cannot be listed: whatever goes wrong
+// with one scaler's target (reading it, writing its /scale) is that scaler's
+// problem, reported on it, and the round goes on for the others.
 package controller
 
 import (
@@ -20,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -56,6 +61,8 @@ const (
 	ReasonActive          = "Active"
 	ReasonPaused          = "Paused"
 	ReasonDryRun          = "DryRun"
+	// ReasonScaleFailed: the decision was made but writing /scale failed.
+	ReasonScaleFailed = "ScaleFailed"
 )
 
 // RoundRequest is the one reconcile request: a round covers every scaler.
@@ -64,7 +71,7 @@ var RoundRequest = reconcile.Request{NamespacedName: types.NamespacedName{Name: 
 // Reconciler runs rounds of the control law.
 type Reconciler struct {
 	Client   client.Client
-	Targets  *TargetReader
+	Targets  Targets
 	Capacity Capacity
 	Recorder events.EventRecorder
 	Log      *slog.Logger
@@ -78,9 +85,15 @@ type Reconciler struct {
 	// Stale is what to do when the capacity data is stale; the zero value
 	// is DefaultStalePolicy.
 	Stale StalePolicy
+	// StatusInterval is how often a scaler's status is rewritten when only
+	// its live numbers changed (budget, fit, the reason's text); any other
+	// change is written at once. Zero writes every change.
+	StatusInterval time.Duration
 
-	history   map[string]control.History
-	workloads string // fingerprint of the last SetWorkloads
+	history map[string]control.History
+	// statusWritten is when each scaler's status was last written.
+	statusWritten map[string]time.Time
+	workloads     string // fingerprint of the last SetWorkloads
 	// staleEvented is, per scaler, the start of the stale spell whose
 	// behaviour was announced by an Event: one Event per spell, however
 	// often its cause's wording changes.
@@ -126,19 +139,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	r.Metrics.Stale(r.policy().Behaviour, false)
 	r.staleEvented = nil
-	if err := r.resolveTargets(ctx, rounds); err != nil {
-		return reconcile.Result{}, err
-	}
+	r.resolveTargets(ctx, rounds)
 	r.markConflicts(ctx, rounds)
 	r.updateWorkloads(rounds)
 
 	counts := control.PodCountsOf(r.Capacity.Report())
+	now := r.Clock.Now()
 	var inputs []control.Scaler
 	for _, sr := range rounds {
 		if sr.problem != "" {
 			continue
 		}
-		in, err := toControl(sr.obj, sr.target, counts[sr.key].Bound, r.history[sr.key])
+		history, known := r.history[sr.key]
+		if !known {
+			// New scaler, or new leader: the window starts now.
+			history = control.SeedHistory(now, sr.target.Scale.Spec.Replicas)
+		}
+		in, err := toControl(sr.obj, sr.target, counts[sr.key].Bound, history)
 		if err != nil {
 			sr.problem, sr.message = ReasonInvalidSpec, err.Error()
 			continue
@@ -147,8 +164,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		sr.input = in
 		inputs = append(inputs, in)
 	}
-	cluster := control.ClusterOf(r.Capacity)
-	decisions := control.Decide(r.Clock.Now(), cluster, inputs)
+	decisions := control.Decide(now, control.ClusterOf(r.Capacity), inputs)
 	byKey := map[string]*control.Decision{}
 	published := map[string]Published{}
 	inputByKey := map[string]*control.Scaler{}
@@ -162,14 +178,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		published[d.Key] = Published{Current: in.Current, Desired: d.Desired, Min: in.Min, Max: in.Max, Limit: string(d.Limit), Reason: d.Reason, PoolNodes: d.PoolNodes}
 	}
 	r.Decisions.replace(published)
-	var errs []error
 	for _, sr := range rounds {
-		if err := r.report(ctx, sr, byKey[sr.key]); err != nil {
-			errs = append(errs, err)
-		}
+		r.report(ctx, sr, byKey[sr.key])
 	}
 	r.forgetGone(rounds)
-	return reconcile.Result{RequeueAfter: r.Resync}, errors.Join(errs...)
+	return reconcile.Result{RequeueAfter: r.Resync}, nil
 }
 
 func (r *Reconciler) policy() StalePolicy {
@@ -193,12 +206,9 @@ func (r *Reconciler) staleRound(ctx context.Context, rounds []*scalerRound, sinc
 	if applied && p.Behaviour == StaleShrinkToMin {
 		// Shrinking needs each target's count and owner. Only the watches
 		// may be failing: reads and writes of /scale can still work.
-		if err := r.resolveTargets(ctx, rounds); err != nil {
-			return reconcile.Result{}, err
-		}
+		r.resolveTargets(ctx, rounds)
 		r.markConflicts(ctx, rounds)
 	}
-	var errs []error
 	for _, sr := range rounds {
 		if sr.problem == "" {
 			var current, min int32
@@ -222,7 +232,7 @@ func (r *Reconciler) staleRound(ctx context.Context, rounds []*scalerRound, sinc
 			}
 			if out.Write && !sr.obj.Spec.Paused && !sr.obj.Spec.DryRun {
 				if err := r.scale(ctx, sr, out.Desired); err != nil {
-					errs = append(errs, err)
+					sr.problem, sr.message = ReasonScaleFailed, fmt.Sprintf("%s; scaling down to minReplicas failed: %v", out.Message, err)
 				} else {
 					r.Log.Warn("scaled on stale data", "scaler", sr.key, "target", sr.obj.Spec.ScaleTargetRef.Kind+"/"+sr.obj.Spec.ScaleTargetRef.Name,
 						"from", current, "to", out.Desired, "behaviour", string(p.Behaviour), "staleSince", since.UTC().Format(time.RFC3339), "cause", cause.Error())
@@ -230,48 +240,67 @@ func (r *Reconciler) staleRound(ctx context.Context, rounds []*scalerRound, sinc
 				}
 			}
 		}
-		if err := r.report(ctx, sr, nil); err != nil {
-			errs = append(errs, err)
-		}
+		r.report(ctx, sr, nil)
 	}
 	// Rounds keep coming while stale, so the behaviour applies on time.
-	return reconcile.Result{RequeueAfter: time.Second}, errors.Join(errs...)
+	return reconcile.Result{RequeueAfter: time.Second}, nil
 }
 
-// scale writes a target's /scale to replicas and counts the write.
+// scaleRetry bounds the retries of a conflicting /scale update: a few, a
+// few milliseconds apart (client-go's retry.DefaultRetry).
+var scaleRetry = retry.DefaultRetry
+
+// scale writes a target's /scale to replicas and counts each attempt. An
+// update that conflicts (the target changed since the round read it, often
+// only its status) is retried on a fresh read of /scale. A failure is
+// announced in an Event and returned, for the caller to put in status.
 func (r *Reconciler) scale(ctx context.Context, sr *scalerRound, replicas int32) error {
-	current := sr.target.Scale.Spec.Replicas
-	sc := sr.target.Scale.DeepCopy()
-	sc.Spec.Replicas = replicas
-	if _, err := r.Targets.Scales.Scales(sr.obj.Namespace).Update(ctx, sr.target.GroupResource, sc, metav1.UpdateOptions{FieldManager: "opportunist"}); err != nil {
-		if apierrors.IsConflict(err) {
-			return fmt.Errorf("scaling %s: the target changed meanwhile, retrying: %w", sr.key, err)
+	from := sr.target.Scale.Spec.Replicas
+	sc, attempts := sr.target.Scale, 0
+	err := retry.RetryOnConflict(scaleRetry, func() error {
+		if attempts > 0 {
+			fresh, err := r.Targets.GetScale(ctx, sr.obj.Namespace, sr.target.GroupResource, sr.obj.Spec.ScaleTargetRef.Name)
+			if err != nil {
+				return fmt.Errorf("reading /scale again after a conflict: %w", err)
+			}
+			sc = fresh
 		}
-		r.Recorder.Eventf(sr.obj, nil, corev1.EventTypeWarning, "ScaleFailed", "Scale", "scaling from %d to %d failed: %v", current, replicas, err)
-		return fmt.Errorf("scaling %s from %d to %d: %w", sr.key, current, replicas, err)
+		attempts++
+		next := sc.DeepCopy()
+		next.Spec.Replicas = replicas
+		_, err := r.Targets.UpdateScale(ctx, sr.obj.Namespace, sr.target.GroupResource, next)
+		r.Metrics.ScaleWrite(sr.key, from, replicas, err)
+		return err
+	})
+	if err != nil {
+		if apierrors.IsConflict(err) {
+			err = fmt.Errorf("the target kept changing, %d updates conflicted: %w", attempts, err)
+		}
+		r.Recorder.Eventf(sr.obj, nil, corev1.EventTypeWarning, ReasonScaleFailed, "Scale", "scaling from %d to %d failed: %v", from, replicas, err)
+		r.Log.Warn("scale failed", "scaler", sr.key, "from", from, "to", replicas, "err", err)
+		return err
 	}
-	r.Metrics.Scaled(sr.key, current, replicas)
+	sr.target.Scale = sc.DeepCopy()
 	sr.target.Scale.Spec.Replicas = replicas
 	sr.scaledAt = r.Clock.Now()
 	return nil
 }
 
-// resolveTargets reads every scaler's target; problems of a target are the
-// scaler's, errors of the API server end the round.
-func (r *Reconciler) resolveTargets(ctx context.Context, rounds []*scalerRound) error {
+// resolveTargets reads every scaler's target. Whatever fails is that
+// scaler's problem: one bad target never stops the others.
+func (r *Reconciler) resolveTargets(ctx context.Context, rounds []*scalerRound) {
 	for _, sr := range rounds {
 		t, err := r.Targets.Read(ctx, sr.obj.Namespace, sr.obj.Spec.ScaleTargetRef)
 		var te *targetError
 		switch {
 		case errors.As(err, &te):
 			sr.problem, sr.message = te.reason.Error(), te.msg
-		case err != nil:
-			return err
+		case err != nil: // outside the Targets contract; still the scaler's alone
+			sr.problem, sr.message = ErrTargetUnavailable.Error(), err.Error()
 		default:
 			sr.target = t
 		}
 	}
-	return nil
 }
 
 // markConflicts stops every scaler sharing a target with another (the oldest
@@ -354,14 +383,19 @@ func (r *Reconciler) forgetGone(rounds []*scalerRound) {
 			delete(r.history, key)
 		}
 	}
+	for key := range r.statusWritten {
+		if !live[key] {
+			delete(r.statusWritten, key)
+		}
+	}
 	r.Metrics.Forget(live)
 }
 
 // report acts on one scaler's decision (or problem): writes /scale when it
-// should, then status, Event, log line and metrics.
-func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Decision) error {
+// should, then status, Event, log line and metrics. Whatever fails is put on
+// the scaler, never returned: the round goes on for the others.
+func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Decision) {
 	s := sr.obj
-	now := metav1.NewTime(r.Clock.Now())
 	status := s.Status.DeepCopy()
 	status.ObservedGeneration = s.Generation
 	if sr.target != nil {
@@ -376,15 +410,9 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 		if sr.problem == "" {
 			sr.problem, sr.message = ReasonInvalidSpec, "no decision was made for this scaler"
 		}
-		changed := setCondition(status, ConditionReady, false, sr.problem, sr.message, s.Generation)
-		if changed {
-			if !sr.quiet {
-				r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, sr.problem, "Reconcile", "%s", sr.message)
-			}
-			r.Log.Warn("scaler cannot act", "scaler", sr.key, "reason", sr.problem, "message", sr.message)
-		}
-		r.Metrics.Problem(sr.key, sr.problem)
-		return r.writeStatus(ctx, s, status)
+		r.reportProblem(sr, status)
+		r.writeStatus(ctx, sr, status)
+		return
 	}
 
 	current := sr.target.Scale.Spec.Replicas
@@ -398,25 +426,41 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 	case s.Spec.DryRun:
 		mode = ReasonDryRun
 	}
-	setCondition(status, ConditionReady, true, mode, fmt.Sprintf("%s: %s", mode, d.Reason), s.Generation)
 	r.Metrics.Decision(sr.key, current, d)
-	if d.Desired == current {
-		return r.writeStatus(ctx, s, status)
-	}
 	logArgs := []any{"scaler", sr.key, "target", sr.obj.Spec.ScaleTargetRef.Kind + "/" + sr.obj.Spec.ScaleTargetRef.Name,
 		"from", current, "to", d.Desired, "limitedBy", string(d.Limit), "budget", d.Budget, "fit", d.Fit, "mode", mode, "reason", d.Reason}
-	if mode != ReasonActive {
+	switch {
+	case d.Desired == current:
+	case mode != ReasonActive:
 		r.Log.Info("decision not applied", logArgs...)
-		return r.writeStatus(ctx, s, status)
+	default:
+		r.markYield(ctx, sr, d) // the pods to go, before the count goes down
+		if err := r.scale(ctx, sr, d.Desired); err != nil {
+			// The Event is scale's; the status keeps the decision and says
+			// why it is not applied.
+			sr.problem, sr.message, sr.quiet = ReasonScaleFailed, fmt.Sprintf("scaling from %d to %d failed: %v", current, d.Desired, err), true
+			r.reportProblem(sr, status)
+			r.writeStatus(ctx, sr, status)
+			return
+		}
+		r.Log.Info("scaled", logArgs...)
+		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "Scaled", "Scale", "scaled from %d to %d (limited by %s): %s", current, d.Desired, d.Limit, d.Reason)
+		status.CurrentReplicas, status.LastScaleTime = d.Desired, &metav1.Time{Time: sr.scaledAt}
 	}
-	r.markYield(ctx, sr, d) // the pods to go, before the count goes down
-	if err := r.scale(ctx, sr, d.Desired); err != nil {
-		return err
+	setCondition(status, ConditionReady, true, mode, fmt.Sprintf("%s: %s", mode, d.Reason), s.Generation)
+	r.writeStatus(ctx, sr, status)
+}
+
+// reportProblem sets Ready=False for the scaler's problem, announces it
+// once (Event and log line when the condition changes) and sets its metric.
+func (r *Reconciler) reportProblem(sr *scalerRound, status *v1alpha1.OpportunisticScalerStatus) {
+	if setCondition(status, ConditionReady, false, sr.problem, sr.message, sr.obj.Generation) {
+		if !sr.quiet {
+			r.Recorder.Eventf(sr.obj, nil, corev1.EventTypeWarning, sr.problem, "Reconcile", "%s", sr.message)
+		}
+		r.Log.Warn("scaler cannot act", "scaler", sr.key, "reason", sr.problem, "message", sr.message)
 	}
-	r.Log.Info("scaled", logArgs...)
-	r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "Scaled", "Scale", "scaled from %d to %d (limited by %s): %s", current, d.Desired, d.Limit, d.Reason)
-	status.CurrentReplicas, status.LastScaleTime = d.Desired, &now
-	return r.writeStatus(ctx, s, status)
+	r.Metrics.Problem(sr.key, sr.problem)
 }
 
 // setCondition sets a condition and reports whether it changed state.
@@ -434,18 +478,51 @@ func setCondition(status *v1alpha1.OpportunisticScalerStatus, typ string, on boo
 	return meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: typ, Status: st, Reason: reason, Message: msg, ObservedGeneration: gen})
 }
 
-// writeStatus writes status only when it changed, so a quiet cluster makes
-// no writes.
-func (r *Reconciler) writeStatus(ctx context.Context, s *v1alpha1.OpportunisticScaler, status *v1alpha1.OpportunisticScalerStatus) error {
-	if equalStatus(&s.Status, status) {
-		return nil
+// writeStatus writes a scaler's status when it changed: at once when
+// something other than its live numbers did, else at most once per
+// StatusInterval, so a busy cluster does not rewrite every scaler each
+// round. A failed write is logged and retried next round.
+func (r *Reconciler) writeStatus(ctx context.Context, sr *scalerRound, status *v1alpha1.OpportunisticScalerStatus) {
+	s, now := sr.obj, r.Clock.Now()
+	if !statusNeedsWrite(&s.Status, status, now.Sub(r.statusWritten[sr.key]), r.StatusInterval) {
+		return
 	}
 	patch := client.MergeFrom(s.DeepCopy())
 	s.Status = *status
-	if err := r.Client.Status().Patch(ctx, s, patch); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("writing status of %s/%s: %w", s.Namespace, s.Name, err)
+	if err := r.Client.Status().Patch(ctx, s, patch); err != nil {
+		if !apierrors.IsNotFound(err) {
+			r.Log.Warn("cannot write status", "scaler", sr.key, "err", err)
+		}
+		return
 	}
-	return nil
+	if r.statusWritten == nil {
+		r.statusWritten = map[string]time.Time{}
+	}
+	r.statusWritten[sr.key] = now
+}
+
+// statusNeedsWrite: was is the status as stored, next as computed; since is
+// the time since this process last wrote it.
+func statusNeedsWrite(was, next *v1alpha1.OpportunisticScalerStatus, since, interval time.Duration) bool {
+	if equalStatus(was, next) {
+		return false
+	}
+	return since >= interval || !equalStatus(withoutLiveNumbers(was), withoutLiveNumbers(next))
+}
+
+// withoutLiveNumbers blanks what moves with every pod: the budget and fit
+// counts and the reason that spells out the arithmetic (also in the Ready
+// condition's message while the scaler is active). The desired and current
+// counts, the bound and every condition's state stay.
+func withoutLiveNumbers(st *v1alpha1.OpportunisticScalerStatus) *v1alpha1.OpportunisticScalerStatus {
+	out := st.DeepCopy()
+	out.BudgetReplicas, out.FitReplicas, out.Reason = 0, 0, ""
+	for i := range out.Conditions {
+		if c := &out.Conditions[i]; c.Type == ConditionReady && c.Status == metav1.ConditionTrue {
+			c.Message = ""
+		}
+	}
+	return out
 }
 
 func equalStatus(a, b *v1alpha1.OpportunisticScalerStatus) bool {

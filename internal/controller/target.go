@@ -27,7 +27,38 @@ var (
 	ErrNoScale       = errors.New("NoScaleSubresource")
 	ErrNoTemplate    = errors.New("NoPodTemplate")
 	ErrNoRequests    = errors.New("NoResourceRequests")
+	// ErrTargetForbidden: opportunist may not read the target (or its
+	// PriorityClass): a kind or name outside the granted RBAC.
+	ErrTargetForbidden = errors.New("TargetForbidden")
+	// ErrPriorityClassNotFound: the pod template names a PriorityClass that
+	// does not exist, so its pods' priority is unknown (and they would be
+	// refused at admission anyway).
+	ErrPriorityClassNotFound = errors.New("PriorityClassNotFound")
+	// ErrTargetUnavailable: reading the target failed for another reason
+	// (a 5xx, a timeout, a refused connection); the next round tries again.
+	ErrTargetUnavailable = errors.New("TargetUnavailable")
 )
+
+// Targets reads and writes scale targets: the reconciler's only I/O with
+// the workloads it scales.
+//
+// Error contract: every error of Read wraps one of the Err* reasons above
+// (errors.Is works), so a bad target is its scaler's problem and never the
+// round's. UpdateScale returns the API server's error as is (apierrors.IsConflict
+// tells a stale resourceVersion).
+type Targets interface {
+	// Read resolves ref in namespace: its /scale, one replica's shape and
+	// the priority its pods get. It may answer from a cache.
+	Read(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*Target, error)
+	// GetScale reads a target's /scale from the API server, never from a
+	// cache: the fresh read after a conflicting update.
+	GetScale(ctx context.Context, namespace string, gr schema.GroupResource, name string) (*autoscalingv1.Scale, error)
+	// UpdateScale writes a target's /scale; sc carries the resourceVersion
+	// it was read at.
+	UpdateScale(ctx context.Context, namespace string, gr schema.GroupResource, sc *autoscalingv1.Scale) (*autoscalingv1.Scale, error)
+}
+
+var _ Targets = (*TargetReader)(nil)
 
 // targetError carries one of the Err* reasons and a message for humans.
 type targetError struct {
@@ -49,7 +80,8 @@ type Target struct {
 	PodPriority int32
 }
 
-// TargetReader reads scale targets: their /scale and their pod template.
+// TargetReader is the Targets of a real cluster: it reads targets through
+// the dynamic client and their /scale through the scale client.
 type TargetReader struct {
 	Mapper  meta.RESTMapper
 	Scales  scale.ScalesGetter
@@ -57,8 +89,7 @@ type TargetReader struct {
 	Kube    kubernetes.Interface
 }
 
-// Read resolves ref in namespace. Its errors wrap one of the Err* reasons
-// when the problem is the target's, not the API server's.
+// Read resolves ref in namespace. Every error wraps one of the Err* reasons.
 func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*Target, error) {
 	gv, err := schema.ParseGroupVersion(ref.APIVersion)
 	if err != nil {
@@ -69,23 +100,23 @@ func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscali
 		if meta.IsNoMatchError(err) {
 			return nil, &targetError{ErrTargetMissing, fmt.Sprintf("the API server serves no kind %s in %s", ref.Kind, ref.APIVersion)}
 		}
-		return nil, fmt.Errorf("mapping %s %s: %w", ref.APIVersion, ref.Kind, err)
+		return nil, readError(fmt.Sprintf("mapping %s %s", ref.APIVersion, ref.Kind), err)
 	}
 	obj, err := r.Dynamic.Resource(mapping.Resource).Namespace(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, &targetError{ErrTargetMissing, fmt.Sprintf("%s %s/%s not found", ref.Kind, namespace, ref.Name)}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s %s/%s: %w", ref.Kind, namespace, ref.Name, err)
+		return nil, readError(fmt.Sprintf("reading %s %s/%s", ref.Kind, namespace, ref.Name), err)
 	}
 	gr := mapping.Resource.GroupResource()
-	sc, err := r.Scales.Scales(namespace).Get(ctx, gr, ref.Name, metav1.GetOptions{})
+	sc, err := r.GetScale(ctx, namespace, gr, ref.Name)
 	if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
 		// The object exists (read above), so a 404 here is the missing subresource.
 		return nil, &targetError{ErrNoScale, fmt.Sprintf("%s %s/%s has no /scale subresource", ref.Kind, namespace, ref.Name)}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading /scale of %s %s/%s: %w", ref.Kind, namespace, ref.Name, err)
+		return nil, readError(fmt.Sprintf("reading /scale of %s %s/%s", ref.Kind, namespace, ref.Name), err)
 	}
 	tpl, err := podTemplate(obj)
 	if err != nil {
@@ -102,6 +133,26 @@ func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscali
 	return &Target{GroupResource: gr, Scale: sc, Shape: shape, PodPriority: prio}, nil
 }
 
+// GetScale reads a target's /scale from the API server.
+func (r *TargetReader) GetScale(ctx context.Context, namespace string, gr schema.GroupResource, name string) (*autoscalingv1.Scale, error) {
+	return r.Scales.Scales(namespace).Get(ctx, gr, name, metav1.GetOptions{})
+}
+
+// UpdateScale writes a target's /scale.
+func (r *TargetReader) UpdateScale(ctx context.Context, namespace string, gr schema.GroupResource, sc *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+	return r.Scales.Scales(namespace).Update(ctx, gr, sc, metav1.UpdateOptions{FieldManager: "opportunist"})
+}
+
+// readError turns a failed read into its scaler's problem: Forbidden is
+// TargetForbidden (fix the RBAC), anything else TargetUnavailable (the next
+// round tries again). what says what was being read.
+func readError(what string, err error) error {
+	if apierrors.IsForbidden(err) {
+		return &targetError{ErrTargetForbidden, fmt.Sprintf("%s: forbidden: grant opportunist read access to it: %v", what, err)}
+	}
+	return &targetError{ErrTargetUnavailable, fmt.Sprintf("%s: %v", what, err)}
+}
+
 // priority resolves the priority the pods of spec will get, as the Priority
 // admission plugin would: the named class, else the global default, else 0.
 func (r *TargetReader) priority(ctx context.Context, spec *corev1.PodSpec) (int32, error) {
@@ -110,14 +161,17 @@ func (r *TargetReader) priority(ctx context.Context, spec *corev1.PodSpec) (int3
 	}
 	if spec.PriorityClassName != "" {
 		pc, err := r.Kube.SchedulingV1().PriorityClasses().Get(ctx, spec.PriorityClassName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return 0, &targetError{ErrPriorityClassNotFound, fmt.Sprintf("the pod template names PriorityClass %s, which does not exist: its pods' priority is unknown", spec.PriorityClassName)}
+		}
 		if err != nil {
-			return 0, fmt.Errorf("reading PriorityClass %s of the pod template: %w", spec.PriorityClassName, err)
+			return 0, readError("reading PriorityClass "+spec.PriorityClassName+" of the pod template", err)
 		}
 		return pc.Value, nil
 	}
 	classes, err := r.Kube.SchedulingV1().PriorityClasses().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return 0, fmt.Errorf("listing PriorityClasses: %w", err)
+		return 0, readError("listing PriorityClasses", err)
 	}
 	for _, pc := range classes.Items {
 		if pc.GlobalDefault {

@@ -160,7 +160,7 @@ func TestScalerProblemEvents(t *testing.T) {
 	o.waitForMetrics(t, 10*time.Second, series)
 	// "first" owns shared and fills it to its max, 2; "second" (min 4) never wrote.
 	waitForReplicas(t, 20*time.Second, ns, "shared", 2, 0)
-	time.Sleep(2 * time.Second) // two more rounds
+	o.waitRounds(t, 2, 20*time.Second)
 	if _, values := sharedTrace.directionChanges(); !equalInt32s(values, []int32{1, 2}) {
 		t.Errorf("shared took the counts %v, want [1 2]: only its owner may write", values)
 	}
@@ -208,6 +208,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"run", "--kubeconfig", kubeconfig, "--listen-address=nope"}, `--listen-address "nope": address nope: missing port in address`},
 		{[]string{"run", "--kubeconfig", kubeconfig, "--listen-address=127.0.0.1:99999"}, "--listen-address 127.0.0.1:99999: listen tcp: address 99999: invalid port"},
 		{[]string{"run", "--kubeconfig", kubeconfig, "--on-stale=sometimes"}, `--on-stale must be freeze or shrink-to-min, got "sometimes"`},
+		{[]string{"run", "--kubeconfig", kubeconfig, "--status-interval=-1s"}, "--status-interval must not be negative, got -1s"},
 		{[]string{"run", "--stale-after=soon"}, `invalid argument "soon" for "--stale-after" flag`},
 		{[]string{"simulate", "--scenario-file", unknownField}, unknownField + ":3: nodegroups: unknown field (known: name, description, duration,"},
 		{[]string{"simulate", "--scenario-file", wrongType}, wrongType + `:4: nodeGroups[0].count: "two" is not a whole number`},

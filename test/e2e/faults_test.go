@@ -151,7 +151,9 @@ func testOutage(t *testing.T, ns, component string) {
 		}
 	})
 	o.waitReadyz(t, 20*time.Second, http.StatusServiceUnavailable)
-	time.Sleep(3 * time.Second) // rounds run every second: three with the component down
+	// Rounds with the component down. Without etcd each takes about
+	// --request-timeout (10s): its status write waits for the API server.
+	o.waitRounds(t, 2, 60*time.Second)
 	hackCluster(t, "start", component)
 	apiServerReady(t, 60*time.Second)
 	o.waitReadyz(t, 30*time.Second, http.StatusOK)

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -498,6 +499,46 @@ func (o *Opportunist) scrape(ctx context.Context) (map[string]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// rounds reads opportunist_decision_rounds_total: how many rounds of the
+// control law have started.
+func (o *Opportunist) rounds(ctx context.Context) (float64, error) {
+	_, body, err := httpGet(ctx, o.URL+"/metrics")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "opportunist_decision_rounds_total "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no opportunist_decision_rounds_total on /metrics")
+}
+
+// waitRounds waits, at most timeout, until n whole rounds ran from now on,
+// so a test can then assert that they changed nothing, rather than sleeping.
+// The count read now may include a round still running; the round after the
+// n-th has started once the n-th is done (one round at a time).
+func (o *Opportunist) waitRounds(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	start, err := o.rounds(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	defer func() { t.Logf("%d more rounds took %s", n, time.Since(began).Round(10*time.Millisecond)) }()
+	waitFor(t, timeout, fmt.Sprintf("%d more rounds", n), func(ctx context.Context) (bool, error) {
+		got, err := o.rounds(ctx)
+		if err != nil {
+			return false, err
+		}
+		if got < start+float64(n)+1 {
+			return false, fmt.Errorf("%v rounds started since, want %d", got-start, n+1)
+		}
+		return true, nil
+	})
 }
 
 // waitForMetrics waits until every series in want has its value, and returns

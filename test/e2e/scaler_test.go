@@ -416,7 +416,7 @@ func TestPausedAndDryRun(t *testing.T) {
 	dry.Spec.DryRun = true
 	createScaler(t, c, paused)
 	createScaler(t, c, dry)
-	startOpportunist(t, "--round-interval", "1s")
+	o := startOpportunist(t, "--round-interval", "1s")
 
 	for name, reason := range map[string]string{"paused": "Paused", "dry": "DryRun"} {
 		waitFor(t, 20*time.Second, name+" to report desired 5 in mode "+reason, func(ctx context.Context) (bool, error) {
@@ -432,7 +432,7 @@ func TestPausedAndDryRun(t *testing.T) {
 			return false, fmt.Errorf("status %+v", s.Status)
 		})
 	}
-	time.Sleep(2 * time.Second) // two more rounds
+	o.waitRounds(t, 2, 20*time.Second)
 	for _, name := range []string{"paused", "dry"} {
 		if got, err := deploymentReplicas(context.Background(), ns, name); err != nil || got != 1 {
 			t.Errorf("%s scaled to %d (err %v); it must not be written", name, got, err)

@@ -403,7 +403,7 @@ func TestStaleFreeze(t *testing.T) {
 	}
 	// Paid load arrives meanwhile: unseen, so nothing may move.
 	createDeployment(t, r.ns, "paid", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "2")})
-	time.Sleep(3 * time.Second)
+	r.o.waitRounds(t, 3, 20*time.Second)
 	if _, values := trace.directionChanges(); len(values) != 1 || values[0] != 6 {
 		t.Errorf("worker replicas moved while frozen: %v, want [6]", values)
 	}
