@@ -69,17 +69,24 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 	if err != nil {
 		return nil, err
 	}
+	// Target reads come from watches; writes go through the cache, so it
+	// knows the count it wrote before the watch shows it.
+	targets := controller.NewTargetCache(dyn, kube, scales, mgr.GetRESTMapper(), mgr.GetClient(), log)
+	if err := mgr.Add(targets); err != nil {
+		return nil, fmt.Errorf("setting up the target cache: %w", err)
+	}
 	r := &controller.Reconciler{
-		Client:    mgr.GetClient(),
-		Targets:   &controller.TargetReader{Mapper: mgr.GetRESTMapper(), Scales: scales, Dynamic: dyn, Kube: kube},
-		Capacity:  capacity,
-		Recorder:  mgr.GetEventRecorder("opportunist"),
-		Log:       log,
-		Clock:     clock.RealClock{},
-		Resync:    o.RoundInterval,
-		Metrics:   controller.NewMetrics(reg),
-		Decisions: decisions,
-		Stale:     o.stalePolicy(),
+		Client:           mgr.GetClient(),
+		Targets:          &controller.TargetReader{Mapper: mgr.GetRESTMapper(), Scales: targets.WriteThrough(scales), Dynamic: dyn, Kube: kube, Cache: targets},
+		Capacity:         capacity,
+		Recorder:         mgr.GetEventRecorder("opportunist"),
+		Log:              log,
+		Clock:            clock.RealClock{},
+		Resync:           o.RoundInterval,
+		Metrics:          controller.NewMetrics(reg),
+		Decisions:        decisions,
+		Stale:            o.stalePolicy(),
+		MinRoundInterval: o.MinRoundInterval,
 	}
 	if err := r.SetupWithManager(mgr, capacity.Changes()); err != nil {
 		return nil, fmt.Errorf("setting up the reconciler: %w", err)

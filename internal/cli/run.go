@@ -50,6 +50,8 @@ type runOptions struct {
 	RenewDeadline           time.Duration
 	RetryPeriod             time.Duration
 	RoundInterval           time.Duration
+	// MinRoundInterval spaces the starts of rounds, coalescing bursts of events.
+	MinRoundInterval time.Duration
 	// StaleAfter and OnStale: how long capacity data may be stale before
 	// OnStale (freeze or shrink-to-min) applies.
 	StaleAfter time.Duration
@@ -61,21 +63,22 @@ type runOptions struct {
 
 func defaultRunOptions() *runOptions {
 	return &runOptions{
-		kube:           defaultKubeOptions(),
-		ListenAddress:  ":8080",
-		ProbeInterval:  time.Second,
-		LogFormat:      "text",
-		LogLevel:       "info",
-		Controller:     true,
-		LeaderElect:    true,
-		LeaseDuration:  15 * time.Second,
-		RenewDeadline:  10 * time.Second,
-		RetryPeriod:    2 * time.Second,
-		RoundInterval:  5 * time.Second,
-		StaleAfter:     controller.DefaultStalePolicy().After,
-		OnStale:        string(controller.DefaultStalePolicy().Behaviour),
-		MetricsAPI:     metricsapi.ServerOptions{BindAddress: "0.0.0.0"},
-		MetricsService: "cluster-metrics",
+		kube:             defaultKubeOptions(),
+		ListenAddress:    ":8080",
+		ProbeInterval:    time.Second,
+		LogFormat:        "text",
+		LogLevel:         "info",
+		Controller:       true,
+		LeaderElect:      true,
+		LeaseDuration:    15 * time.Second,
+		RenewDeadline:    10 * time.Second,
+		RetryPeriod:      2 * time.Second,
+		RoundInterval:    5 * time.Second,
+		MinRoundInterval: time.Second,
+		StaleAfter:       controller.DefaultStalePolicy().After,
+		OnStale:          string(controller.DefaultStalePolicy().Behaviour),
+		MetricsAPI:       metricsapi.ServerOptions{BindAddress: "0.0.0.0"},
+		MetricsService:   "cluster-metrics",
 	}
 }
 
@@ -93,6 +96,7 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", o.RenewDeadline, "how long the leader keeps trying to renew before it gives up leading (and exits)")
 	fs.DurationVar(&o.RetryPeriod, "leader-election-retry-period", o.RetryPeriod, "how often candidates try to acquire or renew the lease")
 	fs.DurationVar(&o.RoundInterval, "round-interval", o.RoundInterval, "longest time between two rounds of the control law when nothing changes")
+	fs.DurationVar(&o.MinRoundInterval, "min-round-interval", o.MinRoundInterval, "least time between the starts of two rounds: the events of a burst within it are served by one round at its end (0: a round per event)")
 	fs.DurationVar(&o.StaleAfter, "stale-after", o.StaleAfter, "how long the capacity data may be stale (a watch failing, the API server not answering) before --on-stale applies; until then the controller holds every target")
 	fs.StringVar(&o.OnStale, "on-stale", o.OnStale, "what the controller does once the data has been stale for --stale-after: freeze (hold every target) or shrink-to-min (scale every target down to its minReplicas)")
 	fs.IntVar(&o.MetricsAPI.SecurePort, "metrics-api-port", o.MetricsAPI.SecurePort, "HTTPS port serving custom.metrics.k8s.io and external.metrics.k8s.io to the API server's aggregator (0: off)")
@@ -126,6 +130,9 @@ func (o *runOptions) Validate() []error {
 	}
 	if o.RoundInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--round-interval must be positive, got %s", o.RoundInterval))
+	}
+	if o.MinRoundInterval < 0 {
+		errs = append(errs, fmt.Errorf("--min-round-interval must not be negative, got %s", o.MinRoundInterval))
 	}
 	if o.StaleAfter < 0 {
 		errs = append(errs, fmt.Errorf("--stale-after must not be negative, got %s", o.StaleAfter))

@@ -76,6 +76,10 @@ type Reconciler struct {
 	// Stale is what to do when the capacity data is stale; the zero value
 	// is DefaultStalePolicy.
 	Stale StalePolicy
+	// MinRoundInterval is the least time between the starts of two rounds
+	// (coalesce.go); 0 runs a round on every request.
+	MinRoundInterval time.Duration
+	spacing          roundSpacing
 
 	history   map[string]control.History
 	workloads string // fingerprint of the last SetWorkloads
@@ -103,6 +107,10 @@ type scalerRound struct {
 
 // Reconcile runs one round over all scalers.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	r.spacing.min = r.MinRoundInterval
+	if wait := r.spacing.wait(r.Clock.Now()); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil // coalesced into that round
+	}
 	r.Metrics.Round()
 	if r.history == nil {
 		r.history = map[string]control.History{}

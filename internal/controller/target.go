@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -55,6 +54,8 @@ type TargetReader struct {
 	Scales  scale.ScalesGetter
 	Dynamic dynamic.Interface
 	Kube    kubernetes.Interface
+	// Cache, when set, serves the reads from watches (targetcache.go).
+	Cache *TargetCache
 }
 
 // Read resolves ref in namespace. Its errors wrap one of the Err* reasons
@@ -71,7 +72,7 @@ func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscali
 		}
 		return nil, fmt.Errorf("mapping %s %s: %w", ref.APIVersion, ref.Kind, err)
 	}
-	obj, err := r.Dynamic.Resource(mapping.Resource).Namespace(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	obj, err := r.getObject(ctx, mapping.Resource, namespace, ref.Name)
 	if apierrors.IsNotFound(err) {
 		return nil, &targetError{ErrTargetMissing, fmt.Sprintf("%s %s/%s not found", ref.Kind, namespace, ref.Name)}
 	}
@@ -79,7 +80,7 @@ func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscali
 		return nil, fmt.Errorf("reading %s %s/%s: %w", ref.Kind, namespace, ref.Name, err)
 	}
 	gr := mapping.Resource.GroupResource()
-	sc, err := r.Scales.Scales(namespace).Get(ctx, gr, ref.Name, metav1.GetOptions{})
+	sc, err := r.getScale(ctx, gr, obj)
 	if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
 		// The object exists (read above), so a 404 here is the missing subresource.
 		return nil, &targetError{ErrNoScale, fmt.Sprintf("%s %s/%s has no /scale subresource", ref.Kind, namespace, ref.Name)}
@@ -109,17 +110,17 @@ func (r *TargetReader) priority(ctx context.Context, spec *corev1.PodSpec) (int3
 		return *spec.Priority, nil
 	}
 	if spec.PriorityClassName != "" {
-		pc, err := r.Kube.SchedulingV1().PriorityClasses().Get(ctx, spec.PriorityClassName, metav1.GetOptions{})
+		pc, err := r.getPriorityClass(ctx, spec.PriorityClassName)
 		if err != nil {
 			return 0, fmt.Errorf("reading PriorityClass %s of the pod template: %w", spec.PriorityClassName, err)
 		}
 		return pc.Value, nil
 	}
-	classes, err := r.Kube.SchedulingV1().PriorityClasses().List(ctx, metav1.ListOptions{})
+	classes, err := r.listPriorityClasses(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("listing PriorityClasses: %w", err)
 	}
-	for _, pc := range classes.Items {
+	for _, pc := range classes {
 		if pc.GlobalDefault {
 			return pc.Value, nil
 		}
