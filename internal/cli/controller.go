@@ -70,8 +70,20 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 		return nil, err
 	}
 	// Target reads come from watches; writes go through the cache, so it
-	// knows the count it wrote before the watch shows it.
-	targets := controller.NewTargetCache(dyn, kube, scales, mgr.GetRESTMapper(), mgr.GetClient(), log)
+	// knows the count it wrote before the watch shows it. The watches' clients
+	// have no --request-timeout: it would end each watch after that long.
+	watchCfg := rest.CopyConfig(cfg)
+	watchCfg.Timeout = 0
+	watchDyn, err := dynamic.NewForConfig(watchCfg)
+	if err != nil {
+		return nil, err
+	}
+	watchKube, err := kubernetes.NewForConfig(watchCfg)
+	if err != nil {
+		return nil, err
+	}
+	targets := controller.NewTargetCache(controller.TargetClients{Dynamic: dyn, Kube: kube, WatchDynamic: watchDyn, WatchKube: watchKube},
+		scales, mgr.GetRESTMapper(), mgr.GetClient(), log)
 	if err := mgr.Add(targets); err != nil {
 		return nil, fmt.Errorf("setting up the target cache: %w", err)
 	}

@@ -44,10 +44,9 @@ import (
 // is read with plain GETs, as without the cache, and its watch is tried
 // again after ForbiddenRetry.
 type TargetCache struct {
-	dynamic dynamic.Interface
-	kube    kubernetes.Interface
-	scales  scale.ScalesGetter
-	mapper  meta.RESTMapper
+	TargetClients
+	scales scale.ScalesGetter
+	mapper meta.RESTMapper
 	// scalers lists the scalers (from the manager's cache) when sweeping.
 	scalers client.Reader
 	log     *slog.Logger
@@ -99,12 +98,26 @@ type targetEntry struct {
 	reread bool
 }
 
+// TargetClients are the clients a TargetCache reads with.
+type TargetClients struct {
+	// Dynamic and Kube make the GETs (and the LIST of PriorityClasses) of a
+	// target whose watch cannot be trusted.
+	Dynamic dynamic.Interface
+	Kube    kubernetes.Interface
+	// WatchDynamic and WatchKube list and watch. They must have no client
+	// timeout (rest.Config.Timeout): that bounds the whole response, so it
+	// would end every watch after it and the reflector would watch again
+	// (with a 10s timeout, 6 requests a minute per target, for nothing).
+	WatchDynamic dynamic.Interface
+	WatchKube    kubernetes.Interface
+}
+
 // NewTargetCache builds a cache; nothing is watched until the first read.
 // scales is the real /scale client (for GETs); write through WriteThrough.
-func NewTargetCache(dyn dynamic.Interface, kube kubernetes.Interface, scales scale.ScalesGetter, mapper meta.RESTMapper, scalers client.Reader, log *slog.Logger) *TargetCache {
+func NewTargetCache(clients TargetClients, scales scale.ScalesGetter, mapper meta.RESTMapper, scalers client.Reader, log *slog.Logger) *TargetCache {
 	base, stop := context.WithCancel(context.Background())
 	return &TargetCache{
-		dynamic: dyn, kube: kube, scales: scales, mapper: mapper, scalers: scalers, log: log, clock: clock.RealClock{},
+		TargetClients: clients, scales: scales, mapper: mapper, scalers: scalers, log: log, clock: clock.RealClock{},
 		SyncTimeout: 5 * time.Second, ForbiddenRetry: 5 * time.Minute, SweepInterval: 30 * time.Second,
 		base: base, stop: stop, targets: map[targetKey]*targetEntry{},
 	}
@@ -191,12 +204,12 @@ func (c *TargetCache) entry(gvr schema.GroupVersionResource, namespace, name str
 }
 
 func (c *TargetCache) watchObject(gvr schema.GroupVersionResource, namespace, name string) *watched {
-	res := c.dynamic.Resource(gvr).Namespace(namespace)
+	res := c.WatchDynamic.Resource(gvr).Namespace(namespace)
 	byName := func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 	}
 	what := fmt.Sprintf("%s %s/%s", gvr.GroupResource(), namespace, name)
-	return c.startWatch(what, &unstructured.Unstructured{}, c.dynamic,
+	return c.startWatch(what, &unstructured.Unstructured{}, c.WatchDynamic,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			byName(&o)
 			return res.List(ctx, o)
@@ -208,8 +221,8 @@ func (c *TargetCache) watchObject(gvr schema.GroupVersionResource, namespace, na
 }
 
 func (c *TargetCache) watchPriorityClasses() *watched {
-	pcs := c.kube.SchedulingV1().PriorityClasses()
-	return c.startWatch("priorityclasses", &schedulingv1.PriorityClass{}, c.kube,
+	pcs := c.WatchKube.SchedulingV1().PriorityClasses()
+	return c.startWatch("priorityclasses", &schedulingv1.PriorityClass{}, c.WatchKube,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return pcs.List(ctx, o) },
 		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return pcs.Watch(ctx, o) })
 }
@@ -224,7 +237,7 @@ func (c *TargetCache) object(ctx context.Context, gvr schema.GroupVersionResourc
 			return nil, apierrors.NewNotFound(gvr.GroupResource(), name)
 		}
 		obj = item.(*unstructured.Unstructured).DeepCopy()
-	} else if obj, err = c.dynamic.Resource(gvr).Namespace(namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+	} else if obj, err = c.Dynamic.Resource(gvr).Namespace(namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -293,7 +306,7 @@ func (c *TargetCache) priorityClass(ctx context.Context, name string) (*scheduli
 	}
 	// Not watched, or not seen yet: a class made a moment ago may not have
 	// reached the watch, so a miss is confirmed with a GET.
-	return c.kube.SchedulingV1().PriorityClasses().Get(ctx, name, metav1.GetOptions{})
+	return c.Kube.SchedulingV1().PriorityClasses().Get(ctx, name, metav1.GetOptions{})
 }
 
 // priorityClasses lists every PriorityClass.
@@ -306,7 +319,7 @@ func (c *TargetCache) priorityClasses(ctx context.Context) ([]schedulingv1.Prior
 		}
 		return out, nil
 	}
-	l, err := c.kube.SchedulingV1().PriorityClasses().List(ctx, metav1.ListOptions{})
+	l, err := c.Kube.SchedulingV1().PriorityClasses().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -82,7 +82,7 @@ func newCacheFixture(t *testing.T, scalers []v1alpha1.OpportunisticScaler, objec
 	for i := range scalers {
 		objs = append(objs, &scalers[i])
 	}
-	c := NewTargetCache(dyn, kube, scales, mapper, crfake.NewClientBuilder().WithScheme(crScheme).WithRuntimeObjects(objs...).Build(), slog.New(slog.DiscardHandler))
+	c := NewTargetCache(TargetClients{Dynamic: dyn, Kube: kube, WatchDynamic: dyn, WatchKube: kube}, scales, mapper, crfake.NewClientBuilder().WithScheme(crScheme).WithRuntimeObjects(objs...).Build(), slog.New(slog.DiscardHandler))
 	t.Cleanup(c.stop)
 	return &cacheFixture{
 		cache:   c,

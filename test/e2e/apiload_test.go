@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -180,8 +181,11 @@ func waitForWorkersAtMax(t *testing.T, n int, max int32) {
 	})
 }
 
-// paidPodChurn creates a paid pod every 1/rate seconds (bound by the
-// scheduler) and deletes each one life later.
+// paidPodChurn creates paid pods at rate a second on average (bound by the
+// scheduler) and deletes each one about life later. The gaps are jittered
+// (0.5 to 1.5 times the mean, a fixed seed): a strictly periodic churn
+// beats with the rounds' own period, and rounds that always sample it at the
+// same phase would see a cluster that never changes.
 type paidPodChurn struct {
 	ops    atomic.Int64 // creates and deletes done
 	cancel context.CancelFunc
@@ -196,13 +200,13 @@ func startPaidPodChurn(t *testing.T, rate float64, life time.Duration) *paidPodC
 	zero := int64(0)
 	go func() {
 		defer close(ch.done)
-		tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
-		defer tick.Stop()
+		rng := rand.New(rand.NewPCG(1, 2))
+		mean := float64(time.Second) / rate
 		for i := 0; ; i++ {
 			select {
 			case <-ctx.Done():
 				return
-			case <-tick.C:
+			case <-time.After(time.Duration(mean * (0.5 + rng.Float64()))):
 			}
 			pod := &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "apiload-paid", Name: fmt.Sprintf("paid-%06d", i), Labels: map[string]string{"app": "paid-churn"}},
