@@ -88,16 +88,17 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 		return nil, fmt.Errorf("setting up the target cache: %w", err)
 	}
 	r := &controller.Reconciler{
-		Client:           mgr.GetClient(),
-		Targets:          &controller.TargetReader{Mapper: mgr.GetRESTMapper(), Scales: targets.WriteThrough(scales), Dynamic: dyn, Kube: kube, Cache: targets},
-		Capacity:         capacity,
-		Recorder:         mgr.GetEventRecorder("opportunist"),
-		Log:              log,
-		Clock:            clock.RealClock{},
-		Resync:           o.RoundInterval,
-		Metrics:          controller.NewMetrics(reg),
-		Decisions:        decisions,
-		Stale:            o.stalePolicy(),
+		Client:    mgr.GetClient(),
+		Targets:   &controller.TargetReader{Mapper: mgr.GetRESTMapper(), Scales: targets.WriteThrough(scales), Dynamic: dyn, Kube: kube, Cache: targets},
+		Capacity:  capacity,
+		Recorder:  mgr.GetEventRecorder("opportunist"),
+		Log:       log,
+		Clock:     clock.RealClock{},
+		Resync:    o.RoundInterval,
+		Metrics:   controller.NewMetrics(reg),
+		Decisions: decisions,
+		Stale:     o.stalePolicy(),
+		// Rounds start at most once per --min-round-interval.
 		MinRoundInterval: o.MinRoundInterval,
 	}
 	if err := r.SetupWithManager(mgr, capacity.Changes()); err != nil {

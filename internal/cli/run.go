@@ -63,22 +63,23 @@ type runOptions struct {
 
 func defaultRunOptions() *runOptions {
 	return &runOptions{
-		kube:             defaultKubeOptions(),
-		ListenAddress:    ":8080",
-		ProbeInterval:    time.Second,
-		LogFormat:        "text",
-		LogLevel:         "info",
-		Controller:       true,
-		LeaderElect:      true,
-		LeaseDuration:    15 * time.Second,
-		RenewDeadline:    10 * time.Second,
-		RetryPeriod:      2 * time.Second,
-		RoundInterval:    5 * time.Second,
+		kube:           defaultKubeOptions(),
+		ListenAddress:  ":8080",
+		ProbeInterval:  time.Second,
+		LogFormat:      "text",
+		LogLevel:       "info",
+		Controller:     true,
+		LeaderElect:    true,
+		LeaseDuration:  15 * time.Second,
+		RenewDeadline:  10 * time.Second,
+		RetryPeriod:    2 * time.Second,
+		RoundInterval:  5 * time.Second,
+		StaleAfter:     controller.DefaultStalePolicy().After,
+		OnStale:        string(controller.DefaultStalePolicy().Behaviour),
+		MetricsAPI:     metricsapi.ServerOptions{BindAddress: "0.0.0.0"},
+		MetricsService: "cluster-metrics",
+		// A burst of events within a second is one round.
 		MinRoundInterval: time.Second,
-		StaleAfter:       controller.DefaultStalePolicy().After,
-		OnStale:          string(controller.DefaultStalePolicy().Behaviour),
-		MetricsAPI:       metricsapi.ServerOptions{BindAddress: "0.0.0.0"},
-		MetricsService:   "cluster-metrics",
 	}
 }
 
