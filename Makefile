@@ -46,6 +46,10 @@ e2e: ## End-to-end tests on a local control plane (brought up if needed); RUN=<r
 e2e-scale: ## Scale test, not in CI: 1,000 kwok nodes, 30,000 pods (SCALE_NODES, SCALE_PODS); see docs/scale.md
 	hack/e2e-scale.sh
 
+.PHONY: e2e-apiload
+e2e-apiload: ## API requests a minute by opportunist in steady churn with 1, 10, 100 scalers (audit log), not in CI; see docs/scale.md
+	SCALE_TEST=TestAPILoad hack/e2e-scale.sh
+
 .PHONY: bench
 bench: ## Benchmarks of the hot paths at 5,000 nodes / 150,000 pods
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

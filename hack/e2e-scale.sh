@@ -6,6 +6,10 @@
 # Size: SCALE_NODES (1000), SCALE_PODS (30000 paid pods), SCALE_STEADY (60s of
 # churn only), SCALE_SAMPLES (20), SCALE_YIELDS (3). Results: the test log
 # (also in $E2E_ARTIFACTS/scale-test.log) and $E2E_ARTIFACTS/scale-results.json.
+#
+# SCALE_TEST=TestAPILoad runs the API-load measurement instead (`make
+# e2e-apiload`; APILOAD_* variables, docs/scale.md); its log is
+# $E2E_ARTIFACTS/apiload-test.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,4 +32,7 @@ eval "$(go run ./hack/cluster env)"
 artifacts="${E2E_ARTIFACTS:-_output/e2e}"
 mkdir -p "$artifacts"
 echo "e2e-scale: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
-go test -tags e2e,scale -count=1 -timeout 90m -v -run '^TestScale$' ./test/e2e 2>&1 | tee "$artifacts/scale-test.log"
+test="${SCALE_TEST:-TestScale}"
+log="$artifacts/scale-test.log"
+if [ "$test" = TestAPILoad ]; then log="$artifacts/apiload-test.log"; fi
+go test -tags e2e,scale -count=1 -timeout 90m -v -run "^${test}\$" ./test/e2e 2>&1 | tee "$log"

@@ -186,8 +186,10 @@ func apiserverArgs(c *cluster) []string {
 }
 
 // auditPolicy logs, with their request bodies, the writes that can change a
-// workload's replica count, and nothing else, so the log stays small. Tests
-// read it to check who scaled what, and to which count.
+// workload's replica count, and every request of the users in the group
+// auditedGroup (without bodies), and nothing else, so the log stays small.
+// Tests read it to check who scaled what, and to which count, and how many
+// requests a client sends (test/e2e/apiload_test.go).
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
@@ -197,8 +199,13 @@ rules:
   resources:
   - group: apps
     resources: [deployments, deployments/scale, statefulsets, statefulsets/scale, replicasets, replicasets/scale]
+- level: Metadata
+  userGroups: ["` + auditedGroup + `"]
 - level: None
 `
+
+// auditedGroup: every request of its users is in the audit log.
+const auditedGroup = "opportunist-e2e:audited"
 
 func writeAuditPolicy(p paths) error {
 	return writeFileAtomic(p.auditPolicy(), []byte(auditPolicy), 0o644)

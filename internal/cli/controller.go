@@ -69,9 +69,27 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 	if err != nil {
 		return nil, err
 	}
+	// Target reads come from watches; writes go through the cache, so it
+	// knows the count it wrote before the watch shows it. The watches' clients
+	// have no --request-timeout: it would end each watch after that long.
+	watchCfg := rest.CopyConfig(cfg)
+	watchCfg.Timeout = 0
+	watchDyn, err := dynamic.NewForConfig(watchCfg)
+	if err != nil {
+		return nil, err
+	}
+	watchKube, err := kubernetes.NewForConfig(watchCfg)
+	if err != nil {
+		return nil, err
+	}
+	targets := controller.NewTargetCache(controller.TargetClients{Dynamic: dyn, Kube: kube, WatchDynamic: watchDyn, WatchKube: watchKube},
+		scales, mgr.GetRESTMapper(), mgr.GetClient(), log)
+	if err := mgr.Add(targets); err != nil {
+		return nil, fmt.Errorf("setting up the target cache: %w", err)
+	}
 	r := &controller.Reconciler{
 		Client:    mgr.GetClient(),
-		Targets:   &controller.TargetReader{Mapper: mgr.GetRESTMapper(), Scales: scales, Dynamic: dyn, Kube: kube},
+		Targets:   &controller.TargetReader{Mapper: mgr.GetRESTMapper(), Scales: targets.WriteThrough(scales), Dynamic: dyn, Kube: kube, Cache: targets},
 		Capacity:  capacity,
 		Recorder:  mgr.GetEventRecorder("opportunist"),
 		Log:       log,
@@ -82,6 +100,8 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 		Stale:     o.stalePolicy(),
 
 		StatusInterval: o.StatusInterval,
+		// Rounds start at most once per --min-round-interval.
+		MinRoundInterval: o.MinRoundInterval,
 	}
 	if err := r.SetupWithManager(mgr, capacity.Changes()); err != nil {
 		return nil, fmt.Errorf("setting up the reconciler: %w", err)

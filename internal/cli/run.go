@@ -53,6 +53,8 @@ type runOptions struct {
 	// StatusInterval: how often a scaler's status is rewritten when only its
 	// live numbers (budget, fit, the reason's text) changed.
 	StatusInterval time.Duration
+	// MinRoundInterval spaces the starts of rounds, coalescing bursts of events.
+	MinRoundInterval time.Duration
 	// StaleAfter and OnStale: how long capacity data may be stale before
 	// OnStale (freeze or shrink-to-min) applies.
 	StaleAfter time.Duration
@@ -80,6 +82,8 @@ func defaultRunOptions() *runOptions {
 		OnStale:        string(controller.DefaultStalePolicy().Behaviour),
 		MetricsAPI:     metricsapi.ServerOptions{BindAddress: "0.0.0.0"},
 		MetricsService: "cluster-metrics",
+		// A burst of events within a second is one round.
+		MinRoundInterval: time.Second,
 	}
 }
 
@@ -98,6 +102,7 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RetryPeriod, "leader-election-retry-period", o.RetryPeriod, "how often candidates try to acquire or renew the lease")
 	fs.DurationVar(&o.RoundInterval, "round-interval", o.RoundInterval, "longest time between two rounds of the control law when nothing changes")
 	fs.DurationVar(&o.StatusInterval, "status-interval", o.StatusInterval, "how often a scaler's status is rewritten when only its live numbers changed (budget, fit, the reason's text); any other change is written at once (0: every change)")
+	fs.DurationVar(&o.MinRoundInterval, "min-round-interval", o.MinRoundInterval, "least time between the starts of two rounds: the events of a burst within it are served by one round at its end (0: a round per event)")
 	fs.DurationVar(&o.StaleAfter, "stale-after", o.StaleAfter, "how long the capacity data may be stale (a watch failing, the API server not answering) before --on-stale applies; until then the controller holds every target")
 	fs.StringVar(&o.OnStale, "on-stale", o.OnStale, "what the controller does once the data has been stale for --stale-after: freeze (hold every target) or shrink-to-min (scale every target down to its minReplicas)")
 	fs.IntVar(&o.MetricsAPI.SecurePort, "metrics-api-port", o.MetricsAPI.SecurePort, "HTTPS port serving custom.metrics.k8s.io and external.metrics.k8s.io to the API server's aggregator (0: off)")
@@ -134,6 +139,9 @@ func (o *runOptions) Validate() []error {
 	}
 	if o.StatusInterval < 0 {
 		errs = append(errs, fmt.Errorf("--status-interval must not be negative, got %s", o.StatusInterval))
+	}
+	if o.MinRoundInterval < 0 {
+		errs = append(errs, fmt.Errorf("--min-round-interval must not be negative, got %s", o.MinRoundInterval))
 	}
 	if o.StaleAfter < 0 {
 		errs = append(errs, fmt.Errorf("--stale-after must not be negative, got %s", o.StaleAfter))

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -110,8 +111,8 @@ func New(client kubernetes.Interface, opts Options) *Cache {
 		transform cache.TransformFunc
 		handler   cache.ResourceEventHandlerFuncs
 	}{
-		{c.nodes, sourceNodes, TransformNode, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertNode, UpdateFunc: func(_, n any) { c.upsertNode(n) }, DeleteFunc: c.deleteNode}},
-		{c.pods, sourcePods, TransformPod, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertPod, UpdateFunc: func(_, p any) { c.upsertPod(p) }, DeleteFunc: c.deletePod}},
+		{c.nodes, sourceNodes, TransformNode, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}},
+		{c.pods, sourcePods, TransformPod, cache.ResourceEventHandlerFuncs{AddFunc: c.upsertPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
 	} {
 		// Errors here mean the informer already started, which cannot happen in New.
 		_ = inf.informer.SetTransform(inf.transform)
@@ -328,6 +329,18 @@ func (c *Cache) upsertNode(obj any) {
 	}
 }
 
+// updateNode applies a node update that changes the model. Most node
+// updates are heartbeats (conditions' timestamps, images): the model is the
+// same, so they neither touch the ledger nor signal a round.
+func (c *Cache) updateNode(old, obj any) {
+	if o, ok := old.(*NodeObject); ok {
+		if n, ok := obj.(*NodeObject); ok && reflect.DeepEqual(o.Model, n.Model) {
+			return
+		}
+	}
+	c.upsertNode(obj)
+}
+
 func (c *Cache) deleteNode(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
@@ -344,6 +357,19 @@ func (c *Cache) upsertPod(obj any) {
 			c.trackPending(l, &p.Model)
 		})
 	}
+}
+
+// updatePod applies a pod update that changes the model. Most pod updates
+// change only status fields the model ignores (conditions, IPs, container
+// states, a deletion timestamp): those neither touch the ledger nor signal a
+// round, so status churn costs the API server nothing.
+func (c *Cache) updatePod(old, obj any) {
+	if o, ok := old.(*PodObject); ok {
+		if p, ok := obj.(*PodObject); ok && reflect.DeepEqual(o.Model, p.Model) {
+			return
+		}
+	}
+	c.upsertPod(obj)
 }
 
 // trackPending measures how long paid pods wait to be bound.

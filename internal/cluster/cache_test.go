@@ -241,3 +241,73 @@ func TestForbiddenWatchMarksStale(t *testing.T) {
 	forbidden.Store(false)
 	eventually(t, "fresh once the re-list succeeds", func() bool { return c.Ready() == nil })
 }
+
+// TestUpdatesSignalOnlyModelChanges: a status-only pod update or a node
+// heartbeat leaves the capacity model as it was, so it must not signal a
+// round; anything the model keeps must.
+func TestUpdatesSignalOnlyModelChanges(t *testing.T) {
+	bound := pod("p", "a", "1")
+	withStatus := func(mutate func(*corev1.Pod)) *corev1.Pod {
+		p := bound.DeepCopy()
+		mutate(p)
+		return p
+	}
+	readyNode := node("a", "32")
+	heartbeat := readyNode.DeepCopy()
+	heartbeat.ResourceVersion = "2"
+	heartbeat.Status.Conditions[0].LastHeartbeatTime = metav1.Now()
+	heartbeat.Status.Images = []corev1.ContainerImage{{Names: []string{"busybox"}}}
+	notReady := readyNode.DeepCopy()
+	notReady.Status.Conditions[0].Status = corev1.ConditionFalse
+	cordoned := readyNode.DeepCopy()
+	cordoned.Spec.Unschedulable = true
+
+	tests := []struct {
+		name     string
+		old, new runtime.Object
+		want     bool
+	}{
+		{"pod conditions and IP only", bound, withStatus(func(p *corev1.Pod) {
+			p.ResourceVersion = "2"
+			p.Status.PodIP = "10.0.0.1"
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		}), false},
+		// Terminating and the deletion cost are in the model: a yield reads them.
+		{"pod terminating", bound, withStatus(func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: time.Unix(1, 0)} }), true},
+		{"pod deletion cost", bound, withStatus(func(p *corev1.Pod) {
+			p.Annotations = map[string]string{capacity.DeletionCostAnnotation: "-1000"}
+		}), true},
+		{"pod annotation only", bound, withStatus(func(p *corev1.Pod) { p.Annotations = map[string]string{"a": "b"} }), false},
+		{"pod bound", pod("p", "", "1"), bound, true},
+		{"pod finished", bound, withStatus(func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }), true},
+		{"pod relabelled", bound, withStatus(func(p *corev1.Pod) { p.Labels = map[string]string{"app": "x"} }), true},
+		{"pod resized", bound, withStatus(func(p *corev1.Pod) {
+			p.Spec.Containers[0].Resources.Requests["cpu"] = resource.MustParse("2")
+		}), true},
+		{"node heartbeat", readyNode, heartbeat, false},
+		{"node NotReady", readyNode, notReady, true},
+		{"node cordoned", readyNode, cordoned, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(fake.NewClientset(), Options{Probe: func(context.Context) error { return nil }})
+			transform, update := TransformPod, c.updatePod
+			if _, isNode := tt.old.(*corev1.Node); isNode {
+				transform, update = TransformNode, c.updateNode
+			}
+			old, _ := transform(tt.old)
+			updated, _ := transform(tt.new)
+			update(old, updated)
+			select {
+			case <-c.Changes():
+				if !tt.want {
+					t.Error("signalled a round for an update that leaves the model as it was")
+				}
+			default:
+				if tt.want {
+					t.Error("no round signalled for an update that changes the model")
+				}
+			}
+		})
+	}
+}

@@ -89,6 +89,10 @@ type Reconciler struct {
 	// its live numbers changed (budget, fit, the reason's text); any other
 	// change is written at once. Zero writes every change.
 	StatusInterval time.Duration
+	// MinRoundInterval is the least time between the starts of two rounds
+	// (coalesce.go); 0 runs a round on every request.
+	MinRoundInterval time.Duration
+	spacing          roundSpacing
 
 	history map[string]control.History
 	// statusWritten is when each scaler's status was last written.
@@ -118,6 +122,10 @@ type scalerRound struct {
 
 // Reconcile runs one round over all scalers.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	r.spacing.min = r.MinRoundInterval
+	if wait := r.spacing.wait(r.Clock.Now()); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil // coalesced into that round
+	}
 	r.Metrics.Round()
 	if r.history == nil {
 		r.history = map[string]control.History{}

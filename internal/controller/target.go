@@ -87,6 +87,8 @@ type TargetReader struct {
 	Scales  scale.ScalesGetter
 	Dynamic dynamic.Interface
 	Kube    kubernetes.Interface
+	// Cache, when set, serves the reads from watches (targetcache.go).
+	Cache *TargetCache
 }
 
 // Read resolves ref in namespace. Every error wraps one of the Err* reasons.
@@ -102,7 +104,7 @@ func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscali
 		}
 		return nil, readError(fmt.Sprintf("mapping %s %s", ref.APIVersion, ref.Kind), err)
 	}
-	obj, err := r.Dynamic.Resource(mapping.Resource).Namespace(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	obj, err := r.getObject(ctx, mapping.Resource, namespace, ref.Name)
 	if apierrors.IsNotFound(err) {
 		return nil, &targetError{ErrTargetMissing, fmt.Sprintf("%s %s/%s not found", ref.Kind, namespace, ref.Name)}
 	}
@@ -110,7 +112,7 @@ func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscali
 		return nil, readError(fmt.Sprintf("reading %s %s/%s", ref.Kind, namespace, ref.Name), err)
 	}
 	gr := mapping.Resource.GroupResource()
-	sc, err := r.GetScale(ctx, namespace, gr, ref.Name)
+	sc, err := r.getScale(ctx, gr, obj)
 	if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
 		// The object exists (read above), so a 404 here is the missing subresource.
 		return nil, &targetError{ErrNoScale, fmt.Sprintf("%s %s/%s has no /scale subresource", ref.Kind, namespace, ref.Name)}
@@ -160,7 +162,7 @@ func (r *TargetReader) priority(ctx context.Context, spec *corev1.PodSpec) (int3
 		return *spec.Priority, nil
 	}
 	if spec.PriorityClassName != "" {
-		pc, err := r.Kube.SchedulingV1().PriorityClasses().Get(ctx, spec.PriorityClassName, metav1.GetOptions{})
+		pc, err := r.getPriorityClass(ctx, spec.PriorityClassName)
 		if apierrors.IsNotFound(err) {
 			return 0, &targetError{ErrPriorityClassNotFound, fmt.Sprintf("the pod template names PriorityClass %s, which does not exist: its pods' priority is unknown", spec.PriorityClassName)}
 		}
@@ -169,11 +171,11 @@ func (r *TargetReader) priority(ctx context.Context, spec *corev1.PodSpec) (int3
 		}
 		return pc.Value, nil
 	}
-	classes, err := r.Kube.SchedulingV1().PriorityClasses().List(ctx, metav1.ListOptions{})
+	classes, err := r.listPriorityClasses(ctx)
 	if err != nil {
 		return 0, readError("listing PriorityClasses", err)
 	}
-	for _, pc := range classes.Items {
+	for _, pc := range classes {
 		if pc.GlobalDefault {
 			return pc.Value, nil
 		}

@@ -46,8 +46,9 @@ type identity struct {
 
 // newIdentity makes a client certificate for user, a kubeconfig next to the
 // test's artifacts and a ClusterRoleBinding to cluster-admin (deleted when
-// the test ends).
-func newIdentity(t *testing.T, user string) identity {
+// the test ends). With groups, the certificate puts the user in them (e.g.
+// auditedGroup, whose every request the audit log records).
+func newIdentity(t *testing.T, user string, groups ...string) identity {
 	t.Helper()
 	caCert, err := certutil.CertsFromFile(filepath.Join(clusterDir, "pki", "ca.crt"))
 	if err != nil {
@@ -64,7 +65,7 @@ func newIdentity(t *testing.T, user string) identity {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(now.UnixNano()),
-		Subject:      pkix.Name{CommonName: user},
+		Subject:      pkix.Name{CommonName: user, Organization: groups},
 		NotBefore:    now.Add(-time.Minute),
 		NotAfter:     now.Add(2 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
