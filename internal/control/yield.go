@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/opportunist/opportunist/internal/capacity"
 )
 
@@ -483,51 +485,102 @@ func firstFit(rooms []capacity.NodeRoom, shape capacity.Shape, credit map[string
 // the opportunistic pods they hold). Only nodes alike in all of that, which
 // are interchangeable, are ordered by name. The caller's rooms are not changed.
 func canonicalOrder(c Cluster) []capacity.NodeRoom {
-	rooms := slices.Clone(c.Rooms)
-	keys := make(map[string]string, len(rooms))
-	for i := range rooms {
-		keys[rooms[i].Name] = signatureOf(&rooms[i], c.Opportunistic[rooms[i].Name])
+	// Keys are computed once per node: a round with paid pods pending sorts
+	// every node, and comparing maps would allocate on each comparison.
+	seen := map[corev1.ResourceName]bool{}
+	for i := range c.Rooms {
+		for name := range c.Rooms[i].Allocatable {
+			seen[name] = true
+		}
 	}
-	slices.SortFunc(rooms, func(a, b capacity.NodeRoom) int {
-		return cmp.Or(compareRoom(free(&b), free(&a)), compareRoom(b.Allocatable, a.Allocatable),
-			strings.Compare(keys[a.Name], keys[b.Name]), strings.Compare(a.Name, b.Name))
+	names := slices.Collect(maps.Keys(seen))
+	capacity.SortNames(names)
+	k := len(names)
+	keys := make([]int64, 2*k*len(c.Rooms)) // per node: free, then allocatable, in names' order
+	for i := range c.Rooms {
+		r := &c.Rooms[i]
+		for j, name := range names {
+			keys[2*k*i+j] = r.Free(name)
+			keys[2*k*i+k+j] = r.Allocatable[name]
+		}
+	}
+	signatures := make([]uint64, len(c.Rooms))
+	for i := range c.Rooms {
+		signatures[i] = signatureOf(&c.Rooms[i], c.Opportunistic[c.Rooms[i].Name])
+	}
+	order := make([]int, len(c.Rooms))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		ka, kb := keys[2*k*a:2*k*(a+1)], keys[2*k*b:2*k*(b+1)]
+		if d := slices.Compare(kb, ka); d != 0 { // most free room, then the larger node, first
+			return d
+		}
+		return cmp.Or(cmp.Compare(signatures[a], signatures[b]), strings.Compare(c.Rooms[a].Name, c.Rooms[b].Name))
 	})
+	rooms := make([]capacity.NodeRoom, len(order))
+	for j, i := range order {
+		rooms[j] = c.Rooms[i]
+	}
 	return rooms
 }
 
-func free(r *capacity.NodeRoom) capacity.Resources {
-	out := r.Allocatable.Clone()
-	out.Sub(r.Requested)
-	return out
-}
-
-// signatureOf describes a node by everything but its name.
-func signatureOf(r *capacity.NodeRoom, pods []capacity.BoundPod) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d|", r.State)
-	for _, k := range slices.Sorted(maps.Keys(r.Labels)) {
-		if k != "kubernetes.io/hostname" {
-			fmt.Fprintf(&b, "%s=%s,", k, r.Labels[k])
+// signatureOf describes a node by everything but its name, as a hash: its
+// state, labels (but the hostname), taints and opportunistic pods. Each item
+// is hashed alone and the hashes summed, so the order of maps and lists does
+// not matter and nothing is allocated. Nodes alike in all of that are
+// interchangeable; two that differ but collide are ordered by name.
+func signatureOf(r *capacity.NodeRoom, pods []capacity.BoundPod) uint64 {
+	sum := mix(fnvInt(fnvOffset, int64(r.State)))
+	for k, v := range r.Labels {
+		if k != corev1.LabelHostname {
+			sum += mix(fnvString(fnvInt(fnvString(fnvOffset+1, k), 0), v))
 		}
 	}
-	b.WriteByte('|')
 	for _, t := range r.Taints {
-		b.WriteString(t.ToString() + ",")
+		sum += mix(fnvString(fnvInt(fnvString(fnvInt(fnvString(fnvOffset+2, t.Key), 0), t.Value), 0), string(t.Effect)))
 	}
-	b.WriteByte('|')
-	sigs := make([]string, 0, len(pods))
 	for _, bp := range pods {
-		sigs = append(sigs, fmt.Sprintf("%s:%v:%d:%t", bp.Workload, requestsKey(bp.Requests), bp.DeletionCost, bp.Terminating))
+		var requests uint64
+		for name, v := range bp.Requests {
+			requests += mix(fnvInt(fnvString(fnvOffset+4, string(name)), v))
+		}
+		terminating := int64(0)
+		if bp.Terminating {
+			terminating = 1
+		}
+		h := fnvInt(fnvInt(fnvInt(fnvString(fnvOffset+3, bp.Workload), int64(requests)), int64(bp.DeletionCost)), terminating)
+		sum += mix(h)
 	}
-	slices.Sort(sigs)
-	b.WriteString(strings.Join(sigs, ";"))
-	return b.String()
+	return sum
 }
 
-func requestsKey(r capacity.Resources) string {
-	var b strings.Builder
-	for _, name := range r.Names() {
-		fmt.Fprintf(&b, "%s=%d,", name, r[name])
+// FNV-1a, written out so that hashing a node allocates nothing.
+const fnvOffset, fnvPrime = 14695981039346656037, 1099511628211
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
 	}
-	return b.String()
+	return h
+}
+
+func fnvInt(h uint64, v int64) uint64 {
+	for i := range 8 {
+		h ^= uint64(byte(v >> (8 * i)))
+		h *= fnvPrime
+	}
+	return h
+}
+
+// mix spreads a hash's bits (splitmix64's finaliser), so that sums of item
+// hashes do not cancel out.
+func mix(h uint64) uint64 {
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	return h ^ h>>31
 }
