@@ -62,7 +62,7 @@ type CapacitySource interface {
 func ClusterOf(src CapacitySource) Cluster {
 	c := Cluster{Rooms: src.Rooms(), Pending: src.Pending()}
 	for _, pp := range c.Pending {
-		if pp.Workload == "" && !pp.Gated {
+		if paidDemand(&pp) {
 			c.Opportunistic = src.Opportunistic()
 			break
 		}

@@ -18,13 +18,19 @@ type poolPod struct {
 func newPendingDemand(pending []capacity.PendingPod) *pendingDemand {
 	d := &pendingDemand{fits: map[poolPod]bool{}}
 	for _, pp := range pending {
-		// A gated pod is not demand: the scheduler will not try it, so
-		// room yielded for it would sit idle until its gates are lifted.
-		if pp.Workload == "" && pp.NodeName == "" && !pp.Terminal && !pp.Gated {
+		if paidDemand(&pp) {
 			d.pods = append(d.pods, pp)
 		}
 	}
 	return d
+}
+
+// paidDemand reports whether a pending pod is paid work waiting for room:
+// paid, unbound, not finished, and not gated. A gated pod is not demand: the
+// scheduler will not try it, so room yielded for it would sit idle until its
+// gates are lifted.
+func paidDemand(pp *capacity.PendingPod) bool {
+	return pp.Workload == "" && pp.NodeName == "" && !pp.Terminal && !pp.Gated
 }
 
 // charge adds to p's budget the paid pods pending at a priority at least its
@@ -57,14 +63,7 @@ func (d *pendingDemand) charge(m *model, p *plan) {
 	}
 }
 
-// fitsSomewhere reports whether one pod of shape fits on one of rooms. It
-// asks capacity.Fit in chunks that double, so that a pod that fits stops
-// after a few nodes and one that fits nowhere costs about two full fits.
+// fitsSomewhere reports whether one pod of shape fits on one of rooms.
 func fitsSomewhere(rooms []capacity.NodeRoom, shape capacity.Shape) bool {
-	for i, chunk := 0, 8; i < len(rooms); i, chunk = i+chunk, chunk*2 {
-		if capacity.Fit(rooms[i:min(i+chunk, len(rooms))], shape).Total > 0 {
-			return true
-		}
-	}
-	return false
+	return firstFit(rooms, shape, nil) >= 0
 }

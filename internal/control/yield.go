@@ -64,7 +64,7 @@ func waitingPaid(pending []capacity.PendingPod, scalers []Scaler) []capacity.Pen
 	}
 	var out []capacity.PendingPod
 	for _, pp := range pending {
-		if pp.Workload == "" && pp.NodeName == "" && !pp.Terminal && !pp.Gated && !pp.Terminating && pp.Priority >= lowest {
+		if paidDemand(&pp) && !pp.Terminating && pp.Priority >= lowest {
 			out = append(out, pp)
 		}
 	}
@@ -466,7 +466,8 @@ func (ys *yieldScaler) explain() string {
 }
 
 // firstFit returns the first of rooms where one pod of shape fits, or -1.
-// It asks capacity.Fit in chunks that double, as fitsSomewhere does.
+// It asks capacity.Fit in chunks that double, so that a pod that fits stops
+// after a few nodes and one that fits nowhere costs about two full fits.
 func firstFit(rooms []capacity.NodeRoom, shape capacity.Shape, credit map[string]capacity.Resources) int {
 	for i, chunk := 0, 8; i < len(rooms); i, chunk = i+chunk, chunk*2 {
 		for j, f := range capacity.FitWith(rooms[i:min(i+chunk, len(rooms))], shape, credit).Nodes {
