@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 )
 
 // TestExamplesApply server-side applies every manifest of examples/seed
@@ -100,12 +101,19 @@ func scaleAsServiceAccount(t *testing.T) {
 	ctx := context.Background()
 	_, as := serviceAccountKubeconfig(t, "opportunist", "opportunist")
 
-	scale, err := as.AppsV1().Deployments("demo").GetScale(ctx, "worker", metav1.GetOptions{})
+	// The deployment controller writes the worker's status right after the
+	// apply, so a read-modify-write of its scale can conflict: retry as
+	// any client of /scale would.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale, err := as.AppsV1().Deployments("demo").GetScale(ctx, "worker", metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading the worker's scale: %w", err)
+		}
+		scale.Spec.Replicas = 3
+		_, err = as.AppsV1().Deployments("demo").UpdateScale(ctx, "worker", scale, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatalf("as opportunist/opportunist, reading the worker's scale: %v", err)
-	}
-	scale.Spec.Replicas = 3
-	if _, err := as.AppsV1().Deployments("demo").UpdateScale(ctx, "worker", scale, metav1.UpdateOptions{}); err != nil {
 		t.Errorf("as opportunist/opportunist, scaling the worker: %v", err)
 	}
 	other := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "sample-metrics-app"}, Spec: autoscalingv1.ScaleSpec{Replicas: 5}}
