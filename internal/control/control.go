@@ -45,6 +45,13 @@ type Cluster struct {
 	// when a pending paid pod fits on no node, so a caller may leave it nil
 	// while no paid pod is pending (then nothing is yielded).
 	Opportunistic map[string][]capacity.BoundPod
+	// Scoring is how the scheduler picks among the nodes a pod fits on:
+	// where a scaler with Slots expects its new replicas to land ("" is
+	// LeastAllocated, the scheduler's default).
+	Scoring capacity.Scoring
+	// opportunistic lists Opportunistic on demand (ClusterOf): a scaler with
+	// Slots reads its pods every round.
+	opportunistic func() map[string][]capacity.BoundPod
 }
 
 // CapacitySource is what ClusterOf reads: a capacity.Ledger, or the live
@@ -60,7 +67,7 @@ type CapacitySource interface {
 // while a paid, ungated pod is pending: only then may Decide yield, and
 // listing them costs O(those pods).
 func ClusterOf(src CapacitySource) Cluster {
-	c := Cluster{Rooms: src.Rooms(), Pending: src.Pending()}
+	c := Cluster{Rooms: src.Rooms(), Pending: src.Pending(), opportunistic: src.Opportunistic}
 	for _, pp := range c.Pending {
 		if paidDemand(&pp) {
 			c.Opportunistic = src.Opportunistic()
@@ -100,6 +107,12 @@ type Scaler struct {
 	// PodPriority is the workload pods' priority: pending paid pods with a
 	// priority at least as high take room from the budget.
 	PodPriority int32
+	// Slots are room kept free for paid pods of given shapes, node by node,
+	// on top of Headroom (both hold): the count stays where Count pods of
+	// every slot's shape still fit on the pool's free room once its new
+	// replicas are placed as the scheduler would (Cluster.Scoring), and
+	// yields the fewest pods that restore them when they no longer fit.
+	Slots []Slot
 	// ScaleUp stabilises growth. ScaleDown is immediate unless set.
 	ScaleUp, ScaleDown Behavior
 	// History is what the previous decision returned (zero the first time).
@@ -114,6 +127,32 @@ type Headroom struct {
 	Quantity int64
 	// Percent (0-100) of the pool's allocatable, to 1e-4 %.
 	Percent float64
+}
+
+// Slot is room for Count paid pods of one shape (spec.headroomSlots).
+type Slot struct {
+	// Name labels the slot in reasons, status and metrics.
+	Name string
+	// Shape is one paid pod: effective requests (with its pod slot), node
+	// selector, required node affinity and tolerations.
+	Shape capacity.Shape
+	Count int32
+}
+
+// SlotFit is how many of one slot's pods fit on the pool after a decision.
+type SlotFit struct {
+	Name string
+	// Wanted is the slot's Count; Fit how many of them fit (at most Wanted),
+	// counted together with the other slots so no room counts twice.
+	Wanted, Fit int32
+	// Nodes says where the slots that fit are, in the order they were counted.
+	Nodes []NodeSlots
+}
+
+// NodeSlots is how many pods of one slot fit on one node.
+type NodeSlots struct {
+	Node  string
+	Slots int32
 }
 
 // Behavior stabilises scaling in one direction.
@@ -145,6 +184,9 @@ const (
 	LimitStabilized Limit = "Stabilized"
 	// LimitStepLimit: a change cut by MaxStep.
 	LimitStepLimit Limit = "StepLimit"
+	// LimitSlots: another replica would take room kept for a slot, or the
+	// slots no longer fit and the scaler yields pods to restore them.
+	LimitSlots Limit = "Slots"
 )
 
 // Decision is the outcome of one round for one scaler.
@@ -174,6 +216,9 @@ type Decision struct {
 	// pending paid pods in: the target's count is lowered by as many, and
 	// these pods must be the ones to go.
 	Yield []string
+	// Slots says, for a scaler with Slots, how many of each fit once this
+	// decision's new replicas are placed and its yielded pods are gone.
+	Slots []SlotFit
 }
 
 // Decide runs one round of the control law for every scaler and returns the
