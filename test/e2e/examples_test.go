@@ -26,17 +26,18 @@ import (
 )
 
 // TestExamplesApply server-side applies every manifest of examples/seed
-// (its hpa/ variant too) and examples/seed-cluster to the real API server,
-// then checks the Role grants opportunist's ServiceAccount exactly the
-// worker's scale.
+// (its hpa/ variant too), examples/seed-cluster and examples/slots to the
+// real API server (a server-side apply fails on a field the schema does not
+// declare, so a misspelt headroomSlots is caught), then checks the Role
+// grants opportunist's ServiceAccount exactly the worker's scale.
 func TestExamplesApply(t *testing.T) {
 	requireEmptyCluster(t)
 	installCRD(t)
 	// Before the apply, so it is deleted after the APIServices (t.Cleanup is LIFO).
 	ensureChartServiceAccount(t)
-	objs := clusterScopedFirst(readManifests(t, "examples/seed", "examples/seed-cluster"))
-	if len(objs) < 20 {
-		t.Fatalf("found only %d objects in examples/seed and examples/seed-cluster; are the manifests there?", len(objs))
+	objs := clusterScopedFirst(readManifests(t, "examples/seed", "examples/seed-cluster", "examples/slots"))
+	if len(objs) < 25 {
+		t.Fatalf("found only %d objects in examples/seed, examples/seed-cluster and examples/slots; are the manifests there?", len(objs))
 	}
 	ctx := context.Background()
 	start := time.Now()
