@@ -111,7 +111,10 @@ func TestSlotHeadroom(t *testing.T) {
 		if bound == 6 && allBound == 0 {
 			allBound = time.Since(bStart)
 		}
-		return running == 6 && len(pods.Items) == 6, nil
+		if running != 6 || len(pods.Items) != 6 {
+			return false, fmt.Errorf("%d web pods, %d bound, %d running", len(pods.Items), bound, running)
+		}
+		return true, nil
 	})
 	allRunning := time.Since(bStart)
 	t.Logf("(b) web 2 -> 6: the 4 new pods were bound after %s and Running after %s (want <= 5s), on %v",
