@@ -230,6 +230,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"run", "--kubeconfig", kubeconfig, "--listen-address=127.0.0.1:99999"}, "--listen-address 127.0.0.1:99999: listen tcp: address 99999: invalid port"},
 		{[]string{"run", "--kubeconfig", kubeconfig, "--on-stale=sometimes"}, `--on-stale must be freeze or shrink-to-min, got "sometimes"`},
 		{[]string{"run", "--kubeconfig", kubeconfig, "--status-interval=-1s"}, "--status-interval must not be negative, got -1s"},
+		{[]string{"run", "--kubeconfig", kubeconfig, "--scheduler-scoring=Spread"}, `--scheduler-scoring: unknown scheduler scoring "Spread": use LeastAllocated (the scheduler's default) or MostAllocated`},
 		{[]string{"run", "--stale-after=soon"}, `invalid argument "soon" for "--stale-after" flag`},
 		{[]string{"simulate", "--scenario-file", unknownField}, unknownField + ":3: nodegroups: unknown field (known: name, description, duration,"},
 		{[]string{"simulate", "--scenario-file", wrongType}, wrongType + `:4: nodeGroups[0].count: "two" is not a whole number`},
