@@ -54,6 +54,17 @@ type OpportunisticScalerSpec struct {
 	// +optional
 	Headroom map[corev1.ResourceName]HeadroomValue `json:"headroom,omitempty"`
 
+	// HeadroomSlots keep room for paid pods of given shapes free node by
+	// node: the scaler grows only while Count pods of every slot's shape
+	// still fit on the pool's free room once its new replicas are placed as
+	// the scheduler would place them, and yields the fewest replicas that
+	// restore the slots when they no longer fit. With Headroom, both hold.
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:XValidation:rule="self.all(x, !has(x.name) && !has(x.shapeFrom) || self.exists_one(y, (has(y.name) ? y.name : (has(y.shapeFrom) ? y.shapeFrom.name : '')) == (has(x.name) ? x.name : x.shapeFrom.name)))",message="slot names must be unique (a slot without a name is named after its shapeFrom.name): give each slot its own name"
+	// +listType=atomic
+	// +optional
+	HeadroomSlots []HeadroomSlot `json:"headroomSlots,omitempty"`
+
 	// TargetUtilizationPercent fills the pool up to this share of its
 	// allocatable room, for every resource without an explicit headroom.
 	// +kubebuilder:validation:Minimum=1
@@ -103,6 +114,59 @@ type OpportunisticScalerSpec struct {
 // +kubebuilder:validation:XValidation:rule="!self.endsWith('%') || double(self.substring(0, size(self) - 1)) <= 100.0",message="a percent must be at most 100%"
 type HeadroomValue string
 
+// HeadroomSlot is room for Count paid pods of one shape, read from a paid
+// workload (shapeFrom) or given as requests.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.shapeFrom) != has(self.requests)",message="set exactly one of shapeFrom (read the shape of a paid workload's pods) or requests (give it)"
+type HeadroomSlot struct {
+	// Name labels the slot in status, reasons and metrics (default:
+	// shapeFrom.name, else "slot-<index>").
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// ShapeFrom reads the shape from a paid workload's pod template
+	// (spec.template; a CronJob's spec.jobTemplate.spec.template): its
+	// effective requests, node selector, required node affinity and
+	// tolerations. The slot follows the template as it changes.
+	// +optional
+	ShapeFrom *SlotShapeSource `json:"shapeFrom,omitempty"`
+
+	// Requests give the shape as one pod's requests ("cpu: 4", "memory:
+	// 8Gi"), schedulable on any node of the pool. A slot is always one pod.
+	// +kubebuilder:validation:MinProperties=1
+	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == string ? !self[k].startsWith('-') : self[k] >= 0)",message="requests must not be negative"
+	// +optional
+	Requests corev1.ResourceList `json:"requests,omitempty"`
+
+	// Count is how many pods of the shape must fit, node by node.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	Count int32 `json:"count"`
+}
+
+// SlotShapeSource names a workload whose pod template gives a slot's shape:
+// a Deployment, StatefulSet, ReplicaSet, Job, CronJob or any kind with a pod
+// template at spec.template that opportunist may read.
+type SlotShapeSource struct {
+	// APIVersion of the workload, e.g. apps/v1.
+	// +kubebuilder:validation:MinLength=1
+	APIVersion string `json:"apiVersion"`
+	// Kind of the workload, e.g. Deployment.
+	// +kubebuilder:validation:MinLength=1
+	Kind string `json:"kind"`
+	// Name of the workload.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Namespace of the workload (default: the scaler's).
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
 // Behavior tunes scaling in each direction.
 type Behavior struct {
 	// ScaleUp defaults to a 30 s stabilisation window and no step limit.
@@ -145,7 +209,7 @@ type OpportunisticScalerStatus struct {
 	// +optional
 	DesiredReplicas int32 `json:"desiredReplicas"`
 	// LimitedBy names the bound that set DesiredReplicas: Budget, Fit, Max,
-	// Min, PendingPaid, Stabilized or StepLimit.
+	// Min, PendingPaid, Slots, Stabilized or StepLimit.
 	// +optional
 	LimitedBy string `json:"limitedBy,omitempty"`
 	// BudgetReplicas is how many replicas the headroom allows in total.
@@ -163,6 +227,11 @@ type OpportunisticScalerStatus struct {
 	// replica count keeps covering them until they are gone.
 	// +optional
 	StrandedReplicas int32 `json:"strandedReplicas"`
+	// Slots says, per spec.headroomSlots entry, how many of its pods fit
+	// on the pool once the decision is applied, and on which nodes.
+	// +listType=atomic
+	// +optional
+	Slots []SlotStatus `json:"slots,omitempty"`
 	// Reason explains the decision with its numbers.
 	// +optional
 	Reason string `json:"reason,omitempty"`
@@ -177,6 +246,34 @@ type OpportunisticScalerStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// SlotStatus is how many pods of one slot's shape fit.
+type SlotStatus struct {
+	// Name of the slot (spec.headroomSlots[].name or its default).
+	Name string `json:"name"`
+	// Wanted is the slot's count.
+	Wanted int32 `json:"wanted"`
+	// Fit is how many of them fit now (at most Wanted), counted together
+	// with the other slots so that no room counts twice.
+	Fit int32 `json:"fit"`
+	// Nodes are where they fit, in the order they were counted: at most
+	// 20 entries, the rest counted in MoreNodes.
+	// +listType=atomic
+	// +optional
+	Nodes []NodeSlotStatus `json:"nodes,omitempty"`
+	// MoreNodes counts the nodes holding slots that Nodes leaves out.
+	// +optional
+	MoreNodes int32 `json:"moreNodes,omitempty"`
+}
+
+// MaxSlotNodes caps SlotStatus.Nodes, so a status stays small on a large pool.
+const MaxSlotNodes = 20
+
+// NodeSlotStatus is how many pods of a slot's shape fit on one node.
+type NodeSlotStatus struct {
+	Node  string `json:"node"`
+	Slots int32  `json:"slots"`
 }
 
 // OpportunisticScalerList is a list of scalers.

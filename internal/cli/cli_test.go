@@ -39,6 +39,9 @@ func TestRunOptionsValidate(t *testing.T) {
 		{name: "negative min round interval", mutate: func(o *runOptions) { o.MinRoundInterval = -time.Second },
 			want: []string{"--min-round-interval must not be negative, got -1s"}},
 		{name: "zero min round interval is valid", mutate: func(o *runOptions) { o.MinRoundInterval = 0 }},
+		{name: "packing scheduler", mutate: func(o *runOptions) { o.SchedulerScoring = "MostAllocated" }},
+		{name: "unknown scheduler scoring", mutate: func(o *runOptions) { o.SchedulerScoring = "mostallocated" },
+			want: []string{`--scheduler-scoring: unknown scheduler scoring "mostallocated": use LeastAllocated (the scheduler's default) or MostAllocated`}},
 		{name: "shrink-to-min at once is valid", mutate: func(o *runOptions) { o.StaleAfter, o.OnStale = 0, "shrink-to-min" }},
 		{name: "lease not longer than renew deadline", mutate: func(o *runOptions) { o.LeaseDuration = o.RenewDeadline }, want: []string{"--leader-election-lease-duration (10s) must be longer than --leader-election-renew-deadline (10s)"}},
 		{name: "renew deadline within retry jitter", mutate: func(o *runOptions) { o.RetryPeriod = 9 * time.Second }, want: []string{"--leader-election-renew-deadline (10s) must be longer than 1.2 x --leader-election-retry-period (9s)"}},
@@ -71,6 +74,7 @@ func TestCommandErrorsAreOneLine(t *testing.T) {
 		{[]string{"status", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"status", "-o", "yaml"}, `--output must be wide or json, got "yaml"`},
 		{[]string{"run", "extra"}, "takes no arguments"},
+		{[]string{"run", "--scheduler-scoring=Spread"}, `--scheduler-scoring: unknown scheduler scoring "Spread": use LeastAllocated (the scheduler's default) or MostAllocated`},
 		{[]string{"status", "--kubeconfig", filepath.Join(t.TempDir(), "missing")}, "no such file or directory"},
 	}
 	for _, tt := range tests {

@@ -98,6 +98,7 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 		Metrics:   controller.NewMetrics(reg),
 		Decisions: decisions,
 		Stale:     o.stalePolicy(),
+		Scoring:   o.scoring(),
 
 		StatusInterval: o.StatusInterval,
 		// Rounds start at most once per --min-round-interval.

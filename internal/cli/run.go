@@ -59,6 +59,9 @@ type runOptions struct {
 	// OnStale (freeze or shrink-to-min) applies.
 	StaleAfter time.Duration
 	OnStale    string
+	// SchedulerScoring is the cluster's NodeResourcesFit scoring strategy
+	// (capacity.Scoring): where scalers with slots expect new replicas.
+	SchedulerScoring string
 	// MetricsAPI serves custom.metrics.k8s.io and external.metrics.k8s.io.
 	MetricsAPI     metricsapi.ServerOptions
 	MetricsService string
@@ -66,22 +69,23 @@ type runOptions struct {
 
 func defaultRunOptions() *runOptions {
 	return &runOptions{
-		kube:           defaultKubeOptions(),
-		ListenAddress:  ":8080",
-		ProbeInterval:  time.Second,
-		LogFormat:      "text",
-		LogLevel:       "info",
-		Controller:     true,
-		LeaderElect:    true,
-		LeaseDuration:  15 * time.Second,
-		RenewDeadline:  10 * time.Second,
-		RetryPeriod:    2 * time.Second,
-		RoundInterval:  5 * time.Second,
-		StatusInterval: 30 * time.Second,
-		StaleAfter:     controller.DefaultStalePolicy().After,
-		OnStale:        string(controller.DefaultStalePolicy().Behaviour),
-		MetricsAPI:     metricsapi.ServerOptions{BindAddress: "0.0.0.0"},
-		MetricsService: "cluster-metrics",
+		kube:             defaultKubeOptions(),
+		ListenAddress:    ":8080",
+		ProbeInterval:    time.Second,
+		LogFormat:        "text",
+		LogLevel:         "info",
+		Controller:       true,
+		LeaderElect:      true,
+		LeaseDuration:    15 * time.Second,
+		RenewDeadline:    10 * time.Second,
+		RetryPeriod:      2 * time.Second,
+		RoundInterval:    5 * time.Second,
+		StatusInterval:   30 * time.Second,
+		StaleAfter:       controller.DefaultStalePolicy().After,
+		OnStale:          string(controller.DefaultStalePolicy().Behaviour),
+		SchedulerScoring: string(capacity.LeastAllocated),
+		MetricsAPI:       metricsapi.ServerOptions{BindAddress: "0.0.0.0"},
+		MetricsService:   "cluster-metrics",
 		// A burst of events within a second is one round.
 		MinRoundInterval: time.Second,
 	}
@@ -105,6 +109,7 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.MinRoundInterval, "min-round-interval", o.MinRoundInterval, "least time between the starts of two rounds: the events of a burst within it are served by one round at its end (0: a round per event)")
 	fs.DurationVar(&o.StaleAfter, "stale-after", o.StaleAfter, "how long the capacity data may be stale (a watch failing, the API server not answering) before --on-stale applies; until then the controller holds every target")
 	fs.StringVar(&o.OnStale, "on-stale", o.OnStale, "what the controller does once the data has been stale for --stale-after: freeze (hold every target) or shrink-to-min (scale every target down to its minReplicas)")
+	fs.StringVar(&o.SchedulerScoring, "scheduler-scoring", o.SchedulerScoring, "how the cluster's kube-scheduler scores nodes (its NodeResourcesFit strategy): LeastAllocated (its default, spreads pods) or MostAllocated (packs); scalers with spec.headroomSlots place their new replicas as it would")
 	fs.IntVar(&o.MetricsAPI.SecurePort, "metrics-api-port", o.MetricsAPI.SecurePort, "HTTPS port serving custom.metrics.k8s.io and external.metrics.k8s.io to the API server's aggregator (0: off)")
 	fs.StringVar(&o.MetricsAPI.BindAddress, "metrics-api-bind-address", o.MetricsAPI.BindAddress, "IP address the metrics APIs listen on")
 	fs.StringVar(&o.MetricsAPI.CertFile, "metrics-api-tls-cert-file", o.MetricsAPI.CertFile, "serving certificate of the metrics APIs (default: self-signed, generated)")
@@ -149,6 +154,9 @@ func (o *runOptions) Validate() []error {
 	if err := (controller.StalePolicy{Behaviour: controller.StaleBehaviour(o.OnStale)}).Valid(); err != nil {
 		errs = append(errs, fmt.Errorf("--%s", err))
 	}
+	if _, err := capacity.ParseScoring(o.SchedulerScoring); err != nil {
+		errs = append(errs, fmt.Errorf("--scheduler-scoring: %w", err))
+	}
 	if o.LeaderElect {
 		errs = append(errs, o.validateLease()...)
 	}
@@ -163,6 +171,12 @@ func (o *runOptions) Validate() []error {
 		errs = append(errs, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", o.LogLevel))
 	}
 	return errs
+}
+
+// scoring is --scheduler-scoring, checked by Validate.
+func (o *runOptions) scoring() capacity.Scoring {
+	s, _ := capacity.ParseScoring(o.SchedulerScoring)
+	return s
 }
 
 func (o *runOptions) stalePolicy() controller.StalePolicy {

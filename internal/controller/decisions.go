@@ -3,6 +3,8 @@ package controller
 import (
 	"sort"
 	"sync"
+
+	"github.com/opportunist/opportunist/internal/control"
 )
 
 // Published is one scaler's last decision as readers outside the
@@ -12,6 +14,8 @@ type Published struct {
 	Limit, Reason              string
 	// PoolNodes counts the nodes of the scaler's pool.
 	PoolNodes int
+	// Slots says how many of each headroom slot fit, and where.
+	Slots []control.SlotFit
 }
 
 // DecisionStore holds the last decision of each scaler, for readers outside

@@ -24,6 +24,7 @@ type Metrics struct {
 	scales    *prometheus.CounterVec
 	rounds    prometheus.Counter
 	stale     *prometheus.GaugeVec
+	slots     *prometheus.GaugeVec
 }
 
 // NewMetrics creates the reconciler's metrics and registers them.
@@ -39,8 +40,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		scales:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "opportunist_scale_writes_total", Help: "Writes to targets' /scale, by scaler, direction (up or down) and result (ok, conflict: retried on a fresh read, error)."}, []string{"scaler", "direction", "result"}),
 		rounds:    prometheus.NewCounter(prometheus.CounterOpts{Name: "opportunist_decision_rounds_total", Help: "Rounds of the control law over all scalers."}),
 		stale:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_stale_behaviour", Help: "1 while the capacity data has been stale for longer than --stale-after and the --on-stale behaviour (freeze or shrink-to-min) is applied, else 0."}, []string{"behaviour"}),
+		slots:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_headroom_slots", Help: "Pods of each headroom slot's shape (spec.headroomSlots) kept free node by node: wanted (its count) and fit (how many fit now)."}, []string{"scaler", "shape", "state"}),
 	}
-	reg.MustRegister(m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem, m.scales, m.rounds, m.stale)
+	reg.MustRegister(m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem, m.scales, m.rounds, m.stale, m.slots)
 	for _, b := range StaleBehaviours {
 		m.stale.WithLabelValues(string(b)).Set(0) // present from the start, for alerts
 	}
@@ -62,6 +64,11 @@ func (m *Metrics) Decision(key string, current int32, d *control.Decision) {
 	m.fit.WithLabelValues(key).Set(float64(d.Fit))
 	m.limitedBy.DeletePartialMatch(prometheus.Labels{"scaler": key})
 	m.limitedBy.WithLabelValues(key, snake(string(d.Limit))).Set(1)
+	m.slots.DeletePartialMatch(prometheus.Labels{"scaler": key}) // slots renamed or removed
+	for _, s := range d.Slots {
+		m.slots.WithLabelValues(key, s.Name, "wanted").Set(float64(s.Wanted))
+		m.slots.WithLabelValues(key, s.Name, "fit").Set(float64(s.Fit))
+	}
 }
 
 // Problem records that a scaler cannot act.
@@ -138,7 +145,7 @@ func (m *Metrics) Forget(live map[string]bool) {
 		if live[key] {
 			continue
 		}
-		for _, vec := range []*prometheus.GaugeVec{m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem} {
+		for _, vec := range []*prometheus.GaugeVec{m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem, m.slots} {
 			vec.DeletePartialMatch(prometheus.Labels{"scaler": key})
 		}
 		m.scales.DeletePartialMatch(prometheus.Labels{"scaler": key})

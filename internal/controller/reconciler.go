@@ -63,6 +63,10 @@ const (
 	ReasonDryRun          = "DryRun"
 	// ReasonScaleFailed: the decision was made but writing /scale failed.
 	ReasonScaleFailed = "ScaleFailed"
+	// ReasonSlotShapeNotFound: a spec.headroomSlots[].shapeFrom names a
+	// workload that does not exist. (Other failures to read it keep the
+	// target's reasons: TargetForbidden, NoPodTemplate, ...)
+	ReasonSlotShapeNotFound = "SlotShapeNotFound"
 )
 
 // RoundRequest is the one reconcile request: a round covers every scaler.
@@ -92,7 +96,11 @@ type Reconciler struct {
 	// MinRoundInterval is the least time between the starts of two rounds
 	// (coalesce.go); 0 runs a round on every request.
 	MinRoundInterval time.Duration
-	spacing          roundSpacing
+	// Scoring is how the cluster's scheduler picks among the nodes a pod
+	// fits on ("" is its default, LeastAllocated): scalers with slots place
+	// their new replicas as it would.
+	Scoring capacity.Scoring
+	spacing roundSpacing
 
 	history map[string]control.History
 	// statusWritten is when each scaler's status was last written.
@@ -163,16 +171,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 			// New scaler, or new leader: the window starts now.
 			history = control.SeedHistory(now, sr.target.Scale.Spec.Replicas)
 		}
-		in, err := toControl(sr.obj, sr.target, counts[sr.key].Bound, history)
+		in, err := toControl(sr.obj, sr.target, counts[sr.key].Bound, history, func(namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error) {
+			return r.Targets.Shape(ctx, namespace, ref)
+		})
 		if err != nil {
-			sr.problem, sr.message = ReasonInvalidSpec, err.Error()
+			sr.problem, sr.message = specProblem(err)
 			continue
 		}
 		in.Stranded = counts[sr.key].Stranded
 		sr.input = in
 		inputs = append(inputs, in)
 	}
-	decisions := control.Decide(now, control.ClusterOf(r.Capacity), inputs)
+	cluster := control.ClusterOf(r.Capacity)
+	cluster.Scoring = r.Scoring
+	decisions := control.Decide(now, cluster, inputs)
 	byKey := map[string]*control.Decision{}
 	published := map[string]Published{}
 	inputByKey := map[string]*control.Scaler{}
@@ -183,7 +195,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		d, in := &decisions[i], inputByKey[decisions[i].Key]
 		byKey[d.Key] = d
 		r.history[d.Key] = d.History
-		published[d.Key] = Published{Current: in.Current, Desired: d.Desired, Min: in.Min, Max: in.Max, Limit: string(d.Limit), Reason: d.Reason, PoolNodes: d.PoolNodes}
+		published[d.Key] = Published{Current: in.Current, Desired: d.Desired, Min: in.Min, Max: in.Max, Limit: string(d.Limit), Reason: d.Reason, PoolNodes: d.PoolNodes, Slots: d.Slots}
 	}
 	r.Decisions.replace(published)
 	for _, sr := range rounds {
@@ -191,6 +203,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	r.forgetGone(rounds)
 	return reconcile.Result{RequeueAfter: r.Resync}, nil
+}
+
+// specProblem is the problem of a scaler whose spec does not convert: a
+// slot's shapeFrom that cannot be read keeps its Targets reason (a missing
+// one is SlotShapeNotFound), anything else is InvalidSpec. The message
+// names the field.
+func specProblem(err error) (reason, message string) {
+	var te *targetError
+	switch {
+	case errors.Is(err, ErrTargetMissing):
+		return ReasonSlotShapeNotFound, err.Error()
+	case errors.As(err, &te):
+		return te.reason.Error(), err.Error()
+	}
+	return ReasonInvalidSpec, err.Error()
 }
 
 func (r *Reconciler) policy() StalePolicy {
@@ -427,6 +454,7 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 	status.DesiredReplicas, status.LimitedBy, status.Reason = d.Desired, string(d.Limit), d.Reason
 	status.BudgetReplicas, status.FitReplicas = d.Budget, d.Fit
 	status.PoolNodes, status.StrandedReplicas = int32(d.PoolNodes), d.Stranded
+	status.Slots = slotStatus(d.Slots)
 	mode := ReasonActive
 	switch {
 	case s.Spec.Paused:
@@ -457,6 +485,26 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 	}
 	setCondition(status, ConditionReady, true, mode, fmt.Sprintf("%s: %s", mode, d.Reason), s.Generation)
 	r.writeStatus(ctx, sr, status)
+}
+
+// slotStatus is status.slots of a decision: at most MaxSlotNodes nodes per
+// slot, the rest counted, so a large pool keeps the status small.
+func slotStatus(fits []control.SlotFit) []v1alpha1.SlotStatus {
+	if len(fits) == 0 {
+		return nil
+	}
+	out := make([]v1alpha1.SlotStatus, len(fits))
+	for i, f := range fits {
+		out[i] = v1alpha1.SlotStatus{Name: f.Name, Wanted: f.Wanted, Fit: f.Fit}
+		for j, n := range f.Nodes {
+			if j == v1alpha1.MaxSlotNodes {
+				out[i].MoreNodes = int32(len(f.Nodes) - j)
+				break
+			}
+			out[i].Nodes = append(out[i].Nodes, v1alpha1.NodeSlotStatus{Node: n.Node, Slots: n.Slots})
+		}
+	}
+	return out
 }
 
 // reportProblem sets Ready=False for the scaler's problem, announces it
@@ -519,12 +567,16 @@ func statusNeedsWrite(was, next *v1alpha1.OpportunisticScalerStatus, since, inte
 }
 
 // withoutLiveNumbers blanks what moves with every pod: the budget and fit
-// counts and the reason that spells out the arithmetic (also in the Ready
-// condition's message while the scaler is active). The desired and current
-// counts, the bound and every condition's state stay.
+// counts, how many slots fit and where, and the reason that spells out the
+// arithmetic (also in the Ready condition's message while the scaler is
+// active). The desired and current counts, the bound, the slots wanted and
+// every condition's state stay.
 func withoutLiveNumbers(st *v1alpha1.OpportunisticScalerStatus) *v1alpha1.OpportunisticScalerStatus {
 	out := st.DeepCopy()
 	out.BudgetReplicas, out.FitReplicas, out.Reason = 0, 0, ""
+	for i := range out.Slots {
+		out.Slots[i].Fit, out.Slots[i].Nodes, out.Slots[i].MoreNodes = 0, nil, 0
+	}
 	for i := range out.Conditions {
 		if c := &out.Conditions[i]; c.Type == ConditionReady && c.Status == metav1.ConditionTrue {
 			c.Message = ""

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,10 +23,18 @@ const (
 	defaultPeriod        = 15 * time.Second
 )
 
-// toControl converts a scaler and its target into the control law's input.
-// Its errors name the field that is wrong; the API server's validation makes
-// them rare (they guard against objects stored before validation existed).
-func toControl(s *v1alpha1.OpportunisticScaler, t *Target, bound int32, history control.History) (control.Scaler, error) {
+// SlotShapes reads the shape of the pods a slot's shapeFrom names, in
+// namespace. Its errors follow the Targets contract: a workload that does
+// not exist wraps ErrTargetMissing.
+type SlotShapes func(namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error)
+
+// toControl converts a scaler and its target into the control law's input;
+// shapes reads the shapes its headroomSlots take from paid workloads. Its
+// errors name the field that is wrong; the API server's validation makes
+// them rare (they guard against objects stored before validation existed),
+// except a shapeFrom that cannot be read: that error wraps the Targets
+// reason (errors.As finds the *targetError).
+func toControl(s *v1alpha1.OpportunisticScaler, t *Target, bound int32, history control.History, shapes SlotShapes) (control.Scaler, error) {
 	key := s.Namespace + "/" + s.Name
 	out := control.Scaler{
 		Key:         key,
@@ -63,7 +72,81 @@ func toControl(s *v1alpha1.OpportunisticScaler, t *Target, bound int32, history 
 	} else {
 		out.PoolSelector = labels.Everything()
 	}
+	slots, err := headroomSlots(s, shapes)
+	if err != nil {
+		return control.Scaler{}, err
+	}
+	out.Slots = slots
 	return out, nil
+}
+
+// SlotName is the name of spec.headroomSlots[index]: its name, else its
+// shapeFrom's name, else "slot-<index>".
+func SlotName(index int, slot *v1alpha1.HeadroomSlot) string {
+	switch {
+	case slot.Name != "":
+		return slot.Name
+	case slot.ShapeFrom != nil:
+		return slot.ShapeFrom.Name
+	}
+	return fmt.Sprintf("slot-%d", index)
+}
+
+// headroomSlots converts spec.headroomSlots, reading each shapeFrom with shapes.
+func headroomSlots(s *v1alpha1.OpportunisticScaler, shapes SlotShapes) ([]control.Slot, error) {
+	var out []control.Slot
+	named := map[string]int{}
+	for i := range s.Spec.HeadroomSlots {
+		hs := &s.Spec.HeadroomSlots[i]
+		field := fmt.Sprintf("spec.headroomSlots[%d]", i)
+		name := SlotName(i, hs)
+		if j, taken := named[name]; taken {
+			return nil, fmt.Errorf("%s: the name %q is taken by spec.headroomSlots[%d]; give each slot its own name", field, name, j)
+		}
+		named[name] = i
+		if hs.Count < 1 {
+			return nil, fmt.Errorf("%s.count must be at least 1, got %d", field, hs.Count)
+		}
+		var shape capacity.Shape
+		switch {
+		case (hs.ShapeFrom != nil) == (len(hs.Requests) > 0):
+			return nil, fmt.Errorf("%s: set exactly one of shapeFrom or requests", field)
+		case hs.ShapeFrom != nil:
+			ns := hs.ShapeFrom.Namespace
+			if ns == "" {
+				ns = s.Namespace
+			}
+			if shapes == nil {
+				return nil, fmt.Errorf("%s.shapeFrom: no workload can be read here", field)
+			}
+			ref := autoscalingv2.CrossVersionObjectReference{APIVersion: hs.ShapeFrom.APIVersion, Kind: hs.ShapeFrom.Kind, Name: hs.ShapeFrom.Name}
+			var err error
+			if shape, err = shapes(ns, ref); err != nil {
+				return nil, fmt.Errorf("%s.shapeFrom: %w", field, err)
+			}
+		default:
+			var err error
+			if shape, err = requestsShape(hs.Requests); err != nil {
+				return nil, fmt.Errorf("%s.requests: %w", field, err)
+			}
+		}
+		out = append(out, control.Slot{Name: name, Shape: shape, Count: hs.Count})
+	}
+	return out, nil
+}
+
+// requestsShape is the shape of one pod requesting list, on any node: its
+// requests in canonical units and, as capacity.EffectiveRequests counts
+// every pod, one pod slot.
+func requestsShape(list corev1.ResourceList) (capacity.Shape, error) {
+	for name, q := range list {
+		if q.Sign() < 0 {
+			return capacity.Shape{}, fmt.Errorf("%s %s is negative", name, q.String())
+		}
+	}
+	r := capacity.FromResourceList(list)
+	r[corev1.ResourcePods] = 1 // a slot is one pod, whatever requests says of pods
+	return capacity.Shape{Requests: r}, nil
 }
 
 // parseHeadroom reads "30", "500m", "64Gi" or "15%" into canonical units.

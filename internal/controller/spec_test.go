@@ -68,7 +68,7 @@ func TestToControl(t *testing.T) {
 			Behavior:                 v1alpha1.Behavior{ScaleUp: &v1alpha1.ScalingRules{StabilizationWindowSeconds: &window, MaxStep: 10}},
 		},
 	}
-	got, err := toControl(s, target, 12, control.History{})
+	got, err := toControl(s, target, 12, control.History{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestToControl(t *testing.T) {
 	}
 
 	s.Spec.PoolSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "pool", Operator: "Bogus"}}}
-	if _, err := toControl(s, target, 0, control.History{}); err == nil || !strings.Contains(err.Error(), "spec.poolSelector") {
+	if _, err := toControl(s, target, 0, control.History{}, nil); err == nil || !strings.Contains(err.Error(), "spec.poolSelector") {
 		t.Errorf("a bad pool selector must be an error naming the field, got %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/control"
 )
 
 // PublishedFromStatus is what the leader last decided for each scaler, read
@@ -32,6 +33,22 @@ func PublishedFromStatus(items []v1alpha1.OpportunisticScaler) map[string]Publis
 			Current: s.Status.CurrentReplicas, Desired: s.Status.DesiredReplicas,
 			Min: lowest, Max: s.Spec.MaxReplicas,
 			Limit: s.Status.LimitedBy, Reason: s.Status.Reason,
+			Slots: slotFits(s.Status.Slots),
+		}
+	}
+	return out
+}
+
+// slotFits reads status.slots back (its nodes as capped there).
+func slotFits(st []v1alpha1.SlotStatus) []control.SlotFit {
+	if len(st) == 0 {
+		return nil
+	}
+	out := make([]control.SlotFit, len(st))
+	for i, s := range st {
+		out[i] = control.SlotFit{Name: s.Name, Wanted: s.Wanted, Fit: s.Fit}
+		for _, n := range s.Nodes {
+			out[i].Nodes = append(out[i].Nodes, control.NodeSlots{Node: n.Node, Slots: n.Slots})
 		}
 	}
 	return out

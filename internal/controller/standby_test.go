@@ -1,12 +1,14 @@
 package controller
 
 import (
+	"reflect"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
+	"github.com/opportunist/opportunist/internal/control"
 )
 
 func statusScaler(name string, gen int64, ready metav1.ConditionStatus, condGen int64) v1alpha1.OpportunisticScaler {
@@ -15,6 +17,7 @@ func statusScaler(name string, gen int64, ready metav1.ConditionStatus, condGen 
 		Spec:       v1alpha1.OpportunisticScalerSpec{MinReplicas: ptr.To[int32](1), MaxReplicas: 9},
 		Status: v1alpha1.OpportunisticScalerStatus{
 			ObservedGeneration: gen, CurrentReplicas: 3, DesiredReplicas: 5, LimitedBy: "fit", Reason: "room for 5",
+			Slots:      []v1alpha1.SlotStatus{{Name: "web", Wanted: 4, Fit: 3, Nodes: []v1alpha1.NodeSlotStatus{{Node: "n1", Slots: 3}}, MoreNodes: 2}},
 			Conditions: []metav1.Condition{{Type: ConditionReady, Status: ready, ObservedGeneration: condGen, Reason: ReasonActive}},
 		},
 	}
@@ -29,8 +32,9 @@ func TestPublishedFromStatus(t *testing.T) {
 		statusScaler("edited", 3, metav1.ConditionTrue, 2),          // spec changed since the leader looked
 		noStatus,
 	})
-	want := Published{Current: 3, Desired: 5, Min: 1, Max: 9, Limit: "fit", Reason: "room for 5"}
-	if len(got) != 1 || got["ns/ready"] != want {
+	want := Published{Current: 3, Desired: 5, Min: 1, Max: 9, Limit: "fit", Reason: "room for 5",
+		Slots: []control.SlotFit{{Name: "web", Wanted: 4, Fit: 3, Nodes: []control.NodeSlots{{Node: "n1", Slots: 3}}}}}
+	if len(got) != 1 || !reflect.DeepEqual(got["ns/ready"], want) {
 		t.Fatalf("PublishedFromStatus = %+v, want only ns/ready = %+v", got, want)
 	}
 }

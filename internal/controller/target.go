@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -42,14 +43,18 @@ var (
 // Targets reads and writes scale targets: the reconciler's only I/O with
 // the workloads it scales.
 //
-// Error contract: every error of Read wraps one of the Err* reasons above
-// (errors.Is works), so a bad target is its scaler's problem and never the
-// round's. UpdateScale returns the API server's error as is (apierrors.IsConflict
-// tells a stale resourceVersion).
+// Error contract: every error of Read and Shape wraps one of the Err*
+// reasons above (errors.Is works), so a bad target is its scaler's problem
+// and never the round's. UpdateScale returns the API server's error as is
+// (apierrors.IsConflict tells a stale resourceVersion).
 type Targets interface {
 	// Read resolves ref in namespace: its /scale, one replica's shape and
 	// the priority its pods get. It may answer from a cache.
 	Read(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*Target, error)
+	// Shape reads the shape of the pods a workload's template makes (a
+	// slot's spec.headroomSlots[].shapeFrom): no /scale needed. ErrTargetMissing
+	// means the workload does not exist. It may answer from a cache.
+	Shape(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error)
 	// GetScale reads a target's /scale from the API server, never from a
 	// cache: the fresh read after a conflicting update.
 	GetScale(ctx context.Context, namespace string, gr schema.GroupResource, name string) (*autoscalingv1.Scale, error)
@@ -93,23 +98,9 @@ type TargetReader struct {
 
 // Read resolves ref in namespace. Every error wraps one of the Err* reasons.
 func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*Target, error) {
-	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	obj, mapping, err := r.object(ctx, namespace, ref)
 	if err != nil {
-		return nil, &targetError{ErrTargetMissing, fmt.Sprintf("scaleTargetRef.apiVersion %q: %v", ref.APIVersion, err)}
-	}
-	mapping, err := r.Mapper.RESTMapping(schema.GroupKind{Group: gv.Group, Kind: ref.Kind}, gv.Version)
-	if err != nil {
-		if meta.IsNoMatchError(err) {
-			return nil, &targetError{ErrTargetMissing, fmt.Sprintf("the API server serves no kind %s in %s", ref.Kind, ref.APIVersion)}
-		}
-		return nil, readError(fmt.Sprintf("mapping %s %s", ref.APIVersion, ref.Kind), err)
-	}
-	obj, err := r.getObject(ctx, mapping.Resource, namespace, ref.Name)
-	if apierrors.IsNotFound(err) {
-		return nil, &targetError{ErrTargetMissing, fmt.Sprintf("%s %s/%s not found", ref.Kind, namespace, ref.Name)}
-	}
-	if err != nil {
-		return nil, readError(fmt.Sprintf("reading %s %s/%s", ref.Kind, namespace, ref.Name), err)
+		return nil, err
 	}
 	gr := mapping.Resource.GroupResource()
 	sc, err := r.getScale(ctx, gr, obj)
@@ -133,6 +124,45 @@ func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscali
 		return nil, err
 	}
 	return &Target{GroupResource: gr, Scale: sc, Shape: shape, PodPriority: prio}, nil
+}
+
+// Shape reads the shape of the pods ref's template makes, like Read reads a
+// target's (watched alone when Cache is set). Every error wraps one of the
+// Err* reasons.
+func (r *TargetReader) Shape(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error) {
+	obj, _, err := r.object(ctx, namespace, ref)
+	if err != nil {
+		return capacity.Shape{}, err
+	}
+	tpl, err := podTemplate(obj)
+	if err != nil {
+		return capacity.Shape{}, err
+	}
+	return templateShape(obj, tpl)
+}
+
+// object maps ref to its resource and reads it. Every error wraps one of
+// the Err* reasons.
+func (r *TargetReader) object(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*unstructured.Unstructured, *meta.RESTMapping, error) {
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil {
+		return nil, nil, &targetError{ErrTargetMissing, fmt.Sprintf("apiVersion %q: %v", ref.APIVersion, err)}
+	}
+	mapping, err := r.Mapper.RESTMapping(schema.GroupKind{Group: gv.Group, Kind: ref.Kind}, gv.Version)
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil, nil, &targetError{ErrTargetMissing, fmt.Sprintf("the API server serves no kind %s in %s", ref.Kind, ref.APIVersion)}
+		}
+		return nil, nil, readError(fmt.Sprintf("mapping %s %s", ref.APIVersion, ref.Kind), err)
+	}
+	obj, err := r.getObject(ctx, mapping.Resource, namespace, ref.Name)
+	if apierrors.IsNotFound(err) {
+		return nil, nil, &targetError{ErrTargetMissing, fmt.Sprintf("%s %s/%s not found", ref.Kind, namespace, ref.Name)}
+	}
+	if err != nil {
+		return nil, nil, readError(fmt.Sprintf("reading %s %s/%s", ref.Kind, namespace, ref.Name), err)
+	}
+	return obj, mapping, nil
 }
 
 // GetScale reads a target's /scale from the API server.
@@ -183,16 +213,22 @@ func (r *TargetReader) priority(ctx context.Context, spec *corev1.PodSpec) (int3
 	return 0, nil
 }
 
-// podTemplate reads spec.template (Deployments, StatefulSets, ReplicaSets
-// and most custom workloads keep their pod template there).
+// podTemplate reads spec.template (Deployments, StatefulSets, ReplicaSets,
+// Jobs and most custom workloads keep their pod template there), else a
+// CronJob's spec.jobTemplate.spec.template.
 func podTemplate(obj *unstructured.Unstructured) (*corev1.PodTemplateSpec, error) {
-	raw, found, err := unstructured.NestedMap(obj.Object, "spec", "template")
+	path := []string{"spec", "template"}
+	raw, found, err := unstructured.NestedMap(obj.Object, path...)
+	if err == nil && !found {
+		path = []string{"spec", "jobTemplate", "spec", "template"}
+		raw, found, err = unstructured.NestedMap(obj.Object, path...)
+	}
 	if err != nil || !found {
-		return nil, &targetError{ErrNoTemplate, fmt.Sprintf("%s %s has no pod template at spec.template", obj.GetKind(), obj.GetName())}
+		return nil, &targetError{ErrNoTemplate, fmt.Sprintf("%s %s has no pod template at spec.template (nor, as a CronJob, at spec.jobTemplate.spec.template)", obj.GetKind(), obj.GetName())}
 	}
 	var tpl corev1.PodTemplateSpec
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &tpl); err != nil {
-		return nil, &targetError{ErrNoTemplate, fmt.Sprintf("%s %s: spec.template is not a pod template: %v", obj.GetKind(), obj.GetName(), err)}
+		return nil, &targetError{ErrNoTemplate, fmt.Sprintf("%s %s: %s is not a pod template: %v", obj.GetKind(), obj.GetName(), strings.Join(path, "."), err)}
 	}
 	return &tpl, nil
 }

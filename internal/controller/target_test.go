@@ -20,6 +20,14 @@ func TestTemplateShape(t *testing.T) {
 	container := func(requests map[string]any) map[string]any {
 		return map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": "c", "resources": map[string]any{"requests": requests}}}}}
 	}
+	cronJob := func(template any) *unstructured.Unstructured {
+		job := map[string]any{}
+		if template != nil {
+			job["template"] = template
+		}
+		return &unstructured.Unstructured{Object: map[string]any{"kind": "CronJob", "metadata": map[string]any{"name": "nightly"},
+			"spec": map[string]any{"schedule": "@daily", "jobTemplate": map[string]any{"spec": job}}}}
+	}
 	tests := []struct {
 		name    string
 		obj     *unstructured.Unstructured
@@ -30,6 +38,8 @@ func TestTemplateShape(t *testing.T) {
 		{name: "no template", obj: withTemplate(nil), wantErr: ErrNoTemplate},
 		{name: "template of the wrong type", obj: withTemplate("not a template"), wantErr: ErrNoTemplate},
 		{name: "no requests", obj: withTemplate(container(map[string]any{})), wantErr: ErrNoRequests},
+		{name: "cronjob", obj: cronJob(container(map[string]any{"cpu": "4"})), wantCPU: 4000},
+		{name: "cronjob without template", obj: cronJob(nil), wantErr: ErrNoTemplate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -142,24 +142,37 @@ func (c *TargetCache) Start(ctx context.Context) error {
 	}
 }
 
-// Sweep stops the watches of targets that no scaler names.
+// Sweep stops the watches of targets (and of workloads slots read their
+// shape from) that no scaler names.
 func (c *TargetCache) Sweep(ctx context.Context) error {
 	var list v1alpha1.OpportunisticScalerList
 	if err := c.scalers.List(ctx, &list); err != nil {
 		return fmt.Errorf("listing OpportunisticScalers: %w", err)
 	}
 	named := map[targetKey]bool{}
+	name := func(apiVersion, kind, namespace, name string) {
+		gv, err := schema.ParseGroupVersion(apiVersion)
+		if err != nil {
+			return
+		}
+		m, err := c.mapper.RESTMapping(schema.GroupKind{Group: gv.Group, Kind: kind}, gv.Version)
+		if err != nil {
+			return
+		}
+		named[targetKey{m.Resource.GroupResource(), namespace, name}] = true
+	}
 	for _, s := range list.Items {
 		ref := s.Spec.ScaleTargetRef
-		gv, err := schema.ParseGroupVersion(ref.APIVersion)
-		if err != nil {
-			continue
+		name(ref.APIVersion, ref.Kind, s.Namespace, ref.Name)
+		for _, slot := range s.Spec.HeadroomSlots {
+			if from := slot.ShapeFrom; from != nil {
+				ns := from.Namespace
+				if ns == "" {
+					ns = s.Namespace
+				}
+				name(from.APIVersion, from.Kind, ns, from.Name)
+			}
 		}
-		m, err := c.mapper.RESTMapping(schema.GroupKind{Group: gv.Group, Kind: ref.Kind}, gv.Version)
-		if err != nil {
-			continue
-		}
-		named[targetKey{m.Resource.GroupResource(), s.Namespace, ref.Name}] = true
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

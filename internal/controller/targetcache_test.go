@@ -342,3 +342,40 @@ func TestTargetCacheSweep(t *testing.T) {
 		t.Errorf("watching %d targets after reading the swept one again, want 2", n)
 	}
 }
+
+// TestTargetCacheShape: a slot's shapeFrom is read like a target, from a
+// watch of that one workload and without /scale, and stays watched while a
+// scaler's slot names it.
+func TestTargetCacheShape(t *testing.T) {
+	scaler := v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "w"}}
+	scaler.Spec.ScaleTargetRef = targetRef("Deployment", "worker")
+	scaler.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{ShapeFrom: &v1alpha1.SlotShapeSource{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}, Count: 4}}
+	f := newCacheFixture(t, []v1alpha1.OpportunisticScaler{scaler}, workload(deploymentsGVR, "web", "5", 3, ""))
+	for range 3 {
+		shape, err := f.reader.Shape(context.Background(), "w", targetRef("Deployment", "web"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if shape.Requests["cpu"] != 1000 || shape.Requests["pods"] != 1 {
+			t.Fatalf("shape requests %v, want 1 core and one pod", shape.Requests)
+		}
+	}
+	if n := countVerb(f.dynamic.Actions(), "get"); n != 0 {
+		t.Errorf("%d GETs of the workload, want none: the watch serves it", n)
+	}
+	if n := len(f.scales.Actions()); n != 0 {
+		t.Errorf("%d /scale requests, want none: a shape needs no /scale", n)
+	}
+	if _, err := f.reader.Shape(context.Background(), "w", targetRef("Deployment", "missing")); !errors.Is(err, ErrTargetMissing) {
+		t.Errorf("shape of a missing workload: %v, want %v", err, ErrTargetMissing)
+	}
+	if _, err := f.reader.Shape(context.Background(), "w", targetRef("Gadget", "web")); !errors.Is(err, ErrTargetMissing) {
+		t.Errorf("shape of a kind nobody serves: %v, want %v", err, ErrTargetMissing)
+	}
+	if err := f.cache.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.cache.Watching(); !slices.Equal(got, []string{"deployments.apps w/web"}) {
+		t.Errorf("watching %v after the sweep, want only the workload a slot names", got)
+	}
+}

@@ -25,6 +25,11 @@ var deployments = schema.GroupResource{Group: "apps", Resource: "deployments"}
 type fakeTargets struct {
 	mu      sync.Mutex
 	targets map[string]*fakeTarget
+	// shapes are the workloads slots read their shape from, by
+	// "namespace/name"; a missing one is TargetNotFound, an error in
+	// shapeErrs is returned as is.
+	shapes    map[string]capacity.Shape
+	shapeErrs map[string]error
 	// gets and updates count the calls of GetScale and UpdateScale.
 	gets, updates int
 }
@@ -45,7 +50,35 @@ type fakeTarget struct {
 	updateErr error
 }
 
-func newFakeTargets() *fakeTargets { return &fakeTargets{targets: map[string]*fakeTarget{}} }
+func newFakeTargets() *fakeTargets {
+	return &fakeTargets{targets: map[string]*fakeTarget{}, shapes: map[string]capacity.Shape{}, shapeErrs: map[string]error{}}
+}
+
+// addShape makes namespace/name a workload whose pods request cpu.
+func (f *fakeTargets) addShape(namespace, name, cpu string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.shapes[namespace+"/"+name] = capacity.ShapeOf(&corev1.PodSpec{Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}}}})
+}
+
+func (f *fakeTargets) removeShape(namespace, name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.shapes, namespace+"/"+name)
+}
+
+func (f *fakeTargets) Shape(_ context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.shapeErrs[namespace+"/"+ref.Name]; err != nil {
+		return capacity.Shape{}, err
+	}
+	s, ok := f.shapes[namespace+"/"+ref.Name]
+	if !ok {
+		return capacity.Shape{}, &targetError{ErrTargetMissing, fmt.Sprintf("%s %s/%s not found", ref.Kind, namespace, ref.Name)}
+	}
+	return s, nil
+}
 
 func (f *fakeTargets) add(name string, t *fakeTarget) *fakeTarget {
 	f.mu.Lock()

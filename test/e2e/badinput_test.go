@@ -40,6 +40,7 @@ func TestInvalidScalersRejected(t *testing.T) {
 	cfg.QPS, cfg.Burst = 100, 200
 	scalers := dynamic.NewForConfigOrDie(cfg).Resource(v1alpha1.GroupVersion.WithResource("opportunisticscalers")).Namespace(ns)
 	const target = "scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: worker}\n"
+	const web = "{apiVersion: apps/v1, kind: Deployment, name: web}"
 	tests := []struct {
 		name, spec string
 		want       []string // every piece must be in the message
@@ -68,6 +69,26 @@ func TestInvalidScalersRejected(t *testing.T) {
 			[]string{"spec.maxReplicas: Invalid value: \"string\"", "must be of type integer"}},
 		{"misspelled field", target + "maxReplicas: 5\nminReplica: 1",
 			[]string{`unknown field "spec.minReplica"`}},
+		{"slot with shapeFrom and requests", target + "maxReplicas: 5\nheadroomSlots: [{shapeFrom: " + web + ", requests: {cpu: \"4\"}, count: 4}]",
+			[]string{"spec.headroomSlots[0]: Invalid value", "set exactly one of shapeFrom (read the shape of a paid workload's pods) or requests (give it)"}},
+		{"slot with neither shapeFrom nor requests", target + "maxReplicas: 5\nheadroomSlots: [{count: 4}]",
+			[]string{"spec.headroomSlots[0]: Invalid value", "set exactly one of shapeFrom"}},
+		{"slot count 0", target + "maxReplicas: 5\nheadroomSlots: [{shapeFrom: " + web + ", count: 0}]",
+			[]string{"spec.headroomSlots[0].count: Invalid value: 0", "should be greater than or equal to 1"}},
+		{"slot count above 10000", target + "maxReplicas: 5\nheadroomSlots: [{requests: {cpu: 1}, count: 10001}]",
+			[]string{"spec.headroomSlots[0].count: Invalid value: 10001", "should be less than or equal to 10000"}},
+		{"negative slot requests", target + "maxReplicas: 5\nheadroomSlots: [{requests: {cpu: \"-4\", memory: 8Gi}, count: 1}]",
+			[]string{"spec.headroomSlots[0].requests: Invalid value", "requests must not be negative"}},
+		{"empty slot requests", target + "maxReplicas: 5\nheadroomSlots: [{requests: {}, count: 1}]",
+			[]string{"spec.headroomSlots[0].requests", "should have at least 1 properties"}},
+		{"slot name not a DNS label", target + "maxReplicas: 5\nheadroomSlots: [{name: Web_1, requests: {cpu: 1}, count: 1}]",
+			[]string{"spec.headroomSlots[0].name: Invalid value", "must be a DNS label"}},
+		{"slot names twice by default", target + "maxReplicas: 5\nheadroomSlots: [{shapeFrom: " + web + ", count: 1}, {shapeFrom: {apiVersion: apps/v1, kind: StatefulSet, name: web}, count: 1}]",
+			[]string{"spec.headroomSlots: Invalid value", "slot names must be unique (a slot without a name is named after its shapeFrom.name): give each slot its own name"}},
+		{"shapeFrom without name", target + "maxReplicas: 5\nheadroomSlots: [{shapeFrom: {apiVersion: apps/v1, kind: Deployment}, count: 1}]",
+			[]string{"spec.headroomSlots[0].shapeFrom.name: Required value"}},
+		{"nine slots", target + "maxReplicas: 5\nheadroomSlots: [" + strings.Repeat("{requests: {cpu: 1}, count: 1}, ", 8) + "{requests: {cpu: 1}, count: 1}]",
+			[]string{"spec.headroomSlots: Too many: 9: must have at most 8 items"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,6 +230,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"run", "--kubeconfig", kubeconfig, "--listen-address=127.0.0.1:99999"}, "--listen-address 127.0.0.1:99999: listen tcp: address 99999: invalid port"},
 		{[]string{"run", "--kubeconfig", kubeconfig, "--on-stale=sometimes"}, `--on-stale must be freeze or shrink-to-min, got "sometimes"`},
 		{[]string{"run", "--kubeconfig", kubeconfig, "--status-interval=-1s"}, "--status-interval must not be negative, got -1s"},
+		{[]string{"run", "--kubeconfig", kubeconfig, "--scheduler-scoring=Spread"}, `--scheduler-scoring: unknown scheduler scoring "Spread": use LeastAllocated (the scheduler's default) or MostAllocated`},
 		{[]string{"run", "--stale-after=soon"}, `invalid argument "soon" for "--stale-after" flag`},
 		{[]string{"simulate", "--scenario-file", unknownField}, unknownField + ":3: nodegroups: unknown field (known: name, description, duration,"},
 		{[]string{"simulate", "--scenario-file", wrongType}, wrongType + `:4: nodeGroups[0].count: "two" is not a whole number`},

@@ -1,0 +1,239 @@
+package controller
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/opportunist/opportunist/api/v1alpha1"
+	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/control"
+)
+
+func shapeFrom(name, namespace string) *v1alpha1.SlotShapeSource {
+	return &v1alpha1.SlotShapeSource{APIVersion: "apps/v1", Kind: "Deployment", Name: name, Namespace: namespace}
+}
+
+func TestToControlSlots(t *testing.T) {
+	target := &Target{Scale: &autoscalingv1.Scale{}, Shape: capacity.Shape{Requests: capacity.Resources{"cpu": 1000, "pods": 1}}}
+	web := capacity.Shape{Requests: capacity.Resources{"cpu": 4000, "pods": 1}, NodeSelector: map[string]string{"tier": "web"}}
+	// shapes knows batch/web and shop/web (with another shape), nothing else.
+	var read []string
+	shapes := func(namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error) {
+		read = append(read, namespace+"/"+ref.Kind+"/"+ref.Name)
+		switch namespace + "/" + ref.Name {
+		case "batch/web":
+			return web, nil
+		case "shop/web":
+			return capacity.Shape{Requests: capacity.Resources{"cpu": 2000, "pods": 1}}, nil
+		}
+		return capacity.Shape{}, &targetError{ErrTargetMissing, ref.Kind + " " + namespace + "/" + ref.Name + " not found"}
+	}
+	tests := []struct {
+		name  string
+		slots []v1alpha1.HeadroomSlot
+		want  []control.Slot
+		read  []string
+		err   string
+		is    error
+	}{
+		{name: "none"},
+		{name: "shapeFrom in the scaler's namespace, named after it",
+			slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Count: 4}},
+			want:  []control.Slot{{Name: "web", Shape: web, Count: 4}}, read: []string{"batch/Deployment/web"}},
+		{name: "shapeFrom in another namespace, named",
+			slots: []v1alpha1.HeadroomSlot{{Name: "shop-web", ShapeFrom: shapeFrom("web", "shop"), Count: 2}},
+			want:  []control.Slot{{Name: "shop-web", Shape: capacity.Shape{Requests: capacity.Resources{"cpu": 2000, "pods": 1}}, Count: 2}}, read: []string{"shop/Deployment/web"}},
+		{name: "requests are one pod in canonical units",
+			slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Count: 4}, {Requests: corev1.ResourceList{"cpu": resource.MustParse("4"), "memory": resource.MustParse("8Gi"), "pods": resource.MustParse("3")}, Count: 2}},
+			want: []control.Slot{{Name: "web", Shape: web, Count: 4},
+				{Name: "slot-1", Shape: capacity.Shape{Requests: capacity.Resources{"cpu": 4000, "memory": 8 << 30, "pods": 1}}, Count: 2}},
+			read: []string{"batch/Deployment/web"}},
+		{name: "missing shapeFrom", slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("gone", ""), Count: 1}},
+			err: "spec.headroomSlots[0].shapeFrom: Deployment batch/gone not found", is: ErrTargetMissing, read: []string{"batch/Deployment/gone"}},
+		{name: "one name twice",
+			slots: []v1alpha1.HeadroomSlot{{Requests: corev1.ResourceList{"cpu": resource.MustParse("1")}, Count: 1}, {Name: "slot-0", Requests: corev1.ResourceList{"cpu": resource.MustParse("2")}, Count: 1}},
+			err:   `spec.headroomSlots[1]: the name "slot-0" is taken by spec.headroomSlots[0]; give each slot its own name`},
+		{name: "both shapeFrom and requests",
+			slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Requests: corev1.ResourceList{"cpu": resource.MustParse("1")}, Count: 1}},
+			err:   "spec.headroomSlots[0]: set exactly one of shapeFrom or requests"},
+		{name: "negative requests", slots: []v1alpha1.HeadroomSlot{{Requests: corev1.ResourceList{"cpu": resource.MustParse("-1")}, Count: 1}},
+			err: "spec.headroomSlots[0].requests: cpu -1 is negative"},
+		{name: "count 0", slots: []v1alpha1.HeadroomSlot{{Requests: corev1.ResourceList{"cpu": resource.MustParse("1")}}},
+			err: "spec.headroomSlots[0].count must be at least 1, got 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			read = nil
+			s := &v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: "batch", Name: "worker"},
+				Spec: v1alpha1.OpportunisticScalerSpec{MaxReplicas: 10, HeadroomSlots: tt.slots}}
+			got, err := toControl(s, target, 0, control.History{}, shapes)
+			if !reflect.DeepEqual(read, tt.read) {
+				t.Errorf("read shapes %v, want %v", read, tt.read)
+			}
+			if tt.err != "" {
+				if err == nil || err.Error() != tt.err {
+					t.Fatalf("error %v, want %q", err, tt.err)
+				}
+				if tt.is != nil && !errors.Is(err, tt.is) {
+					t.Errorf("error %v does not wrap %v", err, tt.is)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Slots, tt.want) {
+				t.Errorf("slots %+v, want %+v", got.Slots, tt.want)
+			}
+		})
+	}
+}
+
+func TestSpecProblem(t *testing.T) {
+	gr := schema.GroupResource{Group: "apps", Resource: "deployments"}
+	tests := []struct {
+		err    error
+		reason string
+	}{
+		{fmtSlotErr(&targetError{ErrTargetMissing, "Deployment batch/web not found"}), ReasonSlotShapeNotFound},
+		{fmtSlotErr(readError("reading Deployment batch/web", apierrors.NewForbidden(gr, "web", errors.New("RBAC")))), "TargetForbidden"},
+		{fmtSlotErr(&targetError{ErrNoTemplate, "Deployment web has no pod template"}), "NoPodTemplate"},
+		{fmtSlotErr(&targetError{ErrNoRequests, "Deployment web requests nothing"}), "NoResourceRequests"},
+		{fmtSlotErr(readError("reading Deployment batch/web", apierrors.NewInternalError(errors.New("etcd")))), "TargetUnavailable"},
+		{errors.New(`spec.headroom[cpu]: "x" is neither a quantity nor a percent`), ReasonInvalidSpec},
+	}
+	for _, tt := range tests {
+		t.Run(tt.reason, func(t *testing.T) {
+			reason, msg := specProblem(tt.err)
+			if reason != tt.reason || msg != tt.err.Error() {
+				t.Errorf("specProblem = %s %q, want %s %q", reason, msg, tt.reason, tt.err.Error())
+			}
+		})
+	}
+}
+
+func fmtSlotErr(err error) error {
+	return errors.Join(errors.New("spec.headroomSlots[0].shapeFrom:"), err)
+}
+
+// TestReconcileSlotShapeNotFound: a slot whose shapeFrom is missing stops
+// its scaler (Ready=False, an Event, the problem metric, no write) and not
+// the others; once the workload exists, the scaler acts again.
+func TestReconcileSlotShapeNotFound(t *testing.T) {
+	targets := newFakeTargets()
+	targets.add("worker", &fakeTarget{replicas: 2})
+	targets.add("other", &fakeTarget{replicas: 2})
+	s := scaler("worker", 10, nil)
+	s.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Count: 4}}
+	w := newWorld(t, newCapacity(40, 0), targets, s, scaler("other", 5, nil))
+	w.round(t)
+	if got := targets.replicas("worker"); got != 2 {
+		t.Errorf("worker scaled to %d, want it left at 2 while its slot's shape is unknown", got)
+	}
+	if got := targets.replicas("other"); got != 5 {
+		t.Errorf("other at %d, want 5: one scaler's bad slot must not stop another", got)
+	}
+	w.wantReady(t, "worker", metav1.ConditionFalse, ReasonSlotShapeNotFound, "spec.headroomSlots[0].shapeFrom: Deployment batch/web not found")
+	w.wantEvent(t, "Warning "+ReasonSlotShapeNotFound)
+	if got := w.problem("worker", ReasonSlotShapeNotFound); got != 1 {
+		t.Errorf("opportunist_scaler_problem{reason=SlotShapeNotFound} = %v, want 1", got)
+	}
+
+	targets.addShape(testNamespace, "web", "4")
+	w.clock.Step(time.Second)
+	w.round(t)
+	w.wantReady(t, "worker", metav1.ConditionTrue, ReasonActive, "")
+	if got := targets.replicas("worker"); got <= 2 {
+		t.Errorf("worker at %d once its slot's shape exists, want it grown", got)
+	}
+
+	targets.removeShape(testNamespace, "web")
+	targets.shapeErrs[testNamespace+"/web"] = &targetError{ErrNoRequests, "Deployment web: its pod template requests no resources"}
+	w.clock.Step(time.Second)
+	w.round(t)
+	w.wantReady(t, "worker", metav1.ConditionFalse, "NoResourceRequests", "spec.headroomSlots[0].shapeFrom: Deployment web")
+}
+
+func TestSlotStatus(t *testing.T) {
+	if got := slotStatus(nil); got != nil {
+		t.Errorf("no slots: %+v, want nil", got)
+	}
+	var nodes []control.NodeSlots
+	for i := range 25 {
+		nodes = append(nodes, control.NodeSlots{Node: "n" + string(rune('a'+i)), Slots: 1})
+	}
+	got := slotStatus([]control.SlotFit{
+		{Name: "web", Wanted: 30, Fit: 25, Nodes: nodes},
+		{Name: "db", Wanted: 2, Fit: 2, Nodes: []control.NodeSlots{{Node: "na", Slots: 2}}},
+	})
+	if len(got) != 2 || got[0].Name != "web" || got[0].Wanted != 30 || got[0].Fit != 25 || len(got[0].Nodes) != v1alpha1.MaxSlotNodes || got[0].MoreNodes != 5 {
+		t.Fatalf("web: %+v, want 30 wanted, 25 fit, 20 nodes and 5 more", got[0])
+	}
+	if got[0].Nodes[19] != (v1alpha1.NodeSlotStatus{Node: "nt", Slots: 1}) {
+		t.Errorf("20th node %+v, want the 20th counted (nt)", got[0].Nodes[19])
+	}
+	if want := (v1alpha1.SlotStatus{Name: "db", Wanted: 2, Fit: 2, Nodes: []v1alpha1.NodeSlotStatus{{Node: "na", Slots: 2}}}); !reflect.DeepEqual(got[1], want) {
+		t.Errorf("db: %+v, want %+v", got[1], want)
+	}
+}
+
+// TestStatusSlotsAreLiveNumbers: how many slots fit and where is written at
+// most once per status interval; what is wanted, at once.
+func TestStatusSlotsAreLiveNumbers(t *testing.T) {
+	was := &v1alpha1.OpportunisticScalerStatus{DesiredReplicas: 3, Slots: []v1alpha1.SlotStatus{{Name: "web", Wanted: 4, Fit: 4, Nodes: []v1alpha1.NodeSlotStatus{{Node: "a", Slots: 4}}}}}
+	fewer := was.DeepCopy()
+	fewer.Slots[0].Fit, fewer.Slots[0].Nodes = 3, []v1alpha1.NodeSlotStatus{{Node: "a", Slots: 2}, {Node: "b", Slots: 1}}
+	if statusNeedsWrite(was, fewer, time.Second, 30*time.Second) {
+		t.Error("a change of where slots fit only was written within the status interval")
+	}
+	if !statusNeedsWrite(was, fewer, time.Minute, 30*time.Second) {
+		t.Error("a change of where slots fit was not written after the status interval")
+	}
+	more := was.DeepCopy()
+	more.Slots[0].Wanted = 6
+	if !statusNeedsWrite(was, more, time.Second, 30*time.Second) {
+		t.Error("a new count of slots wanted was not written at once")
+	}
+	if !statusNeedsWrite(was, &v1alpha1.OpportunisticScalerStatus{DesiredReplicas: 3}, time.Second, 30*time.Second) {
+		t.Error("slots removed were not written at once")
+	}
+}
+
+func TestSlotMetrics(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	// check compares the series with want, by "shape/state"; counting
+	// first, since reading a series that is not there would make it.
+	check := func(when string, want map[string]float64) {
+		t.Helper()
+		if n := testutil.CollectAndCount(m.slots); n != len(want) {
+			t.Errorf("%s: %d series of opportunist_headroom_slots, want %d", when, n, len(want))
+			return
+		}
+		for k, v := range want {
+			shape, state, _ := strings.Cut(k, "/")
+			if got := testutil.ToFloat64(m.slots.WithLabelValues("batch/worker", shape, state)); got != v {
+				t.Errorf("%s: opportunist_headroom_slots{shape=%s,state=%s} = %v, want %v", when, shape, state, got, v)
+			}
+		}
+	}
+	m.Decision("batch/worker", 3, &control.Decision{Key: "batch/worker", Limit: control.LimitSlots,
+		Slots: []control.SlotFit{{Name: "web", Wanted: 4, Fit: 3}, {Name: "db", Wanted: 2, Fit: 2}}})
+	check("two slots", map[string]float64{"web/fit": 3, "web/wanted": 4, "db/fit": 2, "db/wanted": 2})
+	m.Decision("batch/worker", 3, &control.Decision{Key: "batch/worker", Slots: []control.SlotFit{{Name: "web", Wanted: 4, Fit: 4}}})
+	check("db removed", map[string]float64{"web/fit": 4, "web/wanted": 4})
+	m.Forget(map[string]bool{})
+	check("scaler gone", nil)
+}
