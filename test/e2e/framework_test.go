@@ -122,7 +122,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx con
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		ok, err := cond(ctx)
 		if err != nil {
-			last = err
+			if ctx.Err() == nil { // not the deadline cutting the last poll short: that says nothing
+				last = err
+			}
 			return false, nil
 		}
 		return ok, nil

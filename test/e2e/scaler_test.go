@@ -21,13 +21,16 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 )
 
-// installCRD applies config/crd and waits until the API serves it.
+// installCRD applies config/crd and waits until the API serves it. A CRD
+// left by an earlier run is replaced by this tree's, so a field added since
+// is not pruned.
 func installCRD(t *testing.T) crclient.Client {
 	t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -45,7 +48,19 @@ func installCRD(t *testing.T) crclient.Client {
 	}
 	ext := apiextensionsclient.NewForConfigOrDie(cfg)
 	ctx := context.Background()
-	if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			old, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			crd.ResourceVersion = old.ResourceVersion
+			_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, &crd, metav1.UpdateOptions{})
+			return err
+		})
+	}
+	if err != nil {
 		t.Fatalf("creating the CRD: %v", err)
 	}
 	waitFor(t, 30*time.Second, "the OpportunisticScaler CRD to be established", func(ctx context.Context) (bool, error) {
