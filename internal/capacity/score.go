@@ -88,8 +88,9 @@ const (
 // default scores are the same on every node for such a pod (no preferred
 // affinities or PreferNoSchedule taints) and are left out. The spreading
 // term is what makes the scheduler put about as many of a workload's pods
-// on each node, whatever the node's size. Ties go to the first candidate;
-// the scheduler picks one of them at random.
+// on each node, whatever the node's size. Ties go to the first name (the
+// scheduler picks one of them at random), so the answer does not depend on
+// the order of rooms.
 //
 // The spreading term is the same for every node of one zone holding as
 // many of the workload's pods, so nodes are kept in classes (zone, hostname
@@ -127,6 +128,22 @@ type classKey struct {
 // terminating (nil: none). Nodes not Ready, or where shape is not
 // eligible, never get a pod.
 func NewPlacer(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64) *Placer {
+	fit := Fit(rooms, shape)
+	fits := make([]bool, len(rooms))
+	for i, f := range fit.Nodes {
+		fits[i] = f.Replicas > 0
+	}
+	return newPlacer(scoring, rooms, shape, counts, fits)
+}
+
+// Pick is the node the default scheduler binds one pod of a workload to,
+// among the rooms where fits says it passes the filters (the simulator's
+// scheduler decides those, with the room held for nominated pods), or -1.
+func Pick(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64, fits []bool) int {
+	return newPlacer(scoring, rooms, shape, counts, fits).Next()
+}
+
+func newPlacer(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64, fits []bool) *Placer {
 	n := len(rooms)
 	p := &Placer{scoring: scoring, shape: shape, rooms: slices.Clone(rooms), owned: make([]bool, n),
 		counts: slices.Clone(counts), zone: make([]int, n), host: make([]bool, n), own: make([]int64, n),
@@ -134,7 +151,6 @@ func NewPlacer(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64) *
 	if p.counts == nil {
 		p.counts = make([]int64, n)
 	}
-	fit := Fit(rooms, shape)
 	zones := map[string]int{}
 	for i := range rooms {
 		p.zone[i] = -1
@@ -149,7 +165,7 @@ func NewPlacer(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64) *
 			p.inZone[id] += p.counts[i]
 		}
 		_, p.host[i] = rooms[i].Labels[corev1.LabelHostname]
-		if fit.Nodes[i].Replicas > 0 {
+		if fits[i] {
 			p.feasible++
 			p.feasibleInZone[p.zone[i]]++
 			p.enter(i)
@@ -173,7 +189,7 @@ func (p *Placer) enter(i int) {
 	k := classKey{p.zone[i], p.host[i], p.counts[i]}
 	h := p.classes[k]
 	if h == nil {
-		h = &placerHeap{key: k, own: p.own}
+		h = &placerHeap{key: k, own: p.own, rooms: p.rooms}
 		p.classes[k] = h
 	}
 	heap.Push(h, i)
@@ -195,7 +211,7 @@ func (p *Placer) Next() int {
 		if hi > 0 {
 			spread = maxNodeScore * (hi + lo - p.raw(k)) / hi
 		}
-		if s := p.own[i] + weightSpread*spread; s > bestScore || (s == bestScore && i < best) {
+		if s := p.own[i] + weightSpread*spread; s > bestScore || (s == bestScore && p.rooms[i].Name < p.rooms[best].Name) {
 			best, bestScore = i, s
 		}
 	}
@@ -260,11 +276,12 @@ func (p *Placer) raw(k classKey) int64 {
 }
 
 // placerHeap is one class's nodes, the highest own score first, ties to
-// the lower index.
+// the first name.
 type placerHeap struct {
 	key   classKey
 	nodes []int
 	own   []int64 // the Placer's, by node
+	rooms []NodeRoom
 	at    map[int]int
 }
 
@@ -275,7 +292,7 @@ func (h *placerHeap) Less(a, b int) bool {
 	if h.own[x] != h.own[y] {
 		return h.own[x] > h.own[y]
 	}
-	return x < y
+	return h.rooms[x].Name < h.rooms[y].Name
 }
 func (h *placerHeap) Swap(a, b int) {
 	h.nodes[a], h.nodes[b] = h.nodes[b], h.nodes[a]

@@ -109,7 +109,7 @@ func nextByScan(p *Placer) int {
 			spread = maxNodeScore * (hi + lo - rawOf(i)) / hi
 		}
 		s := weightFit*p.scoring.Score(r, p.shape.Requests) + weightBalanced*balanced(r, p.shape.Requests) + weightSpread*spread
-		if s > bestScore {
+		if s > bestScore || (s == bestScore && r.Name < p.rooms[best].Name) {
 			best, bestScore = i, s
 		}
 	}
