@@ -65,16 +65,25 @@ func TestSlotHeadroom(t *testing.T) {
 	createDeployment(t, ns, "worker", DeploymentSpec{Replicas: 0, Requests: workerRequests})
 	createSlotScaler(t, c, scalerFor(ns, "worker", "worker", 0, 200, nil), slotFrom("web", 4))
 
+	trace := traceReplicas(t, ns, "worker")
 	start := time.Now()
 	o := startOpportunist(t, "--round-interval", "1s", "--status-interval", "0")
 	r := &slotRun{c: c, o: o, ns: ns, scaler: "worker", target: "worker"}
 	web, worker := shapeOf(webRequests), shapeOf(workerRequests)
 	fourOfFour := func(v scalerView, _ clusterState) error { return v.slotsFit("web", 4, 4) }
+	// Grown as far as the slots let it: the slots, not the budget (no
+	// headroom, so all 176 free cores) nor a window, set the count.
+	heldBySlots := func(v scalerView, s clusterState) error {
+		if v.LimitedBy != "Slots" {
+			return fmt.Errorf("limitedBy %s, want Slots (%q)", v.LimitedBy, v.Reason)
+		}
+		return fourOfFour(v, s)
+	}
 
 	// (a) Settled: status and the pods agree, 4 of 4 web slots fit.
-	a := r.waitSettled(t, 180*time.Second, "the worker to fill around 4 web slots", fourOfFour)
-	t.Logf("(a) settled in %s: worker at %d replicas, limitedBy %s (%q); slots %s",
-		time.Since(start).Round(time.Millisecond), a.replicas, a.view.LimitedBy, a.view.Reason, a.view.slotsString())
+	a := r.waitSettled(t, 180*time.Second, "the worker to fill up to 4 web slots", heldBySlots)
+	t.Logf("(a) settled %s after opportunist started (held 3 rounds more): worker at %d replicas, limitedBy %s (%q); slots %s",
+		a.seenAt.Sub(start).Round(time.Millisecond), a.replicas, a.view.LimitedBy, a.view.Reason, a.view.slotsString())
 	t.Logf("(a) worker pods per node %v; free cores per node %v", a.state.workersPerNode(), a.state.freeCores())
 	total, perNode := a.state.slots(web)
 	if total < 4 {
@@ -116,7 +125,8 @@ func TestSlotHeadroom(t *testing.T) {
 		}
 		return true, nil
 	})
-	allRunning := time.Since(bStart)
+	webRan := time.Now()
+	allRunning := webRan.Sub(bStart)
 	t.Logf("(b) web 2 -> 6: the 4 new pods were bound after %s and Running after %s (want <= 5s), on %v",
 		allBound.Round(time.Millisecond), allRunning.Round(time.Millisecond), newWeb)
 	if allRunning > 5*time.Second {
@@ -140,7 +150,6 @@ func TestSlotHeadroom(t *testing.T) {
 	t.Logf("(c) with the 4 new web pods placed, %d web slots fit; the fewest worker pods whose removal restores 4 is %d; free cores per node %v",
 		preSlots, want, preYield.freeCores())
 	seenFrom := r.seenCount()
-	cStart := time.Now()
 	c4 := r.waitSettled(t, 60*time.Second, "the worker to yield and 4 of 4 web slots to fit again", func(v scalerView, s clusterState) error {
 		if preSlots < 4 && len(events.since(t, bStart, time.Now())) == 0 {
 			return fmt.Errorf("no worker pod yielded yet (status: limitedBy %s, %q, slots %s)", v.LimitedBy, v.Reason, v.slotsString())
@@ -148,8 +157,12 @@ func TestSlotHeadroom(t *testing.T) {
 		return fourOfFour(v, s)
 	})
 	yielded := events.since(t, bStart, time.Now())
-	t.Logf("(c) 4 of 4 web slots fit again %s after the web pods ran: worker %d -> %d replicas, %d pods yielded: %v",
-		time.Since(cStart).Round(time.Millisecond), a.replicas, c4.replicas, len(yielded), yielded)
+	lastGone := time.Duration(0)
+	for _, e := range yielded {
+		lastGone = max(lastGone, e.at.Sub(webRan))
+	}
+	t.Logf("(c) the web pods ran; %s later the last of %d yielded worker pods was deleted, %s later 4 of 4 web slots fit again (held 3 rounds more): worker %d -> %d replicas; yielded %v",
+		lastGone.Round(time.Millisecond), len(yielded), c4.seenAt.Sub(webRan).Round(time.Millisecond), a.replicas, c4.replicas, yielded)
 	seen := r.seenSince(seenFrom)
 	t.Logf("(c) statuses seen meanwhile:\n  %s", strings.Join(seen, "\n  "))
 	if preSlots < 4 && !slices.ContainsFunc(seen, func(s string) bool { return strings.HasPrefix(s, "Slots:") }) {
@@ -180,10 +193,10 @@ func TestSlotHeadroom(t *testing.T) {
 		if s.replicas <= c4.replicas {
 			return fmt.Errorf("worker still at %d replicas (status: limitedBy %s, %q)", s.replicas, v.LimitedBy, v.Reason)
 		}
-		return fourOfFour(v, s)
+		return heldBySlots(v, s)
 	})
-	t.Logf("(d) web 6 -> 2: the worker refilled %d -> %d replicas in %s (it had %d in (a)); limitedBy %s (%q)",
-		c4.replicas, d.replicas, time.Since(dStart).Round(time.Millisecond), a.replicas, d.view.LimitedBy, d.view.Reason)
+	t.Logf("(d) web 6 -> 2: the worker refilled %d -> %d replicas, settled %s after the scale-down (held 3 rounds more; scale-up window 3s); it had %d in (a); limitedBy %s (%q)",
+		c4.replicas, d.replicas, d.seenAt.Sub(dStart).Round(time.Millisecond), a.replicas, d.view.LimitedBy, d.view.Reason)
 	o.waitRounds(t, 5, 30*time.Second)
 	end, err := r.observe(context.Background())
 	if err != nil {
@@ -204,6 +217,13 @@ func TestSlotHeadroom(t *testing.T) {
 	end.view.checkSlotNodes(t, "(d)", "web", perNode)
 	if lost := events.since(t, dStart, time.Now()); len(lost) > 0 {
 		t.Errorf("(d) worker pods yielded after the refill began: %v; a refill took room kept for a slot", lost)
+	}
+	// Up in (a), down in (c), up in (d), and nothing between: a refill that
+	// took a slot and yielded it back would show as two more changes.
+	changes, values := trace.directionChanges()
+	t.Logf("worker replica counts seen: %v (%d direction changes)", values, changes)
+	if changes != 3 {
+		t.Errorf("the worker changed direction %d times, want 3 (fill, yield, refill): %v", changes, values)
 	}
 }
 
@@ -258,13 +278,13 @@ func TestSlotShapeNotFound(t *testing.T) {
 		return true, nil
 	})
 	t.Logf("Ready=True %s after web was created", time.Since(created).Round(time.Millisecond))
-	s := r.waitSettled(t, 60*time.Second, "the worker to take 8 cores and keep 2 web slots", func(v scalerView, s clusterState) error {
+	settled := r.waitSettled(t, 60*time.Second, "the worker to take 8 cores and keep 2 web slots", func(v scalerView, s clusterState) error {
 		if s.replicas != 8 {
 			return fmt.Errorf("worker at %d replicas, want 8 (16 cores - 2 slots x 4)", s.replicas)
 		}
 		return v.slotsFit("web", 2, 2)
 	})
-	t.Logf("worker at 8 replicas %s after web was created; slots %s", time.Since(created).Round(time.Millisecond), s.view.slotsString())
+	t.Logf("worker at 8 replicas %s after web was created (held 3 rounds more); slots %s", settled.seenAt.Sub(created).Round(time.Millisecond), settled.view.slotsString())
 }
 
 // slotFrom is a headroomSlots entry of count pods shaped like a Deployment's.
@@ -630,6 +650,8 @@ type observation struct {
 	view     scalerView
 	state    clusterState
 	replicas int32
+	// seenAt is when waitSettled first saw the state it returns.
+	seenAt time.Time
 }
 
 // observe reads the status and the cluster, and says why they are not
@@ -687,6 +709,7 @@ func (r *slotRun) waitSettled(t *testing.T, timeout time.Duration, what string, 
 				err = check(obs.view, obs.state)
 			}
 			first = obs
+			first.seenAt = time.Now()
 			return err == nil, err
 		})
 		r.o.waitRounds(t, 3, 30*time.Second)
@@ -695,6 +718,7 @@ func (r *slotRun) waitSettled(t *testing.T, timeout time.Duration, what string, 
 			err = check(obs.view, obs.state)
 		}
 		if err == nil && obs.replicas == first.replicas && maps.Equal(obs.state.worker, first.state.worker) {
+			obs.seenAt = first.seenAt
 			return obs
 		}
 		if time.Now().After(deadline) {
