@@ -51,8 +51,10 @@ func newStatusCommand() *cobra.Command {
 		Long: `Print the cluster's capacity, requests and remaining room per resource, counting
 only Ready, schedulable nodes and the non-terminal pods bound to them (the usable
 pool). Pods of the workloads OpportunisticScalers target (by the selector in their
-status) count as opportunistic, all others as paid. CPU is in cores, memory and
-storage in bytes (binary suffixes).`,
+status) count as opportunistic, all others as paid. Each scaler's pool size,
+decision and headroom slots (how many fit of how many wanted; with -o wide, on
+which nodes) are read from its status. CPU is in cores, memory and storage in
+bytes (binary suffixes).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(o.Validate()); err != nil {
