@@ -139,8 +139,56 @@ func NewPlacer(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64) *
 // Pick is the node the default scheduler binds one pod of a workload to,
 // among the rooms where fits says it passes the filters (the simulator's
 // scheduler decides those, with the room held for nominated pods), or -1.
+// It scores every node once, as the Placer would for its first pod
+// (TestPickIsPlacersFirst), without building the Placer's classes.
 func Pick(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64, fits []bool) int {
-	return newPlacer(scoring, rooms, shape, counts, fits).Next()
+	feasible, zoneOf, zoneIDs, inZone := 0, make([]int, len(rooms)), map[string]int{}, []int64(nil)
+	domains := map[int]bool{}
+	for i := range rooms {
+		zoneOf[i] = -1
+		if z, ok := rooms[i].Labels[corev1.LabelTopologyZone]; ok {
+			id, seen := zoneIDs[z]
+			if !seen {
+				id = len(zoneIDs)
+				zoneIDs[z] = id
+				inZone = append(inZone, 0)
+			}
+			zoneOf[i] = id
+			inZone[id] += counts[i]
+		}
+		if fits[i] {
+			feasible++
+			domains[zoneOf[i]] = true
+		}
+	}
+	p := Placer{hostWeight: math.Log(float64(feasible + 2)), zoneWeight: math.Log(float64(len(domains) + 2)), inZone: inZone}
+	keyOf := func(i int) classKey {
+		_, host := rooms[i].Labels[corev1.LabelHostname]
+		return classKey{zoneOf[i], host, counts[i]}
+	}
+	lo, hi := int64(math.MaxInt64), int64(0)
+	for i := range rooms {
+		if fits[i] {
+			raw := p.raw(keyOf(i))
+			lo, hi = min(lo, raw), max(hi, raw)
+		}
+	}
+	best, bestScore := -1, int64(-1)
+	for i := range rooms {
+		if !fits[i] {
+			continue
+		}
+		r := &rooms[i]
+		spread := int64(maxNodeScore)
+		if hi > 0 {
+			spread = maxNodeScore * (hi + lo - p.raw(keyOf(i))) / hi
+		}
+		s := weightFit*scoring.Score(r, shape.Requests) + weightBalanced*balanced(r, shape.Requests) + weightSpread*spread
+		if s > bestScore || (s == bestScore && r.Name < rooms[best].Name) {
+			best, bestScore = i, s
+		}
+	}
+	return best
 }
 
 func newPlacer(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64, fits []bool) *Placer {

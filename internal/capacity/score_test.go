@@ -118,7 +118,8 @@ func nextByScan(p *Placer) int {
 
 // TestPlacerHeapIsExact checks the heap's answers against a scan of every
 // node, pod after pod, on random clusters with zones, hostname labels,
-// other pods of the workload already there, and both scorings.
+// other pods of the workload already there, and both scorings; and that
+// Pick agrees with the Placer's first answer.
 func TestPlacerHeapIsExact(t *testing.T) {
 	for seed := range uint64(200) {
 		rng := rand.New(rand.NewPCG(seed, 7))
@@ -141,6 +142,13 @@ func TestPlacerHeapIsExact(t *testing.T) {
 		scoring := []Scoring{LeastAllocated, MostAllocated}[rng.IntN(2)]
 		shape := Shape{Requests: Resources{corev1.ResourceCPU: int64(250 * (1 + rng.IntN(8))), corev1.ResourceMemory: int64(1+rng.IntN(4)) << 29, corev1.ResourcePods: 1}}
 		fast, slow := NewPlacer(scoring, rooms, shape, counts), NewPlacer(scoring, rooms, shape, counts)
+		fits := make([]bool, len(rooms))
+		for i, f := range Fit(rooms, shape).Nodes {
+			fits[i] = f.Replicas > 0
+		}
+		if got, want := Pick(scoring, rooms, shape, counts, fits), fast.Next(); got != want {
+			t.Fatalf("seed %d: Pick chose node %d, the Placer's first pod %d", seed, got, want)
+		}
 		for pod := range 300 {
 			got, want := fast.Next(), nextByScan(slow)
 			if got != want {

@@ -135,8 +135,15 @@ func TestStatusGolden(t *testing.T) {
 		workerPod(testPod("worker-1", "kontron-1", "1", "64Mi")), workerPod(testPod("worker-2", "spare", "1", "64Mi")),
 	)
 	scaler := v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "worker"},
-		Status: v1alpha1.OpportunisticScalerStatus{Selector: "app=worker", PoolNodes: 2, CurrentReplicas: 2, DesiredReplicas: 2, LimitedBy: "Budget", StrandedReplicas: 1}}
-	st, err := collectStatus(context.Background(), client, []v1alpha1.OpportunisticScaler{scaler})
+		Status: v1alpha1.OpportunisticScalerStatus{Selector: "app=worker", PoolNodes: 2, CurrentReplicas: 2, DesiredReplicas: 2, LimitedBy: "Slots", StrandedReplicas: 1,
+			Slots: []v1alpha1.SlotStatus{
+				{Name: "web", Wanted: 4, Fit: 3, Nodes: []v1alpha1.NodeSlotStatus{{Node: "kontron-1", Slots: 2}, {Node: "kontron-2", Slots: 1}}},
+				{Name: "big", Wanted: 30, Fit: 25, Nodes: []v1alpha1.NodeSlotStatus{{Node: "kontron-1", Slots: 1}}, MoreNodes: 24},
+				{Name: "gpu", Wanted: 1, Fit: 0},
+			}}}
+	plain := v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "batch"},
+		Status: v1alpha1.OpportunisticScalerStatus{PoolNodes: 2, CurrentReplicas: 0, DesiredReplicas: 0, LimitedBy: "Budget"}}
+	st, err := collectStatus(context.Background(), client, []v1alpha1.OpportunisticScaler{scaler, plain})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,5 +167,20 @@ func TestStatusGolden(t *testing.T) {
 				t.Errorf("output differs from %s:\n%s", golden, buf.String())
 			}
 		})
+	}
+}
+
+// TestStatusWithoutSlots: the table of scalers without headroom slots has
+// no SLOTS column and no slot section.
+func TestStatusWithoutSlots(t *testing.T) {
+	st := clusterStatus{Scalers: []scalerStatus{{Name: "default/worker", PoolNodes: 2, Current: 1, Desired: 1, LimitedBy: "Budget"}}}
+	for _, output := range []string{"", "wide"} {
+		var buf bytes.Buffer
+		if err := printStatus(&buf, st, output); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(buf.String(), "SLOT") {
+			t.Errorf("output %q shows slots none of the scalers keeps:\n%s", output, buf.String())
+		}
 	}
 }

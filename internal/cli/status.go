@@ -51,8 +51,10 @@ func newStatusCommand() *cobra.Command {
 		Long: `Print the cluster's capacity, requests and remaining room per resource, counting
 only Ready, schedulable nodes and the non-terminal pods bound to them (the usable
 pool). Pods of the workloads OpportunisticScalers target (by the selector in their
-status) count as opportunistic, all others as paid. CPU is in cores, memory and
-storage in bytes (binary suffixes).`,
+status) count as opportunistic, all others as paid. Each scaler's pool size,
+decision and headroom slots (how many fit of how many wanted; with -o wide, on
+which nodes) are read from its status. CPU is in cores, memory and storage in
+bytes (binary suffixes).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(o.Validate()); err != nil {
@@ -99,6 +101,9 @@ type scalerStatus struct {
 	// NotReady, cordoned or gone.
 	Pods     int `json:"pods"`
 	Stranded int `json:"stranded"`
+	// Slots are its headroom slots as its status last reported them: how
+	// many fit of how many wanted, and where.
+	Slots []v1alpha1.SlotStatus `json:"slots,omitempty"`
 }
 
 // opportunisticScalers lists the OpportunisticScalers; none when the CRD
@@ -154,7 +159,7 @@ func collectStatus(ctx context.Context, client kubernetes.Interface, scalers []v
 		s := &scalers[i]
 		key := s.Namespace + "/" + s.Name
 		st.Scalers = append(st.Scalers, scalerStatus{Name: key, PoolNodes: s.Status.PoolNodes, Current: s.Status.CurrentReplicas,
-			Desired: s.Status.DesiredReplicas, LimitedBy: s.Status.LimitedBy, Pods: usage[key].Pods, Stranded: usage[key].Stranded})
+			Desired: s.Status.DesiredReplicas, LimitedBy: s.Status.LimitedBy, Pods: usage[key].Pods, Stranded: usage[key].Stranded, Slots: s.Status.Slots})
 	}
 	sort.Slice(st.Scalers, func(i, j int) bool { return st.Scalers[i].Name < st.Scalers[j].Name })
 	return st, nil
@@ -190,13 +195,25 @@ func printStatus(w io.Writer, st clusterStatus, output string) error {
 	if len(st.Scalers) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+		// The SLOTS column only where some scaler keeps slots, so the
+		// table of those that keep none stays as it was.
+		withSlots := false
+		for _, sc := range st.Scalers {
+			withSlots = withSlots || len(sc.Slots) > 0
+		}
 		header := "SCALER\tPOOL NODES\tCURRENT\tDESIRED\tLIMITED BY"
+		if withSlots {
+			header += "\tSLOTS"
+		}
 		if output == "wide" {
 			header += "\tBOUND\tSTRANDED"
 		}
 		fmt.Fprintln(tw, header)
 		for _, sc := range st.Scalers {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s", sc.Name, sc.PoolNodes, sc.Current, sc.Desired, sc.LimitedBy)
+			if withSlots {
+				fmt.Fprintf(tw, "\t%s", slotsFit(sc.Slots))
+			}
 			if output == "wide" {
 				fmt.Fprintf(tw, "\t%d\t%d", sc.Pods-sc.Stranded, sc.Stranded)
 			}
@@ -204,6 +221,11 @@ func printStatus(w io.Writer, st clusterStatus, output string) error {
 		}
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+		if withSlots && output == "wide" {
+			if err := printSlotNodes(w, st.Scalers); err != nil {
+				return err
+			}
 		}
 	}
 	if output != "wide" {
@@ -216,6 +238,44 @@ func printStatus(w io.Writer, st clusterStatus, output string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s/%s\t%s\t%s/%s\t%s\n", n.Name, n.State, n.Requested[corev1.ResourcePods], n.Allocatable[corev1.ResourcePods],
 			quantity(corev1.ResourceCPU, n.Requested[corev1.ResourceCPU]), quantity(corev1.ResourceCPU, n.Allocatable[corev1.ResourceCPU]), quantity(corev1.ResourceCPU, n.Free(corev1.ResourceCPU)),
 			quantity(corev1.ResourceMemory, n.Requested[corev1.ResourceMemory]), quantity(corev1.ResourceMemory, n.Allocatable[corev1.ResourceMemory]), quantity(corev1.ResourceMemory, n.Free(corev1.ResourceMemory)))
+	}
+	return tw.Flush()
+}
+
+// slotsFit renders a scaler's slots as "web 3/4, db 2/2" (fit/wanted), "-"
+// for none.
+func slotsFit(slots []v1alpha1.SlotStatus) string {
+	if len(slots) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(slots))
+	for i, s := range slots {
+		parts[i] = fmt.Sprintf("%s %d/%d", s.Name, s.Fit, s.Wanted)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// printSlotNodes lists, per scaler and slot, the nodes its fitting slots
+// are on, as its status reports them (at most 20, the rest counted).
+func printSlotNodes(w io.Writer, scalers []scalerStatus) error {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "SCALER\tSLOT\tFIT\tNODES (SLOTS)")
+	for _, sc := range scalers {
+		for _, s := range sc.Slots {
+			nodes := make([]string, 0, len(s.Nodes)+1)
+			for _, n := range s.Nodes {
+				nodes = append(nodes, fmt.Sprintf("%s (%d)", n.Node, n.Slots))
+			}
+			if s.MoreNodes > 0 {
+				nodes = append(nodes, fmt.Sprintf("and %d more nodes", s.MoreNodes))
+			}
+			where := strings.Join(nodes, ", ")
+			if where == "" {
+				where = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\n", sc.Name, s.Name, s.Fit, s.Wanted, where)
+		}
 	}
 	return tw.Flush()
 }

@@ -237,3 +237,60 @@ func TestSlotMetrics(t *testing.T) {
 	m.Forget(map[string]bool{})
 	check("scaler gone", nil)
 }
+
+// twoNodes is nodes a and b of 8 cores, 2 of each requested by paid pods.
+func twoNodes() fakeCapacity {
+	l := capacity.NewLedger(nil)
+	for _, name := range []string{"a", "b"} {
+		l.UpsertNode(capacity.FromNode(&corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: corev1.NodeStatus{
+				Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("8"), corev1.ResourceMemory: resource.MustParse("32Gi"), corev1.ResourcePods: resource.MustParse("110")},
+				Conditions:  []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+			},
+		}))
+		l.UpsertPod(capacity.FromPod(&corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "paid", Name: "app-" + name},
+			Spec: corev1.PodSpec{NodeName: name, Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}}}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning},
+		}))
+	}
+	return fakeCapacity{l}
+}
+
+// TestReconcileSlots: a round with slots decides with the control law and
+// the --scheduler-scoring given, and reports the slots in status and the
+// metric. On a and b (6 free cores each), with room for 2 web pods of 4
+// cores: spread (LeastAllocated) the worker's new 1-core replicas land on
+// a, b, a, b and a fifth would take a slot; packed (MostAllocated) the
+// third would.
+func TestReconcileSlots(t *testing.T) {
+	for _, tc := range []struct {
+		scoring capacity.Scoring
+		want    int32
+	}{{"", 4}, {capacity.LeastAllocated, 4}, {capacity.MostAllocated, 2}} {
+		t.Run("scoring="+string(tc.scoring), func(t *testing.T) {
+			targets := newFakeTargets()
+			targets.add("worker", &fakeTarget{replicas: 0})
+			s := scaler("worker", 100, nil)
+			s.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{Name: "web", Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}, Count: 2}}
+			w := newWorld(t, twoNodes(), targets, s)
+			w.r.Scoring = tc.scoring
+			w.round(t)
+			if got := targets.replicas("worker"); got != tc.want {
+				t.Errorf("worker at %d, want %d", got, tc.want)
+			}
+			st := w.status(t, "worker")
+			want := []v1alpha1.SlotStatus{{Name: "web", Wanted: 2, Fit: 2, Nodes: []v1alpha1.NodeSlotStatus{{Node: "a", Slots: 1}, {Node: "b", Slots: 1}}}}
+			if st.LimitedBy != string(control.LimitSlots) || !reflect.DeepEqual(st.Slots, want) {
+				t.Errorf("status limited by %s, slots %+v; want Slots and %+v", st.LimitedBy, st.Slots, want)
+			}
+			for state, v := range map[string]float64{"fit": 2, "wanted": 2} {
+				if got := testutil.ToFloat64(w.metrics.slots.WithLabelValues(testNamespace+"/worker", "web", state)); got != v {
+					t.Errorf("opportunist_headroom_slots{state=%s} = %v, want %v", state, got, v)
+				}
+			}
+		})
+	}
+}

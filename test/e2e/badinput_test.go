@@ -118,6 +118,28 @@ func TestInvalidScalersRejected(t *testing.T) {
 			}
 		})
 	}
+	// The rules let good slots through: both forms, with a headroom, the
+	// same shapeFrom twice under two names, and integer requests.
+	t.Run("good slots are accepted", func(t *testing.T) {
+		var spec map[string]any
+		good := target + "maxReplicas: 5\nheadroom: {cpu: \"10\"}\nheadroomSlots:\n" +
+			"- {shapeFrom: {apiVersion: apps/v1, kind: Deployment, name: web, namespace: shop}, count: 4}\n" +
+			"- {name: web-spare, shapeFrom: " + web + ", count: 1}\n" +
+			"- {requests: {cpu: 4, memory: 8Gi}, count: 2}\n- {requests: {nvidia.com/gpu: \"1\"}, count: 1}"
+		if err := yaml.Unmarshal([]byte(good), &spec); err != nil {
+			t.Fatal(err)
+		}
+		obj := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.GroupVersion.String(), "kind": "OpportunisticScaler",
+			"metadata": map[string]any{"name": "good-slots"}, "spec": spec,
+		}}
+		if _, err := scalers.Create(context.Background(), obj, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict}); err != nil {
+			t.Fatalf("the API server refused good slots: %v\n%s", err, good)
+		}
+		if err := scalers.Delete(context.Background(), "good-slots", metav1.DeleteOptions{}); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // TestScalerProblemEvents complements TestScalerProblems (which checks the

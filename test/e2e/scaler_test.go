@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -351,6 +352,7 @@ func TestScalerProblems(t *testing.T) {
 	createDeployment(t, ns, "no-requests", DeploymentSpec{Replicas: 2})
 	createDeployment(t, ns, "shared", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "1")})
 	createDeployment(t, ns, "with-hpa", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "1")})
+	createDeployment(t, ns, "slotted", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "1")})
 	if _, err := client.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "not-scalable"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +375,11 @@ func TestScalerProblems(t *testing.T) {
 	first := scalerFor(ns, "first", "shared", 0, 3, nil)
 	second := scalerFor(ns, "second", "shared", 0, 5, nil)
 	withHPA := scalerFor(ns, "with-hpa", "with-hpa", 0, 2, nil)
-	for _, s := range []*v1alpha1.OpportunisticScaler{missing, noRequests, noScale, first, withHPA} {
+	// A slot's shape from a workload that does not exist: the scaler's
+	// problem, naming the field.
+	slotMissing := scalerFor(ns, "slot-missing", "slotted", 0, 5, nil)
+	slotMissing.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{ShapeFrom: &v1alpha1.SlotShapeSource{APIVersion: "apps/v1", Kind: "Deployment", Name: "no-such-web"}, Count: 2}}
+	for _, s := range []*v1alpha1.OpportunisticScaler{missing, noRequests, noScale, first, withHPA, slotMissing} {
 		createScaler(t, c, s)
 	}
 	time.Sleep(1100 * time.Millisecond) // creation timestamps have second resolution: "first" is older
@@ -392,7 +398,7 @@ func TestScalerProblems(t *testing.T) {
 		}
 		return metav1.Condition{}, fmt.Errorf("no %s condition yet: %+v", typ, s.Status)
 	}
-	for name, reason := range map[string]string{"missing": "TargetNotFound", "no-requests": "NoResourceRequests", "no-scale": "NoScaleSubresource", "second": "DuplicateTarget"} {
+	for name, reason := range map[string]string{"missing": "TargetNotFound", "no-requests": "NoResourceRequests", "no-scale": "NoScaleSubresource", "second": "DuplicateTarget", "slot-missing": "SlotShapeNotFound"} {
 		waitFor(t, 20*time.Second, name+" to report "+reason, func(ctx context.Context) (bool, error) {
 			cond, err := condition(name, "Ready")
 			if err != nil {
@@ -408,10 +414,16 @@ func TestScalerProblems(t *testing.T) {
 		cond, err := condition("with-hpa", "Conflicting")
 		return err == nil && cond.Status == metav1.ConditionTrue && cond.Reason == "HPAScalesTarget", err
 	})
+	if cond, err := condition("slot-missing", "Ready"); err != nil || !strings.Contains(cond.Message, "spec.headroomSlots[0].shapeFrom: Deployment e2e-problems/no-such-web not found") {
+		t.Errorf("slot-missing: Ready message %q (%v), want it to name spec.headroomSlots[0].shapeFrom and the missing Deployment", cond.Message, err)
+	}
 	// "first" owns the shared target and fills it to its max; nothing else was written.
 	waitForReplicas(t, 20*time.Second, ns, "shared", 3, 0)
 	if got, _ := deploymentReplicas(context.Background(), ns, "no-requests"); got != 2 {
 		t.Errorf("no-requests was scaled to %d; a scaler that cannot act must not write", got)
+	}
+	if got, _ := deploymentReplicas(context.Background(), ns, "slotted"); got != 1 {
+		t.Errorf("slotted was scaled to %d; a scaler whose slot's shape is unknown must not write", got)
 	}
 }
 
