@@ -229,8 +229,9 @@ func TestSlotHeadroom(t *testing.T) {
 
 // TestSlotShapeNotFound: a slot whose shapeFrom names no Deployment is a
 // scaler problem, not a slot of size zero: Ready=False, SlotShapeNotFound,
-// and the worker is not scaled. Once the Deployment exists the scaler acts,
-// keeping its 2 slots.
+// and the worker is not scaled (TestScalerProblems checks the same among
+// the other problems). Once the Deployment exists the scaler recovers on
+// its own and acts, keeping its 2 slots.
 func TestSlotShapeNotFound(t *testing.T) {
 	requireEmptyCluster(t)
 	c := installCRD(t)
