@@ -516,8 +516,9 @@ func (w *world) reservations(p *pod) map[string]capacity.Resources {
 
 // pickNode is the scheduler's filter and score for one pod: of the nodes
 // where it fits (capacity.Fit: taints, selector, every requested resource),
-// its nominated node if any, else the least allocated one (the default
-// NodeResourcesFit scoring), ties to the first by name. -1: none fits.
+// its nominated node if any, else the best scored by the scenario's
+// NodeResourcesFit strategy (capacity.Scoring, the one the control law
+// assumes too), ties to the first by name. -1: none fits.
 func (w *world) pickNode(p *pod) int {
 	fit := capacity.FitWith(w.rooms, p.rs.pods.Shape, w.reservations(p))
 	if p.nominated >= 0 && fit.Nodes[p.nominated].Replicas > 0 {
@@ -528,29 +529,11 @@ func (w *world) pickNode(p *pod) int {
 		if f.Replicas <= 0 {
 			continue
 		}
-		if s := leastAllocated(&w.rooms[i], p.rs.pods.Shape.Requests); s > bestScore {
+		if s := w.sc.SchedulerScoring.Score(&w.rooms[i], p.rs.pods.Shape.Requests); s > bestScore {
 			best, bestScore = i, s
 		}
 	}
 	return best
-}
-
-// leastAllocated scores a node for a pod: the mean share of CPU and memory
-// left free once the pod is placed, 0-100.
-func leastAllocated(r *capacity.NodeRoom, req capacity.Resources) int64 {
-	var sum, n int64
-	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		alloc := r.Allocatable[name]
-		if alloc <= 0 {
-			continue
-		}
-		sum += (alloc - r.Requested[name] - req[name]) * 100 / alloc
-		n++
-	}
-	if n == 0 {
-		return 0
-	}
-	return sum / n
 }
 
 // preempt is the scheduler's PostFilter for a pod that fits nowhere: on
