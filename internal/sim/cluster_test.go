@@ -99,6 +99,18 @@ func TestSchedulerSpreadsAndFits(t *testing.T) {
 	}
 }
 
+// TestSchedulerPacksWithMostAllocated: with schedulerScoring MostAllocated
+// the scheduler fills the fullest node that fits first, where the default
+// spreads (above).
+func TestSchedulerPacksWithMostAllocated(t *testing.T) {
+	w := testWorld(t, fmt.Sprintf(threeNodes, true)+"schedulerScoring: MostAllocated\n")
+	w.set("web").replicas = 3
+	advance(w, 1)
+	if got, want := placement(w), "a-1: web web\na-2: web\na-3: "; got != want {
+		t.Errorf("most allocated first:\n%s\nwant\n%s", got, want)
+	}
+}
+
 func TestSchedulerHonoursTaintsAndSelectors(t *testing.T) {
 	w := testWorld(t, `duration: 1h
 nodeGroups:

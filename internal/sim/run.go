@@ -73,6 +73,7 @@ type Point struct {
 	Opportunistic float64       // opportunistic pods bound (virtual for the oracle)
 	Allocatable   float64
 	Target        float64 // allocatable - headroom: the fill line
+	PaidPending   float64 // paid pods not bound (a count, not cores)
 }
 
 // maxPoints bounds a series.
@@ -313,6 +314,7 @@ func (a *accounting) add(w *world, dt time.Duration) {
 	a.bucket.Opportunistic += float64(bound) / 1000
 	a.bucket.Allocatable += float64(w.allocCPU) / 1000
 	a.bucket.Target += float64(w.allocCPU-headroom) / 1000
+	a.bucket.PaidPending += float64(w.pendingPaid)
 	a.n++
 	if w.now+dt-a.bucket.At >= a.every {
 		a.flush()
@@ -328,6 +330,7 @@ func (a *accounting) flush() {
 	p.Opportunistic /= a.n
 	p.Allocatable /= a.n
 	p.Target /= a.n
+	p.PaidPending /= a.n
 	a.series = append(a.series, p)
 	a.n = 0
 }

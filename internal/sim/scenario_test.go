@@ -19,7 +19,7 @@ import (
 
 func TestBuiltinScenarios(t *testing.T) {
 	names := BuiltinNames()
-	want := []string{"diurnal", "fragmented", "seed-burst", "spiky", "tainted-pool"}
+	want := []string{"diurnal", "fragmented", "seed-burst", "spiky", "tainted-pool", "web-headroom", "web-headroom-priority", "web-slots", "web-slots-priority"}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Fatalf("built-in scenarios %v, want %v", names, want)
 	}
@@ -34,7 +34,7 @@ func TestBuiltinScenarios(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Builtin("nope"); err == nil || !strings.Contains(err.Error(), "built in: diurnal, fragmented, seed-burst, spiky, tainted-pool") {
+	if _, err := Builtin("nope"); err == nil || !strings.Contains(err.Error(), "built in: diurnal, fragmented, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority") {
 		t.Errorf("unknown built-in: %v, want the list of built-ins", err)
 	}
 }
