@@ -71,7 +71,7 @@ func benchWorld() (Cluster, []Scaler) {
 		}
 		scalers[i] = s
 	}
-	return Cluster{Rooms: l.Rooms(), Pending: l.Pending()}, scalers
+	return Cluster{Rooms: l.Rooms(), Pending: l.Pending(), opportunistic: l.Opportunistic}, scalers
 }
 
 // BenchmarkDecide is one round for every scaler at the scalability envelope.
@@ -88,4 +88,22 @@ func BenchmarkDecide(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkDecideSlots is BenchmarkDecide with every scaler keeping 50 slots
+// of a 4-core, 8 GiB paid pod: each reads its pods and predicts where its
+// new replicas land, one by one, up to its Max.
+func BenchmarkDecideSlots(b *testing.B) {
+	cluster, scalers := benchWorld()
+	cluster.Pending = nil
+	web := capacity.Shape{Requests: capacity.Resources{corev1.ResourceCPU: 4000, corev1.ResourceMemory: 8 << 30, corev1.ResourcePods: 1}}
+	for i := range scalers {
+		scalers[i].Slots = []Slot{{Name: "web", Shape: web, Count: 50}}
+	}
+	b.Run(fmt.Sprintf("nodes=%d/scalers=%d/slots=50", benchNodes, benchScalers), func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			Decide(t0, cluster, scalers)
+		}
+	})
 }

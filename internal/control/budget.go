@@ -49,6 +49,8 @@ func explain(p *plan, rec int32, recLimit Limit, desired int32, held string, bud
 		}
 	case LimitMax:
 		why = fmt.Sprintf("max %d replicas (budget %d, fit %d)", s.Max, budget, fit)
+	case LimitSlots:
+		why = p.slotWhy
 	case LimitMin:
 		why = fmt.Sprintf("min %d replicas (fit %d) over %s", rec, fit, p.explainBudget(budget))
 	}

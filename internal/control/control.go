@@ -240,10 +240,18 @@ func Decide(now time.Time, cluster Cluster, scalers []Scaler) []Decision {
 		demand.charge(m, p)
 	}
 	share(m, plans)
+	var slots *slotRound
+	if anySlots(scalers) { // they read their pods every round
+		if cluster.Opportunistic == nil && cluster.opportunistic != nil {
+			cluster.Opportunistic = cluster.opportunistic()
+		}
+		slots = &slotRound{census: censusOf(cluster.Opportunistic, slotScalers(scalers)),
+			opportunistic: cluster.Opportunistic, scoring: cluster.Scoring}
+	}
 	yield := planYield(cluster, scalers)
 	out := make([]Decision, 0, len(plans))
 	for _, p := range plans { // priority order: higher ones' new replicas take room first
-		out = append(out, m.decide(now, p, &yield))
+		out = append(out, m.decide(now, p, &yield, slots))
 	}
 	slices.SortFunc(out, func(a, b Decision) int { return cmp.Compare(a.Key, b.Key) })
 	return out
@@ -251,7 +259,7 @@ func Decide(now time.Time, cluster Cluster, scalers []Scaler) []Decision {
 
 // decide computes one scaler's decision once the room is shared, and places
 // its new replicas so that later scalers' fit sees them.
-func (m *model) decide(now time.Time, p *plan, yield *yieldPlan) Decision {
+func (m *model) decide(now time.Time, p *plan, yield *yieldPlan, slots *slotRound) Decision {
 	s := p.s
 	budget, budgetNoPending := p.budget(true), p.budget(false)
 	fitRes := capacity.Fit(m.actualPool(p), s.Shape)
@@ -276,6 +284,22 @@ func (m *model) decide(now time.Time, p *plan, yield *yieldPlan) Decision {
 		limit = LimitPendingPaid // a scale-down for pending paid pods is never held
 	}
 	yielding = yielding && fit < budget && int64(rec) == fit // the yield set the count
+	victims := yield.victims[s.Key]
+	var sp *slotPlan
+	var kept slotOutcome
+	if len(s.Slots) > 0 && slots != nil {
+		sp = m.newSlotPlan(p, slots.opportunistic, &slots.census)
+		if !yield.affects(s.Key) { // room a pending paid pod is let into is no slot's
+			kept = sp.decide(rec, slots.scoring)
+			if kept.limit < rec {
+				rec, limit, p.slotWhy = max(kept.limit, s.Min), LimitSlots, kept.why
+				if rec > kept.limit || (kept.short && s.Min > 0 && rec == s.Min) {
+					limit = LimitMin // Min keeps pods the slots would have yielded
+				}
+				victims = slotYield(kept.victims, sp.live-rec)
+			}
+		}
+	}
 	hist := s.History.next(now, s, rec)
 	desired, finalLimit, held := stabilize(now, s, &hist, rec, limit)
 	reason := explain(p, rec, limit, desired, held, budget, fit, fitNow)
@@ -286,7 +310,21 @@ func (m *model) decide(now time.Time, p *plan, yield *yieldPlan) Decision {
 		}
 	}
 
-	m.placeNew(p, int64(desired)-int64(s.Bound))
+	var slotFits []SlotFit
+	if sp == nil {
+		m.placeNew(p, int64(desired)-int64(s.Bound))
+	} else {
+		made := min(max(int(desired)-int(sp.live), 0), len(kept.placements))
+		for _, i := range kept.placements[:made] {
+			m.place(p, i, 1)
+		}
+		m.placeNew(p, int64(desired)-int64(sp.live)-int64(made))
+		yielded := kept.victims
+		if limit != LimitSlots {
+			yielded = nil
+		}
+		slotFits = sp.after(kept.placements, made, yielded)
+	}
 	return Decision{
 		Key:         s.Key,
 		Desired:     desired,
@@ -298,7 +336,8 @@ func (m *model) decide(now time.Time, p *plan, yield *yieldPlan) Decision {
 		Stranded:    s.Stranded,
 		Reason:      reason,
 		History:     hist,
-		Yield:       yield.victims[s.Key],
+		Yield:       victims,
+		Slots:       slotFits,
 	}
 }
 

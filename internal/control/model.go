@@ -70,6 +70,7 @@ type plan struct {
 	granted               int64       // replicas this scaler holds in the sharing
 	grants                []nodeGrant // where they were counted, in grant order
 	saturated             bool        // no node takes another replica
+	slotWhy               string      // why the slots capped it (LimitSlots)
 }
 
 // newPlan starts a scaler's accounting. Its pool is the Ready, schedulable

@@ -120,42 +120,70 @@ func newYieldState(c Cluster, scalers []Scaler) *yieldState {
 }
 
 // countPods reads the opportunistic pods once: how many of each scaler stay
-// bound, and which are leaving. A ReplicaSet whose count is below its bound
-// pods removes the difference, unassigned pods first, then the lowest
-// deletion cost (among equally ready pods): those are leaving when their
-// cost sets them apart, as the victims of an earlier round do.
+// bound, and which are leaving (censusOf).
 func (y *yieldState) countPods() {
-	y.counted, y.leaving = true, map[string]bool{}
-	byScaler := map[string][]capacity.BoundPod{}
-	for _, list := range y.c.Opportunistic {
-		for _, bp := range list {
-			if bp.Terminating {
-				y.leaving[bp.Key] = true
-			} else if ys := y.scalers[bp.Workload]; ys != nil {
-				byScaler[bp.Workload] = append(byScaler[bp.Workload], bp)
-			}
-		}
-	}
+	y.counted = true
+	scalers := make(map[string]*Scaler, len(y.scalers))
 	for key, ys := range y.scalers {
-		pods := byScaler[key]
-		ys.live = int32(len(pods))
-		if excess := ys.live - ys.s.Current; excess > 0 {
-			slices.SortFunc(pods, func(a, b capacity.BoundPod) int {
-				return cmp.Or(cmp.Compare(a.DeletionCost, b.DeletionCost), strings.Compare(a.Key, b.Key))
-			})
-			if excess == ys.live || pods[excess-1].DeletionCost < pods[excess].DeletionCost {
-				for _, bp := range pods[:excess] {
-					y.leaving[bp.Key] = true
-				}
-			} else {
-				ys.inFlux = true
-			}
-			ys.live = ys.s.Current
-		}
+		scalers[key] = ys.s
+	}
+	c := censusOf(y.c.Opportunistic, scalers)
+	y.leaving = c.leaving
+	for key, ys := range y.scalers {
+		ys.live, ys.inFlux = c.live[key], c.inFlux[key]
 		if !ys.inFlux {
 			ys.spare = max(ys.live-ys.s.Min, 0)
 		}
 	}
+}
+
+// census is what the opportunistic pods say about the scalers' pods.
+type census struct {
+	// leaving holds the pods whose room is about to come free.
+	leaving map[string]bool
+	// live counts, by scaler key, its bound pods that are not leaving.
+	live map[string]int32
+	// inFlux: the scaler's ReplicaSet is removing pods that their deletion
+	// cost does not single out, so which room comes free is unknown.
+	inFlux map[string]bool
+}
+
+// censusOf reads the opportunistic pods once. Terminating pods are leaving.
+// A ReplicaSet whose count is below its bound pods removes the difference,
+// unassigned pods first, then the lowest deletion cost (among equally ready
+// pods): those are leaving when their cost sets them apart, as the victims
+// of an earlier round do; otherwise the scaler is in flux.
+func censusOf(opportunistic map[string][]capacity.BoundPod, scalers map[string]*Scaler) census {
+	c := census{leaving: map[string]bool{}, live: map[string]int32{}, inFlux: map[string]bool{}}
+	byScaler := map[string][]capacity.BoundPod{}
+	for _, list := range opportunistic {
+		for _, bp := range list {
+			if bp.Terminating {
+				c.leaving[bp.Key] = true
+			} else if scalers[bp.Workload] != nil {
+				byScaler[bp.Workload] = append(byScaler[bp.Workload], bp)
+			}
+		}
+	}
+	for key, s := range scalers {
+		pods := byScaler[key]
+		live := int32(len(pods))
+		if excess := live - s.Current; excess > 0 {
+			slices.SortFunc(pods, func(a, b capacity.BoundPod) int {
+				return cmp.Or(cmp.Compare(a.DeletionCost, b.DeletionCost), strings.Compare(a.Key, b.Key))
+			})
+			if excess == live || pods[excess-1].DeletionCost < pods[excess].DeletionCost {
+				for _, bp := range pods[:excess] {
+					c.leaving[bp.Key] = true
+				}
+			} else {
+				c.inFlux[key] = true
+			}
+			live = s.Current
+		}
+		c.live[key] = live
+	}
+	return c
 }
 
 // serve finds room for one paid pod: where it fits now, or else where the
