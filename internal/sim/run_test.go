@@ -16,14 +16,7 @@ import (
 func TestTargets(t *testing.T) {
 	for _, name := range BuiltinNames() {
 		t.Run(name, func(t *testing.T) {
-			sc, err := Builtin(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, Oracle}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			sc, rep := builtinRun(t, name)
 			o, oracle := rep.Results[0], rep.Results[1]
 			t.Logf("%+v (load changes %d)", o, rep.LoadChanges)
 			if o.HarvestRatio < 0.97 {

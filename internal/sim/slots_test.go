@@ -1,8 +1,40 @@
 package sim
 
 import (
+	"sync"
 	"testing"
 )
+
+// builtinRuns memoises builtinRun: TestTargets and TestSlotTargets read the
+// same three-week runs.
+var builtinRuns struct {
+	sync.Mutex
+	reports map[string]*Report
+}
+
+// builtinRun is a built-in scenario and its run (seed 1) under the
+// opportunist and the oracle, in that order.
+func builtinRun(t *testing.T, name string) (*Scenario, *Report) {
+	t.Helper()
+	sc, err := Builtin(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	builtinRuns.Lock()
+	defer builtinRuns.Unlock()
+	if rep, ok := builtinRuns.reports[name]; ok {
+		return sc, rep
+	}
+	rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, Oracle}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if builtinRuns.reports == nil {
+		builtinRuns.reports = map[string]*Report{}
+	}
+	builtinRuns.reports[name] = rep
+	return sc, rep
+}
 
 // TestSlotTargets checks issue 20's targets on its built-in scenarios (seed
 // 1): keeping slots of four web pods instead of a headroom of cpu: 16, paid
@@ -14,14 +46,7 @@ func TestSlotTargets(t *testing.T) {
 		t.Run(pair[1], func(t *testing.T) {
 			var got [2]Result
 			for i, name := range pair {
-				sc, err := Builtin(name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist}})
-				if err != nil {
-					t.Fatal(err)
-				}
+				_, rep := builtinRun(t, name)
 				got[i] = rep.Results[0]
 				t.Logf("%s: %+v", name, got[i])
 			}
