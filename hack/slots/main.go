@@ -1,6 +1,6 @@
 // Command slots measures issue 20's headroom slots on the built-in web-*
 // scenarios and writes the comparison table into docs/slots.md (between its
-// markers) and a plot of the first day into docs/img/slots.svg:
+// markers) and a plot of the first day into docs/img/slots.png:
 //
 //	go run ./hack/slots        # or: make slots
 //
@@ -40,7 +40,7 @@ const (
 
 func main() {
 	doc := flag.String("doc", "docs/slots.md", "markdown file whose table (between the markers) is rewritten")
-	plotFile := flag.String("plot", "docs/img/slots.svg", "plot of the first day (.svg or .png)")
+	plotFile := flag.String("plot", "docs/img/slots.png", "plot of the first day (.svg or .png)")
 	flag.Parse()
 	if err := run(*doc, *plotFile); err != nil {
 		fmt.Fprintln(os.Stderr, "slots:", err)
@@ -76,7 +76,7 @@ func run(doc, plotFile string) error {
 			}
 			fmt.Fprintf(&table, "| %s | %s | %s | %.1f | %.1f %% | %s | %.0f | %s | %s | `opportunist simulate --scenario %s --strategy opportunist,oracle` |\n",
 				name, onOff(sc.PriorityClasses), kept, r.HarvestCoreHours, 100*r.HarvestRatio,
-				percentOf(r.HarvestCoreHours, base.HarvestCoreHours), r.PaidPendingPodSeconds,
+				percentOf2(r.HarvestCoreHours, base.HarvestCoreHours), r.PaidPendingPodSeconds,
 				percentOf(r.PaidPendingPodSeconds, base.PaidPendingPodSeconds), r.MaxPaidWait, name)
 		}
 	}
@@ -142,12 +142,14 @@ func writePlot(file string) error {
 		c := []color.Color{color.RGBA{R: 0xc4, G: 0x1e, B: 0x3a, A: 0xff}, color.RGBA{R: 0x2e, G: 0x8b, B: 0x57, A: 0xff}}[i]
 		runs = append(runs, run{label, c, rep.Series[0].Points})
 	}
+	// The legend goes where the lines are not: below the harvest, above the waits.
 	panels := []struct {
-		title, y string
-		value    func(sim.Point) float64
+		title, y  string
+		value     func(sim.Point) float64
+		legendTop bool
 	}{
-		{"the worker's CPU requests: what is harvested", "cores", func(p sim.Point) float64 { return p.Opportunistic }},
-		{"paid pods waiting for room", "pods (mean over each point)", func(p sim.Point) float64 { return p.PaidPending }},
+		{"the worker's CPU requests: what is harvested", "cores", func(p sim.Point) float64 { return p.Opportunistic }, false},
+		{"paid pods waiting for room", "pods (mean over each point)", func(p sim.Point) float64 { return p.PaidPending }, true},
 	}
 	const width, panelHeight = 10 * vg.Inch, 3 * vg.Inch
 	var canvas vg.CanvasWriterTo
@@ -167,10 +169,12 @@ func writePlot(file string) error {
 		p.X.Label.Text = "hours"
 		p.Y.Label.Text = pn.y
 		p.X.Min, p.X.Max, p.Y.Min = 0, 24, 0
+		top := 0.0
 		for _, r := range runs {
 			xys := make(plotter.XYs, len(r.points))
 			for j, pt := range r.points {
 				xys[j] = plotter.XY{X: pt.At.Hours(), Y: pn.value(pt)}
+				top = max(top, xys[j].Y)
 			}
 			line, err := plotter.NewLine(xys)
 			if err != nil {
@@ -182,7 +186,10 @@ func writePlot(file string) error {
 			p.Legend.Add(r.label, line)
 		}
 		p.Add(plotter.NewGrid())
-		p.Legend.Top = true
+		p.Legend.Top = pn.legendTop
+		if pn.legendTop {
+			p.Y.Max = max(top, 1) * 1.6
+		}
 		p.Draw(tiles.At(dc, 0, i))
 	}
 	f, err := os.Create(file)
@@ -194,4 +201,12 @@ func writePlot(file string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// percentOf2 is percentOf to two decimals: the harvest target is a bound of 3 %.
+func percentOf2(v, base float64) string {
+	if base == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f %%", 100*v/base)
 }
