@@ -16,6 +16,8 @@
 //     node by node. Replicas stranded on NotReady, cordoned or missing nodes
 //     count for nothing: the target's count covers them until they are gone.
 //  3. desired = clamp(min(budget, fit), Min, Max). Min wins, even over Max.
+//     A scaler with Slots is also capped where paid pods of each slot's
+//     shape still fit node by node, or yields pods to restore them (slots.go).
 //  4. A scale-down is applied at once.
 //  5. A scale-up is stabilised: a window, a step limit, and hysteresis.
 //  6. Scalers share the room by priority, then by weight (water-filling).

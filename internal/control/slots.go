@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"container/heap"
 	"fmt"
 	"slices"
@@ -137,6 +138,9 @@ func (m *model) newSlotPlan(p *plan, opportunistic map[string][]capacity.BoundPo
 				sp.own[i] = append(sp.own[i], bp)
 			}
 		}
+	}
+	for _, pods := range sp.own { // pods marked to go first are yielded first
+		slices.SortStableFunc(pods, func(a, b capacity.BoundPod) int { return cmp.Compare(a.DeletionCost, b.DeletionCost) })
 	}
 	return sp
 }

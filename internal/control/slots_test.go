@@ -2,6 +2,7 @@ package control
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -273,6 +274,100 @@ func TestSlotsClosedLoop(t *testing.T) {
 		if counts[i] != counts[len(before)-1] {
 			t.Errorf("count moved after the yield settled: %v", counts)
 			break
+		}
+	}
+}
+
+// TestSlotsHoldOnRandomClusters plays random small clusters (static paid
+// load) round after round, placing the new replicas with the scheduler's
+// scoring as the simulator does and removing the yielded pods, and checks
+// with capacity.Fit (not the law's own count) that whenever a decision says
+// its slots fit, they do once it is applied; and that the count settles.
+func TestSlotsHoldOnRandomClusters(t *testing.T) {
+	checked, yielded, capped := 0, 0, 0
+	defer func() {
+		t.Logf("%d applied decisions checked, %d yields, %d capped by Slots", checked, yielded, capped)
+		if checked < 1000 || yielded == 0 || capped == 0 {
+			t.Errorf("the random clusters exercise too little: %d checked, %d yields, %d capped", checked, yielded, capped)
+		}
+	}()
+	for seed := range uint64(300) {
+		rng := rand.New(rand.NewPCG(seed, 20))
+		var nodes []*corev1.Node
+		var names []string
+		for i := range 2 + rng.IntN(7) {
+			names = append(names, fmt.Sprintf("n%d", i))
+			nodes = append(nodes, kubeNode(names[i], list("cpu", fmt.Sprint(4+rng.IntN(29)), "memory", fmt.Sprintf("%dGi", 8+rng.IntN(57)), "pods", "110")))
+		}
+		var paid []*corev1.Pod
+		for i := range rng.IntN(12) {
+			paid = append(paid, kubePod(fmt.Sprintf("paid-%d", i), names[rng.IntN(len(names))], list("cpu", fmt.Sprint(1+rng.IntN(3)), "memory", "1Gi")))
+		}
+		e := newEnv(nodes, paid, "worker")
+		scoring := []capacity.Scoring{capacity.LeastAllocated, capacity.MostAllocated}[rng.IntN(2)]
+		slotReq := list("cpu", fmt.Sprint(2+rng.IntN(5)), "memory", fmt.Sprintf("%dGi", 1+rng.IntN(8)))
+		slotShape := capacity.ShapeOf(&kubePod("web", "", slotReq).Spec)
+		want := int32(1 + rng.IntN(4))
+		wreq := list("cpu", fmt.Sprint(1+rng.IntN(2)), "memory", fmt.Sprintf("%dGi", 1+rng.IntN(4)))
+		w := worker("worker", wreq,
+			withSlots(Slot{Name: "web", Shape: slotShape, Count: want}))
+		seq := 0
+		var counts []int32
+		place := func(name string, shape capacity.Shape, req corev1.ResourceList, opts ...podOpt) bool {
+			rooms := e.l.Rooms()
+			best, bestScore := -1, int64(-1)
+			for i, f := range capacity.Fit(rooms, shape).Nodes {
+				if s := scoring.Score(&rooms[i], shape.Requests); f.Replicas > 0 && s > bestScore {
+					best, bestScore = i, s
+				}
+			}
+			if best >= 0 {
+				e.l.UpsertPod(capacity.FromPod(kubePod(name, rooms[best].Name, req, opts...)))
+			}
+			return best >= 0
+		}
+		for round := range 10 {
+			if round == 4 { // paid pods of the slot's shape arrive and take slots
+				for i := range 1 + rng.IntN(int(want)) {
+					place(fmt.Sprintf("web-%d", i), slotShape, slotReq)
+				}
+			}
+			in := e.withBound(w)
+			c := e.cluster()
+			c.Scoring = scoring
+			d := Decide(t0, c, in)[0]
+			for _, key := range d.Yield {
+				_, name, _ := strings.Cut(key, "/")
+				e.l.DeletePod("default", name)
+			}
+			live := int(in[0].Bound) - len(d.Yield)
+			for range int(d.Desired) - live {
+				seq++
+				if !place(fmt.Sprintf("worker-%03d", seq), w.Shape, wreq, app("worker")) {
+					break
+				}
+			}
+			w.Current = d.Desired
+			counts = append(counts, d.Desired)
+			if len(d.Slots) != 1 {
+				t.Fatalf("seed %d round %d: %d slot fits reported, want 1", seed, round, len(d.Slots))
+			}
+			if len(d.Yield) > 0 {
+				yielded++
+			}
+			if d.Limit == LimitSlots {
+				capped++
+			}
+			if said := d.Slots[0]; said.Fit == said.Wanted {
+				checked++
+				if got := capacity.Fit(e.l.Rooms(), slotShape).Total; got < int64(want) {
+					t.Fatalf("seed %d round %d (%s): the decision (%d, %s: %s) says %d of %d slots fit; applied, %d do",
+						seed, round, scoring, d.Desired, d.Limit, d.Reason, said.Fit, said.Wanted, got)
+				}
+			}
+		}
+		if n := len(counts); counts[n-1] != counts[n-2] || counts[n-2] != counts[n-3] {
+			t.Errorf("seed %d (%s): the count does not settle on a static cluster: %v", seed, scoring, counts)
 		}
 	}
 }
