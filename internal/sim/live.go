@@ -281,14 +281,3 @@ func (l *Live) pool(name corev1.ResourceName) LivePool {
 	p.Line = p.Allocatable - headroom
 	return p
 }
-
-// headroomOf is cpuHeadroom for any resource.
-func (o *OpportunisticWorkload) headroomOf(name corev1.ResourceName, alloc int64) int64 {
-	if h, ok := o.Headroom[name]; ok {
-		return max(h.Quantity, percentOf(alloc, h.Percent))
-	}
-	if u := o.TargetUtilization; u > 0 {
-		return percentOf(alloc, 100-u)
-	}
-	return 0
-}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Options select what a run simulates.
@@ -293,8 +295,8 @@ func (a *accounting) add(w *world, dt time.Duration) {
 	}
 	var headroom, poolHeadroom int64
 	for i := range w.sc.Opportunistic {
-		headroom = max(headroom, w.sc.Opportunistic[i].cpuHeadroom(w.allocCPU))
-		poolHeadroom = max(poolHeadroom, w.sc.Opportunistic[i].cpuHeadroom(w.poolCPU))
+		headroom = max(headroom, w.sc.Opportunistic[i].headroomOf(corev1.ResourceCPU, w.allocCPU))
+		poolHeadroom = max(poolHeadroom, w.sc.Opportunistic[i].headroomOf(corev1.ResourceCPU, w.poolCPU))
 	}
 	allowed := w.poolCPU - poolHeadroom - w.paidPoolCPU
 	over := min(max(harvest-allowed, 0), harvest)

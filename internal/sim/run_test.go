@@ -131,7 +131,7 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{[]string{"opportunist", "hpa"}, `unknown strategy "hpa" (known: [opportunist hpa-seed hpa-averagevalue oracle])`},
 		{[]string{"oracle", "oracle"}, `strategy "oracle" is listed twice`},
-		{[]string{"hpa-seed"}, "strategy hpa-seed: opportunistic workload worker keeps no CPU headroom, and the seed's HPA targets the remaining CPU at the headroom"},
+		{[]string{"hpa-seed"}, "strategy hpa-seed: opportunistic workload worker keeps no CPU headroom (nor slots that request CPU), and the seed's HPA targets the remaining CPU at the headroom"},
 	} {
 		if _, err := Run(sc, Options{Strategies: tt.strategies}); err == nil || err.Error() != tt.want {
 			t.Errorf("%v: %v, want %s", tt.strategies, err, tt.want)

@@ -748,16 +748,22 @@ func behaviorOf(c *errs, r *scalingRulesFile, window time.Duration) control.Beha
 	return b
 }
 
-// cpuHeadroom is the CPU room (milli-cores) the workload keeps free in a
-// pool of alloc milli-cores, as the control law counts it.
-func (o *OpportunisticWorkload) cpuHeadroom(alloc int64) int64 {
-	if h, ok := o.Headroom[corev1.ResourceCPU]; ok {
-		return max(h.Quantity, percentOf(alloc, h.Percent))
+// headroomOf is the room of one resource the workload keeps free in a pool
+// of alloc, as the control law counts it: its headroom (or what its target
+// utilisation leaves), and at least the sum of its headroom slots, which
+// need that much free and more (they must fit node by node).
+func (o *OpportunisticWorkload) headroomOf(name corev1.ResourceName, alloc int64) int64 {
+	var kept int64
+	if h, ok := o.Headroom[name]; ok {
+		kept = max(h.Quantity, percentOf(alloc, h.Percent))
+	} else if u := o.TargetUtilization; u > 0 {
+		kept = percentOf(alloc, 100-u)
 	}
-	if u := o.TargetUtilization; u > 0 {
-		return percentOf(alloc, 100-u)
+	var slots int64
+	for _, s := range o.Slots {
+		slots += int64(s.Count) * s.Shape.Requests[name]
 	}
-	return 0
+	return max(kept, slots)
 }
 
 // percentOf is pct % of v rounded up, as internal/control counts a headroom.

@@ -35,9 +35,9 @@ func newStrategy(name string, sc *Scenario, w *world) (strategy, error) {
 		s := &hpaSeed{}
 		for i := range sc.Opportunistic {
 			o := &sc.Opportunistic[i]
-			target := o.cpuHeadroom(w.allocCPU)
+			target := o.headroomOf(corev1.ResourceCPU, w.allocCPU)
 			if target <= 0 {
-				return nil, fmt.Errorf("strategy %s: opportunistic workload %s keeps no CPU headroom, and the seed's HPA targets the remaining CPU at the headroom", HPASeed, o.Name)
+				return nil, fmt.Errorf("strategy %s: opportunistic workload %s keeps no CPU headroom (nor slots that request CPU), and the seed's HPA targets the remaining CPU at the headroom", HPASeed, o.Name)
 			}
 			s.targets = append(s.targets, target)
 			s.hpas = append(s.hpas, newHPA(sc.HPASeed, o.MinReplicas, o.MaxReplicas))
