@@ -2,7 +2,6 @@ package control
 
 import (
 	"cmp"
-	"container/heap"
 	"fmt"
 	"slices"
 	"strings"
@@ -52,6 +51,9 @@ type slotPlan struct {
 	free  []int64
 	// own lists, by model index, the scaler's bound pods that stay, by key.
 	own map[int][]capacity.BoundPod
+	// spread counts the scaler's pods that are not terminating on each
+	// node (model index), as the scheduler's spreading counts them.
+	spread []int64
 	// live counts the scaler's bound pods that stay, anywhere.
 	live   int32
 	inFlux bool
@@ -125,9 +127,13 @@ func (m *model) newSlotPlan(p *plan, opportunistic map[string][]capacity.BoundPo
 			sp.free = append(sp.free, room.Free(name))
 		}
 	}
+	sp.spread = make([]int64, len(m.actual))
 	for name, pods := range opportunistic {
 		i, known := m.nodeIndex(name)
 		for _, bp := range pods {
+			if known && bp.Workload == s.Key && !bp.Terminating {
+				sp.spread[i]++
+			}
 			if c.leaving[bp.Key] {
 				if at, held := sp.pos[i]; known && held {
 					sp.credit(at, bp.Requests, 1)
@@ -272,27 +278,24 @@ func (sp *slotPlan) decide(rec int32, scoring capacity.Scoring) slotOutcome {
 	return out
 }
 
-// grow predicts where up to n new replicas land, one at a time, on the node
-// the scheduler's scoring prefers among those where a replica fits now
-// (every Ready node one is eligible for, in the pool or not: the scheduler
-// knows no pools), ties to the first by name; it stops before the first
-// replica that would leave a slot unfit. It returns the nodes, in order.
+// grow predicts where up to n new replicas land, one at a time, as the
+// scheduler's default profile would bind them (capacity.Placer: the
+// cluster's Scoring, the balance of CPU and memory, and the default spread
+// of a workload's pods over nodes and zones) among every Ready node a
+// replica fits on, in the pool or not (the scheduler knows no pools); it
+// stops before the first replica that would leave a slot unfit. It returns
+// the nodes, in order.
 func (sp *slotPlan) grow(n int64, scoring capacity.Scoring) []int {
-	m, p := sp.m, sp.p
-	eligibility := capacity.EligibilityOf(p.s.Shape)
-	h := &scoreHeap{}
-	rooms := map[int]*capacity.NodeRoom{} // nodes placed on: their room with the placements
-	for i := range m.actual {
-		if ok, _ := eligibility.Node(&m.actual[i]); ok && replicasOn(&m.actual[i], p) > 0 {
-			h.items = append(h.items, scored{node: i, score: scoring.Score(&m.actual[i], p.s.Shape.Requests)})
-		}
-	}
-	heap.Init(h)
+	p := sp.p
+	placer := capacity.NewPlacer(scoring, sp.m.actual, p.s.Shape, sp.spread)
 	var placed []int
 	_, counted := sp.allFit(sp.free)
-	for int64(len(placed)) < n && h.Len() > 0 {
-		best := h.items[0]
-		if at, held := sp.pos[best.node]; held {
+	for int64(len(placed)) < n {
+		i := placer.Next()
+		if i < 0 {
+			break
+		}
+		if at, held := sp.pos[i]; held {
 			sp.credit(at, p.s.Shape.Requests, -1)
 			if _, slotHere := counted[at]; slotHere { // else the packing is unchanged
 				ok, now := sp.allFit(sp.free)
@@ -303,48 +306,10 @@ func (sp *slotPlan) grow(n int64, scoring capacity.Scoring) []int {
 				counted = now
 			}
 		}
-		placed = append(placed, best.node)
-		r := rooms[best.node]
-		if r == nil {
-			c := m.actual[best.node]
-			c.Requested = c.Requested.Clone()
-			r = &c
-			rooms[best.node] = r
-		}
-		r.Requested.Add(p.s.Shape.Requests)
-		if replicasOn(r, p) > 0 {
-			h.items[0].score = scoring.Score(r, p.s.Shape.Requests)
-			heap.Fix(h, 0)
-		} else {
-			heap.Pop(h)
-		}
+		placer.Place(i)
+		placed = append(placed, i)
 	}
 	return placed
-}
-
-// scored is a node and the scheduler's score for the next replica there.
-type scored struct {
-	node  int
-	score int64
-}
-
-// scoreHeap pops the highest score first, ties to the lower node index
-// (name order).
-type scoreHeap struct{ items []scored }
-
-func (h *scoreHeap) Len() int { return len(h.items) }
-func (h *scoreHeap) Less(a, b int) bool {
-	if h.items[a].score != h.items[b].score {
-		return h.items[a].score > h.items[b].score
-	}
-	return h.items[a].node < h.items[b].node
-}
-func (h *scoreHeap) Swap(a, b int) { h.items[a], h.items[b] = h.items[b], h.items[a] }
-func (h *scoreHeap) Push(x any)    { h.items = append(h.items, x.(scored)) }
-func (h *scoreHeap) Pop() any {
-	last := h.items[len(h.items)-1]
-	h.items = h.items[:len(h.items)-1]
-	return last
 }
 
 // restore chooses at most spare of the scaler's pods whose removal lets the

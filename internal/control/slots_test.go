@@ -62,14 +62,14 @@ func TestSlots(t *testing.T) {
 			wantReason: "one more would take room kept for 2 of 2 web slots",
 		},
 		{
-			name: "MostAllocated packs: the scheduler would put the third replica on a, so it stops at two",
+			name: "MostAllocated: the default spreading of a workload's pods over nodes still alternates a and b",
 			nodes: []yieldNode{
 				{name: "a", cores: 8, paid: "2"},
 				{name: "b", cores: 8, paid: "2"},
 			},
 			scalers:   []Scaler{worker("worker", w1, withSlots(slot("web", "4", 2)))},
 			scoring:   capacity.MostAllocated,
-			want:      "2 Slots",
+			want:      "4 Slots",
 			wantSlots: "web 2/2 [a:1 b:1]",
 		},
 		{
@@ -197,25 +197,8 @@ func TestSlotsClosedLoop(t *testing.T) {
 	webShape := capacity.ShapeOf(&kubePod("web", "", list("cpu", "4")).Spec)
 	e := newEnv(nodes, pods("paid", 30, names, list("cpu", "1")), "worker")
 	w := worker("worker", list("cpu", "1"), withSlots(Slot{Name: "web", Shape: webShape, Count: 4}))
-	seq := 0
-	place := func(name string, req corev1.ResourceList) bool {
-		rooms := e.l.Rooms()
-		best, bestScore := -1, int64(-1)
-		shape := capacity.ShapeOf(&kubePod(name, "", req).Spec)
-		for i, f := range capacity.Fit(rooms, shape).Nodes {
-			if f.Replicas > 0 {
-				if s := capacity.LeastAllocated.Score(&rooms[i], shape.Requests); s > bestScore {
-					best, bestScore = i, s
-				}
-			}
-		}
-		if best < 0 {
-			return false
-		}
-		seq++
-		e.l.UpsertPod(capacity.FromPod(kubePod(fmt.Sprintf("%s-%03d", name, seq), rooms[best].Name, req, app(name))))
-		return true
-	}
+	sched := newTestScheduler(e, capacity.LeastAllocated)
+	place := func(name string, req corev1.ResourceList) bool { return sched.bind(name, req) }
 	webFit := func() int64 { return capacity.Fit(e.l.Rooms(), webShape).Total }
 	var counts []int32
 	round := func() Decision {
@@ -311,25 +294,13 @@ func TestSlotsHoldOnRandomClusters(t *testing.T) {
 		wreq := list("cpu", fmt.Sprint(1+rng.IntN(2)), "memory", fmt.Sprintf("%dGi", 1+rng.IntN(4)))
 		w := worker("worker", wreq,
 			withSlots(Slot{Name: "web", Shape: slotShape, Count: want}))
-		seq := 0
 		var counts []int32
-		place := func(name string, shape capacity.Shape, req corev1.ResourceList, opts ...podOpt) bool {
-			rooms := e.l.Rooms()
-			best, bestScore := -1, int64(-1)
-			for i, f := range capacity.Fit(rooms, shape).Nodes {
-				if s := scoring.Score(&rooms[i], shape.Requests); f.Replicas > 0 && s > bestScore {
-					best, bestScore = i, s
-				}
-			}
-			if best >= 0 {
-				e.l.UpsertPod(capacity.FromPod(kubePod(name, rooms[best].Name, req, opts...)))
-			}
-			return best >= 0
-		}
+		sched := newTestScheduler(e, scoring)
+		place := func(name string, req corev1.ResourceList) bool { return sched.bind(name, req) }
 		for round := range 10 {
 			if round == 4 { // paid pods of the slot's shape arrive and take slots
-				for i := range 1 + rng.IntN(int(want)) {
-					place(fmt.Sprintf("web-%d", i), slotShape, slotReq)
+				for range 1 + rng.IntN(int(want)) {
+					place("web", slotReq)
 				}
 			}
 			in := e.withBound(w)
@@ -342,8 +313,7 @@ func TestSlotsHoldOnRandomClusters(t *testing.T) {
 			}
 			live := int(in[0].Bound) - len(d.Yield)
 			for range int(d.Desired) - live {
-				seq++
-				if !place(fmt.Sprintf("worker-%03d", seq), w.Shape, wreq, app("worker")) {
+				if !place("worker", wreq) {
 					break
 				}
 			}
@@ -370,4 +340,43 @@ func TestSlotsHoldOnRandomClusters(t *testing.T) {
 			t.Errorf("seed %d (%s): the count does not settle on a static cluster: %v", seed, scoring, counts)
 		}
 	}
+}
+
+// testScheduler binds pods of one app (labelled app=<name>) at a time as the
+// law predicts the scheduler does (capacity.Placer), so a test can apply
+// decisions round after round.
+type testScheduler struct {
+	e       *env
+	scoring capacity.Scoring
+	seq     int
+	on      map[string]map[string]int64 // app -> node -> pods
+}
+
+func newTestScheduler(e *env, scoring capacity.Scoring) *testScheduler {
+	return &testScheduler{e: e, scoring: scoring, on: map[string]map[string]int64{}}
+}
+
+func (s *testScheduler) bind(name string, req corev1.ResourceList) bool {
+	rooms := s.e.l.Rooms()
+	if s.on[name] == nil {
+		s.on[name] = map[string]int64{}
+	}
+	counts := make([]int64, len(rooms))
+	for i := range rooms {
+		counts[i] = s.on[name][rooms[i].Name]
+	}
+	if name == "worker" { // the workload's pods as the ledger has them (yields remove some)
+		opp := s.e.l.Opportunistic()
+		for i := range rooms {
+			counts[i] = int64(len(opp[rooms[i].Name]))
+		}
+	}
+	i := capacity.NewPlacer(s.scoring, rooms, capacity.ShapeOf(&kubePod(name, "", req).Spec), counts).Next()
+	if i < 0 {
+		return false
+	}
+	s.seq++
+	s.on[name][rooms[i].Name]++
+	s.e.l.UpsertPod(capacity.FromPod(kubePod(fmt.Sprintf("%s-%03d", name, s.seq), rooms[i].Name, req, app(name))))
+	return true
 }

@@ -25,10 +25,12 @@ type world struct {
 	now        time.Duration
 	priorities bool
 
-	nodes  []*node
-	rooms  []capacity.NodeRoom // parallel to nodes: the scheduler's view, updated in place
-	groups map[string][]int    // node indexes by group name
-	ledger *capacity.Ledger
+	nodes []*node
+	rooms []capacity.NodeRoom // parallel to nodes: the scheduler's view, updated in place
+	// scoring is the scheduler's NodeResourcesFit strategy ("": LeastAllocated).
+	scoring capacity.Scoring
+	groups  map[string][]int // node indexes by group name
+	ledger  *capacity.Ledger
 
 	paid, opp []*replicaSet
 	sets      []*replicaSet // paid, then opportunistic
@@ -114,7 +116,7 @@ type pod struct {
 }
 
 func newWorld(sc *Scenario, virtualOpp bool) *world {
-	w := &world{sc: sc, priorities: sc.PriorityClasses, groups: map[string][]int{}, virtualOpp: virtualOpp}
+	w := &world{sc: sc, priorities: sc.PriorityClasses, scoring: sc.SchedulerScoring, groups: map[string][]int{}, virtualOpp: virtualOpp}
 	var workloads []capacity.Workload
 	for i := range sc.Opportunistic {
 		o := &sc.Opportunistic[i]
@@ -515,25 +517,28 @@ func (w *world) reservations(p *pod) map[string]capacity.Resources {
 }
 
 // pickNode is the scheduler's filter and score for one pod: of the nodes
-// where it fits (capacity.Fit: taints, selector, every requested resource),
-// its nominated node if any, else the best scored by the scenario's
-// NodeResourcesFit strategy (capacity.Scoring, the one the control law
-// assumes too), ties to the first by name. -1: none fits.
+// where it fits (capacity.Fit: taints, selector, every requested resource,
+// the room held for nominated pods), its nominated node if any, else the
+// one the default profile scores best (capacity.Pick: the cluster's
+// NodeResourcesFit scoring, the balance of CPU and memory, and the spread
+// of its ReplicaSet's pods over nodes and zones), ties to the first by
+// name. -1: none fits.
 func (w *world) pickNode(p *pod) int {
 	fit := capacity.FitWith(w.rooms, p.rs.pods.Shape, w.reservations(p))
 	if p.nominated >= 0 && fit.Nodes[p.nominated].Replicas > 0 {
 		return p.nominated
 	}
-	best, bestScore := -1, int64(-1)
+	fits := make([]bool, len(fit.Nodes))
 	for i, f := range fit.Nodes {
-		if f.Replicas <= 0 {
-			continue
-		}
-		if s := w.sc.SchedulerScoring.Score(&w.rooms[i], p.rs.pods.Shape.Requests); s > bestScore {
-			best, bestScore = i, s
+		fits[i] = f.Replicas > 0
+	}
+	counts := make([]int64, len(w.nodes))
+	for _, q := range p.rs.active {
+		if q.node >= 0 {
+			counts[q.node]++
 		}
 	}
-	return best
+	return capacity.Pick(w.scoring, w.rooms, p.rs.pods.Shape, counts, fits)
 }
 
 // preempt is the scheduler's PostFilter for a pod that fits nowhere: on
