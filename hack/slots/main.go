@@ -26,6 +26,9 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/opportunist/opportunist/internal/control"
 	"github.com/opportunist/opportunist/internal/sim"
 )
 
@@ -80,10 +83,63 @@ func run(doc, plotFile string) error {
 				percentOf(r.PaidPendingPodSeconds, base.PaidPendingPodSeconds), r.MaxPaidWait, name)
 		}
 	}
-	if err := rewrite(doc, table.String()); err != nil {
+	if err := rewrite(doc, beginMarker, endMarker, table.String()); err != nil {
+		return err
+	}
+	frontier, err := frontierTable()
+	if err != nil {
+		return err
+	}
+	if err := rewrite(doc, frontierBegin, frontierEnd, frontier); err != nil {
 		return err
 	}
 	return writePlot(plotFile)
+}
+
+const (
+	frontierBegin = "<!-- begin: make slots frontier -->"
+	frontierEnd   = "<!-- end: make slots frontier -->"
+)
+
+// frontierTable runs web-headroom with more and more cores kept free, up to
+// the first headroom with which no paid pod waits, next to web-slots: what
+// a sum headroom costs to be as safe as the slots.
+func frontierTable() (string, error) {
+	var b strings.Builder
+	b.WriteString("| kept free | harvest core-h | vs cpu: 16 | paid pending pod-s | longest wait |\n|---|---|---|---|---|\n")
+	var base float64
+	row := func(kept string, r sim.Result) {
+		fmt.Fprintf(&b, "| %s | %.1f | %s | %.0f | %s |\n", kept, r.HarvestCoreHours, percentOf2(r.HarvestCoreHours, base), r.PaidPendingPodSeconds, r.MaxPaidWait)
+	}
+	for cores := int64(16); cores <= 64; cores++ {
+		sc, err := sim.Builtin("web-headroom")
+		if err != nil {
+			return "", err
+		}
+		sc.Opportunistic[0].Headroom = map[corev1.ResourceName]control.Headroom{corev1.ResourceCPU: {Quantity: cores * 1000}}
+		rep, err := sim.Run(sc, sim.Options{Seed: 1, Strategies: []string{sim.Opportunist}})
+		if err != nil {
+			return "", err
+		}
+		r := rep.Results[0]
+		if cores == 16 {
+			base = r.HarvestCoreHours
+		}
+		row(fmt.Sprintf("cpu: %d", cores), r)
+		if r.PaidPendingPodSeconds == 0 {
+			break
+		}
+	}
+	sc, err := sim.Builtin("web-slots")
+	if err != nil {
+		return "", err
+	}
+	rep, err := sim.Run(sc, sim.Options{Seed: 1, Strategies: []string{sim.Opportunist}})
+	if err != nil {
+		return "", err
+	}
+	row("**4 × web slots**", rep.Results[0])
+	return b.String(), nil
 }
 
 func onOff(b bool) string {
@@ -101,7 +157,7 @@ func percentOf(v, base float64) string {
 }
 
 // rewrite replaces what is between the markers of doc with table.
-func rewrite(doc, table string) error {
+func rewrite(doc, beginMarker, endMarker, table string) error {
 	data, err := os.ReadFile(doc)
 	if err != nil {
 		return err
