@@ -54,6 +54,10 @@ e2e-apiload: ## API requests a minute by opportunist in steady churn with 1, 10,
 bench: ## Benchmarks of the hot paths at 5,000 nodes / 150,000 pods
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
+.PHONY: slots
+slots: ## Headroom slots vs cpu: 16 on the web-* scenarios (three weeks each): the table in docs/slots.md and docs/img/slots.png
+	$(GO) run ./hack/slots -doc docs/slots.md -plot docs/img/slots.png
+
 .PHONY: lint
 lint: verify-generate verify-manifests chart-lint vulncheck ## gofmt, go vet (including the e2e build tag), generated files and manifests current, chart lint, govulncheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

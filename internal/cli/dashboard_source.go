@@ -133,6 +133,7 @@ func (s *clusterSource) workloads(now time.Time, rep capacity.Report) []dashboar
 			Reason: "no decision yet (the controller does not run here, or the scaler is not Ready)"}
 		if d, ok := decided[u.Key]; ok {
 			w.Desired, w.Min, w.Max, w.LimitedBy, w.Reason, w.PoolNodes = d.Desired, d.Min, d.Max, d.Limit, d.Reason, d.PoolNodes
+			w.Slots = slotsOf(d.Slots)
 		}
 		out = append(out, w)
 	}

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/control"
 	"github.com/opportunist/opportunist/internal/controller"
 )
 
@@ -38,7 +39,8 @@ type fakeDesired map[string]int32
 func (f fakeDesired) Keys() []string { return slices.Sorted(maps.Keys(f)) }
 func (f fakeDesired) Get(k string) (controller.Published, bool) {
 	d, ok := f[k]
-	return controller.Published{Desired: d, Min: 2, Max: 20, Limit: "Budget", Reason: "budget " + fmt.Sprint(d), PoolNodes: 4}, ok
+	return controller.Published{Desired: d, Min: 2, Max: 20, Limit: "Budget", Reason: "budget " + fmt.Sprint(d), PoolNodes: 4,
+		Slots: []control.SlotFit{{Name: "web", Wanted: 4, Fit: 3, Nodes: []control.NodeSlots{{Node: "n-1", Slots: 3}}}}}, ok
 }
 
 func TestClusterSource(t *testing.T) {
@@ -61,6 +63,9 @@ func TestClusterSource(t *testing.T) {
 	if w := v.Workloads[0]; w.Name != "batch/worker" || w.Current != 8 || w.Desired != 6 || w.Min != 2 || w.Max != 20 || w.LimitedBy != "Budget" || w.Reason != "budget 6" ||
 		w.PoolNodes != 4 || w.Stranded != 3 {
 		t.Errorf("workload = %+v", w)
+	}
+	if w := v.Workloads[0]; len(w.Slots) != 1 || w.Slots[0].Name != "web" || w.Slots[0].Fit != 3 || w.Slots[0].Wanted != 4 {
+		t.Errorf("the live dashboard's slots = %+v, want web 3/4 as the controller published it", w.Slots)
 	}
 	if p := v.PendingPaid; p.Pods != 1 || p.OldestWaitSeconds != 5 || p.Gated != 1 {
 		t.Errorf("pending = %+v", p)

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/control"
 	"github.com/opportunist/opportunist/internal/dashboard"
 	"github.com/opportunist/opportunist/internal/sim"
 )
@@ -294,7 +295,8 @@ func viewOf(s sim.LiveSnapshot) dashboard.View {
 		Decisions:   []dashboard.Decision{},
 	}
 	for _, w := range s.Workloads {
-		v.Workloads = append(v.Workloads, dashboard.Workload{Name: w.Name, Current: w.Current, Desired: w.Desired, Min: w.MinReplicas, Max: w.MaxReplicas, LimitedBy: w.Limit, Reason: w.Reason, PoolNodes: w.PoolNodes, Stranded: w.Stranded})
+		v.Workloads = append(v.Workloads, dashboard.Workload{Name: w.Name, Current: w.Current, Desired: w.Desired, Min: w.MinReplicas, Max: w.MaxReplicas,
+			LimitedBy: w.Limit, Reason: w.Reason, PoolNodes: w.PoolNodes, Stranded: w.Stranded, Slots: slotsOf(w.Slots)})
 	}
 	for _, n := range s.Nodes {
 		v.Nodes = append(v.Nodes, nodeOf(n))
@@ -303,6 +305,20 @@ func viewOf(s sim.LiveSnapshot) dashboard.View {
 		v.Decisions = append(v.Decisions, dashboard.Decision{Time: demoEpoch.Add(d.At), Workload: d.Workload, From: d.From, To: d.To, LimitedBy: d.Limit, Reason: d.Reason})
 	}
 	return v
+}
+
+// slotsOf is the control law's slot fits in the dashboard's terms; nil
+// without slots.
+func slotsOf(fits []control.SlotFit) []dashboard.SlotFit {
+	var out []dashboard.SlotFit
+	for _, f := range fits {
+		s := dashboard.SlotFit{Name: f.Name, Wanted: f.Wanted, Fit: f.Fit}
+		for _, n := range f.Nodes {
+			s.Nodes = append(s.Nodes, dashboard.NodeSlots{Node: n.Node, Slots: n.Slots})
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func resourceOf(name, unit string, p sim.LivePool, per float64) dashboard.Resource {

@@ -6,13 +6,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/opportunist/opportunist/internal/control"
 	"github.com/opportunist/opportunist/internal/dashboard"
+	"github.com/opportunist/opportunist/internal/sim"
 )
 
 func TestDemoOptionsValidate(t *testing.T) {
@@ -27,7 +30,7 @@ func TestDemoOptionsValidate(t *testing.T) {
 		{name: "every problem at once", mutate: func(o *demoOptions) {
 			o.Scenario, o.Strategy, o.Compare, o.Speed, o.Listen = "monday", "oracle", "pid", 0, "8090"
 		}, want: []string{
-			`--scenario "monday" is not built in (built in: diurnal, fragmented, seed-burst, spiky, tainted-pool)`,
+			`--scenario "monday" is not built in (built in: diurnal, fragmented, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority)`,
 			`--strategy "oracle" is not one of opportunist, hpa-seed, hpa-averagevalue`,
 			`--compare "pid" is not one of opportunist, hpa-seed, hpa-averagevalue`,
 			`--speed must be above 0 and at most 100000, got 0`,
@@ -165,4 +168,40 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// viewOf hands the control law's slot fits to the dashboard as they are.
+func TestViewOfSlots(t *testing.T) {
+	snap := sim.LiveSnapshot{Strategy: sim.Opportunist, Workloads: []sim.LiveWorkload{
+		{Name: "plain"},
+		{Name: "worker", Slots: []control.SlotFit{{Name: "web", Wanted: 4, Fit: 3, Nodes: []control.NodeSlots{{Node: "kontron-32-1", Slots: 3}}}}},
+	}}
+	v := viewOf(snap)
+	if v.Workloads[0].Slots != nil {
+		t.Errorf("a workload without slots shows %+v", v.Workloads[0].Slots)
+	}
+	want := []dashboard.SlotFit{{Name: "web", Wanted: 4, Fit: 3, Nodes: []dashboard.NodeSlots{{Node: "kontron-32-1", Slots: 3}}}}
+	if got := v.Workloads[1].Slots; !reflect.DeepEqual(got, want) {
+		t.Errorf("slots = %+v, want %+v", got, want)
+	}
+}
+
+// The demo of a scenario with headroom slots shows how many fit ("web 4/4")
+// once the controller has decided.
+func TestDemoShowsSlots(t *testing.T) {
+	o := defaultDemoOptions()
+	o.Scenario, o.Compare = "web-slots", ""
+	src, err := o.newSource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.advance(60)
+	st := src.State()
+	ws := st.Views[0].Workloads
+	if len(ws) != 1 || len(ws[0].Slots) != 1 {
+		t.Fatalf("workloads = %+v, want the worker with its one slot", ws)
+	}
+	if s := ws[0].Slots[0]; s.Name != "web" || s.Wanted != 4 || s.Fit < 0 || s.Fit > 4 || len(s.Nodes) == 0 {
+		t.Errorf("slot = %+v, want web: 4 wanted, where they fit", s)
+	}
 }

@@ -15,7 +15,7 @@ func TestSimulateOptionsValidate(t *testing.T) {
 		want   []string
 	}{
 		{name: "a built-in scenario", mutate: func(o *simulateOptions) { o.Scenario = "diurnal" }},
-		{name: "a scenario is required", mutate: func(*simulateOptions) {}, want: []string{"--scenario or --scenario-file is required (built in: diurnal, fragmented, seed-burst, spiky, tainted-pool)"}},
+		{name: "a scenario is required", mutate: func(*simulateOptions) {}, want: []string{"--scenario or --scenario-file is required (built in: diurnal, fragmented, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority)"}},
 		{name: "every problem at once", mutate: func(o *simulateOptions) {
 			o.Scenario, o.ScenarioFile, o.Strategies, o.Format, o.Plot = "x", "y.yaml", []string{"oracle", "pid", "oracle"}, "xml", "plot.pdf"
 		}, want: []string{

@@ -211,3 +211,39 @@ func TestStreamEndsWithContext(t *testing.T) {
 		t.Fatal("stream still open 5s after the context ended")
 	}
 }
+
+// slotSource serves a workload keeping headroom slots beside one without.
+type slotSource struct{ fakeSource }
+
+func (slotSource) State() State {
+	s := fakeSource{}.State()
+	s.Views[0].Workloads = append(s.Views[0].Workloads, Workload{Name: "worker", Current: 50, Desired: 48, Max: 200, LimitedBy: "Slots",
+		Reason: "3 of 4 web slots fit: yielding 2 replicas on node kontron-28-1",
+		Slots:  []SlotFit{{Name: "web", Wanted: 4, Fit: 3, Nodes: []NodeSlots{{Node: "kontron-32-1", Slots: 2}, {Node: "kontron-32-3", Slots: 1}}}}})
+	return s
+}
+
+// TestStateSlots: a workload with slots says how many of each shape fit
+// ("web 3/4") and where; one without has no slots field at all.
+func TestStateSlots(t *testing.T) {
+	rec := get(t, NewHandler(slotSource{}), "/api/v1/state")
+	var raw struct {
+		Views []struct {
+			Workloads []map[string]json.RawMessage `json:"workloads"`
+		} `json:"views"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	ws := raw.Views[0].Workloads
+	if _, ok := ws[0]["slots"]; ok {
+		t.Errorf("workload without slots has a slots field: %s", ws[0]["slots"])
+	}
+	want := `[{"name":"web","wanted":4,"fit":3,"nodes":[{"node":"kontron-32-1","slots":2},{"node":"kontron-32-3","slots":1}]}]`
+	if got := string(ws[1]["slots"]); got != want {
+		t.Errorf("slots = %s\nwant %s", got, want)
+	}
+	if js := get(t, NewHandler(slotSource{}), "/app.js").Body.String(); !strings.Contains(js, "function slotsRow(w)") || !strings.Contains(js, "${s.fit}/${s.wanted}") {
+		t.Errorf("app.js does not draw the slots badge (\"web 3/4\")")
+	}
+}

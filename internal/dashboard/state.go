@@ -65,6 +65,24 @@ type Workload struct {
 	PoolNodes int `json:"poolNodes"`
 	// Stranded counts its pods on NotReady, cordoned or missing nodes.
 	Stranded int32 `json:"stranded"`
+	// Slots says, for a workload keeping headroom slots, how many paid pods
+	// of each slot's shape fit now; absent without slots.
+	Slots []SlotFit `json:"slots,omitempty"`
+}
+
+// SlotFit is one headroom slot: Fit of Wanted paid pods of its shape fit,
+// node by node (Nodes: where).
+type SlotFit struct {
+	Name   string      `json:"name"`
+	Wanted int32       `json:"wanted"`
+	Fit    int32       `json:"fit"`
+	Nodes  []NodeSlots `json:"nodes,omitempty"`
+}
+
+// NodeSlots is how many pods of one slot fit on one node.
+type NodeSlots struct {
+	Node  string `json:"node"`
+	Slots int32  `json:"slots"`
 }
 
 // PendingPaid is the paid demand not yet bound to a node.

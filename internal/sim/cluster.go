@@ -116,7 +116,7 @@ type pod struct {
 }
 
 func newWorld(sc *Scenario, virtualOpp bool) *world {
-	w := &world{sc: sc, priorities: sc.PriorityClasses, groups: map[string][]int{}, virtualOpp: virtualOpp}
+	w := &world{sc: sc, priorities: sc.PriorityClasses, scoring: sc.SchedulerScoring, groups: map[string][]int{}, virtualOpp: virtualOpp}
 	var workloads []capacity.Workload
 	for i := range sc.Opportunistic {
 		o := &sc.Opportunistic[i]

@@ -99,6 +99,27 @@ func TestSchedulerSpreadsAndFits(t *testing.T) {
 	}
 }
 
+// TestSchedulerPacksWithMostAllocated: with schedulerScoring MostAllocated
+// the scheduler puts a pod on the fuller node that fits, where the default
+// (LeastAllocated) takes the emptiest one.
+func TestSchedulerPacksWithMostAllocated(t *testing.T) {
+	for _, tt := range []struct{ scoring, want string }{
+		{"LeastAllocated", "a-1: web\na-2: worker\na-3: "},
+		{"MostAllocated", "a-1: web worker\na-2: \na-3: "},
+	} {
+		t.Run(tt.scoring, func(t *testing.T) {
+			w := testWorld(t, fmt.Sprintf(threeNodes, true)+"schedulerScoring: "+tt.scoring+"\n")
+			w.set("web").replicas = 1
+			advance(w, 1)
+			w.set("worker").replicas = 1
+			advance(w, 1)
+			if got := placement(w); got != tt.want {
+				t.Errorf("placement:\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestSchedulerHonoursTaintsAndSelectors(t *testing.T) {
 	w := testWorld(t, `duration: 1h
 nodeGroups:

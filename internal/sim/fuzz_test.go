@@ -11,6 +11,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/opportunist/opportunist/internal/capacity"
 )
 
 // checkFileError: an error is one line, and every problem in it names its file.
@@ -100,6 +102,8 @@ func FuzzScenario(f *testing.F) {
 	f.Add(strings.Replace(minimal, "duration: 1h", "duration: 1h\nstep: 0.5", 1))
 	f.Add(strings.Replace(minimal, `headroom: {cpu: "2"}`, `headroom: {cpu: "12.5%", memory: 8Ei}`, 1))
 	f.Add(strings.Replace(minimal, "maxReplicas: 10", "maxReplicas: 10\n  minReplicas: 20\n  targetUtilizationPercent: .nan", 1))
+	f.Add(minimal + "  headroomSlots: [{shapeFrom: web, count: 4}, {name: big, requests: {cpu: \"6\"}, count: 1}]\nschedulerScoring: MostAllocated\n")
+	f.Add(minimal + "  headroomSlots: [{shapeFrom: web, requests: {}, count: 0}, {name: web, count: 10001}]\n")
 	f.Add("duration: 1e300\n")
 	f.Add("{")
 	f.Add("")
@@ -134,6 +138,9 @@ func FuzzScenario(f *testing.F) {
 		}
 		if s.Name == "" {
 			fail("no name")
+		}
+		if s.SchedulerScoring != capacity.LeastAllocated && s.SchedulerScoring != capacity.MostAllocated {
+			fail("scheduler scoring %q", s.SchedulerScoring)
 		}
 		names := map[string]bool{}
 		unique := func(name string) {
@@ -206,6 +213,17 @@ func FuzzScenario(f *testing.F) {
 				if h.Quantity < 0 || math.IsNaN(h.Percent) || h.Percent < 0 || h.Percent > 100 {
 					fail("opportunistic %s: headroom %s %+v", o.Name, r, h)
 				}
+			}
+			if len(o.Slots) > maxSlots {
+				fail("opportunistic %s: %d slots", o.Name, len(o.Slots))
+			}
+			slotNames := map[string]bool{}
+			for _, sl := range o.Slots {
+				if sl.Name == "" || slotNames[sl.Name] || sl.Count < 1 || sl.Count > maxSlotCount {
+					fail("opportunistic %s: slot %+v", o.Name, sl)
+				}
+				slotNames[sl.Name] = true
+				checkPods(o.Name+" slot "+sl.Name, Pods{Shape: sl.Shape})
 			}
 			for _, b := range []struct {
 				dir string

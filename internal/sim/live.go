@@ -70,6 +70,8 @@ type LiveWorkload struct {
 	// PoolNodes and Stranded are the last decision's (opportunist strategies).
 	PoolNodes int
 	Stranded  int32
+	// Slots are the last decision's headroom slots: how many of each fit.
+	Slots []control.SlotFit
 }
 
 // LiveDecision is one change of a workload's replica count.
@@ -196,9 +198,9 @@ func (l *Live) why(i int) (limit, reason string) {
 	return "", ""
 }
 
-// poolOf is the workload's pool size and stranded replicas, as the last
-// decision of a strategy that runs the control law counted them.
-func (l *Live) poolOf(i int) (int, int32) {
+// lastDecision is workload i's last decision by a strategy that runs the
+// control law (nil for the others, and before the first round).
+func (l *Live) lastDecision(i int) *control.Decision {
 	var ds []control.Decision
 	switch s := l.strat.(type) {
 	case *opportunist:
@@ -206,10 +208,7 @@ func (l *Live) poolOf(i int) (int, int32) {
 	case *hpaAverageValue:
 		ds = s.ctl.decisions
 	}
-	if d := decisionFor(ds, l.w.opp[i].name); d != nil {
-		return d.PoolNodes, d.Stranded
-	}
-	return 0, 0
+	return decisionFor(ds, l.w.opp[i].name)
 }
 
 func decisionFor(ds []control.Decision, name string) *control.Decision {
@@ -238,7 +237,9 @@ func (l *Live) Snapshot() LiveSnapshot {
 		o := &l.sc.Opportunistic[i]
 		wl := LiveWorkload{Name: rs.name, Current: rs.replicas, Desired: rs.replicas, MinReplicas: o.MinReplicas, MaxReplicas: o.MaxReplicas}
 		wl.Limit, wl.Reason = l.why(i)
-		wl.PoolNodes, wl.Stranded = l.poolOf(i)
+		if d := l.lastDecision(i); d != nil {
+			wl.PoolNodes, wl.Stranded, wl.Slots = d.PoolNodes, d.Stranded, d.Slots
+		}
 		if op, ok := l.strat.(*opportunist); ok && len(op.desired) > i {
 			wl.Desired = op.desired[i]
 		}
@@ -279,15 +280,4 @@ func (l *Live) pool(name corev1.ResourceName) LivePool {
 	}
 	p.Line = p.Allocatable - headroom
 	return p
-}
-
-// headroomOf is cpuHeadroom for any resource.
-func (o *OpportunisticWorkload) headroomOf(name corev1.ResourceName, alloc int64) int64 {
-	if h, ok := o.Headroom[name]; ok {
-		return max(h.Quantity, percentOf(alloc, h.Percent))
-	}
-	if u := o.TargetUtilization; u > 0 {
-		return percentOf(alloc, 100-u)
-	}
-	return 0
 }

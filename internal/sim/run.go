@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Options select what a run simulates.
@@ -73,6 +75,7 @@ type Point struct {
 	Opportunistic float64       // opportunistic pods bound (virtual for the oracle)
 	Allocatable   float64
 	Target        float64 // allocatable - headroom: the fill line
+	PaidPending   float64 // paid pods not bound (a count, not cores)
 }
 
 // maxPoints bounds a series.
@@ -292,8 +295,8 @@ func (a *accounting) add(w *world, dt time.Duration) {
 	}
 	var headroom, poolHeadroom int64
 	for i := range w.sc.Opportunistic {
-		headroom = max(headroom, w.sc.Opportunistic[i].cpuHeadroom(w.allocCPU))
-		poolHeadroom = max(poolHeadroom, w.sc.Opportunistic[i].cpuHeadroom(w.poolCPU))
+		headroom = max(headroom, w.sc.Opportunistic[i].headroomOf(corev1.ResourceCPU, w.allocCPU))
+		poolHeadroom = max(poolHeadroom, w.sc.Opportunistic[i].headroomOf(corev1.ResourceCPU, w.poolCPU))
 	}
 	allowed := w.poolCPU - poolHeadroom - w.paidPoolCPU
 	over := min(max(harvest-allowed, 0), harvest)
@@ -313,6 +316,7 @@ func (a *accounting) add(w *world, dt time.Duration) {
 	a.bucket.Opportunistic += float64(bound) / 1000
 	a.bucket.Allocatable += float64(w.allocCPU) / 1000
 	a.bucket.Target += float64(w.allocCPU-headroom) / 1000
+	a.bucket.PaidPending += float64(w.pendingPaid)
 	a.n++
 	if w.now+dt-a.bucket.At >= a.every {
 		a.flush()
@@ -328,6 +332,7 @@ func (a *accounting) flush() {
 	p.Opportunistic /= a.n
 	p.Allocatable /= a.n
 	p.Target /= a.n
+	p.PaidPending /= a.n
 	a.series = append(a.series, p)
 	a.n = 0
 }

@@ -16,14 +16,7 @@ import (
 func TestTargets(t *testing.T) {
 	for _, name := range BuiltinNames() {
 		t.Run(name, func(t *testing.T) {
-			sc, err := Builtin(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, Oracle}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			sc, rep := builtinRun(t, name)
 			o, oracle := rep.Results[0], rep.Results[1]
 			t.Logf("%+v (load changes %d)", o, rep.LoadChanges)
 			if o.HarvestRatio < 0.97 {
@@ -138,7 +131,7 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{[]string{"opportunist", "hpa"}, `unknown strategy "hpa" (known: [opportunist hpa-seed hpa-averagevalue oracle])`},
 		{[]string{"oracle", "oracle"}, `strategy "oracle" is listed twice`},
-		{[]string{"hpa-seed"}, "strategy hpa-seed: opportunistic workload worker keeps no CPU headroom, and the seed's HPA targets the remaining CPU at the headroom"},
+		{[]string{"hpa-seed"}, "strategy hpa-seed: opportunistic workload worker keeps no CPU headroom (nor slots that request CPU), and the seed's HPA targets the remaining CPU at the headroom"},
 	} {
 		if _, err := Run(sc, Options{Strategies: tt.strategies}); err == nil || err.Error() != tt.want {
 			t.Errorf("%v: %v, want %s", tt.strategies, err, tt.want)

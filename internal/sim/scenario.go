@@ -32,10 +32,14 @@ type Scenario struct {
 	// RoundInterval is the opportunist controller's --round-interval: the
 	// longest time between two rounds when nothing changes.
 	RoundInterval time.Duration
-	NodeGroups    []NodeGroup
-	Paid          []PaidWorkload
-	NodeEvents    []NodeEvent
-	Opportunistic []OpportunisticWorkload
+	// SchedulerScoring is the cluster's NodeResourcesFit scoring strategy:
+	// the simulated scheduler places pods with it, and the control law
+	// (control.Cluster.Scoring) assumes it.
+	SchedulerScoring capacity.Scoring
+	NodeGroups       []NodeGroup
+	Paid             []PaidWorkload
+	NodeEvents       []NodeEvent
+	Opportunistic    []OpportunisticWorkload
 	// HPASeed and HPAAverageValue configure the two HPA strategies.
 	HPASeed, HPAAverageValue HPASettings
 }
@@ -125,6 +129,9 @@ type OpportunisticWorkload struct {
 	ScalerPriority     int32
 	Weight             int32
 	ScaleUp, ScaleDown control.Behavior
+	// Slots is spec.headroomSlots: room kept free, node by node, for paid
+	// pods of given shapes.
+	Slots []control.Slot
 }
 
 // HPASettings are the kube-controller-manager's HPA flags and the HPA's
@@ -159,18 +166,19 @@ const (
 
 type scenarioFile struct {
 	pos
-	Name            string            `yaml:"name"`
-	Description     string            `yaml:"description"`
-	Duration        duration          `yaml:"duration"`
-	Step            duration          `yaml:"step"`
-	PriorityClasses bool              `yaml:"priorityClasses"`
-	RoundInterval   duration          `yaml:"roundInterval"`
-	Trace           string            `yaml:"trace"`
-	NodeGroups      []nodeGroupFile   `yaml:"nodeGroups"`
-	Paid            []paidFile        `yaml:"paid"`
-	NodeEvents      []nodeEventFile   `yaml:"nodeEvents"`
-	Opportunistic   []opportunistFile `yaml:"opportunistic"`
-	HPA             struct {
+	Name             string            `yaml:"name"`
+	Description      string            `yaml:"description"`
+	Duration         duration          `yaml:"duration"`
+	Step             duration          `yaml:"step"`
+	PriorityClasses  bool              `yaml:"priorityClasses"`
+	RoundInterval    duration          `yaml:"roundInterval"`
+	SchedulerScoring string            `yaml:"schedulerScoring"`
+	Trace            string            `yaml:"trace"`
+	NodeGroups       []nodeGroupFile   `yaml:"nodeGroups"`
+	Paid             []paidFile        `yaml:"paid"`
+	NodeEvents       []nodeEventFile   `yaml:"nodeEvents"`
+	Opportunistic    []opportunistFile `yaml:"opportunistic"`
+	HPA              struct {
 		Seed         hpaFile `yaml:"seed"`
 		AverageValue hpaFile `yaml:"averageValue"`
 	} `yaml:"hpa"`
@@ -256,10 +264,21 @@ type opportunistFile struct {
 	PoolSelector             map[string]string        `yaml:"poolSelector"`
 	ScalerPriority           int32                    `yaml:"scalerPriority"`
 	Weight                   int32                    `yaml:"weight"`
+	HeadroomSlots            []slotFile               `yaml:"headroomSlots"`
 	Behavior                 struct {
 		ScaleUp   *scalingRulesFile `yaml:"scaleUp"`
 		ScaleDown *scalingRulesFile `yaml:"scaleDown"`
 	} `yaml:"behavior"`
+}
+
+// slotFile is one of spec.headroomSlots: Count paid pods of the shape of a
+// paid workload of the scenario (ShapeFrom), or of Requests.
+type slotFile struct {
+	pos
+	Name      string              `yaml:"name"`
+	ShapeFrom string              `yaml:"shapeFrom"`
+	Requests  map[string]quantity `yaml:"requests"`
+	Count     int32               `yaml:"count"`
 }
 
 // scalingRulesFile is the OpportunisticScaler's spec.behavior.scaleUp/scaleDown.
@@ -339,6 +358,11 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		PriorityClasses: f.PriorityClasses,
 		RoundInterval:   f.RoundInterval.or(defaultRoundInterval),
 	}
+	if sc, err := capacity.ParseScoring(f.SchedulerScoring); err != nil {
+		c.field(f.pos, "schedulerScoring", "%q is not LeastAllocated (the scheduler's default) or MostAllocated", f.SchedulerScoring)
+	} else {
+		s.SchedulerScoring = sc
+	}
 	if !f.Duration.set || s.Duration <= 0 {
 		c.field(f.pos, "duration", "must be set and positive (like 30m or 24h)")
 	}
@@ -411,7 +435,9 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 	for i := range f.Opportunistic {
 		o := &f.Opportunistic[i]
 		checkName(o.pos, o.Name)
-		s.Opportunistic = append(s.Opportunistic, convertOpportunistic(c, o))
+		w := convertOpportunistic(c, o)
+		w.Slots = convertSlots(c, o, s)
+		s.Opportunistic = append(s.Opportunistic, w)
 	}
 	s.HPASeed = convertHPA(c, &f.HPA.Seed, "hpa.seed", seedHPA)
 	s.HPAAverageValue = convertHPA(c, &f.HPA.AverageValue, "hpa.averageValue", averageValueHPA)
@@ -631,6 +657,71 @@ func convertOpportunistic(c *errs, o *opportunistFile) OpportunisticWorkload {
 	return out
 }
 
+// Bounds of spec.headroomSlots, as the CRD validates them.
+const (
+	maxSlots     = 8
+	maxSlotCount = 10000
+)
+
+// convertSlots reads a workload's headroomSlots: each is Count pods of one
+// paid workload's exact pod shape (shapeFrom) or of the requests given, with
+// the one pod slot every shape holds. A slot's name defaults to its
+// shapeFrom, else slot-<index>.
+func convertSlots(c *errs, o *opportunistFile, s *Scenario) []control.Slot {
+	if len(o.HeadroomSlots) > maxSlots {
+		c.field(o.pos, "headroomSlots", "%d slots, at most %d", len(o.HeadroomSlots), maxSlots)
+	}
+	var out []control.Slot
+	names := map[string]bool{}
+	for i := range o.HeadroomSlots {
+		f := &o.HeadroomSlots[i]
+		slot := control.Slot{Name: f.Name, Count: f.Count}
+		switch {
+		case f.ShapeFrom != "" && f.Requests != nil:
+			c.field(f.pos, "shapeFrom", "set either shapeFrom (a paid workload) or requests, not both")
+		case f.ShapeFrom != "":
+			if slot.Name == "" {
+				slot.Name = f.ShapeFrom
+			}
+			if p := s.paidByName(f.ShapeFrom); p != nil {
+				slot.Shape = p.Shape
+			} else {
+				c.field(f.pos, "shapeFrom", "no paid workload is named %q (paid: %s)", f.ShapeFrom, paidNames(s.Paid))
+			}
+		case f.Requests != nil:
+			slot.Shape = convertPods(c, f.pos, f.Requests, 0, nil, nil, duration{}, duration{}).Shape
+		default:
+			c.field(f.pos, "shapeFrom", "set shapeFrom (the name of a paid workload) or requests (like {cpu: \"4\"})")
+		}
+		if slot.Name == "" {
+			slot.Name = fmt.Sprintf("slot-%d", i)
+		}
+		switch {
+		case len(validation.IsDNS1123Label(slot.Name)) > 0:
+			c.field(f.pos, "name", "%q must be a DNS label (lower case letters, digits and '-')", slot.Name)
+		case names[slot.Name]:
+			c.field(f.pos, "name", "%q is used by another slot: give each slot its own name", slot.Name)
+		}
+		names[slot.Name] = true
+		if f.Count < 1 || f.Count > maxSlotCount {
+			c.field(f.pos, "count", "%d is not between 1 and %d", f.Count, maxSlotCount)
+		}
+		out = append(out, slot)
+	}
+	return out
+}
+
+func paidNames(paid []PaidWorkload) string {
+	if len(paid) == 0 {
+		return "none"
+	}
+	names := make([]string, len(paid))
+	for i := range paid {
+		names[i] = paid[i].Name
+	}
+	return strings.Join(names, ", ")
+}
+
 // behaviorOf mirrors internal/controller's conversion of spec.behavior:
 // a scale-up window of 30 s by default, a 15 s period, no step limit.
 func behaviorOf(c *errs, r *scalingRulesFile, window time.Duration) control.Behavior {
@@ -657,16 +748,22 @@ func behaviorOf(c *errs, r *scalingRulesFile, window time.Duration) control.Beha
 	return b
 }
 
-// cpuHeadroom is the CPU room (milli-cores) the workload keeps free in a
-// pool of alloc milli-cores, as the control law counts it.
-func (o *OpportunisticWorkload) cpuHeadroom(alloc int64) int64 {
-	if h, ok := o.Headroom[corev1.ResourceCPU]; ok {
-		return max(h.Quantity, percentOf(alloc, h.Percent))
+// headroomOf is the room of one resource the workload keeps free in a pool
+// of alloc, as the control law counts it: its headroom (or what its target
+// utilisation leaves), and at least the sum of its headroom slots, which
+// need that much free and more (they must fit node by node).
+func (o *OpportunisticWorkload) headroomOf(name corev1.ResourceName, alloc int64) int64 {
+	var kept int64
+	if h, ok := o.Headroom[name]; ok {
+		kept = max(h.Quantity, percentOf(alloc, h.Percent))
+	} else if u := o.TargetUtilization; u > 0 {
+		kept = percentOf(alloc, 100-u)
 	}
-	if u := o.TargetUtilization; u > 0 {
-		return percentOf(alloc, 100-u)
+	var slots int64
+	for _, s := range o.Slots {
+		slots += int64(s.Count) * s.Shape.Requests[name]
 	}
-	return 0
+	return max(kept, slots)
 }
 
 // percentOf is pct % of v rounded up, as internal/control counts a headroom.

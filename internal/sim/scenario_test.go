@@ -6,18 +6,20 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/control"
 )
 
 func TestBuiltinScenarios(t *testing.T) {
 	names := BuiltinNames()
-	want := []string{"diurnal", "fragmented", "seed-burst", "spiky", "tainted-pool"}
+	want := []string{"diurnal", "fragmented", "seed-burst", "spiky", "tainted-pool", "web-headroom", "web-headroom-priority", "web-slots", "web-slots-priority"}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Fatalf("built-in scenarios %v, want %v", names, want)
 	}
@@ -32,7 +34,7 @@ func TestBuiltinScenarios(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Builtin("nope"); err == nil || !strings.Contains(err.Error(), "built in: diurnal, fragmented, seed-burst, spiky, tainted-pool") {
+	if _, err := Builtin("nope"); err == nil || !strings.Contains(err.Error(), "built in: diurnal, fragmented, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority") {
 		t.Errorf("unknown built-in: %v, want the list of built-ins", err)
 	}
 }
@@ -111,6 +113,48 @@ func TestParseScenario(t *testing.T) {
 	}
 }
 
+func TestParseScenarioSlots(t *testing.T) {
+	yaml := minimal + `  headroomSlots:
+  - {shapeFrom: web, count: 4}
+  - {name: big, requests: {cpu: "6", memory: 1Gi}, count: 2}
+  - {requests: {cpu: "1"}, count: 1}
+schedulerScoring: MostAllocated
+`
+	sc, err := ParseScenario("small.yaml", []byte(yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.SchedulerScoring != capacity.MostAllocated {
+		t.Errorf("scoring %q, want MostAllocated", sc.SchedulerScoring)
+	}
+	slots := sc.Opportunistic[0].Slots
+	if len(slots) != 3 {
+		t.Fatalf("slots %+v, want 3", slots)
+	}
+	if s := slots[0]; s.Name != "web" || s.Count != 4 || !reflect.DeepEqual(s.Shape, sc.Paid[0].Shape) {
+		t.Errorf("slot 0 %+v, want web x4 with the paid workload's shape %+v", s, sc.Paid[0].Shape)
+	}
+	want := capacity.Resources{corev1.ResourceCPU: 6000, corev1.ResourceMemory: 1 << 30, corev1.ResourcePods: 1}
+	if s := slots[1]; s.Name != "big" || s.Count != 2 || !reflect.DeepEqual(s.Shape.Requests, want) {
+		t.Errorf("slot 1 %+v, want big x2 of %v (with its pod slot)", s, want)
+	}
+	if s := slots[2]; s.Name != "slot-2" {
+		t.Errorf("slot 2 is named %q, want slot-2", s.Name)
+	}
+	// The scaler the law gets carries them.
+	if got := sc.Opportunistic[0].scaler("sim/worker", 0, control.PodCounts{}, 0, control.History{}).Slots; !reflect.DeepEqual(got, slots) {
+		t.Errorf("scaler slots %+v, want %+v", got, slots)
+	}
+
+	def, err := ParseScenario("small.yaml", []byte(minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.SchedulerScoring != capacity.LeastAllocated || def.Opportunistic[0].Slots != nil {
+		t.Errorf("defaults: scoring %q, slots %+v; want LeastAllocated and none", def.SchedulerScoring, def.Opportunistic[0].Slots)
+	}
+}
+
 func TestParseScenarioErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml string
@@ -181,11 +225,37 @@ func TestParseScenarioErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "scheduler scoring",
+			yaml: minimal + "schedulerScoring: Balanced\n",
+			want: []string{`bad.yaml:16: schedulerScoring: "Balanced" is not LeastAllocated (the scheduler's default) or MostAllocated`},
+		},
+		{
+			name: "headroom slots",
+			yaml: minimal + `  headroomSlots:
+  - {shapeFrom: api, count: 4}
+  - {shapeFrom: web, requests: {cpu: "1"}, count: 1}
+  - {name: web, count: 2}
+  - {name: web, requests: {cpu: "1"}, count: 0}
+  - {name: Big, requests: {cpu: "1"}, count: 10001}
+  - {requests: {}, count: 1}
+`,
+			want: []string{
+				`bad.yaml:17: opportunistic[0].headroomSlots[0].shapeFrom: no paid workload is named "api" (paid: web)`,
+				"bad.yaml:18: opportunistic[0].headroomSlots[1].shapeFrom: set either shapeFrom (a paid workload) or requests, not both",
+				`bad.yaml:19: opportunistic[0].headroomSlots[2].shapeFrom: set shapeFrom (the name of a paid workload) or requests (like {cpu: "4"})`,
+				`bad.yaml:20: opportunistic[0].headroomSlots[3].name: "web" is used by another slot: give each slot its own name`,
+				"bad.yaml:20: opportunistic[0].headroomSlots[3].count: 0 is not between 1 and 10000",
+				`bad.yaml:21: opportunistic[0].headroomSlots[4].name: "Big" must be a DNS label (lower case letters, digits and '-')`,
+				"bad.yaml:21: opportunistic[0].headroomSlots[4].count: 10001 is not between 1 and 10000",
+				"bad.yaml:22: opportunistic[0].headroomSlots[5].requests: must request some resource (like cpu: 1): room is counted in replicas of the requests",
+			},
+		},
+		{
 			name: "every problem at once",
 			yaml: "duration: 0s\nstep: -1s\nnodeGroups: []\nopportunistic: []\nsurprise: 1\n",
 			want: []string{
 				`bad.yaml:2: step: "-1s" is negative`,
-				"bad.yaml:5: surprise: unknown field (known: name, description, duration, step, priorityClasses, roundInterval, trace, nodeGroups, paid, nodeEvents, opportunistic, hpa)",
+				"bad.yaml:5: surprise: unknown field (known: name, description, duration, step, priorityClasses, roundInterval, schedulerScoring, trace, nodeGroups, paid, nodeEvents, opportunistic, hpa)",
 			},
 		},
 		{

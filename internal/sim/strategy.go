@@ -35,9 +35,9 @@ func newStrategy(name string, sc *Scenario, w *world) (strategy, error) {
 		s := &hpaSeed{}
 		for i := range sc.Opportunistic {
 			o := &sc.Opportunistic[i]
-			target := o.cpuHeadroom(w.allocCPU)
+			target := o.headroomOf(corev1.ResourceCPU, w.allocCPU)
 			if target <= 0 {
-				return nil, fmt.Errorf("strategy %s: opportunistic workload %s keeps no CPU headroom, and the seed's HPA targets the remaining CPU at the headroom", HPASeed, o.Name)
+				return nil, fmt.Errorf("strategy %s: opportunistic workload %s keeps no CPU headroom (nor slots that request CPU), and the seed's HPA targets the remaining CPU at the headroom", HPASeed, o.Name)
 			}
 			s.targets = append(s.targets, target)
 			s.hpas = append(s.hpas, newHPA(sc.HPASeed, o.MinReplicas, o.MaxReplicas))
@@ -140,7 +140,9 @@ func (o *opportunist) round(w *world) {
 		key := namespace + "/" + rs.name
 		scalers[i] = o.sc.Opportunistic[i].scaler(key, rs.replicas, counts[key], rs.priority, o.history[key])
 	}
-	decisions := control.Decide(epoch.Add(w.now), control.ClusterOf(w.ledger), scalers)
+	cluster := control.ClusterOf(w.ledger)
+	cluster.Scoring = o.sc.SchedulerScoring
+	decisions := control.Decide(epoch.Add(w.now), cluster, scalers)
 	o.decisions = decisions
 	byKey := make(map[string]*control.Decision, len(decisions))
 	for i := range decisions {
@@ -186,6 +188,7 @@ func (o *OpportunisticWorkload) scaler(key string, current int32, pods control.P
 		PodPriority:              podPriority,
 		ScaleUp:                  o.ScaleUp,
 		ScaleDown:                o.ScaleDown,
+		Slots:                    o.Slots,
 		History:                  history,
 	}
 }
@@ -249,7 +252,8 @@ func (s *hpaAverageValue) act(w *world) {
 // oracle knows the future and has no latency: at every instant each
 // workload runs the most replicas that fit under the headroom beside the
 // paid pods, as the control law counts them (control.Decide with no
-// stabilisation and nothing of its own in the way). Its pods are virtual:
+// stabilisation and nothing of its own in the way, the same headroom slots
+// kept, its replicas placed as the scheduler would). Its pods are virtual:
 // they take no room from paid pods, which it would have let in ahead of time.
 type oracle struct {
 	ran  bool
@@ -267,7 +271,8 @@ func (o *oracle) act(w *world) {
 		s.ScaleUp, s.ScaleDown = control.Behavior{}, control.Behavior{}
 		scalers[i] = s
 	}
-	decisions := control.Decide(epoch.Add(w.now), control.Cluster{Rooms: w.ledger.Rooms(), Pending: w.ledger.Pending()}, scalers)
+	cluster := control.Cluster{Rooms: w.ledger.Rooms(), Pending: w.ledger.Pending(), Scoring: w.sc.SchedulerScoring}
+	decisions := control.Decide(epoch.Add(w.now), cluster, scalers)
 	for i, rs := range w.opp {
 		for _, d := range decisions {
 			if d.Key == scalers[i].Key {

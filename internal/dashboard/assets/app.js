@@ -108,7 +108,19 @@ function drawWorkloads(v) {
   }
   $("workloads").innerHTML = `<table><thead><tr><th>workload</th><th class="num">current</th><th class="num">desired</th><th class="num hide-narrow">min–max</th><th class="num hide-narrow">pool nodes</th><th class="num">stranded</th><th>limit</th></tr></thead><tbody>` +
     v.workloads.map((w) => `<tr><td>${esc(w.name)}</td><td class="num">${w.current}</td><td class="num">${w.desired}</td><td class="num hide-narrow">${w.max ? `${w.min}–${w.max}` : "–"}</td><td class="num hide-narrow">${w.poolNodes || "–"}</td><td class="num${w.stranded > 0 ? " bad" : ""}">${w.stranded || 0}</td><td><span class="tag">${esc(w.limitedBy || "–")}</span></td></tr>` +
+      slotsRow(w) +
       (w.reason ? `<tr><td colspan="7" class="reason">${esc(w.reason)}</td></tr>` : "")).join("") + `</tbody></table>`;
+}
+
+// slotsRow shows a workload's headroom slots as badges, "web 4/4": how many
+// paid pods of each shape fit now (red when not all); the nodes in a tooltip.
+function slotsRow(w) {
+  if (!w.slots || w.slots.length === 0) return "";
+  const badge = (s) => {
+    const where = (s.nodes || []).map((n) => `${n.node}: ${n.slots}`).join(", ");
+    return `<span class="tag slot ${s.fit < s.wanted ? "bad" : "ok"}" title="${esc(where || "fits nowhere")}">${esc(s.name)} ${s.fit}/${s.wanted}</span>`;
+  };
+  return `<tr><td colspan="7" class="slots"><span class="muted">slots kept for paid pods:</span> ${w.slots.map(badge).join(" ")}</td></tr>`;
 }
 
 function drawPending(v) {
