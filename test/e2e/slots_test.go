@@ -46,14 +46,15 @@ var (
 //	    still fit and no worker pod had to yield (it refilled only where no
 //	    slot is lost).
 //
-// (d) is where the law's prediction of the scheduler meets the real one. The
-// default profile scores NodeResourcesFit (LeastAllocated) at weight 1 beside
-// PodTopologySpread's system default (a ReplicaSet's pods spread over
-// hostnames, maxSkew 3, ScheduleAnyway) at weight 2 and BalancedAllocation at
-// 1. Measured on this cluster (web at 2 pods on two 32-core nodes), a 1-core
-// Deployment scaled 0 -> 150 at once lands 25 pods on every node, 32 cores or
-// 28 alike (free cores 3 3 7 7 3 3: 2 web slots), where LeastAllocated alone
-// places 24 24 27 27 24 24 (free 4 4 5 5 4 4: 6 slots).
+// (a) and (d) are where the law's prediction of the scheduler
+// (capacity.Placer) meets the real one. The default profile scores
+// NodeResourcesFit (LeastAllocated) at weight 1 beside PodTopologySpread's
+// system default (a ReplicaSet's pods spread over hostnames, maxSkew 3,
+// ScheduleAnyway) at weight 2 and BalancedAllocation at 1. Measured on this
+// cluster (web at 2 pods on two 32-core nodes), a 1-core Deployment scaled
+// 0 -> 150 at once lands 25 pods on every node, 32 cores or 28 alike (free
+// cores 3 3 7 7 3 3: 2 web slots), where LeastAllocated alone would place
+// 24 24 27 27 24 24 (free 4 4 5 5 4 4: 6 slots).
 func TestSlotHeadroom(t *testing.T) {
 	requireEmptyCluster(t)
 	c := installCRD(t)
