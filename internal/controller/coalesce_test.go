@@ -94,3 +94,70 @@ func TestMinRoundIntervalCoalesces(t *testing.T) {
 		})
 	}
 }
+
+// pendingCapacity is a current capacity model with a settable pending list.
+type pendingCapacity struct {
+	quietCapacity
+	pending []capacity.PendingPod
+}
+
+func (p *pendingCapacity) Pending() []capacity.PendingPod { return p.pending }
+
+// TestNewPaidPendingRunsEarly: a paid pod the last round did not see pending
+// gets its round within a tenth of the interval, not at its end; gated
+// paid pods, opportunistic pods and paid pods already seen wait as before.
+func TestNewPaidPendingRunsEarly(t *testing.T) {
+	paid := func(name string) capacity.PendingPod {
+		return capacity.PendingPod{Pod: capacity.Pod{Namespace: "shop", Name: name}}
+	}
+	gatedPaid := paid("gated")
+	gatedPaid.Gated = true
+	worker := paid("worker-1")
+	worker.Workload = "batch/worker"
+	type request struct {
+		at      time.Duration
+		pending []capacity.PendingPod
+		runs    bool
+		requeue time.Duration
+	}
+	requests := []request{
+		{at: 0, runs: true},
+		{at: 10 * time.Millisecond, pending: []capacity.PendingPod{paid("web-1")}, requeue: 90 * time.Millisecond},
+		{at: 100 * time.Millisecond, pending: []capacity.PendingPod{paid("web-1")}, runs: true},
+		{at: 150 * time.Millisecond, pending: []capacity.PendingPod{paid("web-1")}, requeue: 950 * time.Millisecond},
+		{at: 200 * time.Millisecond, pending: []capacity.PendingPod{paid("web-1"), gatedPaid, worker}, requeue: 900 * time.Millisecond},
+		{at: 400 * time.Millisecond, pending: []capacity.PendingPod{paid("web-1"), paid("web-2")}, runs: true},
+		{at: 1400 * time.Millisecond, pending: []capacity.PendingPod{paid("web-2")}, runs: true},
+	}
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(start)
+	metrics := NewMetrics(prometheus.NewRegistry())
+	capa := &pendingCapacity{}
+	r := &Reconciler{
+		Client: fake.NewClientBuilder().WithScheme(scheme).Build(), Capacity: capa,
+		Log: slog.New(slog.DiscardHandler), Clock: clk, Resync: 5 * time.Second, Metrics: metrics,
+		Decisions: NewDecisionStore(), MinRoundInterval: time.Second,
+	}
+	rounds := 0
+	for _, req := range requests {
+		clk.SetTime(start.Add(req.at))
+		capa.pending = req.pending
+		res, err := r.Reconcile(context.Background(), RoundRequest)
+		if err != nil {
+			t.Fatalf("at %s: %v", req.at, err)
+		}
+		if req.runs {
+			rounds++
+		}
+		if got := int(testutil.ToFloat64(metrics.rounds)); got != rounds {
+			t.Fatalf("at %s: %d rounds ran, want %d", req.at, got, rounds)
+		}
+		if !req.runs && res.RequeueAfter != req.requeue {
+			t.Errorf("at %s: comes back after %s, want %s", req.at, res.RequeueAfter, req.requeue)
+		}
+	}
+}

@@ -103,6 +103,9 @@ type Reconciler struct {
 	spacing roundSpacing
 
 	history map[string]control.History
+	// seenPaidPending holds the paid pods pending at the last round's start
+	// (kept only with MinRoundInterval): a new one runs a round early.
+	seenPaidPending map[string]bool
 	// statusWritten is when each scaler's status was last written.
 	statusWritten map[string]time.Time
 	workloads     string // fingerprint of the last SetWorkloads
@@ -132,7 +135,15 @@ type scalerRound struct {
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
 	r.spacing.min = r.MinRoundInterval
 	if wait := r.spacing.wait(r.Clock.Now()); wait > 0 {
-		return reconcile.Result{RequeueAfter: wait}, nil // coalesced into that round
+		if !r.newPaidPending() {
+			return reconcile.Result{RequeueAfter: wait}, nil // coalesced into that round
+		}
+		if early := r.spacing.early(r.Clock.Now()); early > 0 {
+			return reconcile.Result{RequeueAfter: min(early, wait)}, nil
+		}
+	}
+	if r.MinRoundInterval > 0 {
+		r.seenPaidPending = paidPendingKeys(r.Capacity.Pending())
 	}
 	r.Metrics.Round()
 	if r.history == nil {
@@ -606,4 +617,28 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, changes <-chan struct{})
 		WatchesRawSource(capacitySource(changes)).
 		WithOptions(controllerOptions()).
 		Complete(r)
+}
+
+// newPaidPending reports whether a paid pod is pending that the last round
+// did not see: it may need a yield, so its round does not wait for the
+// interval.
+func (r *Reconciler) newPaidPending() bool {
+	for _, pp := range r.Capacity.Pending() {
+		if pp.Workload == "" && !pp.Gated && !pp.Terminating && !r.seenPaidPending[pp.Key()] {
+			return true
+		}
+	}
+	return false
+}
+
+// paidPendingKeys lists the pending paid pods that are demand (not gated,
+// not terminating).
+func paidPendingKeys(pending []capacity.PendingPod) map[string]bool {
+	out := map[string]bool{}
+	for _, pp := range pending {
+		if pp.Workload == "" && !pp.Gated && !pp.Terminating {
+			out[pp.Key()] = true
+		}
+	}
+	return out
 }
