@@ -40,7 +40,7 @@ unit: ## Unit tests with the race detector
 
 .PHONY: e2e
 e2e: ## End-to-end tests on a local control plane (brought up if needed); RUN=<regex> selects tests
-	RUN='$(RUN)' hack/e2e.sh
+	RUN='$(value RUN)' hack/e2e.sh
 
 .PHONY: e2e-scale
 e2e-scale: ## Scale test, not in CI: 1,000 kwok nodes, 30,000 pods (SCALE_NODES, SCALE_PODS); see docs/scale.md
