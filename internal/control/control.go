@@ -250,7 +250,11 @@ func Decide(now time.Time, cluster Cluster, scalers []Scaler) []Decision {
 		slots = &slotRound{census: censusOf(cluster.Opportunistic, slotScalers(scalers)),
 			opportunistic: cluster.Opportunistic, scoring: cluster.Scoring}
 	}
-	yield := planYield(cluster, scalers)
+	var counted *census
+	if slots != nil {
+		counted = &slots.census
+	}
+	yield := planYield(cluster, scalers, counted)
 	out := make([]Decision, 0, len(plans))
 	for _, p := range plans { // priority order: higher ones' new replicas take room first
 		out = append(out, m.decide(now, p, &yield, slots))

@@ -43,12 +43,15 @@ type yieldPlan struct {
 // A paid pod takes from a scaler only when its priority is at least the
 // scaler's pods' (paid work wins ties), and never below the scaler's Min.
 // It costs O(pending paid pods) when they all fit somewhere now.
-func planYield(c Cluster, scalers []Scaler) yieldPlan {
+// counted, when not nil, is the round's census of the opportunistic pods
+// (the slots take it): the plan reads it rather than count them again.
+func planYield(c Cluster, scalers []Scaler, counted *census) yieldPlan {
 	waiting := waitingPaid(c.Pending, scalers)
 	if len(waiting) == 0 {
 		return yieldPlan{}
 	}
 	y := newYieldState(c, scalers)
+	y.census = counted
 	for i := range waiting {
 		y.serve(&waiting[i])
 	}
@@ -87,6 +90,7 @@ type yieldState struct {
 	scalers map[string]*yieldScaler
 	// Built on first need, when a paid pod fits nowhere now.
 	counted bool
+	census  *census // the round's, when the slots counted the pods already
 	// leaving holds the pods whose room is about to come free: terminating
 	// ones, those the ReplicaSet will remove (already yielded), and those
 	// chosen as victims in this plan.
@@ -123,12 +127,16 @@ func newYieldState(c Cluster, scalers []Scaler) *yieldState {
 // bound, and which are leaving (censusOf).
 func (y *yieldState) countPods() {
 	y.counted = true
-	scalers := make(map[string]*Scaler, len(y.scalers))
-	for key, ys := range y.scalers {
-		scalers[key] = ys.s
+	if y.census == nil {
+		scalers := make(map[string]*Scaler, len(y.scalers))
+		for key, ys := range y.scalers {
+			scalers[key] = ys.s
+		}
+		c := censusOf(y.c.Opportunistic, scalers)
+		y.census = &c
 	}
-	c := censusOf(y.c.Opportunistic, scalers)
-	y.leaving = c.leaving
+	c := y.census
+	y.leaving = maps.Clone(c.leaving) // the plan adds its victims: the census stays as counted
 	for key, ys := range y.scalers {
 		ys.live, ys.inFlux = c.live[key], c.inFlux[key]
 		if !ys.inFlux {
