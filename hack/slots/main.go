@@ -5,7 +5,7 @@
 //	go run ./hack/slots        # or: make slots
 //
 // Every number it writes is what `opportunist simulate --scenario NAME
-// --strategy opportunist,oracle` prints for that scenario (seed 1): the
+// --strategy opportunist,instant-law` prints for that scenario (seed 1): the
 // table says which command, row by row.
 package main
 
@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"image/color"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,7 +29,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/opportunist/opportunist/internal/control"
+	"github.com/opportunist/opportunist/api/v1alpha1"
+	"github.com/opportunist/opportunist/internal/controller"
 	"github.com/opportunist/opportunist/internal/sim"
 )
 
@@ -53,7 +55,7 @@ func main() {
 
 func run(doc, plotFile string) error {
 	var table strings.Builder
-	table.WriteString("| scenario | PriorityClasses | kept free | harvest core-h | of the oracle | vs cpu: 16 | paid pending pod-s | vs cpu: 16 | longest wait | command |\n")
+	table.WriteString("| scenario | PriorityClasses | kept free | harvest core-h | of the instant law | vs cpu: 16 | paid pending pod-s | vs cpu: 16 | longest wait | command |\n")
 	table.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, pair := range pairs {
 		var base sim.Result
@@ -63,7 +65,7 @@ func run(doc, plotFile string) error {
 				return err
 			}
 			start := time.Now()
-			rep, err := sim.Run(sc, sim.Options{Seed: 1, Strategies: []string{sim.Opportunist, sim.Oracle}})
+			rep, err := sim.Run(sc, sim.Options{Seed: 1, Strategies: []string{sim.Opportunist, sim.InstantLaw}})
 			if err != nil {
 				return err
 			}
@@ -73,11 +75,11 @@ func run(doc, plotFile string) error {
 				base = r
 			}
 			kept := "cpu: 16"
-			if len(sc.Opportunistic[0].Slots) > 0 {
-				s := sc.Opportunistic[0].Slots[0]
-				kept = fmt.Sprintf("%d × %s slots", s.Count, s.Name)
+			if len(sc.Opportunistic[0].Scaler.Spec.HeadroomSlots) > 0 {
+				s := sc.Opportunistic[0].Scaler.Spec.HeadroomSlots[0]
+				kept = fmt.Sprintf("%d × %s slots", s.Count, controller.SlotName(0, &s))
 			}
-			fmt.Fprintf(&table, "| %s | %s | %s | %.1f | %.1f %% | %s | %.0f | %s | %s | `opportunist simulate --scenario %s --strategy opportunist,oracle` |\n",
+			fmt.Fprintf(&table, "| %s | %s | %s | %.1f | %.1f %% | %s | %.0f | %s | %s | `opportunist simulate --scenario %s --strategy opportunist,instant-law` |\n",
 				name, onOff(sc.PriorityClasses), kept, r.HarvestCoreHours, 100*r.HarvestRatio,
 				percentOf2(r.HarvestCoreHours, base.HarvestCoreHours), r.PaidPendingPodSeconds,
 				percentOf(r.PaidPendingPodSeconds, base.PaidPendingPodSeconds), r.MaxPaidWait, name)
@@ -116,7 +118,7 @@ func frontierTable() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		sc.Opportunistic[0].Headroom = map[corev1.ResourceName]control.Headroom{corev1.ResourceCPU: {Quantity: cores * 1000}}
+		sc.Opportunistic[0].Scaler.Spec.Headroom = map[corev1.ResourceName]v1alpha1.HeadroomValue{corev1.ResourceCPU: v1alpha1.HeadroomValue(strconv.FormatInt(cores, 10))}
 		rep, err := sim.Run(sc, sim.Options{Seed: 1, Strategies: []string{sim.Opportunist}})
 		if err != nil {
 			return "", err

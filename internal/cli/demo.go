@@ -48,9 +48,9 @@ func (o *demoOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", o.Listen, "address to serve the dashboard on")
 }
 
-// liveStrategies are the strategies a demo can play: the oracle's pods are virtual.
+// liveStrategies are the strategies a demo can play: the instant law's pods are virtual.
 func liveStrategies() []string {
-	return slices.DeleteFunc(sim.Strategies(), func(s string) bool { return s == sim.Oracle })
+	return slices.DeleteFunc(sim.Strategies(), func(s string) bool { return s == sim.InstantLaw })
 }
 
 // Validate returns every problem with the flags at once.

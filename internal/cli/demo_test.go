@@ -28,10 +28,10 @@ func TestDemoOptionsValidate(t *testing.T) {
 		{name: "no comparison", mutate: func(o *demoOptions) { o.Compare = "" }},
 		{name: "a file replaces the built-in", mutate: func(o *demoOptions) { o.Scenario, o.ScenarioFile = "", "x.yaml" }},
 		{name: "every problem at once", mutate: func(o *demoOptions) {
-			o.Scenario, o.Strategy, o.Compare, o.Speed, o.Listen = "monday", "oracle", "pid", 0, "8090"
+			o.Scenario, o.Strategy, o.Compare, o.Speed, o.Listen = "monday", "instant-law", "pid", 0, "8090"
 		}, want: []string{
 			`--scenario "monday" is not built in (built in: diurnal, fragmented, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority)`,
-			`--strategy "oracle" is not one of opportunist, hpa-seed, hpa-averagevalue`,
+			`--strategy "instant-law" is not one of opportunist, hpa-seed, hpa-averagevalue`,
 			`--compare "pid" is not one of opportunist, hpa-seed, hpa-averagevalue`,
 			`--speed must be above 0 and at most 100000, got 0`,
 			`--listen "8090" is not host:port`,
@@ -57,7 +57,7 @@ func TestDemoOptionsValidate(t *testing.T) {
 
 func TestDemoCommandRejectsFlagsInOneLine(t *testing.T) {
 	root := NewRoot("opportunist")
-	root.SetArgs([]string{"demo", "--speed", "-1", "--strategy", "oracle"})
+	root.SetArgs([]string{"demo", "--speed", "-1", "--strategy", "instant-law"})
 	root.SetOut(io.Discard)
 	err := root.Execute()
 	if err == nil || strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), "invalid flags: ") {

@@ -58,8 +58,8 @@ func (o *simulateOptions) Validate() []error {
 		errs = append(errs, fmt.Errorf("--strategy needs at least one of %s", strings.Join(sim.Strategies(), ", ")))
 	}
 	for i, s := range o.Strategies {
-		if !slices.Contains(sim.Strategies(), s) {
-			errs = append(errs, fmt.Errorf("--strategy %q is not one of %s", s, strings.Join(sim.Strategies(), ", ")))
+		if err := sim.CheckStrategy(s); err != nil {
+			errs = append(errs, fmt.Errorf("--strategy: %w", err))
 		} else if slices.Index(o.Strategies, s) != i {
 			errs = append(errs, fmt.Errorf("--strategy %q is given twice", s))
 		}
@@ -89,14 +89,17 @@ how much it churns:
   opportunist       the control law of the OpportunisticScaler controller
   hpa-seed          the write-up's HPA on cpu_capacity_remaining (Object, Value)
   hpa-averagevalue  an HPA on opportunist_desired_replicas (External, AverageValue 1)
-  oracle            knows the future, no latency: the most that fits under the headroom
+  instant-law       the control law with perfect, instant knowledge, no stabilisation
 
-Harvest counts the CPU requests of Ready opportunistic pods; overshoot the part of
-it that ate into the headroom; paid pending the seconds paid pods waited unbound.
+Harvest counts the CPU requests of Ready opportunistic pods; RATIO is harvest over
+the instant law's (the law graded by itself), OF BOUND harvest over the packing
+bound (what the opportunistic shapes could hold node by node beside the paid pods,
+under the headroom: graded without the law); overshoot the part of harvest that
+ate into the headroom; paid pending the seconds paid pods waited unbound.
 The scenario and trace formats are in docs/simulate.md.`,
 		Example: `  opportunist simulate --scenario seed-burst
   opportunist simulate --scenario diurnal --seed 7 --format json --plot diurnal.svg
-  opportunist simulate --scenario-file my-cluster.yaml --trace paid.csv --strategy opportunist,oracle`,
+  opportunist simulate --scenario-file my-cluster.yaml --trace paid.csv --strategy opportunist,instant-law`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(o.Validate()); err != nil {
@@ -171,10 +174,10 @@ func (o *simulateOptions) run(out io.Writer) error {
 func writeSimulateTable(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uint64) error {
 	fmt.Fprintf(w, "Scenario %s (%s at a %s step, seed %d): %s\n\n", sc.Name, shortDuration(sc.Duration), shortDuration(sc.Step), seed, sc.Description)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tORACLE core-h\tRATIO\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES\tUNSCHEDULABLE pod-h")
+	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tINSTANT-LAW core-h\tRATIO\tBOUND core-h\tOF BOUND\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES\tUNSCHEDULABLE pod-h")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f%%\t%.1f%%\t%.2f\t%.0f\t%s\t%d\t%d\t%.2f\n", r.Strategy, r.HarvestCoreHours, r.OracleCoreHours,
-			100*r.HarvestRatio, 100*r.MeanUtilization, r.OvershootCoreHours, r.PaidPendingPodSeconds, shortDuration(r.MaxPaidWait),
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f%%\t%.1f\t%.1f%%\t%.1f%%\t%.2f\t%.0f\t%s\t%d\t%d\t%.2f\n", r.Strategy, r.HarvestCoreHours, r.InstantLawCoreHours,
+			100*r.HarvestRatio, r.BoundCoreHours, 100*r.HarvestOfBound, 100*r.MeanUtilization, r.OvershootCoreHours, r.PaidPendingPodSeconds, shortDuration(r.MaxPaidWait),
 			r.ScaleEvents, r.DirectionChanges, r.UnboundOpportunisticPodHours)
 	}
 	if err := tw.Flush(); err != nil {
@@ -186,11 +189,11 @@ func writeSimulateTable(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uin
 
 func writeSimulateCSV(w io.Writer, rep *sim.Report) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"scenario", "strategy", "harvest_core_hours", "oracle_core_hours", "harvest_ratio", "mean_utilization",
+	_ = cw.Write([]string{"scenario", "strategy", "harvest_core_hours", "instant_law_core_hours", "harvest_ratio", "bound_core_hours", "harvest_of_bound", "mean_utilization",
 		"overshoot_core_hours", "paid_pending_pod_seconds", "scale_events", "direction_changes"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	for _, r := range rep.Results {
-		_ = cw.Write([]string{rep.Scenario, r.Strategy, f(r.HarvestCoreHours), f(r.OracleCoreHours), f(r.HarvestRatio), f(r.MeanUtilization),
+		_ = cw.Write([]string{rep.Scenario, r.Strategy, f(r.HarvestCoreHours), f(r.InstantLawCoreHours), f(r.HarvestRatio), f(r.BoundCoreHours), f(r.HarvestOfBound), f(r.MeanUtilization),
 			f(r.OvershootCoreHours), f(r.PaidPendingPodSeconds), strconv.Itoa(r.ScaleEvents), strconv.Itoa(r.DirectionChanges)})
 	}
 	cw.Flush()

@@ -17,11 +17,12 @@ func TestSimulateOptionsValidate(t *testing.T) {
 		{name: "a built-in scenario", mutate: func(o *simulateOptions) { o.Scenario = "diurnal" }},
 		{name: "a scenario is required", mutate: func(*simulateOptions) {}, want: []string{"--scenario or --scenario-file is required (built in: diurnal, fragmented, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority)"}},
 		{name: "every problem at once", mutate: func(o *simulateOptions) {
-			o.Scenario, o.ScenarioFile, o.Strategies, o.Format, o.Plot = "x", "y.yaml", []string{"oracle", "pid", "oracle"}, "xml", "plot.pdf"
+			o.Scenario, o.ScenarioFile, o.Strategies, o.Format, o.Plot = "x", "y.yaml", []string{"instant-law", "pid", "instant-law", "oracle"}, "xml", "plot.pdf"
 		}, want: []string{
 			"--scenario and --scenario-file are exclusive",
-			`--strategy "pid" is not one of opportunist, hpa-seed, hpa-averagevalue, oracle`,
-			`--strategy "oracle" is given twice`,
+			`--strategy: unknown strategy "pid" (known: opportunist, hpa-seed, hpa-averagevalue, instant-law)`,
+			`--strategy "instant-law" is given twice`,
+			`--strategy: strategy "oracle": it was renamed instant-law (the control law with perfect, instant knowledge, no stabilisation)`,
 			`--format must be table, json or csv, got "xml"`,
 			`--plot: the plot file must end in .svg or .png, got "plot.pdf"`,
 		}},
@@ -95,18 +96,18 @@ opportunistic:
 `)
 	trace := filepath.Join(dir, "web.csv")
 	writeFile(t, trace, "time_s,name,replicas\n0,web,2\n600,web,6\n1200,web,1\n")
-	out, err := execute(t, "simulate", "--scenario-file", scenario, "--trace", trace, "--strategy", "opportunist,oracle", "--format", "csv")
+	out, err := execute(t, "simulate", "--scenario-file", scenario, "--trace", trace, "--strategy", "opportunist,instant-law", "--format", "csv")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[1], "mine,opportunist,") || !strings.HasPrefix(lines[2], "mine,oracle,") {
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "mine,opportunist,") || !strings.HasPrefix(lines[2], "mine,instant-law,") {
 		t.Fatalf("output:\n%s\nwant a header and the two strategies asked for", out)
 	}
-	// From 0 the oracle fills the room; the trace then moves web 2 -> 6 -> 1:
+	// From 0 the instant law fills the room; the trace then moves web 2 -> 6 -> 1:
 	// down, then up.
 	if !strings.HasSuffix(lines[2], ",3,2") {
-		t.Errorf("oracle row %q, want 3 scale events and 2 direction changes", lines[2])
+		t.Errorf("instant-law row %q, want 3 scale events and 2 direction changes", lines[2])
 	}
 }
 

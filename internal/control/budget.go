@@ -10,9 +10,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
-// headroomFor is the room the scaler keeps free in one resource of a pool
-// with this much allocatable.
-func headroomFor(s *Scaler, name corev1.ResourceName, alloc int64) int64 {
+// HeadroomOf is the room the scaler keeps free in one resource of a pool
+// with this much allocatable: its Headroom (the larger of the quantity and
+// the percent), else what TargetUtilizationPercent leaves, else nothing.
+// The budget counts it; the simulator measures overshoot against
+// KeptFree, which builds on it. There is no other copy of this arithmetic.
+func HeadroomOf(s *Scaler, name corev1.ResourceName, alloc int64) int64 {
 	if h, ok := s.Headroom[name]; ok {
 		return max(h.Quantity, percentOf(alloc, h.Percent))
 	}
@@ -20,6 +23,18 @@ func headroomFor(s *Scaler, name corev1.ResourceName, alloc int64) int64 {
 		return percentOf(alloc, 100-u)
 	}
 	return 0
+}
+
+// KeptFree is the room of one resource the scaler keeps free in a pool of
+// alloc, counted as a sum: its HeadroomOf, and at least what its Slots
+// request together (they need that much free, and more: they must fit node
+// by node). The simulator draws its fill line and measures overshoot with it.
+func KeptFree(s *Scaler, name corev1.ResourceName, alloc int64) int64 {
+	var slots int64
+	for _, sl := range s.Slots {
+		slots += int64(sl.Count) * sl.Shape.Requests[name]
+	}
+	return max(HeadroomOf(s, name, alloc), slots)
 }
 
 // percentOf returns pct % of v, rounded up so the headroom is never short.

@@ -117,7 +117,7 @@ func (m *model) newPlan(s *Scaler) *plan {
 		}
 	}
 	for k, name := range p.names {
-		p.headroom[k] = headroomFor(s, name, p.alloc[k])
+		p.headroom[k] = HeadroomOf(s, name, p.alloc[k])
 	}
 	for j, f := range capacity.Fit(m.rooms(m.reclaim, p.pool), s.Shape).Nodes {
 		if f.Replicas > 0 {

@@ -182,14 +182,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 			// New scaler, or new leader: the window starts now.
 			history = control.SeedHistory(now, sr.target.Scale.Spec.Replicas)
 		}
-		in, err := toControl(sr.obj, sr.target, counts[sr.key].Bound, history, func(namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error) {
+		in, err := ToControl(sr.obj, sr.target, counts[sr.key], history, func(namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error) {
 			return r.Targets.Shape(ctx, namespace, ref)
 		})
 		if err != nil {
 			sr.problem, sr.message = specProblem(err)
 			continue
 		}
-		in.Stranded = counts[sr.key].Stranded
 		sr.input = in
 		inputs = append(inputs, in)
 	}

@@ -79,7 +79,7 @@ func TestToControlSlots(t *testing.T) {
 			read = nil
 			s := &v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: "batch", Name: "worker"},
 				Spec: v1alpha1.OpportunisticScalerSpec{MaxReplicas: 10, HeadroomSlots: tt.slots}}
-			got, err := toControl(s, target, 0, control.History{}, shapes)
+			got, err := ToControl(s, target, control.PodCounts{}, control.History{}, shapes)
 			if !reflect.DeepEqual(read, tt.read) {
 				t.Errorf("read shapes %v, want %v", read, tt.read)
 			}

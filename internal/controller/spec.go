@@ -28,19 +28,23 @@ const (
 // not exist wraps ErrTargetMissing.
 type SlotShapes func(namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error)
 
-// toControl converts a scaler and its target into the control law's input;
-// shapes reads the shapes its headroomSlots take from paid workloads. Its
-// errors name the field that is wrong; the API server's validation makes
-// them rare (they guard against objects stored before validation existed),
-// except a shapeFrom that cannot be read: that error wraps the Targets
-// reason (errors.As finds the *targetError).
-func toControl(s *v1alpha1.OpportunisticScaler, t *Target, bound int32, history control.History, shapes SlotShapes) (control.Scaler, error) {
+// ToControl converts a scaler and its target into the control law's input:
+// the one conversion of an OpportunisticScaler, with its defaults and its
+// headroom, that the controller, the simulator and the demo all use. pods
+// counts the target's pods (control.PodCountsOf); shapes reads the shapes
+// its headroomSlots take from paid workloads. Its errors name the field
+// that is wrong; the API server's validation makes them rare (they guard
+// against objects stored before validation existed), except a shapeFrom
+// that cannot be read: that error wraps the Targets reason (errors.As
+// finds the *targetError).
+func ToControl(s *v1alpha1.OpportunisticScaler, t *Target, pods control.PodCounts, history control.History, shapes SlotShapes) (control.Scaler, error) {
 	key := s.Namespace + "/" + s.Name
 	out := control.Scaler{
 		Key:         key,
 		Shape:       t.Shape,
 		Current:     t.Scale.Spec.Replicas,
-		Bound:       bound,
+		Bound:       pods.Bound,
+		Stranded:    pods.Stranded,
 		Max:         s.Spec.MaxReplicas,
 		Priority:    s.Spec.Priority,
 		Weight:      max(s.Spec.Weight, 1),

@@ -68,11 +68,11 @@ func TestToControl(t *testing.T) {
 			Behavior:                 v1alpha1.Behavior{ScaleUp: &v1alpha1.ScalingRules{StabilizationWindowSeconds: &window, MaxStep: 10}},
 		},
 	}
-	got, err := toControl(s, target, 12, control.History{}, nil)
+	got, err := ToControl(s, target, control.PodCounts{Bound: 12, Stranded: 2}, control.History{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Key != "batch/worker" || got.Current != 15 || got.Bound != 12 || got.Min != 15 || got.Max != 150 || got.Priority != 3 || got.Weight != 1 || got.PodPriority != -10 {
+	if got.Key != "batch/worker" || got.Current != 15 || got.Bound != 12 || got.Stranded != 2 || got.Min != 15 || got.Max != 150 || got.Priority != 3 || got.Weight != 1 || got.PodPriority != -10 {
 		t.Errorf("identity, bounds or priorities wrong: %+v", got)
 	}
 	if got.Headroom["cpu"] != (control.Headroom{Quantity: 30000}) || got.TargetUtilizationPercent != 85 {
@@ -89,7 +89,7 @@ func TestToControl(t *testing.T) {
 	}
 
 	s.Spec.PoolSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "pool", Operator: "Bogus"}}}
-	if _, err := toControl(s, target, 0, control.History{}, nil); err == nil || !strings.Contains(err.Error(), "spec.poolSelector") {
+	if _, err := ToControl(s, target, control.PodCounts{}, control.History{}, nil); err == nil || !strings.Contains(err.Error(), "spec.poolSelector") {
 		t.Errorf("a bad pool selector must be an error naming the field, got %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/control"
 )
 
 // namespace holds every simulated pod.
@@ -43,8 +44,11 @@ type world struct {
 	version uint64
 	// reschedule is set when something happened that may let a pending pod in.
 	reschedule bool
-	// virtualOpp: opportunistic ReplicaSets make no pods (the oracle's world).
+	// virtualOpp: opportunistic ReplicaSets make no pods (the instant law's world).
 	virtualOpp bool
+	// scalers are the opportunistic workloads' scalers at rest
+	// (Scenario.restingScalers): their pools and headroom.
+	scalers []control.Scaler
 
 	// Running totals in milli-cores, over Ready nodes.
 	allocCPU     int64
@@ -116,7 +120,8 @@ type pod struct {
 }
 
 func newWorld(sc *Scenario, virtualOpp bool) *world {
-	w := &world{sc: sc, priorities: sc.PriorityClasses, scoring: sc.SchedulerScoring, groups: map[string][]int{}, virtualOpp: virtualOpp}
+	w := &world{sc: sc, priorities: sc.PriorityClasses, scoring: sc.SchedulerScoring, groups: map[string][]int{}, virtualOpp: virtualOpp,
+		scalers: sc.restingScalers()}
 	var workloads []capacity.Workload
 	for i := range sc.Opportunistic {
 		o := &sc.Opportunistic[i]
@@ -159,7 +164,7 @@ func newWorld(sc *Scenario, virtualOpp bool) *world {
 	w.inPool = make([]bool, len(w.nodes))
 	for i, n := range w.nodes {
 		for j, rs := range w.opp {
-			sel := sc.Opportunistic[j].PoolSelector
+			sel := w.scalers[j].PoolSelector
 			if rs.eligible[i] && (sel == nil || sel.Matches(labels.Set(n.spec.Labels))) {
 				w.inPool[i] = true
 			}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/control"
 )
 
 // checkFileError: an error is one line, and every problem in it names its file.
@@ -203,22 +205,27 @@ func FuzzScenario(f *testing.F) {
 		for _, o := range s.Opportunistic {
 			unique(o.Name)
 			checkPods(o.Name, o.Pods)
-			if o.MinReplicas < 0 || o.MaxReplicas < 1 || o.MinReplicas > o.MaxReplicas || o.Replicas < 0 || o.Weight < 1 || o.Weight > 1000 {
-				fail("opportunistic %s: replicas %d min %d max %d weight %d", o.Name, o.Replicas, o.MinReplicas, o.MaxReplicas, o.Weight)
+			// A scenario that loads converts as the controller converts.
+			in, err := s.scaler(slices.IndexFunc(s.Opportunistic, func(x OpportunisticWorkload) bool { return x.Name == o.Name }), 0, control.PodCounts{}, 0, control.History{})
+			if err != nil {
+				fail("opportunistic %s: the controller's conversion fails: %v", o.Name, err)
 			}
-			if u := o.TargetUtilization; math.IsNaN(u) || u < 0 || u > 100 {
+			if in.Min < 0 || in.Max < 1 || in.Min > in.Max || o.MinReplicas != in.Min || o.MaxReplicas != in.Max || o.Replicas < 0 || in.Weight < 1 || in.Weight > 1000 {
+				fail("opportunistic %s: replicas %d min %d max %d weight %d", o.Name, o.Replicas, in.Min, in.Max, in.Weight)
+			}
+			if u := in.TargetUtilizationPercent; math.IsNaN(u) || u < 0 || u > 100 {
 				fail("opportunistic %s: target utilization %v", o.Name, u)
 			}
-			for r, h := range o.Headroom {
+			for r, h := range in.Headroom {
 				if h.Quantity < 0 || math.IsNaN(h.Percent) || h.Percent < 0 || h.Percent > 100 {
 					fail("opportunistic %s: headroom %s %+v", o.Name, r, h)
 				}
 			}
-			if len(o.Slots) > maxSlots {
-				fail("opportunistic %s: %d slots", o.Name, len(o.Slots))
+			if len(in.Slots) > maxSlots {
+				fail("opportunistic %s: %d slots", o.Name, len(in.Slots))
 			}
 			slotNames := map[string]bool{}
-			for _, sl := range o.Slots {
+			for _, sl := range in.Slots {
 				if sl.Name == "" || slotNames[sl.Name] || sl.Count < 1 || sl.Count > maxSlotCount {
 					fail("opportunistic %s: slot %+v", o.Name, sl)
 				}
@@ -230,7 +237,7 @@ func FuzzScenario(f *testing.F) {
 				w   time.Duration
 				p   time.Duration
 				m   int32
-			}{{"up", o.ScaleUp.StabilizationWindow, o.ScaleUp.Period, o.ScaleUp.MaxStep}, {"down", o.ScaleDown.StabilizationWindow, o.ScaleDown.Period, o.ScaleDown.MaxStep}} {
+			}{{"up", in.ScaleUp.StabilizationWindow, in.ScaleUp.Period, in.ScaleUp.MaxStep}, {"down", in.ScaleDown.StabilizationWindow, in.ScaleDown.Period, in.ScaleDown.MaxStep}} {
 				if b.w < 0 || b.p <= 0 || b.m < 0 {
 					fail("opportunistic %s: scale-%s window %s period %s max step %d", o.Name, b.dir, b.w, b.p, b.m)
 				}

@@ -83,11 +83,11 @@ type LiveDecision struct {
 	Reason   string
 }
 
-// NewLive prepares a scenario under a strategy, at time zero. The oracle
-// is refused: its pods are virtual and take no room, nothing to watch.
+// NewLive prepares a scenario under a strategy, at time zero. The instant
+// law is refused: its pods are virtual and take no room, nothing to watch.
 func NewLive(sc *Scenario, strategyName string, seed uint64) (*Live, error) {
-	if strategyName == Oracle {
-		return nil, fmt.Errorf("strategy %s cannot be played live: its pods are virtual", Oracle)
+	if strategyName == InstantLaw {
+		return nil, fmt.Errorf("strategy %s cannot be played live: its pods are virtual", InstantLaw)
 	}
 	w := newWorld(sc, false)
 	strat, err := newStrategy(strategyName, sc, w)
@@ -276,7 +276,7 @@ func (l *Live) pool(name corev1.ResourceName) LivePool {
 	}
 	var headroom int64
 	for i := range l.sc.Opportunistic {
-		headroom = max(headroom, l.sc.Opportunistic[i].headroomOf(name, p.Allocatable))
+		headroom = max(headroom, control.KeptFree(&l.w.scalers[i], name, p.Allocatable))
 	}
 	p.Line = p.Allocatable - headroom
 	return p

@@ -54,12 +54,12 @@ func TestLiveMatchesRun(t *testing.T) {
 	}
 }
 
-func TestLiveRefusesOracle(t *testing.T) {
+func TestLiveRefusesInstantLaw(t *testing.T) {
 	sc, err := Builtin("seed-burst")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewLive(sc, Oracle, 1); err == nil {
-		t.Error("oracle accepted")
+	if _, err := NewLive(sc, InstantLaw, 1); err == nil {
+		t.Error("the instant law accepted")
 	}
 }

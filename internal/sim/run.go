@@ -9,6 +9,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/opportunist/opportunist/internal/control"
 )
 
 // Options select what a run simulates.
@@ -16,8 +18,8 @@ type Options struct {
 	// Seed draws the scenario's noise and bursts: the same seed gives the
 	// same result.
 	Seed uint64
-	// Strategies to report, in order (default: all). The oracle always
-	// runs: harvest is measured against it.
+	// Strategies to report, in order (default: all). The instant law
+	// always runs: harvest is measured against it.
 	Strategies []string
 }
 
@@ -39,8 +41,17 @@ type Result struct {
 	Strategy string `json:"strategy"`
 	// HarvestCoreHours: requests of Ready, non-terminating opportunistic pods over time.
 	HarvestCoreHours float64 `json:"harvest_core_hours"`
-	OracleCoreHours  float64 `json:"oracle_core_hours"`
-	HarvestRatio     float64 `json:"harvest_ratio"`
+	// InstantLawCoreHours is the instant law's harvest, and HarvestRatio
+	// harvest over it: the law graded by the law.
+	InstantLawCoreHours float64 `json:"instant_law_core_hours"`
+	HarvestRatio        float64 `json:"harvest_ratio"`
+	// BoundCoreHours is the packing bound over the run (bound.go): at each
+	// instant, the most that the opportunistic shapes could hold beside the
+	// paid pods as this run placed them, capped by allocatable - headroom -
+	// paid demand. No strategy's harvest beyond the overshoot exceeds it.
+	// HarvestOfBound is harvest over it: the law graded without the law.
+	BoundCoreHours float64 `json:"bound_core_hours"`
+	HarvestOfBound float64 `json:"harvest_of_bound"`
 	// MeanUtilization: requests of bound pods over allocatable, averaged over time.
 	MeanUtilization float64 `json:"mean_utilization"`
 	// OvershootCoreHours: harvest beyond allocatable - headroom - paid demand
@@ -72,7 +83,7 @@ type Series struct {
 type Point struct {
 	At            time.Duration // start of the interval
 	Paid          float64       // paid pods bound
-	Opportunistic float64       // opportunistic pods bound (virtual for the oracle)
+	Opportunistic float64       // opportunistic pods bound (virtual for the instant law)
 	Allocatable   float64
 	Target        float64 // allocatable - headroom: the fill line
 	PaidPending   float64 // paid pods not bound (a count, not cores)
@@ -90,8 +101,8 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 		names = Strategies()
 	}
 	for i, n := range names {
-		if !slices.Contains(Strategies(), n) {
-			return nil, fmt.Errorf("unknown strategy %q (known: %v)", n, Strategies())
+		if err := CheckStrategy(n); err != nil {
+			return nil, err
 		}
 		if slices.Index(names, n) != i {
 			return nil, fmt.Errorf("strategy %q is listed twice", n)
@@ -99,8 +110,8 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 	}
 	load := loadEvents(sc, opts.Seed)
 	run := names
-	if !slices.Contains(run, Oracle) {
-		run = append(slices.Clone(run), Oracle)
+	if !slices.Contains(run, InstantLaw) {
+		run = append(slices.Clone(run), InstantLaw)
 	}
 	outs := make([]outcome, len(run))
 	var wg sync.WaitGroup
@@ -108,21 +119,24 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 		wg.Go(func() { outs[i] = simulate(sc, name, load, false) })
 	}
 	wg.Wait()
-	var oracleHours float64
+	var instantHours float64
 	for _, o := range outs {
 		if o.err != nil {
 			return nil, o.err
 		}
-		if o.result.Strategy == Oracle {
-			oracleHours = o.result.HarvestCoreHours
+		if o.result.Strategy == InstantLaw {
+			instantHours = o.result.HarvestCoreHours
 		}
 	}
 	rep := &Report{Scenario: sc.Name, LoadChanges: load.changes, Duration: sc.Duration}
 	for i := range names {
 		r := outs[i].result
-		r.OracleCoreHours = oracleHours
-		if oracleHours > 0 {
-			r.HarvestRatio = r.HarvestCoreHours / oracleHours
+		r.InstantLawCoreHours = instantHours
+		if instantHours > 0 {
+			r.HarvestRatio = r.HarvestCoreHours / instantHours
+		}
+		if r.BoundCoreHours > 0 {
+			r.HarvestOfBound = r.HarvestCoreHours / r.BoundCoreHours
 		}
 		rep.Results = append(rep.Results, r.rounded())
 		rep.Series = append(rep.Series, outs[i].series)
@@ -136,8 +150,10 @@ func (r Result) rounded() Result {
 		return math.Round(v*p) / p
 	}
 	r.HarvestCoreHours = round(r.HarvestCoreHours, 3)
-	r.OracleCoreHours = round(r.OracleCoreHours, 3)
+	r.InstantLawCoreHours = round(r.InstantLawCoreHours, 3)
 	r.HarvestRatio = round(r.HarvestRatio, 4)
+	r.BoundCoreHours = round(r.BoundCoreHours, 3)
+	r.HarvestOfBound = round(r.HarvestOfBound, 4)
 	r.MeanUtilization = round(r.MeanUtilization, 4)
 	r.OvershootCoreHours = round(r.OvershootCoreHours, 3)
 	r.PaidPendingPodSeconds = round(r.PaidPendingPodSeconds, 1)
@@ -191,6 +207,8 @@ type outcome struct {
 // accounting integrates a world's measures over time.
 type accounting struct {
 	harvest, overshoot float64 // milli-core seconds
+	bound              float64 // milli-core seconds
+	packing            packing // the bound's packing of the last change
 	utilization        float64 // fraction x seconds
 	pending            float64 // paid pod seconds
 	unboundOpp         float64 // opportunistic pod seconds
@@ -203,7 +221,7 @@ type accounting struct {
 }
 
 func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome {
-	w := newWorld(sc, name == Oracle)
+	w := newWorld(sc, name == InstantLaw)
 	strat, err := newStrategy(name, sc, w)
 	if err != nil {
 		return outcome{err: err}
@@ -245,16 +263,16 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 	}
 	w.schedulePending()
 
-	oracle := name == Oracle
+	instant := name == InstantLaw
 	for w.now = 0; w.now < sc.Duration; w.now += sc.Step {
 		apply()
 		w.fireTimers()
-		if !oracle {
+		if !instant {
 			strat.act(w)
 		}
 		w.reconcileSets()
 		w.schedulePending()
-		if oracle {
+		if instant {
 			strat.act(w)
 		}
 		acc.add(w, min(sc.Step, sc.Duration-w.now))
@@ -264,6 +282,7 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 	const milliCoreSecondsPerCoreHour = 1000 * 3600
 	r.HarvestCoreHours = acc.harvest / milliCoreSecondsPerCoreHour
 	r.OvershootCoreHours = acc.overshoot / milliCoreSecondsPerCoreHour
+	r.BoundCoreHours = acc.bound / milliCoreSecondsPerCoreHour
 	r.PaidPendingPodSeconds = acc.pending
 	r.UnboundOpportunisticPodHours = acc.unboundOpp / 3600
 	if acc.seconds > 0 {
@@ -295,13 +314,14 @@ func (a *accounting) add(w *world, dt time.Duration) {
 	}
 	var headroom, poolHeadroom int64
 	for i := range w.sc.Opportunistic {
-		headroom = max(headroom, w.sc.Opportunistic[i].headroomOf(corev1.ResourceCPU, w.allocCPU))
-		poolHeadroom = max(poolHeadroom, w.sc.Opportunistic[i].headroomOf(corev1.ResourceCPU, w.poolCPU))
+		headroom = max(headroom, control.KeptFree(&w.scalers[i], corev1.ResourceCPU, w.allocCPU))
+		poolHeadroom = max(poolHeadroom, control.KeptFree(&w.scalers[i], corev1.ResourceCPU, w.poolCPU))
 	}
 	allowed := w.poolCPU - poolHeadroom - w.paidPoolCPU
 	over := min(max(harvest-allowed, 0), harvest)
 	a.harvest += float64(harvest) * secs
 	a.overshoot += float64(over) * secs
+	a.bound += float64(min(a.packing.of(w), max(allowed, 0))) * secs
 	a.pending += float64(w.pendingPaid) * secs
 	a.unboundOpp += float64(len(w.pending)-w.pendingPaid) * secs
 	a.seconds += secs

@@ -8,7 +8,7 @@ import (
 )
 
 // TestTargets checks the issue's targets for the opportunist strategy on
-// every built-in scenario (seed 1): harvest >= 97% of the oracle, overshoot
+// every built-in scenario (seed 1): harvest >= 97% of the instant law, overshoot
 // <= 1% of the harvest, no paid pod waiting longer than a preemption needs
 // (the opportunistic pods' grace period, plus one step for the controller
 // to see it when nothing preempts), at most one direction change per change
@@ -17,10 +17,10 @@ func TestTargets(t *testing.T) {
 	for _, name := range BuiltinNames() {
 		t.Run(name, func(t *testing.T) {
 			sc, rep := builtinRun(t, name)
-			o, oracle := rep.Results[0], rep.Results[1]
+			o, instant := rep.Results[0], rep.Results[1]
 			t.Logf("%+v (load changes %d)", o, rep.LoadChanges)
 			if o.HarvestRatio < 0.97 {
-				t.Errorf("harvest %.4f of the oracle, want >= 0.97", o.HarvestRatio)
+				t.Errorf("harvest %.4f of the instant law, want >= 0.97", o.HarvestRatio)
 			}
 			if o.OvershootCoreHours > 0.01*o.HarvestCoreHours {
 				t.Errorf("overshoot %.3f core-h of %.3f harvested, want <= 1%%", o.OvershootCoreHours, o.HarvestCoreHours)
@@ -35,8 +35,8 @@ func TestTargets(t *testing.T) {
 			if o.DirectionChanges > rep.LoadChanges {
 				t.Errorf("%d direction changes for %d load changes", o.DirectionChanges, rep.LoadChanges)
 			}
-			if oracle.OvershootCoreHours != 0 || oracle.HarvestRatio != 1 || oracle.PaidPendingPodSeconds != 0 {
-				t.Errorf("oracle %+v: want no overshoot, no paid pod waiting, ratio 1", oracle)
+			if instant.OvershootCoreHours != 0 || instant.HarvestRatio != 1 || instant.PaidPendingPodSeconds != 0 {
+				t.Errorf("instant law %+v: want no overshoot, no paid pod waiting, ratio 1", instant)
 			}
 		})
 	}
@@ -129,8 +129,9 @@ func TestRunErrors(t *testing.T) {
 		strategies []string
 		want       string
 	}{
-		{[]string{"opportunist", "hpa"}, `unknown strategy "hpa" (known: [opportunist hpa-seed hpa-averagevalue oracle])`},
-		{[]string{"oracle", "oracle"}, `strategy "oracle" is listed twice`},
+		{[]string{"opportunist", "hpa"}, `unknown strategy "hpa" (known: opportunist, hpa-seed, hpa-averagevalue, instant-law)`},
+		{[]string{"instant-law", "instant-law"}, `strategy "instant-law" is listed twice`},
+		{[]string{"oracle"}, `strategy "oracle": it was renamed instant-law (the control law with perfect, instant knowledge, no stabilisation)`},
 		{[]string{"hpa-seed"}, "strategy hpa-seed: opportunistic workload worker keeps no CPU headroom (nor slots that request CPU), and the seed's HPA targets the remaining CPU at the headroom"},
 	} {
 		if _, err := Run(sc, Options{Strategies: tt.strategies}); err == nil || err.Error() != tt.want {
@@ -152,29 +153,29 @@ opportunistic:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, Oracle}})
+	rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, InstantLaw}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// 32 cores - 2 headroom - 2 paid = 28: 10 for the first (its max), 18 for the rest.
 	if o := rep.Results[1]; o.HarvestCoreHours != 28 || o.ScaleEvents != 2 {
-		t.Errorf("oracle %+v, want 28 core-h in two scale events", o)
+		t.Errorf("instant law %+v, want 28 core-h in two scale events", o)
 	}
 	if o := rep.Results[0]; o.HarvestCoreHours != 28 || o.OvershootCoreHours != 0 {
-		t.Errorf("opportunist %+v, want the oracle's 28 core-h: pods start at once and nothing changes", o)
+		t.Errorf("opportunist %+v, want the instant law's 28 core-h: pods start at once and nothing changes", o)
 	}
 }
 
 // TestTaintedPool is issue 13's case 1: a CPU worker beside a tainted GPU
 // pool it may not use. Counting the GPU nodes in its budget kept the 10 new
 // paid pods waiting for the rest of the run (12,000 pod-seconds), harvested
-// 107.7% of the oracle and overshot by 18 core-hours.
+// 107.7% of the instant law and overshot by 18 core-hours.
 func TestTaintedPool(t *testing.T) {
 	sc, err := Builtin("tainted-pool")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, Oracle}})
+	rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, InstantLaw}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestTaintedPool(t *testing.T) {
 		t.Errorf("paid pods waited %.0f pod-seconds, want <= 10", o.PaidPendingPodSeconds)
 	}
 	if o.HarvestRatio > 1 {
-		t.Errorf("harvest %.4f of the oracle, want <= 1: the worker took room kept for paid pods", o.HarvestRatio)
+		t.Errorf("harvest %.4f of the instant law, want <= 1: the worker took room kept for paid pods", o.HarvestRatio)
 	}
 	if o.OvershootCoreHours > 0.01*o.HarvestCoreHours {
 		t.Errorf("overshoot %.3f core-h of %.3f harvested, want <= 1%%", o.OvershootCoreHours, o.HarvestCoreHours)

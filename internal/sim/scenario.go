@@ -6,15 +6,21 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/control"
+	"github.com/opportunist/opportunist/internal/controller"
 )
 
 // Scenario is a validated simulation: a cluster, its paid load over time,
@@ -115,23 +121,22 @@ type NodeEvent struct {
 }
 
 // OpportunisticWorkload is a ReplicaSet scaled by the strategy under test,
-// with the OpportunisticScaler spec that the opportunist strategy uses.
+// with the OpportunisticScaler that the opportunist strategy runs.
 type OpportunisticWorkload struct {
 	Name string
 	Pods
 	// Replicas is the count at the start.
-	Replicas           int32
-	MinReplicas        int32
-	MaxReplicas        int32
-	Headroom           map[corev1.ResourceName]control.Headroom
-	TargetUtilization  float64
-	PoolSelector       labels.Selector
-	ScalerPriority     int32
-	Weight             int32
-	ScaleUp, ScaleDown control.Behavior
-	// Slots is spec.headroomSlots: room kept free, node by node, for paid
-	// pods of given shapes.
-	Slots []control.Slot
+	Replicas int32
+	// MinReplicas and MaxReplicas are Scaler's bounds (the HPA strategies
+	// take them too), read from it at load.
+	MinReplicas, MaxReplicas int32
+	// Scaler is the workload's OpportunisticScaler as the API server would
+	// store it: checked as the CRD validates it, its weight defaulted. Its
+	// target is the ReplicaSet, its headroomSlots' shapeFrom name paid
+	// workloads. Every round converts it with internal/controller's
+	// ToControl, as the controller does: the simulator keeps no copy of the
+	// defaults, the behaviour or the headroom arithmetic.
+	Scaler v1alpha1.OpportunisticScaler
 }
 
 // HPASettings are the kube-controller-manager's HPA flags and the HPA's
@@ -158,8 +163,6 @@ const (
 	defaultPods          = 110             // the kubelet's --max-pods
 	defaultGrace         = 30 * time.Second
 	defaultStartup       = 5 * time.Second
-	defaultScaleUpWindow = 30 * time.Second // internal/controller/spec.go
-	defaultPeriod        = 15 * time.Second
 )
 
 // ---- the file format ----
@@ -436,8 +439,15 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		o := &f.Opportunistic[i]
 		checkName(o.pos, o.Name)
 		w := convertOpportunistic(c, o)
-		w.Slots = convertSlots(c, o, s)
+		w.Scaler.Spec.HeadroomSlots = convertSlots(c, o, s)
 		s.Opportunistic = append(s.Opportunistic, w)
+		if len(c.list) == 0 {
+			// What the CRD's checks let through, the controller's conversion
+			// may still refuse: the scenario fails as the scaler would.
+			if _, err := s.scaler(len(s.Opportunistic)-1, 0, control.PodCounts{}, 0, control.History{}); err != nil {
+				c.field(o.pos, "", "the controller refuses this scaler: %v", err)
+			}
+		}
 	}
 	s.HPASeed = convertHPA(c, &f.HPA.Seed, "hpa.seed", seedHPA)
 	s.HPAAverageValue = convertHPA(c, &f.HPA.AverageValue, "hpa.averageValue", averageValueHPA)
@@ -598,19 +608,30 @@ func convertPaid(c *errs, p *paidFile, total time.Duration) PaidWorkload {
 	return out
 }
 
+// convertOpportunistic builds the workload's OpportunisticScaler and checks
+// it as the CRD's schema does (bounds, ranges, selector); converting it is
+// left to internal/controller.
 func convertOpportunistic(c *errs, o *opportunistFile) OpportunisticWorkload {
 	out := OpportunisticWorkload{
-		Name:              o.Name,
-		Pods:              convertPods(c, o.pos, o.Requests, o.Priority, o.NodeSelector, o.Tolerations, o.Startup, o.Grace),
-		MinReplicas:       o.MinReplicas,
-		MaxReplicas:       o.MaxReplicas,
-		Headroom:          map[corev1.ResourceName]control.Headroom{},
-		TargetUtilization: o.TargetUtilizationPercent,
-		PoolSelector:      labels.Everything(),
-		ScalerPriority:    o.ScalerPriority,
-		Weight:            max(o.Weight, 1),
-		ScaleUp:           behaviorOf(c, o.Behavior.ScaleUp, defaultScaleUpWindow),
-		ScaleDown:         behaviorOf(c, o.Behavior.ScaleDown, 0),
+		Name:        o.Name,
+		Pods:        convertPods(c, o.pos, o.Requests, o.Priority, o.NodeSelector, o.Tolerations, o.Startup, o.Grace),
+		MinReplicas: o.MinReplicas,
+		MaxReplicas: o.MaxReplicas,
+	}
+	minReplicas := o.MinReplicas
+	spec := v1alpha1.OpportunisticScalerSpec{
+		ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: o.Name},
+		MinReplicas:    &minReplicas,
+		MaxReplicas:    o.MaxReplicas,
+		Priority:       o.ScalerPriority,
+		Weight:         o.Weight,
+		Behavior: v1alpha1.Behavior{
+			ScaleUp:   scalingRules(c, o.Behavior.ScaleUp),
+			ScaleDown: scalingRules(c, o.Behavior.ScaleDown),
+		},
+	}
+	if spec.Weight == 0 {
+		spec.Weight = 1 // the CRD's default
 	}
 	if o.MinReplicas < 0 {
 		c.field(o.pos, "minReplicas", "must not be negative")
@@ -630,30 +651,37 @@ func convertOpportunistic(c *errs, o *opportunistFile) OpportunisticWorkload {
 	if o.Weight < 0 || o.Weight > 1000 {
 		c.field(o.pos, "weight", "%d is not between 1 and 1000", o.Weight)
 	}
-	if u := o.TargetUtilizationPercent; u < 0 || u > 100 {
-		c.field(o.pos, "targetUtilizationPercent", "%v is not between 1 and 100", u)
+	if u := o.TargetUtilizationPercent; u != 0 {
+		if !(u >= 1 && u <= 100) || u != math.Trunc(u) {
+			c.field(o.pos, "targetUtilizationPercent", "%v is not a whole percent between 1 and 100", u)
+		} else {
+			pct := int32(u)
+			spec.TargetUtilizationPercent = &pct
+		}
+	}
+	if len(o.Headroom) > 0 {
+		spec.Headroom = map[corev1.ResourceName]v1alpha1.HeadroomValue{}
 	}
 	for name, h := range o.Headroom {
-		field := join(o.path, "headroom."+name)
 		if errs := validation.IsQualifiedName(name); len(errs) > 0 {
-			c.add(h.line, field, "not a resource name: %s", errs[0])
+			c.add(h.line, join(o.path, "headroom."+name), "not a resource name: %s", errs[0])
 			continue
 		}
+		// The text the API server would store: decode checked its range.
+		v := strconv.FormatFloat(h.percent, 'f', -1, 64) + "%"
 		if h.quantity != nil {
-			rn := corev1.ResourceName(name)
-			out.Headroom[rn] = control.Headroom{Quantity: capacity.FromResourceList(corev1.ResourceList{rn: *h.quantity})[rn]}
-		} else {
-			out.Headroom[corev1.ResourceName(name)] = control.Headroom{Percent: h.percent}
+			v = h.quantity.String()
 		}
+		spec.Headroom[corev1.ResourceName(name)] = v1alpha1.HeadroomValue(v)
 	}
 	if len(o.PoolSelector) > 0 {
-		sel, err := labels.ValidatedSelectorFromSet(o.PoolSelector)
-		if err != nil {
+		if _, err := labels.ValidatedSelectorFromSet(o.PoolSelector); err != nil {
 			c.field(o.pos, "poolSelector", "%v", err)
 		} else {
-			out.PoolSelector = sel
+			spec.PoolSelector = &metav1.LabelSelector{MatchLabels: o.PoolSelector}
 		}
 	}
+	out.Scaler = v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: o.Name}, Spec: spec}
 	return out
 }
 
@@ -663,46 +691,46 @@ const (
 	maxSlotCount = 10000
 )
 
-// convertSlots reads a workload's headroomSlots: each is Count pods of one
-// paid workload's exact pod shape (shapeFrom) or of the requests given, with
-// the one pod slot every shape holds. A slot's name defaults to its
-// shapeFrom, else slot-<index>.
-func convertSlots(c *errs, o *opportunistFile, s *Scenario) []control.Slot {
+// convertSlots reads a workload's headroomSlots and checks them as the CRD
+// does: each is Count pods of one paid workload's exact pod shape
+// (shapeFrom, a paid workload of the scenario) or of the requests given. A
+// slot's name defaults to its shapeFrom, else slot-<index>, as the
+// controller names it.
+func convertSlots(c *errs, o *opportunistFile, s *Scenario) []v1alpha1.HeadroomSlot {
 	if len(o.HeadroomSlots) > maxSlots {
 		c.field(o.pos, "headroomSlots", "%d slots, at most %d", len(o.HeadroomSlots), maxSlots)
 	}
-	var out []control.Slot
+	var out []v1alpha1.HeadroomSlot
 	names := map[string]bool{}
 	for i := range o.HeadroomSlots {
 		f := &o.HeadroomSlots[i]
-		slot := control.Slot{Name: f.Name, Count: f.Count}
+		slot := v1alpha1.HeadroomSlot{Name: f.Name, Count: f.Count}
 		switch {
 		case f.ShapeFrom != "" && f.Requests != nil:
 			c.field(f.pos, "shapeFrom", "set either shapeFrom (a paid workload) or requests, not both")
 		case f.ShapeFrom != "":
-			if slot.Name == "" {
-				slot.Name = f.ShapeFrom
-			}
-			if p := s.paidByName(f.ShapeFrom); p != nil {
-				slot.Shape = p.Shape
-			} else {
+			slot.ShapeFrom = &v1alpha1.SlotShapeSource{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: f.ShapeFrom}
+			if s.paidByName(f.ShapeFrom) == nil {
 				c.field(f.pos, "shapeFrom", "no paid workload is named %q (paid: %s)", f.ShapeFrom, paidNames(s.Paid))
 			}
 		case f.Requests != nil:
-			slot.Shape = convertPods(c, f.pos, f.Requests, 0, nil, nil, duration{}, duration{}).Shape
+			// The shape is the controller's to make; this checks the requests.
+			convertPods(c, f.pos, f.Requests, 0, nil, nil, duration{}, duration{})
+			slot.Requests = corev1.ResourceList{}
+			for name, q := range f.Requests {
+				slot.Requests[corev1.ResourceName(name)] = q.Quantity
+			}
 		default:
 			c.field(f.pos, "shapeFrom", "set shapeFrom (the name of a paid workload) or requests (like {cpu: \"4\"})")
 		}
-		if slot.Name == "" {
-			slot.Name = fmt.Sprintf("slot-%d", i)
-		}
+		name := controller.SlotName(i, &slot)
 		switch {
-		case len(validation.IsDNS1123Label(slot.Name)) > 0:
-			c.field(f.pos, "name", "%q must be a DNS label (lower case letters, digits and '-')", slot.Name)
-		case names[slot.Name]:
-			c.field(f.pos, "name", "%q is used by another slot: give each slot its own name", slot.Name)
+		case len(validation.IsDNS1123Label(name)) > 0:
+			c.field(f.pos, "name", "%q must be a DNS label (lower case letters, digits and '-')", name)
+		case names[name]:
+			c.field(f.pos, "name", "%q is used by another slot: give each slot its own name", name)
 		}
-		names[slot.Name] = true
+		names[name] = true
 		if f.Count < 1 || f.Count > maxSlotCount {
 			c.field(f.pos, "count", "%d is not between 1 and %d", f.Count, maxSlotCount)
 		}
@@ -722,56 +750,60 @@ func paidNames(paid []PaidWorkload) string {
 	return strings.Join(names, ", ")
 }
 
-// behaviorOf mirrors internal/controller's conversion of spec.behavior:
-// a scale-up window of 30 s by default, a 15 s period, no step limit.
-func behaviorOf(c *errs, r *scalingRulesFile, window time.Duration) control.Behavior {
-	b := control.Behavior{StabilizationWindow: window, Period: defaultPeriod}
+// scalingRules reads spec.behavior.scaleUp or scaleDown and checks it as
+// the CRD does. Its defaults are the controller's to apply.
+func scalingRules(c *errs, r *scalingRulesFile) *v1alpha1.ScalingRules {
 	if r == nil {
-		return b
+		return nil
 	}
-	if v := r.StabilizationWindowSeconds; v != nil {
-		if *v < 0 || *v > 3600 {
-			c.field(r.pos, "stabilizationWindowSeconds", "%d is not between 0 and 3600", *v)
-		}
-		b.StabilizationWindow = time.Duration(*v) * time.Second
+	if v := r.StabilizationWindowSeconds; v != nil && (*v < 0 || *v > 3600) {
+		c.field(r.pos, "stabilizationWindowSeconds", "%d is not between 0 and 3600", *v)
 	}
-	if v := r.PeriodSeconds; v != nil {
-		if *v < 1 || *v > 1800 {
-			c.field(r.pos, "periodSeconds", "%d is not between 1 and 1800", *v)
-		}
-		b.Period = time.Duration(*v) * time.Second
+	if v := r.PeriodSeconds; v != nil && (*v < 1 || *v > 1800) {
+		c.field(r.pos, "periodSeconds", "%d is not between 1 and 1800", *v)
 	}
 	if r.MaxStep < 0 {
 		c.field(r.pos, "maxStep", "must not be negative")
 	}
-	b.MaxStep = r.MaxStep
-	return b
+	return &v1alpha1.ScalingRules{StabilizationWindowSeconds: r.StabilizationWindowSeconds, MaxStep: r.MaxStep, PeriodSeconds: r.PeriodSeconds}
 }
 
-// headroomOf is the room of one resource the workload keeps free in a pool
-// of alloc, as the control law counts it: its headroom (or what its target
-// utilisation leaves), and at least the sum of its headroom slots, which
-// need that much free and more (they must fit node by node).
-func (o *OpportunisticWorkload) headroomOf(name corev1.ResourceName, alloc int64) int64 {
-	var kept int64
-	if h, ok := o.Headroom[name]; ok {
-		kept = max(h.Quantity, percentOf(alloc, h.Percent))
-	} else if u := o.TargetUtilization; u > 0 {
-		kept = percentOf(alloc, 100-u)
+// scaler is workload i's input to the control law, converted from its
+// OpportunisticScaler by the controller's own function: current is the
+// ReplicaSet's replicas, pods its pod counts (control.PodCountsOf),
+// podPriority its pods' priority.
+func (s *Scenario) scaler(i int, current int32, pods control.PodCounts, podPriority int32, history control.History) (control.Scaler, error) {
+	o := &s.Opportunistic[i]
+	target := &controller.Target{
+		Scale:       &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: current}},
+		Shape:       o.Shape,
+		PodPriority: podPriority,
 	}
-	var slots int64
-	for _, s := range o.Slots {
-		slots += int64(s.Count) * s.Shape.Requests[name]
-	}
-	return max(kept, slots)
+	return controller.ToControl(&o.Scaler, target, pods, history, s.paidShape)
 }
 
-// percentOf is pct % of v rounded up, as internal/control counts a headroom.
-func percentOf(v int64, pct float64) int64 {
-	if v <= 0 || pct <= 0 {
-		return 0
+// paidShape reads a slot's shapeFrom: the pod shape of the paid workload it
+// names (controller.SlotShapes).
+func (s *Scenario) paidShape(_ string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error) {
+	if p := s.paidByName(ref.Name); p != nil {
+		return p.Shape, nil
 	}
-	return int64(math.Ceil(float64(v) * min(pct, 100) / 100))
+	return capacity.Shape{}, fmt.Errorf("no paid workload is named %q: %w", ref.Name, controller.ErrTargetMissing)
+}
+
+// restingScalers converts every workload's scaler at rest (no replicas, no
+// history): what does not change in a run, its pool and its headroom. The
+// scenario was converted the same way when it was loaded, so this cannot
+// fail unless it was changed since.
+func (s *Scenario) restingScalers() []control.Scaler {
+	out := make([]control.Scaler, len(s.Opportunistic))
+	for i := range s.Opportunistic {
+		var err error
+		if out[i], err = s.scaler(i, 0, control.PodCounts{}, 0, control.History{}); err != nil {
+			panic(fmt.Sprintf("sim: scenario %s changed since it was validated: %v", s.Name, err))
+		}
+	}
+	return out
 }
 
 func (s *Scenario) paidByName(name string) *PaidWorkload {

@@ -57,13 +57,17 @@ func TestSeedBurstIsTheWriteUpsCluster(t *testing.T) {
 		t.Fatalf("sample app %+v, want 4-core pods going 2 -> 17 -> 2", app)
 	}
 	w := sc.Opportunistic[0]
-	if w.MinReplicas != 15 || w.MaxReplicas != 150 || w.Headroom[corev1.ResourceCPU] != (control.Headroom{Quantity: 30000}) ||
+	in, err := sc.scaler(0, 0, control.PodCounts{}, 0, control.History{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.MinReplicas != 15 || w.MaxReplicas != 150 || in.Min != 15 || in.Max != 150 || in.Headroom[corev1.ResourceCPU] != (control.Headroom{Quantity: 30000}) ||
 		w.Shape.Requests[corev1.ResourceCPU] != 1000 || w.Shape.Requests[corev1.ResourcePods] != 1 {
 		t.Errorf("worker %+v, want 1 core, min 15, max 150, 30 cores of headroom", w)
 	}
-	if w.ScaleUp != (control.Behavior{StabilizationWindow: 30 * time.Second, Period: 15 * time.Second}) ||
-		w.ScaleDown != (control.Behavior{Period: 15 * time.Second}) {
-		t.Errorf("behavior up %+v down %+v, want the controller's defaults", w.ScaleUp, w.ScaleDown)
+	if in.ScaleUp != (control.Behavior{StabilizationWindow: 30 * time.Second, Period: 15 * time.Second}) ||
+		in.ScaleDown != (control.Behavior{Period: 15 * time.Second}) {
+		t.Errorf("behavior up %+v down %+v, want the controller's defaults", in.ScaleUp, in.ScaleDown)
 	}
 	if sc.PriorityClasses || sc.HPASeed.SyncPeriod != 10*time.Second || sc.HPASeed.UpscaleDelay != 30*time.Second {
 		t.Errorf("priorities %v, HPA %+v, want none and the seed's 10 s sync and 30 s delays", sc.PriorityClasses, sc.HPASeed)
@@ -94,7 +98,7 @@ func TestParseScenario(t *testing.T) {
 		t.Fatal(err)
 	}
 	if sc.Step != time.Second || sc.RoundInterval != 5*time.Second || sc.NodeGroups[0].Allocatable[corev1.ResourcePods] != 110 ||
-		sc.Paid[0].Startup != 5*time.Second || sc.Paid[0].Grace != 30*time.Second || sc.Opportunistic[0].Weight != 1 {
+		sc.Paid[0].Startup != 5*time.Second || sc.Paid[0].Grace != 30*time.Second || sc.Opportunistic[0].Scaler.Spec.Weight != 1 {
 		t.Errorf("defaults not applied: %+v", sc)
 	}
 	if sc.HPASeed.Behavior == nil || *sc.HPASeed.Behavior.ScaleUp.StabilizationWindowSeconds != 0 || sc.HPASeed.Behavior.ScaleDown.StabilizationWindowSeconds != nil {
@@ -127,7 +131,11 @@ schedulerScoring: MostAllocated
 	if sc.SchedulerScoring != capacity.MostAllocated {
 		t.Errorf("scoring %q, want MostAllocated", sc.SchedulerScoring)
 	}
-	slots := sc.Opportunistic[0].Slots
+	in, err := sc.scaler(0, 0, control.PodCounts{}, 0, control.History{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := in.Slots // as the controller converts them
 	if len(slots) != 3 {
 		t.Fatalf("slots %+v, want 3", slots)
 	}
@@ -141,17 +149,13 @@ schedulerScoring: MostAllocated
 	if s := slots[2]; s.Name != "slot-2" {
 		t.Errorf("slot 2 is named %q, want slot-2", s.Name)
 	}
-	// The scaler the law gets carries them.
-	if got := sc.Opportunistic[0].scaler("sim/worker", 0, control.PodCounts{}, 0, control.History{}).Slots; !reflect.DeepEqual(got, slots) {
-		t.Errorf("scaler slots %+v, want %+v", got, slots)
-	}
 
 	def, err := ParseScenario("small.yaml", []byte(minimal), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if def.SchedulerScoring != capacity.LeastAllocated || def.Opportunistic[0].Slots != nil {
-		t.Errorf("defaults: scoring %q, slots %+v; want LeastAllocated and none", def.SchedulerScoring, def.Opportunistic[0].Slots)
+	if def.SchedulerScoring != capacity.LeastAllocated || def.Opportunistic[0].Scaler.Spec.HeadroomSlots != nil {
+		t.Errorf("defaults: scoring %q, slots %+v; want LeastAllocated and none", def.SchedulerScoring, def.Opportunistic[0].Scaler.Spec.HeadroomSlots)
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/opportunist/opportunist/internal/control"
+	"github.com/opportunist/opportunist/api/v1alpha1"
 )
 
 // builtinRuns memoises builtinRun: TestTargets and the TestSlots tests read the
@@ -17,7 +17,7 @@ var builtinRuns struct {
 }
 
 // builtinRun is a built-in scenario and its run (seed 1) under the
-// opportunist and the oracle, in that order.
+// opportunist and the instant law, in that order.
 func builtinRun(t *testing.T, name string) (*Scenario, *Report) {
 	t.Helper()
 	sc, err := Builtin(name)
@@ -29,7 +29,7 @@ func builtinRun(t *testing.T, name string) (*Scenario, *Report) {
 	if rep, ok := builtinRuns.reports[name]; ok {
 		return sc, rep
 	}
-	rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, Oracle}})
+	rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, InstantLaw}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestSlotsHarvest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sc.Opportunistic[0].Headroom = map[corev1.ResourceName]control.Headroom{corev1.ResourceCPU: {Quantity: 23000}}
+			sc.Opportunistic[0].Scaler.Spec.Headroom = map[corev1.ResourceName]v1alpha1.HeadroomValue{corev1.ResourceCPU: "23"}
 			rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist}})
 			if err != nil {
 				t.Fatal(err)

@@ -2,6 +2,8 @@ package sim
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,15 +16,34 @@ const (
 	Opportunist     = "opportunist"
 	HPASeed         = "hpa-seed"
 	HPAAverageValue = "hpa-averagevalue"
-	Oracle          = "oracle"
+	// InstantLaw is the control law with perfect, instant knowledge and no
+	// stabilisation: one reference harvest is graded by.
+	InstantLaw = "instant-law"
 )
 
 // Strategies lists every strategy, in report order.
-func Strategies() []string { return []string{Opportunist, HPASeed, HPAAverageValue, Oracle} }
+func Strategies() []string { return []string{Opportunist, HPASeed, HPAAverageValue, InstantLaw} }
+
+// renamed says what became of the strategies that were renamed.
+var renamed = map[string]string{
+	"oracle": "it was renamed instant-law (the control law with perfect, instant knowledge, no stabilisation)",
+}
+
+// CheckStrategy returns an error if name is no strategy, saying what became
+// of a renamed one.
+func CheckStrategy(name string) error {
+	if slices.Contains(Strategies(), name) {
+		return nil
+	}
+	if why, ok := renamed[name]; ok {
+		return fmt.Errorf("strategy %q: %s", name, why)
+	}
+	return fmt.Errorf("unknown strategy %q (known: %s)", name, strings.Join(Strategies(), ", "))
+}
 
 // strategy scales the opportunistic ReplicaSets of a world. act runs once a
 // step, after the scenario's events, before the ReplicaSet controller (the
-// oracle's, after the scheduler: it has no latency).
+// instant law's, after the scheduler: it has no latency).
 type strategy interface {
 	act(w *world)
 }
@@ -35,7 +56,7 @@ func newStrategy(name string, sc *Scenario, w *world) (strategy, error) {
 		s := &hpaSeed{}
 		for i := range sc.Opportunistic {
 			o := &sc.Opportunistic[i]
-			target := o.headroomOf(corev1.ResourceCPU, w.allocCPU)
+			target := control.KeptFree(&w.scalers[i], corev1.ResourceCPU, w.allocCPU)
 			if target <= 0 {
 				return nil, fmt.Errorf("strategy %s: opportunistic workload %s keeps no CPU headroom (nor slots that request CPU), and the seed's HPA targets the remaining CPU at the headroom", HPASeed, o.Name)
 			}
@@ -53,10 +74,10 @@ func newStrategy(name string, sc *Scenario, w *world) (strategy, error) {
 			w.opp[i].replicas = max(w.opp[i].replicas, s.hpas[i].min) // an HPA does nothing to a target at 0
 		}
 		return s, nil
-	case Oracle:
-		return &oracle{}, nil
+	case InstantLaw:
+		return &instantLaw{}, nil
 	}
-	return nil, fmt.Errorf("unknown strategy %q", name)
+	return nil, CheckStrategy(name)
 }
 
 // epoch is the simulation's time zero for the control law, which takes
@@ -138,7 +159,7 @@ func (o *opportunist) round(w *world) {
 	scalers := make([]control.Scaler, len(w.opp))
 	for i, rs := range w.opp {
 		key := namespace + "/" + rs.name
-		scalers[i] = o.sc.Opportunistic[i].scaler(key, rs.replicas, counts[key], rs.priority, o.history[key])
+		scalers[i] = o.sc.mustScaler(i, rs.replicas, counts[key], rs.priority, o.history[key])
 	}
 	cluster := control.ClusterOf(w.ledger)
 	cluster.Scoring = o.sc.SchedulerScoring
@@ -169,28 +190,15 @@ func (o *opportunist) round(w *world) {
 // pods a decision yields (internal/controller YieldDeletionCost).
 const yieldDeletionCost = -1000
 
-// scaler is the control law's input for this workload, as internal/controller's
-// toControl builds it from an OpportunisticScaler and its target.
-func (o *OpportunisticWorkload) scaler(key string, current int32, pods control.PodCounts, podPriority int32, history control.History) control.Scaler {
-	return control.Scaler{
-		Key:                      key,
-		Shape:                    o.Shape,
-		Current:                  current,
-		Bound:                    pods.Bound,
-		Stranded:                 pods.Stranded,
-		Min:                      o.MinReplicas,
-		Max:                      o.MaxReplicas,
-		Headroom:                 o.Headroom,
-		TargetUtilizationPercent: o.TargetUtilization,
-		PoolSelector:             o.PoolSelector,
-		Priority:                 o.ScalerPriority,
-		Weight:                   o.Weight,
-		PodPriority:              podPriority,
-		ScaleUp:                  o.ScaleUp,
-		ScaleDown:                o.ScaleDown,
-		Slots:                    o.Slots,
-		History:                  history,
+// mustScaler is Scenario.scaler for a run: the scenario converted when it
+// was loaded and converts the same way now (the conversion is a pure
+// function of what the run does not change).
+func (s *Scenario) mustScaler(i int, current int32, pods control.PodCounts, podPriority int32, history control.History) control.Scaler {
+	out, err := s.scaler(i, current, pods, podPriority, history)
+	if err != nil {
+		panic(fmt.Sprintf("sim: scenario %s changed since it was validated: %v", s.Name, err))
 	}
+	return out
 }
 
 // hpaSeed is the write-up's HPA, one per opportunistic workload: an Object
@@ -249,25 +257,27 @@ func (s *hpaAverageValue) act(w *world) {
 	}
 }
 
-// oracle knows the future and has no latency: at every instant each
-// workload runs the most replicas that fit under the headroom beside the
-// paid pods, as the control law counts them (control.Decide with no
-// stabilisation and nothing of its own in the way, the same headroom slots
-// kept, its replicas placed as the scheduler would). Its pods are virtual:
-// they take no room from paid pods, which it would have let in ahead of time.
-type oracle struct {
+// instantLaw is the control law with perfect, instant knowledge and no
+// stabilisation: at every instant each workload runs the most replicas
+// that fit under the headroom beside the paid pods, as the control law
+// counts them (control.Decide with no stabilisation and nothing of its own
+// in the way, the same headroom slots kept, its replicas placed as the
+// scheduler would). Its pods are virtual: they take no room from paid
+// pods, which it would have let in ahead of time. It grades the law by the
+// law; the packing bound (bound.go) grades it by something else.
+type instantLaw struct {
 	ran  bool
 	seen uint64
 }
 
-func (o *oracle) act(w *world) {
+func (o *instantLaw) act(w *world) {
 	if o.ran && w.version == o.seen {
 		return
 	}
 	o.ran, o.seen = true, w.version
 	scalers := make([]control.Scaler, len(w.opp))
 	for i, rs := range w.opp {
-		s := w.sc.Opportunistic[i].scaler(namespace+"/"+rs.name, 0, control.PodCounts{}, rs.priority, control.History{})
+		s := w.sc.mustScaler(i, 0, control.PodCounts{}, rs.priority, control.History{})
 		s.ScaleUp, s.ScaleDown = control.Behavior{}, control.Behavior{}
 		scalers[i] = s
 	}

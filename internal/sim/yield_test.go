@@ -66,7 +66,7 @@ opportunistic:
 				t.Fatal(err)
 			}
 			r := rep.Results[0]
-			t.Logf("paid pod waited %s at most (%.0f pod-seconds in all), %d scale writes, harvest %.3f of the oracle",
+			t.Logf("paid pod waited %s at most (%.0f pod-seconds in all), %d scale writes, harvest %.3f of the instant law",
 				r.MaxPaidWait, r.PaidPendingPodSeconds, r.ScaleEvents, r.HarvestRatio)
 			// The worker's grace period, one step to see the pending pod and
 			// one to see its marks.
