@@ -274,10 +274,6 @@ func (l *Live) pool(name corev1.ResourceName) LivePool {
 		p.Opportunistic += r.OpportunisticRequested[name]
 		p.Paid += r.Requested[name] - r.OpportunisticRequested[name]
 	}
-	var headroom int64
-	for i := range l.sc.Opportunistic {
-		headroom = max(headroom, control.KeptFree(&l.w.scalers[i], name, p.Allocatable))
-	}
-	p.Line = p.Allocatable - headroom
+	p.Line = p.Allocatable - l.w.keptFree(name, p.Allocatable)
 	return p
 }

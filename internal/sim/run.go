@@ -202,6 +202,9 @@ type outcome struct {
 	result Result
 	series Series
 	err    error
+	// aboveBound counts the steps whose harvest beyond the overshoot
+	// exceeded the packing bound: zero, or the bound is no bound.
+	aboveBound int
 }
 
 // accounting integrates a world's measures over time.
@@ -209,6 +212,7 @@ type accounting struct {
 	harvest, overshoot float64 // milli-core seconds
 	bound              float64 // milli-core seconds
 	packing            packing // the bound's packing of the last change
+	aboveBound         int     // steps whose harvest beyond the overshoot exceeded the bound
 	utilization        float64 // fraction x seconds
 	pending            float64 // paid pod seconds
 	unboundOpp         float64 // opportunistic pod seconds
@@ -298,7 +302,18 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 			r.MaxPaidWait = max(r.MaxPaidWait, sc.Duration-p.created)
 		}
 	}
-	return outcome{result: r, series: Series{Strategy: name, Points: acc.series}}
+	return outcome{result: r, series: Series{Strategy: name, Points: acc.series}, aboveBound: acc.aboveBound}
+}
+
+// keptFree is the room of one resource kept free in a pool of alloc: the
+// largest any workload's scaler keeps (control.KeptFree, as converted by
+// the controller's ToControl). The fill line and the overshoot use it.
+func (w *world) keptFree(name corev1.ResourceName, alloc int64) int64 {
+	var kept int64
+	for i := range w.scalers {
+		kept = max(kept, control.KeptFree(&w.scalers[i], name, alloc))
+	}
+	return kept
 }
 
 // add accounts one step of dt.
@@ -312,16 +327,16 @@ func (a *accounting) add(w *world, dt time.Duration) {
 		}
 		bound = harvest
 	}
-	var headroom, poolHeadroom int64
-	for i := range w.sc.Opportunistic {
-		headroom = max(headroom, control.KeptFree(&w.scalers[i], corev1.ResourceCPU, w.allocCPU))
-		poolHeadroom = max(poolHeadroom, control.KeptFree(&w.scalers[i], corev1.ResourceCPU, w.poolCPU))
-	}
+	headroom, poolHeadroom := w.keptFree(corev1.ResourceCPU, w.allocCPU), w.keptFree(corev1.ResourceCPU, w.poolCPU)
 	allowed := w.poolCPU - poolHeadroom - w.paidPoolCPU
 	over := min(max(harvest-allowed, 0), harvest)
 	a.harvest += float64(harvest) * secs
 	a.overshoot += float64(over) * secs
-	a.bound += float64(min(a.packing.of(w), max(allowed, 0))) * secs
+	ceiling := min(a.packing.of(w), max(allowed, 0)) // the packing bound now
+	a.bound += float64(ceiling) * secs
+	if min(harvest, allowed) > ceiling {
+		a.aboveBound++ // never: bound_test.go
+	}
 	a.pending += float64(w.pendingPaid) * secs
 	a.unboundOpp += float64(len(w.pending)-w.pendingPaid) * secs
 	a.seconds += secs
