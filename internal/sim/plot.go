@@ -97,8 +97,8 @@ type legendEntry struct {
 func panel(r *Report, i int, s Series, top float64) (*plot.Plot, []legendEntry, error) {
 	p := plot.New()
 	res := r.Results[i]
-	p.Title.Text = fmt.Sprintf("%s on %s: harvest %.1f core-h (%.1f%% of the instant law), overshoot %.1f core-h, paid pods waited %.0f s",
-		s.Strategy, r.Scenario, res.HarvestCoreHours, 100*res.HarvestRatio, res.OvershootCoreHours, res.PaidPendingPodSeconds)
+	p.Title.Text = fmt.Sprintf("%s on %s: harvest %.1f core-h (%.1f%% of the instant law, %.1f%% of the bound), overshoot %.1f core-h, paid pods waited %.0f s",
+		s.Strategy, r.Scenario, res.HarvestCoreHours, 100*res.HarvestRatio, 100*res.HarvestOfBound, res.OvershootCoreHours, res.PaidPendingPodSeconds)
 	unit, unitName := time.Hour, "hours"
 	if r.Duration <= 2*time.Hour {
 		unit, unitName = time.Minute, "minutes"

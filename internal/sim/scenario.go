@@ -662,6 +662,9 @@ func convertOpportunistic(c *errs, o *opportunistFile) OpportunisticWorkload {
 	if len(o.Headroom) > 0 {
 		spec.Headroom = map[corev1.ResourceName]v1alpha1.HeadroomValue{}
 	}
+	if len(o.Headroom) > maxHeadroom {
+		c.field(o.pos, "headroom", "%d resources, at most %d", len(o.Headroom), maxHeadroom)
+	}
 	for name, h := range o.Headroom {
 		if errs := validation.IsQualifiedName(name); len(errs) > 0 {
 			c.add(h.line, join(o.path, "headroom."+name), "not a resource name: %s", errs[0])
@@ -685,8 +688,9 @@ func convertOpportunistic(c *errs, o *opportunistFile) OpportunisticWorkload {
 	return out
 }
 
-// Bounds of spec.headroomSlots, as the CRD validates them.
+// Bounds of spec.headroom and spec.headroomSlots, as the CRD validates them.
 const (
+	maxHeadroom  = 16
 	maxSlots     = 8
 	maxSlotCount = 10000
 )

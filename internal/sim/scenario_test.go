@@ -216,6 +216,11 @@ func TestParseScenarioErrors(t *testing.T) {
 			want: []string{`bad.yaml:15: opportunistic[0].headroom.cpu: "120%" is not a percent between 0% and 100%`},
 		},
 		{
+			name: "target utilisation",
+			yaml: strings.Replace(minimal, "  maxReplicas: 10\n", "  maxReplicas: 10\n  targetUtilizationPercent: 87.5\n", 1),
+			want: []string{`bad.yaml:15: opportunistic[0].targetUtilizationPercent: 87.5 is not a whole percent between 1 and 100`},
+		},
+		{
 			name: "no requests",
 			yaml: strings.Replace(minimal, `requests: {cpu: "1"}`, `requests: {}`, 1),
 			want: []string{"bad.yaml:13: opportunistic[0].requests: must request some resource (like cpu: 1): room is counted in replicas of the requests"},
