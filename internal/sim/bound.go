@@ -28,7 +28,7 @@ import (
 // Ready nodes beside the paid pods of that run, so their CPU is at most the
 // packing, and their harvest beyond the overshoot at most the cap: the
 // bound is an upper bound of every strategy's non-overshooting harvest, in
-// its own run (run_test.go checks it on every built-in scenario). It does
+// its own run (bound_test.go checks it at every step of every built-in scenario). It does
 // not call control.Decide.
 
 // boundShape is one opportunistic workload as the bound counts it.

@@ -17,7 +17,7 @@ const (
 	HPASeed         = "hpa-seed"
 	HPAAverageValue = "hpa-averagevalue"
 	// InstantLaw is the control law with perfect, instant knowledge and no
-	// stabilisation: one reference harvest is graded by.
+	// stabilisation: harvest_ratio grades harvest against it.
 	InstantLaw = "instant-law"
 )
 
