@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/opportunist/opportunist/internal/capacity"
 )
 
 // The seed's cluster: 184 cores = 4 x 32 + 2 x 28.
@@ -358,6 +360,36 @@ func TestPercentOf(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := percentOf(tc.v, tc.pct); got != tc.want {
 				t.Errorf("percentOf(%d, %v) = %d, want %d", tc.v, tc.pct, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHeadroomOfAndKeptFree(t *testing.T) {
+	slot := func(cpu int64, count int32) Slot {
+		return Slot{Name: "s", Shape: capacity.Shape{Requests: capacity.Resources{corev1.ResourceCPU: cpu, corev1.ResourcePods: 1}}, Count: count}
+	}
+	tests := []struct {
+		name          string
+		s             Scaler
+		alloc         int64
+		headroom, kep int64
+	}{
+		{name: "quantity", s: Scaler{Headroom: map[corev1.ResourceName]Headroom{"cpu": {Quantity: 30000}}}, alloc: 184000, headroom: 30000, kep: 30000},
+		{name: "the larger of quantity and percent", s: Scaler{Headroom: map[corev1.ResourceName]Headroom{"cpu": {Quantity: 1000, Percent: 1.1}}}, alloc: 184000, headroom: 2024, kep: 2024},
+		{name: "target utilisation for a resource without headroom", s: Scaler{TargetUtilizationPercent: 85}, alloc: 184000, headroom: 27600, kep: 27600},
+		{name: "headroom wins over target utilisation", s: Scaler{Headroom: map[corev1.ResourceName]Headroom{"cpu": {Quantity: 0}}, TargetUtilizationPercent: 50}, alloc: 100, headroom: 0, kep: 0},
+		{name: "slots count as a sum when larger", s: Scaler{Headroom: map[corev1.ResourceName]Headroom{"cpu": {Quantity: 10000}}, Slots: []Slot{slot(4000, 4), slot(6000, 1)}}, alloc: 184000, headroom: 10000, kep: 22000},
+		{name: "slots under the headroom change nothing", s: Scaler{Headroom: map[corev1.ResourceName]Headroom{"cpu": {Quantity: 30000}}, Slots: []Slot{slot(4000, 4)}}, alloc: 184000, headroom: 30000, kep: 30000},
+		{name: "nothing kept", s: Scaler{}, alloc: 184000, headroom: 0, kep: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := HeadroomOf(&tc.s, corev1.ResourceCPU, tc.alloc); got != tc.headroom {
+				t.Errorf("HeadroomOf = %d, want %d", got, tc.headroom)
+			}
+			if got := KeptFree(&tc.s, corev1.ResourceCPU, tc.alloc); got != tc.kep {
+				t.Errorf("KeptFree = %d, want %d", got, tc.kep)
 			}
 		})
 	}
