@@ -796,16 +796,11 @@ func (s *Scenario) paidShape(_ string, ref autoscalingv2.CrossVersionObjectRefer
 }
 
 // restingScalers converts every workload's scaler at rest (no replicas, no
-// history): what does not change in a run, its pool and its headroom. The
-// scenario was converted the same way when it was loaded, so this cannot
-// fail unless it was changed since.
+// history): what does not change in a run, its pool and its headroom.
 func (s *Scenario) restingScalers() []control.Scaler {
 	out := make([]control.Scaler, len(s.Opportunistic))
 	for i := range s.Opportunistic {
-		var err error
-		if out[i], err = s.scaler(i, 0, control.PodCounts{}, 0, control.History{}); err != nil {
-			panic(fmt.Sprintf("sim: scenario %s changed since it was validated: %v", s.Name, err))
-		}
+		out[i] = s.mustScaler(i, 0, control.PodCounts{}, 0, control.History{})
 	}
 	return out
 }
