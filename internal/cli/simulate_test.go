@@ -2,8 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -105,8 +107,60 @@ opportunistic:
 	}
 	// From 0 the oracle fills the room; the trace then moves web 2 -> 6 -> 1:
 	// down, then up.
-	if !strings.HasSuffix(lines[2], ",3,2") {
+	header, oracle := strings.Split(lines[0], ","), strings.Split(lines[2], ",")
+	col := func(name string) string {
+		if i := slices.Index(header, name); i >= 0 && i < len(oracle) {
+			return oracle[i]
+		}
+		return "(no column " + name + ")"
+	}
+	if col("scale_events") != "3" || col("direction_changes") != "2" {
 		t.Errorf("oracle row %q, want 3 scale events and 2 direction changes", lines[2])
+	}
+}
+
+// TestSimulateCSVColumnsAreJSONFields: CSV carries every JSON field, in the
+// same order, after its scenario column.
+func TestSimulateCSVColumnsAreJSONFields(t *testing.T) {
+	args := []string{"simulate", "--scenario", "seed-burst", "--strategy", "opportunist"}
+	js, err := execute(t, append(args, "--format", "json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csvOut, err := execute(t, append(args, "--format", "csv")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Results []json.RawMessage `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(js), &doc); err != nil || len(doc.Results) != 1 {
+		t.Fatalf("JSON %q: %v", js, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(doc.Results[0]))
+	var keys []string
+	if _, err := dec.Token(); err != nil { // {
+		t.Fatal(err)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	header, _, _ := strings.Cut(csvOut, "\n")
+	if want := strings.Join(append([]string{"scenario"}, keys...), ","); header != want {
+		t.Errorf("CSV header\n%s\nwant the JSON fields\n%s", header, want)
+	}
+	for _, k := range []string{"longest_paid_wait_seconds", "unschedulable_pod_hours"} {
+		if !slices.Contains(keys, k) {
+			t.Errorf("JSON has no %s (the table shows it)", k)
+		}
 	}
 }
 

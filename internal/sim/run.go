@@ -49,6 +49,8 @@ type Result struct {
 	// PaidPendingPodSeconds: seconds paid pods spent unbound (their start-up
 	// delay runs from binding, so all of it is waiting beyond it).
 	PaidPendingPodSeconds float64 `json:"paid_pending_pod_seconds"`
+	// LongestPaidWaitSeconds is MaxPaidWait in seconds, for JSON and CSV.
+	LongestPaidWaitSeconds float64 `json:"longest_paid_wait_seconds"`
 	// ScaleEvents: writes of the opportunistic workloads' replica counts.
 	ScaleEvents int `json:"scale_events"`
 	// DirectionChanges: writes that reversed the direction of the previous one.
@@ -59,7 +61,7 @@ type Result struct {
 	// UnboundOpportunisticPodHours counts opportunistic pods that exist but
 	// fit nowhere: no harvest, and on a real cluster a cue for the
 	// cluster-autoscaler to buy nodes.
-	UnboundOpportunisticPodHours float64 `json:"-"`
+	UnboundOpportunisticPodHours float64 `json:"unschedulable_pod_hours"`
 }
 
 // Series is a strategy's CPU requests over time, in cores, sampled evenly.
@@ -141,6 +143,7 @@ func (r Result) rounded() Result {
 	r.MeanUtilization = round(r.MeanUtilization, 4)
 	r.OvershootCoreHours = round(r.OvershootCoreHours, 3)
 	r.PaidPendingPodSeconds = round(r.PaidPendingPodSeconds, 1)
+	r.LongestPaidWaitSeconds = round(r.MaxPaidWait.Seconds(), 1)
 	r.UnboundOpportunisticPodHours = round(r.UnboundOpportunisticPodHours, 2)
 	return r
 }
