@@ -99,8 +99,11 @@ func ParseTrace(file string, data []byte) (*Trace, error) {
 		}
 		t.rows[name] = append(t.rows[name], row)
 	}
-	if header {
+	switch {
+	case header:
 		c.add(0, "", "the file is empty: want the header %q", traceHeader)
+	case len(t.order) == 0 && len(c.list) == 0:
+		c.add(0, "", "no rows after the header: add one row per change, like 0,web,2 (from 0 s, paid workload web wants 2 replicas)")
 	}
 	if err := c.err(); err != nil {
 		return nil, err
@@ -132,6 +135,16 @@ func (s *Scenario) ApplyTrace(t *Trace) error {
 				known[i] = s.Paid[i].Name
 			}
 			c.add(t.rows[name][0].line, "name", "%q is not a paid workload of scenario %s (paid: %s)", name, s.Name, strings.Join(known, ", "))
+		}
+	}
+	if s.Duration > 0 {
+		for _, name := range t.order {
+			for _, r := range t.rows[name] {
+				if r.at >= s.Duration {
+					c.add(r.line, "time_s", "%s s is not before the end of scenario %s (duration %s, %s s): the row would never apply; drop it or lengthen the scenario's duration",
+						strconv.FormatFloat(r.at.Seconds(), 'f', -1, 64), s.Name, s.Duration, strconv.FormatFloat(s.Duration.Seconds(), 'f', -1, 64))
+				}
+			}
 		}
 	}
 	if err := c.err(); err != nil {
