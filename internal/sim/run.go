@@ -100,6 +100,9 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 		}
 	}
 	load := loadEvents(sc, opts.Seed)
+	if err := checkPeak(sc, load); err != nil {
+		return nil, err
+	}
 	run := names
 	if !slices.Contains(run, Oracle) {
 		run = append(slices.Clone(run), Oracle)

@@ -441,6 +441,7 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 	}
 	s.HPASeed = convertHPA(c, &f.HPA.Seed, "hpa.seed", seedHPA)
 	s.HPAAverageValue = convertHPA(c, &f.HPA.AverageValue, "hpa.averageValue", averageValueHPA)
+	checkLimits(c, f, s)
 	return s
 }
 

@@ -147,6 +147,7 @@ func (s *Scenario) ApplyTrace(t *Trace) error {
 			}
 		}
 	}
+	s.checkTracePods(c, t)
 	if err := c.err(); err != nil {
 		return err
 	}
@@ -159,4 +160,34 @@ func (s *Scenario) ApplyTrace(t *Trace) error {
 		p.Load = Load{Replicas: p.Load.Replicas, Steps: steps, Traced: true}
 	}
 	return nil
+}
+
+// checkTracePods reports the trace row that takes the pods the scenario asks
+// for at once past the simulator's limit.
+func (s *Scenario) checkTracePods(c *errs, t *Trace) {
+	var total int64
+	var top traceRow
+	for i := range s.Paid {
+		p := &s.Paid[i]
+		rows, traced := t.rows[p.Name]
+		if !traced {
+			total += p.Load.peak()
+			continue
+		}
+		pk := int64(p.Load.Replicas)
+		for _, r := range rows {
+			pk = max(pk, int64(r.replicas))
+			if r.replicas > top.replicas {
+				top = r
+			}
+		}
+		total += pk
+	}
+	for i := range s.Opportunistic {
+		total += int64(max(s.Opportunistic[i].MaxReplicas, s.Opportunistic[i].Replicas))
+	}
+	if total > maxPods && top.line > 0 {
+		c.add(top.line, "replicas", "%d pods, %d with the other workloads at their peaks: more than the simulator's limit of %d pods in total (%s): lower it",
+			top.replicas, total, maxPods, envelope)
+	}
 }
