@@ -83,8 +83,8 @@ type replicaSet struct {
 	cpu      int64
 	priority int32
 	// preempts: the scheduler may preempt lower-priority pods for this
-	// ReplicaSet's pods (paid pods with PriorityClasses on); opportunistic
-	// pods never preempt (preemptionPolicy: Never).
+	// ReplicaSet's pods (PriorityClasses on, and a preemptionPolicy of
+	// PreemptLowerPriority: Pods.Preempts).
 	preempts bool
 	eligible []bool // by node: taints, selector and affinity allow it
 	inPool   bool   // a paid set that may run on a node of the opportunistic pool
@@ -180,7 +180,7 @@ func (w *world) newSet(name string, p Pods, paid bool) *replicaSet {
 	rs := &replicaSet{name: name, paid: paid, pods: p, labels: map[string]string{"app": name}, cpu: p.Shape.Requests[corev1.ResourceCPU]}
 	if w.priorities {
 		rs.priority = p.Priority
-		rs.preempts = paid
+		rs.preempts = p.Preempts
 	}
 	// A node is eligible when its taints, the pods' node selector and
 	// affinity allow it, whatever its room: the rule of the control law's
@@ -201,7 +201,8 @@ func (w *world) ledgerPod(p *pod) capacity.Pod {
 	if p.node >= 0 {
 		out.NodeName = w.nodes[p.node].name
 	} else {
-		out.Scheduling = &capacity.Scheduling{NodeSelector: p.rs.pods.Shape.NodeSelector, Tolerations: p.rs.pods.Shape.Tolerations}
+		out.Scheduling = &capacity.Scheduling{NodeSelector: p.rs.pods.Shape.NodeSelector, Affinity: p.rs.pods.Shape.Affinity,
+			Tolerations: p.rs.pods.Shape.Tolerations, NeverPreempts: !p.rs.preempts}
 	}
 	return out
 }

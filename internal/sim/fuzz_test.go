@@ -105,6 +105,13 @@ func FuzzScenario(f *testing.F) {
 	f.Add(minimal + "  headroomSlots: [{shapeFrom: web, count: 4}, {name: big, requests: {cpu: \"6\"}, count: 1}]\nschedulerScoring: MostAllocated\n")
 	f.Add(minimal + "  headroomSlots: [{shapeFrom: web, requests: {}, count: 0}, {name: web, count: 10001}]\n")
 	f.Add("duration: 1e300\n")
+	f.Add(strings.Replace(minimal, `  requests: {cpu: "2"}`, `  containers: [{name: app, resources: {requests: {cpu: "1"}, limits: {memory: 1Gi}}}]
+  initContainers: [{restartPolicy: Always, resources: {requests: {cpu: 500m}}}, {resources: {requests: {cpu: "4"}}}]
+  overhead: {cpu: 100m}
+  priorityClassName: high
+  affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: a, operator: In, values: [b]}]}]},
+    preferredDuringSchedulingIgnoredDuringExecution: [{weight: 5, preference: {matchFields: [{key: metadata.name, operator: NotIn, values: [n-1]}]}}]}}`, 1) +
+		"priorityClasses: [{name: high, value: 1000}, {name: low, value: -5, preemptionPolicy: Never, globalDefault: true}]\n")
 	f.Add(strings.Replace(minimal, "  replicas: 1\n", "  replicas: 2000000000\n", 1))
 	f.Add("{")
 	f.Add("")

@@ -60,6 +60,9 @@ type Pods struct {
 	Shape capacity.Shape
 	// Priority is the pods' PriorityClass value (used only with PriorityClasses on).
 	Priority int32
+	// Preempts: with PriorityClasses on, the scheduler may preempt
+	// lower-priority pods for these (preemptionPolicy PreemptLowerPriority).
+	Preempts bool
 	// Startup is the time from binding to Ready.
 	Startup time.Duration
 	// Grace is the termination grace period: a deleted pod holds its room that long.
@@ -166,18 +169,18 @@ const (
 
 type scenarioFile struct {
 	pos
-	Name             string            `yaml:"name"`
-	Description      string            `yaml:"description"`
-	Duration         duration          `yaml:"duration"`
-	Step             duration          `yaml:"step"`
-	PriorityClasses  bool              `yaml:"priorityClasses"`
-	RoundInterval    duration          `yaml:"roundInterval"`
-	SchedulerScoring string            `yaml:"schedulerScoring"`
-	Trace            string            `yaml:"trace"`
-	NodeGroups       []nodeGroupFile   `yaml:"nodeGroups"`
-	Paid             []paidFile        `yaml:"paid"`
-	NodeEvents       []nodeEventFile   `yaml:"nodeEvents"`
-	Opportunistic    []opportunistFile `yaml:"opportunistic"`
+	Name             string              `yaml:"name"`
+	Description      string              `yaml:"description"`
+	Duration         duration            `yaml:"duration"`
+	Step             duration            `yaml:"step"`
+	PriorityClasses  priorityClassesFile `yaml:"priorityClasses"`
+	RoundInterval    duration            `yaml:"roundInterval"`
+	SchedulerScoring string              `yaml:"schedulerScoring"`
+	Trace            string              `yaml:"trace"`
+	NodeGroups       []nodeGroupFile     `yaml:"nodeGroups"`
+	Paid             []paidFile          `yaml:"paid"`
+	NodeEvents       []nodeEventFile     `yaml:"nodeEvents"`
+	Opportunistic    []opportunistFile   `yaml:"opportunistic"`
 	HPA              struct {
 		Seed         hpaFile `yaml:"seed"`
 		AverageValue hpaFile `yaml:"averageValue"`
@@ -210,17 +213,22 @@ type tolerationFile struct {
 
 type paidFile struct {
 	pos
-	Name         string              `yaml:"name"`
-	Requests     map[string]quantity `yaml:"requests"`
-	Priority     int32               `yaml:"priority"`
-	NodeSelector map[string]string   `yaml:"nodeSelector"`
-	Tolerations  []tolerationFile    `yaml:"tolerations"`
-	Startup      duration            `yaml:"startup"`
-	Grace        duration            `yaml:"terminationGracePeriod"`
-	Replicas     int32               `yaml:"replicas"`
-	Steps        []stepFile          `yaml:"steps"`
-	RepeatEvery  duration            `yaml:"repeatEvery"`
-	Noise        *struct {
+	Name              string              `yaml:"name"`
+	Requests          map[string]quantity `yaml:"requests"`
+	Containers        []containerFile     `yaml:"containers"`
+	InitContainers    []containerFile     `yaml:"initContainers"`
+	Overhead          map[string]quantity `yaml:"overhead"`
+	Priority          int32               `yaml:"priority"`
+	PriorityClassName string              `yaml:"priorityClassName"`
+	NodeSelector      map[string]string   `yaml:"nodeSelector"`
+	Tolerations       []tolerationFile    `yaml:"tolerations"`
+	Affinity          *affinityFile       `yaml:"affinity"`
+	Startup           duration            `yaml:"startup"`
+	Grace             duration            `yaml:"terminationGracePeriod"`
+	Replicas          int32               `yaml:"replicas"`
+	Steps             []stepFile          `yaml:"steps"`
+	RepeatEvery       duration            `yaml:"repeatEvery"`
+	Noise             *struct {
 		pos
 		Every    duration `yaml:"every"`
 		Replicas int32    `yaml:"replicas"`
@@ -251,9 +259,14 @@ type opportunistFile struct {
 	pos
 	Name                     string                   `yaml:"name"`
 	Requests                 map[string]quantity      `yaml:"requests"`
+	Containers               []containerFile          `yaml:"containers"`
+	InitContainers           []containerFile          `yaml:"initContainers"`
+	Overhead                 map[string]quantity      `yaml:"overhead"`
 	Priority                 int32                    `yaml:"priority"`
+	PriorityClassName        string                   `yaml:"priorityClassName"`
 	NodeSelector             map[string]string        `yaml:"nodeSelector"`
 	Tolerations              []tolerationFile         `yaml:"tolerations"`
+	Affinity                 *affinityFile            `yaml:"affinity"`
 	Startup                  duration                 `yaml:"startup"`
 	Grace                    duration                 `yaml:"terminationGracePeriod"`
 	Replicas                 *int32                   `yaml:"replicas"`
@@ -355,7 +368,7 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		Description:     strings.TrimSpace(f.Description),
 		Duration:        f.Duration.Duration,
 		Step:            f.Step.or(defaultStep),
-		PriorityClasses: f.PriorityClasses,
+		PriorityClasses: f.PriorityClasses.on,
 		RoundInterval:   f.RoundInterval.or(defaultRoundInterval),
 	}
 	if sc, err := capacity.ParseScoring(f.SchedulerScoring); err != nil {
@@ -396,10 +409,13 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		groups[g.Name] = g.Count
 		s.NodeGroups = append(s.NodeGroups, convertGroup(c, g))
 	}
+	prio := convertPriorityClasses(c, f)
 	for i := range f.Paid {
 		p := &f.Paid[i]
 		checkName(p.pos, p.Name)
-		s.Paid = append(s.Paid, convertPaid(c, p, s.Duration))
+		w := convertPaid(c, p, s.Duration)
+		w.Priority, w.Preempts = prio.resolve(c, p.podFields(), true)
+		s.Paid = append(s.Paid, w)
 	}
 	for i := range f.NodeEvents {
 		e := &f.NodeEvents[i]
@@ -436,6 +452,7 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		o := &f.Opportunistic[i]
 		checkName(o.pos, o.Name)
 		w := convertOpportunistic(c, o)
+		w.Priority, w.Preempts = prio.resolve(c, o.podFields(), false)
 		w.Slots = convertSlots(c, o, s)
 		s.Opportunistic = append(s.Opportunistic, w)
 	}
@@ -496,59 +513,22 @@ func resources(c *errs, p pos, field string, in map[string]quantity) capacity.Re
 	return capacity.FromResourceList(list)
 }
 
-func convertPods(c *errs, p pos, requests map[string]quantity, priority int32, selector map[string]string, tols []tolerationFile, startup, grace duration) Pods {
-	spec := &corev1.PodSpec{
-		NodeSelector: selector,
-		Containers:   []corev1.Container{{Name: "main"}},
-	}
-	reqs := resources(c, p, "requests", requests)
-	spec.Containers[0].Resources.Requests = corev1.ResourceList{}
-	for name, q := range requests {
-		if _, ok := reqs[corev1.ResourceName(name)]; ok {
-			spec.Containers[0].Resources.Requests[corev1.ResourceName(name)] = q.Quantity
-		}
-	}
-	nonZero := false
-	for name, v := range reqs {
-		if name != corev1.ResourcePods && v > 0 {
-			nonZero = true
-		}
-	}
-	if !nonZero {
-		c.field(p, "requests", "must request some resource (like cpu: 1): room is counted in replicas of the requests")
-	}
-	for i := range tols {
-		t := &tols[i]
-		op := corev1.TolerationOperator(t.Operator)
-		switch op {
-		case "", corev1.TolerationOpEqual:
-			op = corev1.TolerationOpEqual
-		case corev1.TolerationOpExists:
-			if t.Value != "" {
-				c.field(t.pos, "value", "must be empty with operator Exists")
-			}
-		default:
-			c.field(t.pos, "operator", "%q must be Equal or Exists", t.Operator)
-		}
-		switch corev1.TaintEffect(t.Effect) {
-		case "", corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
-		default:
-			c.field(t.pos, "effect", "%q must be NoSchedule, PreferNoSchedule, NoExecute or empty (all)", t.Effect)
-		}
-		spec.Tolerations = append(spec.Tolerations, corev1.Toleration{Key: t.Key, Operator: op, Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
-	}
-	return Pods{
-		Shape:    capacity.ShapeOf(spec),
-		Priority: priority,
-		Startup:  startup.or(defaultStartup),
-		Grace:    grace.or(defaultGrace),
-	}
+func (p *paidFile) podFields() podFields {
+	return podFields{pos: p.pos, Requests: p.Requests, Containers: p.Containers, InitContainers: p.InitContainers, Overhead: p.Overhead,
+		NodeSelector: p.NodeSelector, Tolerations: p.Tolerations, Affinity: p.Affinity, Startup: p.Startup, Grace: p.Grace,
+		Priority: p.Priority, PriorityClassName: p.PriorityClassName}
+}
+
+func (o *opportunistFile) podFields() podFields {
+	return podFields{pos: o.pos, Requests: o.Requests, Containers: o.Containers, InitContainers: o.InitContainers, Overhead: o.Overhead,
+		NodeSelector: o.NodeSelector, Tolerations: o.Tolerations, Affinity: o.Affinity, Startup: o.Startup, Grace: o.Grace,
+		Priority: o.Priority, PriorityClassName: o.PriorityClassName}
 }
 
 func convertPaid(c *errs, p *paidFile, total time.Duration) PaidWorkload {
 	out := PaidWorkload{
 		Name: p.Name,
-		Pods: convertPods(c, p.pos, p.Requests, p.Priority, p.NodeSelector, p.Tolerations, p.Startup, p.Grace),
+		Pods: convertPods(c, p.podFields()),
 		Load: Load{Replicas: p.Replicas, RepeatEvery: p.RepeatEvery.Duration},
 	}
 	if p.Replicas < 0 {
@@ -602,7 +582,7 @@ func convertPaid(c *errs, p *paidFile, total time.Duration) PaidWorkload {
 func convertOpportunistic(c *errs, o *opportunistFile) OpportunisticWorkload {
 	out := OpportunisticWorkload{
 		Name:              o.Name,
-		Pods:              convertPods(c, o.pos, o.Requests, o.Priority, o.NodeSelector, o.Tolerations, o.Startup, o.Grace),
+		Pods:              convertPods(c, o.podFields()),
 		MinReplicas:       o.MinReplicas,
 		MaxReplicas:       o.MaxReplicas,
 		Headroom:          map[corev1.ResourceName]control.Headroom{},
@@ -690,7 +670,7 @@ func convertSlots(c *errs, o *opportunistFile, s *Scenario) []control.Slot {
 				c.field(f.pos, "shapeFrom", "no paid workload is named %q (paid: %s)", f.ShapeFrom, paidNames(s.Paid))
 			}
 		case f.Requests != nil:
-			slot.Shape = convertPods(c, f.pos, f.Requests, 0, nil, nil, duration{}, duration{}).Shape
+			slot.Shape = convertPods(c, podFields{pos: f.pos, Requests: f.Requests}).Shape
 		default:
 			c.field(f.pos, "shapeFrom", "set shapeFrom (the name of a paid workload) or requests (like {cpu: \"4\"})")
 		}

@@ -169,7 +169,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{
 			name: "unknown field",
 			yaml: strings.Replace(minimal, "  replicas: 1\n", "  replica: 1\n", 1),
-			want: []string{"bad.yaml:10: paid[0].replica: unknown field (known: name, requests, priority, nodeSelector, tolerations, startup, terminationGracePeriod, replicas, steps, repeatEvery, noise, bursts)"},
+			want: []string{"bad.yaml:10: paid[0].replica: unknown field (known: name, requests, containers, initContainers, overhead, priority, priorityClassName, nodeSelector, tolerations, affinity, startup, terminationGracePeriod, replicas, steps, repeatEvery, noise, bursts)"},
 		},
 		{
 			name: "bad quantity",
