@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"fmt"
 	"math"
 	"slices"
@@ -242,13 +241,7 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 	apply()
 	w.reconcileSets()
 	w.schedulePending()
-	for len(w.timers) > 0 {
-		if t := heap.Pop(&w.timers).(timer); t.ready {
-			w.setReady(t.pod)
-		} else {
-			w.removePod(t.pod)
-		}
-	}
+	w.settle()
 	w.schedulePending()
 
 	oracle := name == Oracle

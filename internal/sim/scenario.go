@@ -29,6 +29,11 @@ type Scenario struct {
 	// preempts lower-priority pods for higher ones. Off: every pod has
 	// priority 0 and nothing is preempted.
 	PriorityClasses bool
+	// PodEvictionTimeout is how long pods stay on a node that went down
+	// (NotReady, not Ready themselves, still counted by their ReplicaSets)
+	// before they are evicted and replaced: the default
+	// tolerationSeconds of the not-ready and unreachable taints.
+	PodEvictionTimeout time.Duration
 	// RoundInterval is the opportunist controller's --round-interval: the
 	// longest time between two rounds when nothing changes.
 	RoundInterval time.Duration
@@ -109,7 +114,9 @@ type Bursts struct {
 }
 
 // NodeEvent takes Count nodes of a group down (or brings them back) at At.
-// Pods on a node that goes down are lost at once; their ReplicaSets replace them.
+// Pods on a node that goes down stay there, not Ready, for the scenario's
+// PodEvictionTimeout; then they are evicted and their ReplicaSets replace
+// them. A node back before that finds its pods Ready again.
 type NodeEvent struct {
 	At    time.Duration
 	Group string
@@ -165,6 +172,10 @@ const (
 	defaultPeriod        = 15 * time.Second
 )
 
+// defaultPodEvictionTimeout is the DefaultTolerationSeconds admission
+// plugin's 300 s for node.kubernetes.io/not-ready and unreachable.
+const defaultPodEvictionTimeout = 300 * time.Second
+
 // ---- the file format ----
 
 type scenarioFile struct {
@@ -185,6 +196,8 @@ type scenarioFile struct {
 		Seed         hpaFile `yaml:"seed"`
 		AverageValue hpaFile `yaml:"averageValue"`
 	} `yaml:"hpa"`
+
+	PodEvictionTimeout duration `yaml:"podEvictionTimeout"`
 }
 
 type nodeGroupFile struct {
@@ -371,6 +384,7 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		PriorityClasses: f.PriorityClasses.on,
 		RoundInterval:   f.RoundInterval.or(defaultRoundInterval),
 	}
+	s.PodEvictionTimeout = f.PodEvictionTimeout.or(defaultPodEvictionTimeout)
 	if sc, err := capacity.ParseScoring(f.SchedulerScoring); err != nil {
 		c.field(f.pos, "schedulerScoring", "%q is not LeastAllocated (the scheduler's default) or MostAllocated", f.SchedulerScoring)
 	} else {

@@ -255,7 +255,7 @@ func TestParseScenarioErrors(t *testing.T) {
 			yaml: "duration: 0s\nstep: -1s\nnodeGroups: []\nopportunistic: []\nsurprise: 1\n",
 			want: []string{
 				`bad.yaml:2: step: "-1s" is negative`,
-				"bad.yaml:5: surprise: unknown field (known: name, description, duration, step, priorityClasses, roundInterval, schedulerScoring, trace, nodeGroups, paid, nodeEvents, opportunistic, hpa)",
+				"bad.yaml:5: surprise: unknown field (known: name, description, duration, step, priorityClasses, roundInterval, schedulerScoring, trace, nodeGroups, paid, nodeEvents, opportunistic, hpa, podEvictionTimeout)",
 			},
 		},
 		{
