@@ -170,6 +170,11 @@ func TestSimulateErrors(t *testing.T) {
 	writeFile(t, bad, "duration: 1h\nnodeGroups:\n- {name: n, count: 1, allocatable: {cpu: lots}}\n")
 	badTrace := filepath.Join(dir, "bad.csv")
 	writeFile(t, badTrace, "time_s,name,replicas\n0,other-services,many\n")
+	huge := filepath.Join(dir, "huge.yaml")
+	writeFile(t, huge, "duration: 1h\nnodeGroups: [{name: n, count: 1, allocatable: {cpu: \"8\"}}]\npaid: [{name: web, requests: {cpu: \"1\"}, replicas: 2000000000}]\n"+
+		"opportunistic: [{name: w, requests: {cpu: \"1\"}, maxReplicas: 5}]\n")
+	headerOnly := filepath.Join(dir, "header.csv")
+	writeFile(t, headerOnly, "time_s,name,replicas\n")
 	unknownTrace := filepath.Join(dir, "unknown.csv")
 	writeFile(t, unknownTrace, "time_s,name,replicas\n0,checkout,3\n")
 	tests := []struct {
@@ -179,6 +184,8 @@ func TestSimulateErrors(t *testing.T) {
 		{[]string{"simulate", "--scenario-file", bad}, bad + `:3: nodeGroups[0].allocatable.cpu: "lots" is not a quantity (like 4, 500m or 80Gi)`},
 		{[]string{"simulate", "--scenario", "seed-burst", "--trace", badTrace}, badTrace + `:2: replicas: "many" is not a whole number of replicas, 0 or more`},
 		{[]string{"simulate", "--scenario", "seed-burst", "--trace", unknownTrace}, unknownTrace + `:2: name: "checkout" is not a paid workload of scenario seed-burst (paid: other-services, sample-metrics-app)`},
+		{[]string{"simulate", "--scenario-file", huge}, huge + ":3: paid[0].replicas: 2000000000 replicas make 2000000005 pods in total with the other workloads at their peaks, more than the simulator's limit of 300000"},
+		{[]string{"simulate", "--scenario", "seed-burst", "--trace", headerOnly}, headerOnly + ": no rows after the header"},
 		{[]string{"simulate", "--scenario-file", filepath.Join(dir, "none.yaml")}, "reading scenario: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
 		{[]string{"simulate", "--scenario", "seed-burst", "--plot", filepath.Join(dir, "no", "dir", "p.svg")}, "writing the plot: open " + filepath.Join(dir, "no", "dir", "p.svg")},
 		{[]string{"simulate", "--scenario", "seed-burst", "--seed", "-1"}, `invalid argument "-1" for "--seed" flag`},

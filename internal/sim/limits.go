@@ -82,7 +82,7 @@ func checkLimits(c *errs, f *scenarioFile, s *Scenario) {
 				top = pk
 			}
 		}
-		c.field(top.pos, top.field, "%d pods, %d with the other workloads at their peaks: more than the simulator's limit of %d pods in total (%s): lower it", top.pods, total, maxPods, envelope)
+		c.field(top.pos, top.field, "%d replicas make %d pods in total with the other workloads at their peaks, more than the simulator's limit of %d (%s): lower it", top.pods, total, maxPods, envelope)
 	}
 
 	if s.Duration <= 0 || s.Step <= 0 {

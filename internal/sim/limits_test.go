@@ -36,17 +36,17 @@ func TestScenarioLimits(t *testing.T) {
 		{
 			name: "two billion paid replicas",
 			yaml: strings.Replace(minimal, "  replicas: 1\n", "  replicas: 2000000000\n", 1),
-			want: []string{"bad.yaml:10: paid[0].replicas: 2000000000 pods, 2000000010 with the other workloads at their peaks: more than the simulator's limit of 300000 pods in total (twice Kubernetes' scalability envelope of 5000 nodes and 150000 pods): lower it"},
+			want: []string{"bad.yaml:10: paid[0].replicas: 2000000000 replicas make 2000000010 pods in total with the other workloads at their peaks, more than the simulator's limit of 300000 (twice Kubernetes' scalability envelope of 5000 nodes and 150000 pods): lower it"},
 		},
 		{
 			name: "a step, noise and a burst",
 			yaml: strings.Replace(minimal, "  replicas: 1\n", "  replicas: 1\n  steps: [{at: 10m, replicas: 299980}]\n  noise: {every: 5m, replicas: 5}\n  bursts: {meanInterval: 10m, duration: 1m, replicas: 6}\n", 1),
-			want: []string{"bad.yaml:11: paid[0].steps[0].replicas: 299991 pods, 300001 with the other workloads at their peaks: more than the simulator's limit of 300000 pods in total (twice Kubernetes' scalability envelope of 5000 nodes and 150000 pods): lower it"},
+			want: []string{"bad.yaml:11: paid[0].steps[0].replicas: 299991 replicas make 300001 pods in total with the other workloads at their peaks, more than the simulator's limit of 300000 (twice Kubernetes' scalability envelope of 5000 nodes and 150000 pods): lower it"},
 		},
 		{
 			name: "opportunistic max",
 			yaml: strings.Replace(minimal, "maxReplicas: 10", "maxReplicas: 2147483647", 1),
-			want: []string{"bad.yaml:14: opportunistic[0].maxReplicas: 2147483647 pods, 2147483648 with the other workloads at their peaks: more than the simulator's limit of 300000 pods in total (twice Kubernetes' scalability envelope of 5000 nodes and 150000 pods): lower it"},
+			want: []string{"bad.yaml:14: opportunistic[0].maxReplicas: 2147483647 replicas make 2147483648 pods in total with the other workloads at their peaks, more than the simulator's limit of 300000 (twice Kubernetes' scalability envelope of 5000 nodes and 150000 pods): lower it"},
 		},
 		{
 			name: "nodes",
@@ -76,7 +76,7 @@ func TestTraceLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkErrors(t, sc.ApplyTrace(tr), "t.csv:3: replicas: 2000000000 pods, 2000000010 with the other workloads at their peaks: more than the simulator's limit of 300000 pods in total (twice Kubernetes' scalability envelope of 5000 nodes and 150000 pods): lower it")
+	checkErrors(t, sc.ApplyTrace(tr), "t.csv:3: replicas: 2000000000 replicas make 2000000010 pods in total with the other workloads at their peaks, more than the simulator's limit of 300000 (twice Kubernetes' scalability envelope of 5000 nodes and 150000 pods): lower it")
 }
 
 func TestRunChecksOverlappingBursts(t *testing.T) {

@@ -187,7 +187,7 @@ func (s *Scenario) checkTracePods(c *errs, t *Trace) {
 		total += int64(max(s.Opportunistic[i].MaxReplicas, s.Opportunistic[i].Replicas))
 	}
 	if total > maxPods && top.line > 0 {
-		c.add(top.line, "replicas", "%d pods, %d with the other workloads at their peaks: more than the simulator's limit of %d pods in total (%s): lower it",
+		c.add(top.line, "replicas", "%d replicas make %d pods in total with the other workloads at their peaks, more than the simulator's limit of %d (%s): lower it",
 			top.replicas, total, maxPods, envelope)
 	}
 }
