@@ -173,9 +173,23 @@ func convertPods(c *errs, f podFields) Pods {
 	if f.Overhead != nil {
 		spec.Overhead = resourceList(c, p, "overhead", f.Overhead)
 	}
+	for k, v := range f.NodeSelector {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			c.field(p, "nodeSelector."+k, "not a valid label key: %s", errs[0])
+		} else if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			c.field(p, "nodeSelector."+k, "not a valid label value: %s", errs[0])
+		}
+	}
 	for i := range f.Tolerations {
 		t := &f.Tolerations[i]
 		op := corev1.TolerationOperator(t.Operator)
+		if t.Key != "" {
+			if errs := validation.IsQualifiedName(t.Key); len(errs) > 0 {
+				c.field(t.pos, "key", "not a valid taint key: %s", errs[0])
+			}
+		} else if op != corev1.TolerationOpExists {
+			c.field(t.pos, "key", "must be set, unless operator is Exists (which then tolerates every taint)")
+		}
 		switch op {
 		case "", corev1.TolerationOpEqual:
 			op = corev1.TolerationOpEqual

@@ -223,6 +223,15 @@ opportunistic:
 			},
 		},
 		{
+			name: "selector and tolerations",
+			pod:  `requests: {cpu: "1"}` + "\n  nodeSelector: {\"bad key!\": x}\n  tolerations: [{value: gpu}, {key: \"-x\", operator: Exists}, {operator: Exists}]",
+			want: []string{
+				`bad.yaml:7: paid[0].nodeSelector.bad key!: not a valid label key: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`,
+				"bad.yaml:8: paid[0].tolerations[0].key: must be set, unless operator is Exists (which then tolerates every taint)",
+				"bad.yaml:8: paid[0].tolerations[1].key: not a valid taint key: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+			},
+		},
+		{
 			name: "pod affinity",
 			pod:  `requests: {cpu: "1"}` + "\n  affinity: {podAffinity: {}}",
 			want: []string{"bad.yaml:7: paid[0].affinity.podAffinity: unknown field (known: nodeAffinity)"},
