@@ -310,3 +310,37 @@ opportunistic:
 		})
 	}
 }
+
+// TestInitContainersHoldTheirRoom: the issue's case, paid pods with an
+// 8-core init container and a 1-core app, runs exactly as 8-core pods.
+func TestInitContainersHoldTheirRoom(t *testing.T) {
+	const scenario = `duration: 20m
+nodeGroups: [{name: n, count: 4, allocatable: {cpu: "32"}}]
+paid:
+- name: web
+  replicas: 2
+  steps: [{at: 5m, replicas: 9}, {at: 15m, replicas: 3}]
+  %s
+opportunistic:
+- {name: worker, requests: {cpu: "1"}, maxReplicas: 150, headroom: {cpu: "8"}}
+`
+	var reports []*Report
+	for _, pod := range []string{
+		`initContainers: [{name: setup, resources: {requests: {cpu: "8"}}}]
+  containers: [{name: app, resources: {requests: {cpu: "1"}}}]`,
+		`requests: {cpu: "8"}`,
+	} {
+		sc, err := ParseScenario("init.yaml", []byte(fmt.Sprintf(scenario, pod)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Run(sc, Options{Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reports = append(reports, rep)
+	}
+	if !reflect.DeepEqual(reports[0].Results, reports[1].Results) {
+		t.Errorf("with an init container:\n%+v\nwith 8-core pods:\n%+v", reports[0].Results, reports[1].Results)
+	}
+}
