@@ -54,6 +54,11 @@ func TestScenarioLimits(t *testing.T) {
 			want: []string{"bad.yaml:5: nodeGroups[0].count: 10001 nodes in all node groups, more than the simulator's limit of 10000 (twice Kubernetes' scalability envelope of 5000 nodes and 150000 pods): lower the counts"},
 		},
 		{
+			name: "steps",
+			yaml: strings.Replace(minimal, "duration: 1h", "duration: 8784h\nstep: 500ms", 1),
+			want: []string{"bad.yaml:3: step: 500ms over 8784h0m0s is 63244800 steps, more than the simulator's limit of 31622400 (a year at 1s): use a longer step or a shorter duration"},
+		},
+		{
 			name: "load changes",
 			yaml: strings.Replace(strings.Replace(minimal, "duration: 1h", "duration: 8760h", 1), "  replicas: 1\n", "  replicas: 1\n  noise: {every: 10s, replicas: 1}\n", 1),
 			want: []string{"bad.yaml:11: paid[0].noise.every: 10s over the scenario's 8760h0m0s: the paid load changes about 3153601 times in all (3153601 from this field), more than the simulator's limit of 2000000: make it longer"},

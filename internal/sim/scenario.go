@@ -396,7 +396,7 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 	if s.Step <= 0 {
 		c.field(f.pos, "step", "must be positive")
 	} else if s.Duration > 0 && s.Duration/s.Step > maxSteps {
-		c.field(f.pos, "step", "%s over %s is more than %d steps", s.Step, s.Duration, maxSteps)
+		c.field(f.pos, "step", "%s over %s is %d steps, more than the simulator's limit of %d (a year at 1s): use a longer step or a shorter duration", s.Step, s.Duration, s.Duration/s.Step, maxSteps)
 	}
 	if s.RoundInterval <= 0 {
 		c.field(f.pos, "roundInterval", "must be positive")
