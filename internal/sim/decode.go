@@ -298,6 +298,7 @@ func kindName(n *yaml.Node) string {
 type quantity struct {
 	resource.Quantity
 	line int
+	text string // as written
 }
 
 func (q *quantity) fromYAML(n *yaml.Node) error {
@@ -308,7 +309,7 @@ func (q *quantity) fromYAML(n *yaml.Node) error {
 	if v.Sign() < 0 {
 		return fmt.Errorf("%q is negative", n.Value)
 	}
-	q.Quantity, q.line = v, n.Line
+	q.Quantity, q.line, q.text = v, n.Line, n.Value
 	return nil
 }
 

@@ -59,6 +59,15 @@ func TestScenarioLimits(t *testing.T) {
 			want: []string{"bad.yaml:3: step: 500ms over 8784h0m0s is 63244800 steps, more than the simulator's limit of 31622400 (a year at 1s): use a longer step or a shorter duration"},
 		},
 		{
+			name: "amounts",
+			yaml: strings.Replace(strings.Replace(minimal, `cpu: "8", memory: 16Gi`, `cpu: 8Ei, memory: 64Ti`, 1), `requests: {cpu: "2"}`, `requests: {cpu: "35184372089"}`, 1),
+			want: []string{
+				"bad.yaml:6: nodeGroups[0].allocatable.cpu: 8Ei is more than the simulator counts (below 35184372088 cores): lower it",
+				"bad.yaml:6: nodeGroups[0].allocatable.memory: 64Ti is more than the simulator counts (below 32Ti): lower it",
+				"bad.yaml:9: paid[0].requests.cpu: 35184372089 is more than the simulator counts (below 35184372088 cores): lower it",
+			},
+		},
+		{
 			name: "load changes",
 			yaml: strings.Replace(strings.Replace(minimal, "duration: 1h", "duration: 8760h", 1), "  replicas: 1\n", "  replicas: 1\n  noise: {every: 10s, replicas: 1}\n", 1),
 			want: []string{"bad.yaml:11: paid[0].noise.every: 10s over the scenario's 8760h0m0s: the paid load changes about 3153601 times in all (3153601 from this field), more than the simulator's limit of 2000000: make it longer"},

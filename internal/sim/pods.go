@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
@@ -126,6 +127,9 @@ func convertPods(c *errs, f podFields) Pods {
 		}}
 		// The API server defaults a request to its limit (SetDefaults_Container).
 		for name, q := range out.Resources.Limits {
+			if out.Resources.Requests == nil {
+				out.Resources.Requests = corev1.ResourceList{}
+			}
 			if _, ok := out.Resources.Requests[name]; !ok {
 				out.Resources.Requests[name] = q
 			}
@@ -231,19 +235,29 @@ func convertPods(c *errs, f podFields) Pods {
 	}
 }
 
-// resourceList reads a map of quantities as a corev1.ResourceList; nil
-// stays nil.
+// resourceList reads a map of quantities as a corev1.ResourceList (nil
+// stays nil). An amount beyond what the capacity model counts
+// (capacity.MaxAmount) is an error, not a silent clamp.
 func resourceList(c *errs, p pos, field string, in map[string]quantity) corev1.ResourceList {
-	if in == nil && field != "requests" {
+	if in == nil {
 		return nil
 	}
 	list := corev1.ResourceList{}
 	for name, q := range in {
+		at := join(p.path, field+"."+name)
 		if errs := validation.IsQualifiedName(name); len(errs) > 0 {
-			c.add(q.line, join(p.path, field+"."+name), "not a resource name: %s", errs[0])
+			c.add(q.line, at, "not a resource name: %s", errs[0])
 			continue
 		}
-		list[corev1.ResourceName(name)] = q.Quantity
+		rn := corev1.ResourceName(name)
+		if capacity.FromResourceList(corev1.ResourceList{rn: q.Quantity})[rn] >= capacity.MaxAmount {
+			most := resource.NewQuantity(capacity.MaxAmount, resource.BinarySI).String()
+			if rn == corev1.ResourceCPU {
+				most = resource.NewQuantity(capacity.MaxAmount/1000, resource.DecimalSI).String() + " cores"
+			}
+			c.add(q.line, at, "%s is more than the simulator counts (below %s): lower it", q.text, most)
+		}
+		list[rn] = q.Quantity
 	}
 	return list
 }

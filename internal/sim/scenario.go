@@ -516,15 +516,7 @@ func convertGroup(c *errs, g *nodeGroupFile) NodeGroup {
 
 // resources converts a map of quantities into canonical units.
 func resources(c *errs, p pos, field string, in map[string]quantity) capacity.Resources {
-	list := corev1.ResourceList{}
-	for name, q := range in {
-		if errs := validation.IsQualifiedName(name); len(errs) > 0 {
-			c.add(q.line, join(p.path, field+"."+name), "not a resource name: %s", errs[0])
-			continue
-		}
-		list[corev1.ResourceName(name)] = q.Quantity
-	}
-	return capacity.FromResourceList(list)
+	return capacity.FromResourceList(resourceList(c, p, field, in))
 }
 
 func (p *paidFile) podFields() podFields {
