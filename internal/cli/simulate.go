@@ -190,11 +190,12 @@ func writeSimulateTable(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uin
 func writeSimulateCSV(w io.Writer, rep *sim.Report) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"scenario", "strategy", "harvest_core_hours", "instant_law_core_hours", "harvest_ratio", "bound_core_hours", "harvest_of_bound", "mean_utilization",
-		"overshoot_core_hours", "paid_pending_pod_seconds", "scale_events", "direction_changes"})
+		"overshoot_core_hours", "paid_pending_pod_seconds", "longest_paid_wait_seconds", "scale_events", "direction_changes", "unschedulable_pod_hours"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	for _, r := range rep.Results {
 		_ = cw.Write([]string{rep.Scenario, r.Strategy, f(r.HarvestCoreHours), f(r.InstantLawCoreHours), f(r.HarvestRatio), f(r.BoundCoreHours), f(r.HarvestOfBound), f(r.MeanUtilization),
-			f(r.OvershootCoreHours), f(r.PaidPendingPodSeconds), strconv.Itoa(r.ScaleEvents), strconv.Itoa(r.DirectionChanges)})
+			f(r.OvershootCoreHours), f(r.PaidPendingPodSeconds), f(r.LongestPaidWaitSeconds), strconv.Itoa(r.ScaleEvents), strconv.Itoa(r.DirectionChanges),
+			f(r.UnboundOpportunisticPodHours)})
 	}
 	cw.Flush()
 	return cw.Error()

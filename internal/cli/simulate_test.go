@@ -2,8 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -106,8 +108,60 @@ opportunistic:
 	}
 	// From 0 the instant law fills the room; the trace then moves web 2 -> 6 -> 1:
 	// down, then up.
-	if !strings.HasSuffix(lines[2], ",3,2") {
+	header, instant := strings.Split(lines[0], ","), strings.Split(lines[2], ",")
+	col := func(name string) string {
+		if i := slices.Index(header, name); i >= 0 && i < len(instant) {
+			return instant[i]
+		}
+		return "(no column " + name + ")"
+	}
+	if col("scale_events") != "3" || col("direction_changes") != "2" {
 		t.Errorf("instant-law row %q, want 3 scale events and 2 direction changes", lines[2])
+	}
+}
+
+// TestSimulateCSVColumnsAreJSONFields: CSV carries every JSON field, in the
+// same order, after its scenario column.
+func TestSimulateCSVColumnsAreJSONFields(t *testing.T) {
+	args := []string{"simulate", "--scenario", "seed-burst", "--strategy", "opportunist"}
+	js, err := execute(t, append(args, "--format", "json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csvOut, err := execute(t, append(args, "--format", "csv")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Results []json.RawMessage `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(js), &doc); err != nil || len(doc.Results) != 1 {
+		t.Fatalf("JSON %q: %v", js, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(doc.Results[0]))
+	var keys []string
+	if _, err := dec.Token(); err != nil { // {
+		t.Fatal(err)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	header, _, _ := strings.Cut(csvOut, "\n")
+	if want := strings.Join(append([]string{"scenario"}, keys...), ","); header != want {
+		t.Errorf("CSV header\n%s\nwant the JSON fields\n%s", header, want)
+	}
+	for _, k := range []string{"longest_paid_wait_seconds", "unschedulable_pod_hours"} {
+		if !slices.Contains(keys, k) {
+			t.Errorf("JSON has no %s (the table shows it)", k)
+		}
 	}
 }
 
@@ -117,6 +171,11 @@ func TestSimulateErrors(t *testing.T) {
 	writeFile(t, bad, "duration: 1h\nnodeGroups:\n- {name: n, count: 1, allocatable: {cpu: lots}}\n")
 	badTrace := filepath.Join(dir, "bad.csv")
 	writeFile(t, badTrace, "time_s,name,replicas\n0,other-services,many\n")
+	huge := filepath.Join(dir, "huge.yaml")
+	writeFile(t, huge, "duration: 1h\nnodeGroups: [{name: n, count: 1, allocatable: {cpu: \"8\"}}]\npaid: [{name: web, requests: {cpu: \"1\"}, replicas: 2000000000}]\n"+
+		"opportunistic: [{name: w, requests: {cpu: \"1\"}, maxReplicas: 5}]\n")
+	headerOnly := filepath.Join(dir, "header.csv")
+	writeFile(t, headerOnly, "time_s,name,replicas\n")
 	unknownTrace := filepath.Join(dir, "unknown.csv")
 	writeFile(t, unknownTrace, "time_s,name,replicas\n0,checkout,3\n")
 	tests := []struct {
@@ -126,6 +185,8 @@ func TestSimulateErrors(t *testing.T) {
 		{[]string{"simulate", "--scenario-file", bad}, bad + `:3: nodeGroups[0].allocatable.cpu: "lots" is not a quantity (like 4, 500m or 80Gi)`},
 		{[]string{"simulate", "--scenario", "seed-burst", "--trace", badTrace}, badTrace + `:2: replicas: "many" is not a whole number of replicas, 0 or more`},
 		{[]string{"simulate", "--scenario", "seed-burst", "--trace", unknownTrace}, unknownTrace + `:2: name: "checkout" is not a paid workload of scenario seed-burst (paid: other-services, sample-metrics-app)`},
+		{[]string{"simulate", "--scenario-file", huge}, huge + ":3: paid[0].replicas: 2000000000 replicas make 2000000005 pods in total with the other workloads at their peaks, more than the simulator's limit of 300000"},
+		{[]string{"simulate", "--scenario", "seed-burst", "--trace", headerOnly}, headerOnly + ": no rows after the header"},
 		{[]string{"simulate", "--scenario-file", filepath.Join(dir, "none.yaml")}, "reading scenario: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
 		{[]string{"simulate", "--scenario", "seed-burst", "--plot", filepath.Join(dir, "no", "dir", "p.svg")}, "writing the plot: open " + filepath.Join(dir, "no", "dir", "p.svg")},
 		{[]string{"simulate", "--scenario", "seed-burst", "--seed", "-1"}, `invalid argument "-1" for "--seed" flag`},

@@ -55,7 +55,7 @@ type world struct {
 	boundPaidCPU int64 // paid pods bound, terminating ones included (they hold room)
 	boundOppCPU  int64
 	readyOppCPU  int64 // opportunistic pods Ready and not terminating: what is harvested
-	paidDemand   int64 // paid pods not terminating, bound or not
+	paidDemand   int64 // paid pods not terminating, bound or not (nor stranded on a node that is down)
 	// The opportunistic pool: nodes some opportunistic workload may use
 	// (its pool selector and capacity.Eligible), as the control law counts
 	// its pools. Overshoot is measured there: room on nodes no
@@ -74,6 +74,9 @@ type node struct {
 	group string
 	spec  capacity.Node
 	pods  []*pod // bound, terminating ones included
+	// downSince is when the node last went down: its pods are evicted
+	// the scenario's PodEvictionTimeout later.
+	downSince time.Duration
 }
 
 // replicaSet keeps Replicas pods of one template, as the ReplicaSet
@@ -87,8 +90,8 @@ type replicaSet struct {
 	cpu      int64
 	priority int32
 	// preempts: the scheduler may preempt lower-priority pods for this
-	// ReplicaSet's pods (paid pods with PriorityClasses on); opportunistic
-	// pods never preempt (preemptionPolicy: Never).
+	// ReplicaSet's pods (PriorityClasses on, and a preemptionPolicy of
+	// PreemptLowerPriority: Pods.Preempts).
 	preempts bool
 	eligible []bool // by node: taints, selector and affinity allow it
 	inPool   bool   // a paid set that may run on a node of the opportunistic pool
@@ -109,6 +112,7 @@ type pod struct {
 	rs          *replicaSet
 	node        int // -1 while pending
 	created     time.Duration
+	readyAt     time.Duration // binding + startup: when it is Ready on a Ready node
 	readySince  time.Duration
 	ready       bool
 	terminating bool
@@ -185,7 +189,7 @@ func (w *world) newSet(name string, p Pods, paid bool) *replicaSet {
 	rs := &replicaSet{name: name, paid: paid, pods: p, labels: map[string]string{"app": name}, cpu: p.Shape.Requests[corev1.ResourceCPU]}
 	if w.priorities {
 		rs.priority = p.Priority
-		rs.preempts = paid
+		rs.preempts = p.Preempts
 	}
 	// A node is eligible when its taints, the pods' node selector and
 	// affinity allow it, whatever its room: the rule of the control law's
@@ -206,7 +210,8 @@ func (w *world) ledgerPod(p *pod) capacity.Pod {
 	if p.node >= 0 {
 		out.NodeName = w.nodes[p.node].name
 	} else {
-		out.Scheduling = &capacity.Scheduling{NodeSelector: p.rs.pods.Shape.NodeSelector, Tolerations: p.rs.pods.Shape.Tolerations}
+		out.Scheduling = &capacity.Scheduling{NodeSelector: p.rs.pods.Shape.NodeSelector, Affinity: p.rs.pods.Shape.Affinity,
+			Tolerations: p.rs.pods.Shape.Tolerations, NeverPreempts: !p.rs.preempts}
 	}
 	return out
 }
@@ -245,6 +250,7 @@ func (w *world) bind(p *pod, i int) {
 	}
 	w.ledger.UpsertPod(w.ledgerPod(p))
 	w.version++
+	p.readyAt = w.now + p.rs.pods.Startup
 	if p.rs.pods.Startup <= 0 {
 		w.setReady(p)
 	} else {
@@ -253,7 +259,7 @@ func (w *world) bind(p *pod, i int) {
 }
 
 func (w *world) setReady(p *pod) {
-	if p.gone || p.terminating || p.node < 0 || p.ready {
+	if p.gone || p.terminating || p.node < 0 || p.ready || !w.nodes[p.node].spec.Ready {
 		return
 	}
 	p.ready, p.readySince = true, w.now
@@ -277,7 +283,7 @@ func (w *world) deletePod(p *pod) {
 			w.readyOppCPU -= rs.cpu
 		}
 	}
-	if rs.paid {
+	if rs.paid && w.demands(p) {
 		w.paidDemand -= rs.cpu
 		if rs.inPool {
 			w.paidPoolCPU -= rs.cpu
@@ -302,6 +308,13 @@ func (w *world) deletePod(p *pod) {
 	w.ledger.UpsertPod(w.ledgerPod(p)) // its deletionTimestamp is set
 	w.version++
 	heap.Push(&w.timers, timer{at: w.now + rs.pods.Grace, seq: p.id, pod: p})
+}
+
+// demands: a paid pod that is not terminating counts as paid demand unless
+// it is stranded on a node that is down (as the controller's pools count
+// it); once evicted, its replacement does.
+func (w *world) demands(p *pod) bool {
+	return p.node < 0 || w.nodes[p.node].spec.Ready
 }
 
 // removePod takes a bound pod off its node for good.
@@ -336,6 +349,9 @@ type timer struct {
 	seq   int
 	pod   *pod
 	ready bool // else: the end of a termination
+	// evict: the pod eviction timeout of node (pod is nil).
+	evict bool
+	node  int
 }
 
 type timerHeap []timer
@@ -356,35 +372,77 @@ func (h *timerHeap) Pop() any {
 // fireTimers runs the pod transitions due by now.
 func (w *world) fireTimers() {
 	for len(w.timers) > 0 && w.timers[0].at <= w.now {
+		w.fire(heap.Pop(&w.timers).(timer))
+	}
+}
+
+// settle plays out the start-ups and terminations pending at time zero:
+// the cluster has run for a while, its pods are placed and Ready. Node
+// evictions keep their time.
+func (w *world) settle() {
+	var keep []timer
+	for len(w.timers) > 0 {
 		t := heap.Pop(&w.timers).(timer)
-		if t.ready {
-			w.setReady(t.pod)
-		} else {
-			w.removePod(t.pod)
+		if t.evict {
+			keep = append(keep, t)
+			continue
 		}
+		w.fire(t)
+	}
+	for _, t := range keep {
+		heap.Push(&w.timers, t)
+	}
+}
+
+// fire runs one timer.
+func (w *world) fire(t timer) {
+	switch {
+	case t.evict:
+		w.evict(t.node)
+	case t.ready:
+		w.setReady(t.pod)
+	default:
+		w.removePod(t.pod)
+	}
+}
+
+// evict deletes the pods of a node that has been down for the pod
+// eviction timeout, as the node lifecycle controller's taint eviction
+// does: their ReplicaSets replace them. The node cannot confirm that they
+// stopped, and it is not room while down, so they go at once.
+func (w *world) evict(i int) {
+	n := w.nodes[i]
+	if n.spec.Ready || w.now < n.downSince+w.sc.PodEvictionTimeout {
+		return // back since, or down again later: a later timer evicts
+	}
+	for _, p := range slices.Clone(n.pods) {
+		w.deletePod(p)
+		w.removePod(p)
 	}
 }
 
 // ---- nodes ----
 
-// setNode takes a node down (its pods are lost at once, their ReplicaSets
-// replace them) or brings it back.
+// setNode takes a node down or brings it back. Its pods stay on it, not
+// Ready, still counted by their ReplicaSets, until the pod eviction
+// timeout evicts them; a node back before that has them Ready again (their
+// containers kept running). While down, the node is no room and what its
+// pods request is not counted as bound.
 func (w *world) setNode(i int, up bool) {
 	n := w.nodes[i]
 	if n.spec.Ready == up {
 		return
 	}
 	cpu := n.spec.Allocatable[corev1.ResourceCPU]
+	sign := int64(1)
 	if !up {
-		for _, p := range slices.Clone(n.pods) {
-			w.deletePod(p)
-			w.removePod(p)
-		}
+		sign = -1
 		w.allocCPU -= cpu
 		if w.inPool[i] {
 			w.poolCPU -= cpu
 		}
 		w.rooms[i].State = capacity.NodeNotReady
+		n.downSince = w.now
 	} else {
 		w.allocCPU += cpu
 		if w.inPool[i] {
@@ -394,8 +452,38 @@ func (w *world) setNode(i int, up bool) {
 		w.reschedule = true
 	}
 	n.spec.Ready = up
+	for _, p := range n.pods {
+		if p.rs.paid {
+			w.boundPaidCPU += sign * p.rs.cpu
+			if !p.terminating {
+				w.paidDemand += sign * p.rs.cpu
+				if p.rs.inPool {
+					w.paidPoolCPU += sign * p.rs.cpu
+				}
+			}
+		} else {
+			w.boundOppCPU += sign * p.rs.cpu
+		}
+		switch {
+		case !up && p.ready:
+			p.ready = false
+			p.rs.ready--
+			if !p.rs.paid {
+				w.readyOppCPU -= p.rs.cpu
+			}
+		case up && p.readyAt <= w.now:
+			w.setReady(p)
+		}
+	}
 	w.ledger.UpsertNode(n.spec)
 	w.version++
+	if !up {
+		if w.sc.PodEvictionTimeout <= 0 {
+			w.evict(i)
+		} else {
+			heap.Push(&w.timers, timer{at: w.now + w.sc.PodEvictionTimeout, seq: -1 - i, evict: true, node: i})
+		}
+	}
 }
 
 // ---- the ReplicaSet controller ----

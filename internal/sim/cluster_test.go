@@ -253,25 +253,104 @@ func TestReplicaSetScaleDownOrder(t *testing.T) {
 	}
 }
 
+// TestNodeDownAndUp: pods on a node that goes down stay there, not Ready
+// and still counted by their ReplicaSet, until the pod eviction timeout;
+// then the ReplicaSet replaces them. A node back in time has them Ready.
 func TestNodeDownAndUp(t *testing.T) {
-	w := testWorld(t, fmt.Sprintf(threeNodes, true)+`nodeEvents:
-- {at: 1m, group: a, count: 1, action: down}
-`)
-	w.set("web").replicas = 3
-	advance(w, 1)
+	w := testWorld(t, fmt.Sprintf(threeNodes, true)+"podEvictionTimeout: 1m\n")
+	web := w.set("web")
+	web.replicas = 3
+	advance(w, 3) // Ready after their 2 s start-up
 	w.setNode(0, false)
 	if w.allocCPU != 16000 || w.ledger.Report().States[1].Nodes != 1 {
 		t.Errorf("allocatable %dm, report %+v: want 16 cores and one NotReady node", w.allocCPU, w.ledger.Report().States)
 	}
+	advance(w, 59)
+	if got, want := placement(w), "a-1: web\na-2: web\na-3: web"; got != want {
+		t.Errorf("59 s after a-1 went down:\n%s\nwant the pod still on it\n%s", got, want)
+	}
+	if web.ready != 2 || len(web.active) != 3 || w.paidDemand != 8000 || w.boundPaidCPU != 8000 {
+		t.Errorf("%d web pods Ready of %d, paid demand %dm, bound %dm: want 2 of 3, the stranded pod neither demand nor bound on a Ready node",
+			web.ready, len(web.active), w.paidDemand, w.boundPaidCPU)
+	}
+	advance(w, 1) // evicted at 60 s, replaced and bound at once
+	if got, want := placement(w), "a-1: \na-2: web web\na-3: web"; got != want {
+		t.Errorf("after the eviction timeout:\n%s\nwant\n%s", got, want)
+	}
+	if w.paidDemand != 12000 || w.boundPaidCPU != 12000 {
+		t.Errorf("paid demand %dm, bound %dm, want 12000m each", w.paidDemand, w.boundPaidCPU)
+	}
+	w.setNode(0, true)
+	web.replicas = 4
+	advance(w, 1)
+	if got, want := placement(w), "a-1: web\na-2: web web\na-3: web"; got != want {
+		t.Errorf("after a-1 came back:\n%s\nwant\n%s", got, want)
+	}
+
+	// Back before the timeout: the pods were running all along.
+	w.setNode(1, false)
+	advance(w, 30)
+	if web.ready != 2 {
+		t.Errorf("%d web pods Ready with a-2 down, want 2", web.ready)
+	}
+	w.setNode(1, true)
+	advance(w, 40)
+	if got, want := placement(w), "a-1: web\na-2: web web\na-3: web"; got != want || web.ready != 4 {
+		t.Errorf("a-2 back after 30 s: %d Ready,\n%s\nwant all 4 Ready, where they were\n%s", web.ready, got, want)
+	}
+}
+
+// TestStrandedOpportunisticPods: the ledger counts the opportunistic pods
+// on a node that is down as stranded (control.PodCountsOf reads it), and
+// they harvest nothing.
+func TestStrandedOpportunisticPods(t *testing.T) {
+	w := testWorld(t, fmt.Sprintf(threeNodes, true))
+	worker := w.set("worker")
+	worker.replicas = 6
+	advance(w, 6)
+	on := len(w.nodes[0].pods)
+	w.setNode(0, false)
+	advance(w, 10)
+	u := w.ledger.Report().Workloads
+	if len(u) != 1 || u[0].Stranded != on || on == 0 {
+		t.Errorf("workloads %+v, want the %d pods on the node that is down stranded", u, on)
+	}
+	if w.readyOppCPU != int64(6-on)*1000 || w.boundOppCPU != int64(6-on)*1000 {
+		t.Errorf("ready %dm, bound %dm, want %d cores: stranded pods harvest nothing", w.readyOppCPU, w.boundOppCPU, 6-on)
+	}
+}
+
+// TestNodeDownNoEvictionTimeout: podEvictionTimeout 0 loses a node's pods
+// at once.
+func TestNodeDownNoEvictionTimeout(t *testing.T) {
+	w := testWorld(t, fmt.Sprintf(threeNodes, true)+"podEvictionTimeout: 0s\n")
+	w.set("web").replicas = 3
+	advance(w, 1)
+	w.setNode(0, false)
 	advance(w, 1)
 	if got, want := placement(w), "a-1: \na-2: web web\na-3: web"; got != want {
 		t.Errorf("after a-1 went down:\n%s\nwant\n%s", got, want)
 	}
+}
+
+// TestEvictionTimeoutRestartsWhenTheNodeFailsAgain: a node down, back, and
+// down again evicts its pods the timeout after the last failure.
+func TestEvictionTimeoutRestartsWhenTheNodeFailsAgain(t *testing.T) {
+	w := testWorld(t, fmt.Sprintf(threeNodes, true)+"podEvictionTimeout: 1m\n")
+	w.set("web").replicas = 3
+	advance(w, 3)
+	w.setNode(0, false)
+	advance(w, 50)
 	w.setNode(0, true)
-	w.set("web").replicas = 4
-	advance(w, 1)
-	if got, want := placement(w), "a-1: web\na-2: web web\na-3: web"; got != want {
-		t.Errorf("after a-1 came back:\n%s\nwant\n%s", got, want)
+	advance(w, 5)
+	w.setNode(0, false)
+	advance(w, 30) // 85 s after the first failure, 30 s after the second
+	if got, want := placement(w), "a-1: web\na-2: web\na-3: web"; got != want {
+		t.Errorf("30 s after the second failure:\n%s\nwant the pod still on a-1\n%s", got, want)
+	}
+	advance(w, 30)
+	if got, want := placement(w), "a-1: \na-2: web web\na-3: web"; got != want {
+		t.Errorf("60 s after the second failure:\n%s\nwant\n%s", got, want)
 	}
 }
 

@@ -106,6 +106,14 @@ type scalar interface {
 
 var scalarType = reflect.TypeFor[scalar]()
 
+// nodeDecoder is implemented by types that take more than one YAML form
+// (priorityClasses: true, or a list).
+type nodeDecoder interface {
+	decodeNode(d *decoder, n *yaml.Node, path string)
+}
+
+var nodeDecoderType = reflect.TypeFor[nodeDecoder]()
+
 // decodeYAML reads data into out (a pointer to a struct) strictly: unknown
 // fields, duplicate keys and wrong types are errors naming the line and the
 // field. It reports every problem it finds, not only the first.
@@ -147,6 +155,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return // absent: the zero value
+	}
+	if v.CanAddr() && v.Addr().Type().Implements(nodeDecoderType) {
+		v.Addr().Interface().(nodeDecoder).decodeNode(d, n, path)
+		return
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(scalarType) {
 		if n.Kind != yaml.ScalarNode {
@@ -286,6 +298,7 @@ func kindName(n *yaml.Node) string {
 type quantity struct {
 	resource.Quantity
 	line int
+	text string // as written
 }
 
 func (q *quantity) fromYAML(n *yaml.Node) error {
@@ -296,7 +309,7 @@ func (q *quantity) fromYAML(n *yaml.Node) error {
 	if v.Sign() < 0 {
 		return fmt.Errorf("%q is negative", n.Value)
 	}
-	q.Quantity, q.line = v, n.Line
+	q.Quantity, q.line, q.text = v, n.Line, n.Value
 	return nil
 }
 

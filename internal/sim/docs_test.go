@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/opportunist/opportunist/internal/capacity"
 )
 
@@ -42,6 +44,13 @@ func TestDocsExamples(t *testing.T) {
 	if len(sc.NodeGroups) != 2 || len(sc.Paid) != 2 || !sc.Paid[0].Load.Traced || sc.HPASeed.SyncPeriod != 10*time.Second ||
 		len(sc.Opportunistic[0].Scaler.Spec.HeadroomSlots) != 2 || sc.SchedulerScoring != capacity.LeastAllocated {
 		t.Errorf("the example parsed into %+v", sc)
+	}
+	// The pod model: an 8-core init container before a 4-core trainer with
+	// a 250m sidecar, 100m of overhead; the classes' priorities.
+	if train := sc.Paid[1]; train.Shape.Requests[corev1.ResourceCPU] != 8100 || train.Shape.Requests[corev1.ResourceMemory] != 16<<30 ||
+		train.Priority != 1000 || !train.Preempts || sc.Opportunistic[0].Priority != -10 || sc.Opportunistic[0].Preempts ||
+		sc.Paid[0].Shape.Affinity == nil || sc.PodEvictionTimeout != 5*time.Minute {
+		t.Errorf("the example's pods: train %+v, transcoder %+v, web's affinity %v, eviction timeout %s", train.Pods, sc.Opportunistic[0].Pods, sc.Paid[0].Shape.Affinity, sc.PodEvictionTimeout)
 	}
 	sc.Duration = time.Hour
 	if _, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist}}); err != nil {

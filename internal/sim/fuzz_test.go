@@ -107,6 +107,14 @@ func FuzzScenario(f *testing.F) {
 	f.Add(minimal + "  headroomSlots: [{shapeFrom: web, count: 4}, {name: big, requests: {cpu: \"6\"}, count: 1}]\nschedulerScoring: MostAllocated\n")
 	f.Add(minimal + "  headroomSlots: [{shapeFrom: web, requests: {}, count: 0}, {name: web, count: 10001}]\n")
 	f.Add("duration: 1e300\n")
+	f.Add(strings.Replace(minimal, `  requests: {cpu: "2"}`, `  containers: [{name: app, resources: {requests: {cpu: "1"}, limits: {memory: 1Gi}}}]
+  initContainers: [{restartPolicy: Always, resources: {requests: {cpu: 500m}}}, {resources: {requests: {cpu: "4"}}}]
+  overhead: {cpu: 100m}
+  priorityClassName: high
+  affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: a, operator: In, values: [b]}]}]},
+    preferredDuringSchedulingIgnoredDuringExecution: [{weight: 5, preference: {matchFields: [{key: metadata.name, operator: NotIn, values: [n-1]}]}}]}}`, 1) +
+		"priorityClasses: [{name: high, value: 1000}, {name: low, value: -5, preemptionPolicy: Never, globalDefault: true}]\n")
+	f.Add(strings.Replace(minimal, "  replicas: 1\n", "  replicas: 2000000000\n", 1))
 	f.Add("{")
 	f.Add("")
 	f.Add("a: b: c")
@@ -166,6 +174,19 @@ func FuzzScenario(f *testing.F) {
 					fail("group %s: negative allocatable %s %d", g.Name, name, v)
 				}
 			}
+		}
+		nodes, pods := 0, int64(0)
+		for _, g := range s.NodeGroups {
+			nodes += g.Count
+		}
+		for _, p := range s.Paid {
+			pods += p.Load.peak()
+		}
+		for _, o := range s.Opportunistic {
+			pods += int64(max(o.Replicas, o.MaxReplicas))
+		}
+		if nodes > maxNodes || pods > maxPods {
+			fail("%d nodes, %d pods at the peak", nodes, pods)
 		}
 		checkPods := func(name string, p Pods) {
 			some := false

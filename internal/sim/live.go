@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"fmt"
 	"maps"
 	"time"
@@ -100,13 +99,7 @@ func NewLive(sc *Scenario, strategyName string, seed uint64) (*Live, error) {
 	l.applyLoad()
 	w.reconcileSets()
 	w.schedulePending()
-	for len(w.timers) > 0 {
-		if t := heap.Pop(&w.timers).(timer); t.ready {
-			w.setReady(t.pod)
-		} else {
-			w.removePod(t.pod)
-		}
-	}
+	w.settle()
 	w.schedulePending()
 	l.previous = l.replicas()
 	return l, nil

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"fmt"
 	"math"
 	"slices"
@@ -60,6 +59,8 @@ type Result struct {
 	// PaidPendingPodSeconds: seconds paid pods spent unbound (their start-up
 	// delay runs from binding, so all of it is waiting beyond it).
 	PaidPendingPodSeconds float64 `json:"paid_pending_pod_seconds"`
+	// LongestPaidWaitSeconds is MaxPaidWait in seconds, for JSON and CSV.
+	LongestPaidWaitSeconds float64 `json:"longest_paid_wait_seconds"`
 	// ScaleEvents: writes of the opportunistic workloads' replica counts.
 	ScaleEvents int `json:"scale_events"`
 	// DirectionChanges: writes that reversed the direction of the previous one.
@@ -70,7 +71,7 @@ type Result struct {
 	// UnboundOpportunisticPodHours counts opportunistic pods that exist but
 	// fit nowhere: no harvest, and on a real cluster a cue for the
 	// cluster-autoscaler to buy nodes.
-	UnboundOpportunisticPodHours float64 `json:"-"`
+	UnboundOpportunisticPodHours float64 `json:"unschedulable_pod_hours"`
 }
 
 // Series is a strategy's CPU requests over time, in cores, sampled evenly.
@@ -109,6 +110,9 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 		}
 	}
 	load := loadEvents(sc, opts.Seed)
+	if err := checkPeak(sc, load); err != nil {
+		return nil, err
+	}
 	run := names
 	if !slices.Contains(run, InstantLaw) {
 		run = append(slices.Clone(run), InstantLaw)
@@ -157,6 +161,7 @@ func (r Result) rounded() Result {
 	r.MeanUtilization = round(r.MeanUtilization, 4)
 	r.OvershootCoreHours = round(r.OvershootCoreHours, 3)
 	r.PaidPendingPodSeconds = round(r.PaidPendingPodSeconds, 1)
+	r.LongestPaidWaitSeconds = round(r.MaxPaidWait.Seconds(), 1)
 	r.UnboundOpportunisticPodHours = round(r.UnboundOpportunisticPodHours, 2)
 	return r
 }
@@ -258,13 +263,7 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 	apply()
 	w.reconcileSets()
 	w.schedulePending()
-	for len(w.timers) > 0 {
-		if t := heap.Pop(&w.timers).(timer); t.ready {
-			w.setReady(t.pod)
-		} else {
-			w.removePod(t.pod)
-		}
-	}
+	w.settle()
 	w.schedulePending()
 
 	instant := name == InstantLaw

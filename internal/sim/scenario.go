@@ -35,6 +35,11 @@ type Scenario struct {
 	// preempts lower-priority pods for higher ones. Off: every pod has
 	// priority 0 and nothing is preempted.
 	PriorityClasses bool
+	// PodEvictionTimeout is how long pods stay on a node that went down
+	// (NotReady, not Ready themselves, still counted by their ReplicaSets)
+	// before they are evicted and replaced: the default
+	// tolerationSeconds of the not-ready and unreachable taints.
+	PodEvictionTimeout time.Duration
 	// RoundInterval is the opportunist controller's --round-interval: the
 	// longest time between two rounds when nothing changes.
 	RoundInterval time.Duration
@@ -66,6 +71,9 @@ type Pods struct {
 	Shape capacity.Shape
 	// Priority is the pods' PriorityClass value (used only with PriorityClasses on).
 	Priority int32
+	// Preempts: with PriorityClasses on, the scheduler may preempt
+	// lower-priority pods for these (preemptionPolicy PreemptLowerPriority).
+	Preempts bool
 	// Startup is the time from binding to Ready.
 	Startup time.Duration
 	// Grace is the termination grace period: a deleted pod holds its room that long.
@@ -112,7 +120,9 @@ type Bursts struct {
 }
 
 // NodeEvent takes Count nodes of a group down (or brings them back) at At.
-// Pods on a node that goes down are lost at once; their ReplicaSets replace them.
+// Pods on a node that goes down stay there, not Ready, for the scenario's
+// PodEvictionTimeout; then they are evicted and their ReplicaSets replace
+// them. A node back before that finds its pods Ready again.
 type NodeEvent struct {
 	At    time.Duration
 	Group string
@@ -165,26 +175,32 @@ const (
 	defaultStartup       = 5 * time.Second
 )
 
+// defaultPodEvictionTimeout is the DefaultTolerationSeconds admission
+// plugin's 300 s for node.kubernetes.io/not-ready and unreachable.
+const defaultPodEvictionTimeout = 300 * time.Second
+
 // ---- the file format ----
 
 type scenarioFile struct {
 	pos
-	Name             string            `yaml:"name"`
-	Description      string            `yaml:"description"`
-	Duration         duration          `yaml:"duration"`
-	Step             duration          `yaml:"step"`
-	PriorityClasses  bool              `yaml:"priorityClasses"`
-	RoundInterval    duration          `yaml:"roundInterval"`
-	SchedulerScoring string            `yaml:"schedulerScoring"`
-	Trace            string            `yaml:"trace"`
-	NodeGroups       []nodeGroupFile   `yaml:"nodeGroups"`
-	Paid             []paidFile        `yaml:"paid"`
-	NodeEvents       []nodeEventFile   `yaml:"nodeEvents"`
-	Opportunistic    []opportunistFile `yaml:"opportunistic"`
+	Name             string              `yaml:"name"`
+	Description      string              `yaml:"description"`
+	Duration         duration            `yaml:"duration"`
+	Step             duration            `yaml:"step"`
+	PriorityClasses  priorityClassesFile `yaml:"priorityClasses"`
+	RoundInterval    duration            `yaml:"roundInterval"`
+	SchedulerScoring string              `yaml:"schedulerScoring"`
+	Trace            string              `yaml:"trace"`
+	NodeGroups       []nodeGroupFile     `yaml:"nodeGroups"`
+	Paid             []paidFile          `yaml:"paid"`
+	NodeEvents       []nodeEventFile     `yaml:"nodeEvents"`
+	Opportunistic    []opportunistFile   `yaml:"opportunistic"`
 	HPA              struct {
 		Seed         hpaFile `yaml:"seed"`
 		AverageValue hpaFile `yaml:"averageValue"`
 	} `yaml:"hpa"`
+
+	PodEvictionTimeout duration `yaml:"podEvictionTimeout"`
 }
 
 type nodeGroupFile struct {
@@ -213,17 +229,22 @@ type tolerationFile struct {
 
 type paidFile struct {
 	pos
-	Name         string              `yaml:"name"`
-	Requests     map[string]quantity `yaml:"requests"`
-	Priority     int32               `yaml:"priority"`
-	NodeSelector map[string]string   `yaml:"nodeSelector"`
-	Tolerations  []tolerationFile    `yaml:"tolerations"`
-	Startup      duration            `yaml:"startup"`
-	Grace        duration            `yaml:"terminationGracePeriod"`
-	Replicas     int32               `yaml:"replicas"`
-	Steps        []stepFile          `yaml:"steps"`
-	RepeatEvery  duration            `yaml:"repeatEvery"`
-	Noise        *struct {
+	Name              string              `yaml:"name"`
+	Requests          map[string]quantity `yaml:"requests"`
+	Containers        []containerFile     `yaml:"containers"`
+	InitContainers    []containerFile     `yaml:"initContainers"`
+	Overhead          map[string]quantity `yaml:"overhead"`
+	Priority          int32               `yaml:"priority"`
+	PriorityClassName string              `yaml:"priorityClassName"`
+	NodeSelector      map[string]string   `yaml:"nodeSelector"`
+	Tolerations       []tolerationFile    `yaml:"tolerations"`
+	Affinity          *affinityFile       `yaml:"affinity"`
+	Startup           duration            `yaml:"startup"`
+	Grace             duration            `yaml:"terminationGracePeriod"`
+	Replicas          int32               `yaml:"replicas"`
+	Steps             []stepFile          `yaml:"steps"`
+	RepeatEvery       duration            `yaml:"repeatEvery"`
+	Noise             *struct {
 		pos
 		Every    duration `yaml:"every"`
 		Replicas int32    `yaml:"replicas"`
@@ -254,9 +275,14 @@ type opportunistFile struct {
 	pos
 	Name                     string                   `yaml:"name"`
 	Requests                 map[string]quantity      `yaml:"requests"`
+	Containers               []containerFile          `yaml:"containers"`
+	InitContainers           []containerFile          `yaml:"initContainers"`
+	Overhead                 map[string]quantity      `yaml:"overhead"`
 	Priority                 int32                    `yaml:"priority"`
+	PriorityClassName        string                   `yaml:"priorityClassName"`
 	NodeSelector             map[string]string        `yaml:"nodeSelector"`
 	Tolerations              []tolerationFile         `yaml:"tolerations"`
+	Affinity                 *affinityFile            `yaml:"affinity"`
 	Startup                  duration                 `yaml:"startup"`
 	Grace                    duration                 `yaml:"terminationGracePeriod"`
 	Replicas                 *int32                   `yaml:"replicas"`
@@ -358,9 +384,10 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		Description:     strings.TrimSpace(f.Description),
 		Duration:        f.Duration.Duration,
 		Step:            f.Step.or(defaultStep),
-		PriorityClasses: f.PriorityClasses,
+		PriorityClasses: f.PriorityClasses.on,
 		RoundInterval:   f.RoundInterval.or(defaultRoundInterval),
 	}
+	s.PodEvictionTimeout = f.PodEvictionTimeout.or(defaultPodEvictionTimeout)
 	if sc, err := capacity.ParseScoring(f.SchedulerScoring); err != nil {
 		c.field(f.pos, "schedulerScoring", "%q is not LeastAllocated (the scheduler's default) or MostAllocated", f.SchedulerScoring)
 	} else {
@@ -372,7 +399,7 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 	if s.Step <= 0 {
 		c.field(f.pos, "step", "must be positive")
 	} else if s.Duration > 0 && s.Duration/s.Step > maxSteps {
-		c.field(f.pos, "step", "%s over %s is more than %d steps", s.Step, s.Duration, maxSteps)
+		c.field(f.pos, "step", "%s over %s is %d steps, more than the simulator's limit of %d (a year at 1s): use a longer step or a shorter duration", s.Step, s.Duration, s.Duration/s.Step, maxSteps)
 	}
 	if s.RoundInterval <= 0 {
 		c.field(f.pos, "roundInterval", "must be positive")
@@ -399,10 +426,13 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		groups[g.Name] = g.Count
 		s.NodeGroups = append(s.NodeGroups, convertGroup(c, g))
 	}
+	prio := convertPriorityClasses(c, f)
 	for i := range f.Paid {
 		p := &f.Paid[i]
 		checkName(p.pos, p.Name)
-		s.Paid = append(s.Paid, convertPaid(c, p, s.Duration))
+		w := convertPaid(c, p, s.Duration)
+		w.Priority, w.Preempts = prio.resolve(c, p.podFields(), true)
+		s.Paid = append(s.Paid, w)
 	}
 	for i := range f.NodeEvents {
 		e := &f.NodeEvents[i]
@@ -439,6 +469,7 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		o := &f.Opportunistic[i]
 		checkName(o.pos, o.Name)
 		w := convertOpportunistic(c, o)
+		w.Priority, w.Preempts = prio.resolve(c, o.podFields(), false)
 		w.Scaler.Spec.HeadroomSlots = convertSlots(c, o, s)
 		s.Opportunistic = append(s.Opportunistic, w)
 		if len(c.list) == 0 {
@@ -451,6 +482,7 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 	}
 	s.HPASeed = convertHPA(c, &f.HPA.Seed, "hpa.seed", seedHPA)
 	s.HPAAverageValue = convertHPA(c, &f.HPA.AverageValue, "hpa.averageValue", averageValueHPA)
+	checkLimits(c, f, s)
 	return s
 }
 
@@ -494,70 +526,25 @@ func convertGroup(c *errs, g *nodeGroupFile) NodeGroup {
 
 // resources converts a map of quantities into canonical units.
 func resources(c *errs, p pos, field string, in map[string]quantity) capacity.Resources {
-	list := corev1.ResourceList{}
-	for name, q := range in {
-		if errs := validation.IsQualifiedName(name); len(errs) > 0 {
-			c.add(q.line, join(p.path, field+"."+name), "not a resource name: %s", errs[0])
-			continue
-		}
-		list[corev1.ResourceName(name)] = q.Quantity
-	}
-	return capacity.FromResourceList(list)
+	return capacity.FromResourceList(resourceList(c, p, field, in))
 }
 
-func convertPods(c *errs, p pos, requests map[string]quantity, priority int32, selector map[string]string, tols []tolerationFile, startup, grace duration) Pods {
-	spec := &corev1.PodSpec{
-		NodeSelector: selector,
-		Containers:   []corev1.Container{{Name: "main"}},
-	}
-	reqs := resources(c, p, "requests", requests)
-	spec.Containers[0].Resources.Requests = corev1.ResourceList{}
-	for name, q := range requests {
-		if _, ok := reqs[corev1.ResourceName(name)]; ok {
-			spec.Containers[0].Resources.Requests[corev1.ResourceName(name)] = q.Quantity
-		}
-	}
-	nonZero := false
-	for name, v := range reqs {
-		if name != corev1.ResourcePods && v > 0 {
-			nonZero = true
-		}
-	}
-	if !nonZero {
-		c.field(p, "requests", "must request some resource (like cpu: 1): room is counted in replicas of the requests")
-	}
-	for i := range tols {
-		t := &tols[i]
-		op := corev1.TolerationOperator(t.Operator)
-		switch op {
-		case "", corev1.TolerationOpEqual:
-			op = corev1.TolerationOpEqual
-		case corev1.TolerationOpExists:
-			if t.Value != "" {
-				c.field(t.pos, "value", "must be empty with operator Exists")
-			}
-		default:
-			c.field(t.pos, "operator", "%q must be Equal or Exists", t.Operator)
-		}
-		switch corev1.TaintEffect(t.Effect) {
-		case "", corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
-		default:
-			c.field(t.pos, "effect", "%q must be NoSchedule, PreferNoSchedule, NoExecute or empty (all)", t.Effect)
-		}
-		spec.Tolerations = append(spec.Tolerations, corev1.Toleration{Key: t.Key, Operator: op, Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
-	}
-	return Pods{
-		Shape:    capacity.ShapeOf(spec),
-		Priority: priority,
-		Startup:  startup.or(defaultStartup),
-		Grace:    grace.or(defaultGrace),
-	}
+func (p *paidFile) podFields() podFields {
+	return podFields{pos: p.pos, Requests: p.Requests, Containers: p.Containers, InitContainers: p.InitContainers, Overhead: p.Overhead,
+		NodeSelector: p.NodeSelector, Tolerations: p.Tolerations, Affinity: p.Affinity, Startup: p.Startup, Grace: p.Grace,
+		Priority: p.Priority, PriorityClassName: p.PriorityClassName}
+}
+
+func (o *opportunistFile) podFields() podFields {
+	return podFields{pos: o.pos, Requests: o.Requests, Containers: o.Containers, InitContainers: o.InitContainers, Overhead: o.Overhead,
+		NodeSelector: o.NodeSelector, Tolerations: o.Tolerations, Affinity: o.Affinity, Startup: o.Startup, Grace: o.Grace,
+		Priority: o.Priority, PriorityClassName: o.PriorityClassName}
 }
 
 func convertPaid(c *errs, p *paidFile, total time.Duration) PaidWorkload {
 	out := PaidWorkload{
 		Name: p.Name,
-		Pods: convertPods(c, p.pos, p.Requests, p.Priority, p.NodeSelector, p.Tolerations, p.Startup, p.Grace),
+		Pods: convertPods(c, p.podFields()),
 		Load: Load{Replicas: p.Replicas, RepeatEvery: p.RepeatEvery.Duration},
 	}
 	if p.Replicas < 0 {
@@ -614,7 +601,7 @@ func convertPaid(c *errs, p *paidFile, total time.Duration) PaidWorkload {
 func convertOpportunistic(c *errs, o *opportunistFile) OpportunisticWorkload {
 	out := OpportunisticWorkload{
 		Name:        o.Name,
-		Pods:        convertPods(c, o.pos, o.Requests, o.Priority, o.NodeSelector, o.Tolerations, o.Startup, o.Grace),
+		Pods:        convertPods(c, o.podFields()),
 		MinReplicas: o.MinReplicas,
 		MaxReplicas: o.MaxReplicas,
 	}
@@ -719,7 +706,7 @@ func convertSlots(c *errs, o *opportunistFile, s *Scenario) []v1alpha1.HeadroomS
 			}
 		case f.Requests != nil:
 			// The shape is the controller's to make; this checks the requests.
-			convertPods(c, f.pos, f.Requests, 0, nil, nil, duration{}, duration{})
+			convertPods(c, podFields{pos: f.pos, Requests: f.Requests})
 			slot.Requests = corev1.ResourceList{}
 			for name, q := range f.Requests {
 				slot.Requests[corev1.ResourceName(name)] = q.Quantity

@@ -173,7 +173,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{
 			name: "unknown field",
 			yaml: strings.Replace(minimal, "  replicas: 1\n", "  replica: 1\n", 1),
-			want: []string{"bad.yaml:10: paid[0].replica: unknown field (known: name, requests, priority, nodeSelector, tolerations, startup, terminationGracePeriod, replicas, steps, repeatEvery, noise, bursts)"},
+			want: []string{"bad.yaml:10: paid[0].replica: unknown field (known: name, requests, containers, initContainers, overhead, priority, priorityClassName, nodeSelector, tolerations, affinity, startup, terminationGracePeriod, replicas, steps, repeatEvery, noise, bursts)"},
 		},
 		{
 			name: "bad quantity",
@@ -264,7 +264,7 @@ func TestParseScenarioErrors(t *testing.T) {
 			yaml: "duration: 0s\nstep: -1s\nnodeGroups: []\nopportunistic: []\nsurprise: 1\n",
 			want: []string{
 				`bad.yaml:2: step: "-1s" is negative`,
-				"bad.yaml:5: surprise: unknown field (known: name, description, duration, step, priorityClasses, roundInterval, schedulerScoring, trace, nodeGroups, paid, nodeEvents, opportunistic, hpa)",
+				"bad.yaml:5: surprise: unknown field (known: name, description, duration, step, priorityClasses, roundInterval, schedulerScoring, trace, nodeGroups, paid, nodeEvents, opportunistic, hpa, podEvictionTimeout)",
 			},
 		},
 		{

@@ -99,8 +99,11 @@ func ParseTrace(file string, data []byte) (*Trace, error) {
 		}
 		t.rows[name] = append(t.rows[name], row)
 	}
-	if header {
+	switch {
+	case header:
 		c.add(0, "", "the file is empty: want the header %q", traceHeader)
+	case len(t.order) == 0 && len(c.list) == 0:
+		c.add(0, "", "no rows after the header: add one row per change, like 0,web,2 (from 0 s, paid workload web wants 2 replicas)")
 	}
 	if err := c.err(); err != nil {
 		return nil, err
@@ -134,6 +137,17 @@ func (s *Scenario) ApplyTrace(t *Trace) error {
 			c.add(t.rows[name][0].line, "name", "%q is not a paid workload of scenario %s (paid: %s)", name, s.Name, strings.Join(known, ", "))
 		}
 	}
+	if s.Duration > 0 {
+		for _, name := range t.order {
+			for _, r := range t.rows[name] {
+				if r.at >= s.Duration {
+					c.add(r.line, "time_s", "%s s is not before the end of scenario %s (duration %s, %s s): the row would never apply; drop it or lengthen the scenario's duration",
+						strconv.FormatFloat(r.at.Seconds(), 'f', -1, 64), s.Name, s.Duration, strconv.FormatFloat(s.Duration.Seconds(), 'f', -1, 64))
+				}
+			}
+		}
+	}
+	s.checkTracePods(c, t)
 	if err := c.err(); err != nil {
 		return err
 	}
@@ -146,4 +160,34 @@ func (s *Scenario) ApplyTrace(t *Trace) error {
 		p.Load = Load{Replicas: p.Load.Replicas, Steps: steps, Traced: true}
 	}
 	return nil
+}
+
+// checkTracePods reports the trace row that takes the pods the scenario asks
+// for at once past the simulator's limit.
+func (s *Scenario) checkTracePods(c *errs, t *Trace) {
+	var total int64
+	var top traceRow
+	for i := range s.Paid {
+		p := &s.Paid[i]
+		rows, traced := t.rows[p.Name]
+		if !traced {
+			total += p.Load.peak()
+			continue
+		}
+		pk := int64(p.Load.Replicas)
+		for _, r := range rows {
+			pk = max(pk, int64(r.replicas))
+			if r.replicas > top.replicas {
+				top = r
+			}
+		}
+		total += pk
+	}
+	for i := range s.Opportunistic {
+		total += int64(max(s.Opportunistic[i].MaxReplicas, s.Opportunistic[i].Replicas))
+	}
+	if total > maxPods && top.line > 0 {
+		c.add(top.line, "replicas", "%d replicas make %d pods in total with the other workloads at their peaks, more than the simulator's limit of %d (%s): lower it",
+			top.replicas, total, maxPods, envelope)
+	}
 }

@@ -28,6 +28,8 @@ func TestParseTraceErrors(t *testing.T) {
 		name, csv, want string
 	}{
 		{"empty", "", `t.csv: the file is empty: want the header "time_s,name,replicas"`},
+		{"header only", "time_s,name,replicas\n", "t.csv: no rows after the header: add one row per change, like 0,web,2 (from 0 s, paid workload web wants 2 replicas)"},
+		{"header and blank lines", "time_s,name,replicas\r\n\r\n", "t.csv: no rows after the header: add one row per change, like 0,web,2 (from 0 s, paid workload web wants 2 replicas)"},
 		{"header", "time,name,replicas\n", `t.csv:1: the header must be "time_s,name,replicas", got "time,name,replicas"`},
 		{"fields", "time_s,name,replicas\n0,web\n", "t.csv:2: want 3 fields (time_s,name,replicas), got 2"},
 		{"time", "time_s,name,replicas\nsoon,web,1\n", `t.csv:2: time_s: "soon" is not a time in seconds from 0 to 31622400`},
@@ -69,5 +71,26 @@ func TestApplyTrace(t *testing.T) {
 	want := []Step{{0, 1}, {time.Minute, 4}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("traced load %v, want %v: the trace replaces steps and noise, replicas hold before its first row", got, want)
+	}
+}
+
+func TestApplyTracePastTheEnd(t *testing.T) {
+	sc, err := ParseScenario("small.yaml", []byte(minimal), nil) // 1h
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := ParseTrace("t.csv", []byte("time_s,name,replicas\n0,web,2\n3599.5,web,3\n3600,web,4\n7200,api,1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sc.ApplyTrace(tr)
+	want := `t.csv:4: time_s: 3600 s is not before the end of scenario small (duration 1h0m0s, 3600 s): the row would never apply; drop it or lengthen the scenario's duration; ` +
+		`t.csv:5: name: "api" is not a paid workload of scenario small (paid: web); ` +
+		`t.csv:5: time_s: 7200 s is not before the end of scenario small (duration 1h0m0s, 3600 s): the row would never apply; drop it or lengthen the scenario's duration`
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v\nwant  %s", err, want)
+	}
+	if sc.Paid[0].Load.Traced {
+		t.Error("a bad trace changed the scenario")
 	}
 }
