@@ -58,8 +58,8 @@ func (o *simulateOptions) Validate() []error {
 		errs = append(errs, fmt.Errorf("--strategy needs at least one of %s", strings.Join(sim.Strategies(), ", ")))
 	}
 	for i, s := range o.Strategies {
-		if !slices.Contains(sim.Strategies(), s) {
-			errs = append(errs, fmt.Errorf("--strategy %q is not one of %s", s, strings.Join(sim.Strategies(), ", ")))
+		if err := sim.CheckStrategy(s); err != nil {
+			errs = append(errs, fmt.Errorf("--strategy: %w", err))
 		} else if slices.Index(o.Strategies, s) != i {
 			errs = append(errs, fmt.Errorf("--strategy %q is given twice", s))
 		}
@@ -87,10 +87,16 @@ strategy harvests for the opportunistic workloads, how long paid pods wait, and
 how much it churns:
 
   opportunist       the control law of the OpportunisticScaler controller
-  hpa-seed          the write-up's HPA on cpu_capacity_remaining (Object, Value)
+  hpa-writeup       the write-up's HPA: Object cpu_capacity_remaining, Value = the
+                    headroom, no behavior; its controller flags (sync 10s,
+                    downscale stabilisation 30s)
+  hpa-example       examples/seed/hpa/worker-hpa.yaml: the same metric, 30 s
+                    windows both ways; a stock controller (sync 15s)
   hpa-averagevalue  an HPA on opportunist_desired_replicas (External, AverageValue 1)
   oracle            knows the future, no latency: the most that fits under the headroom
 
+The HPAs are modelled on the v1.37 controller; a scenario's hpa: section can
+give each its own HorizontalPodAutoscaler and controller flags (docs/hpa.md).
 Harvest counts the CPU requests of Ready opportunistic pods; overshoot the part of
 it that ate into the headroom; paid pending the seconds paid pods waited unbound.
 The scenario and trace formats are in docs/simulate.md.`,

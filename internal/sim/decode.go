@@ -106,6 +106,10 @@ type scalar interface {
 
 var scalarType = reflect.TypeFor[scalar]()
 
+// rawYAML keeps a YAML subtree undecoded, for what has a decoder of its own
+// (a Kubernetes object) or only needs an error where it is.
+type rawYAML struct{ node *yaml.Node }
+
 // decodeYAML reads data into out (a pointer to a struct) strictly: unknown
 // fields, duplicate keys and wrong types are errors naming the line and the
 // field. It reports every problem it finds, not only the first.
@@ -147,6 +151,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return // absent: the zero value
+	}
+	if r, ok := v.Addr().Interface().(*rawYAML); v.CanAddr() && ok {
+		r.node = n
+		return
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(scalarType) {
 		if n.Kind != yaml.ScalarNode {

@@ -90,8 +90,8 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 		names = Strategies()
 	}
 	for i, n := range names {
-		if !slices.Contains(Strategies(), n) {
-			return nil, fmt.Errorf("unknown strategy %q (known: %v)", n, Strategies())
+		if err := CheckStrategy(n); err != nil {
+			return nil, err
 		}
 		if slices.Index(names, n) != i {
 			return nil, fmt.Errorf("strategy %q is listed twice", n)
@@ -211,7 +211,7 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 	if o, ok := strat.(*opportunist); ok {
 		o.resyncAlways = resyncAlways
 	}
-	if h, ok := strat.(*hpaAverageValue); ok {
+	if h, ok := strat.(*hpaStrategy); ok && h.ctl != nil {
 		h.ctl.resyncAlways = resyncAlways
 	}
 	acc := &accounting{every: max(sc.Step, (sc.Duration/maxPoints+sc.Step-1)/sc.Step*sc.Step)}

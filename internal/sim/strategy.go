@@ -2,9 +2,13 @@ package sim
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/opportunist/opportunist/internal/control"
 )
@@ -12,13 +16,33 @@ import (
 // Strategy names.
 const (
 	Opportunist     = "opportunist"
-	HPASeed         = "hpa-seed"
+	HPAWriteup      = "hpa-writeup"
+	HPAExample      = "hpa-example"
 	HPAAverageValue = "hpa-averagevalue"
 	Oracle          = "oracle"
 )
 
 // Strategies lists every strategy, in report order.
-func Strategies() []string { return []string{Opportunist, HPASeed, HPAAverageValue, Oracle} }
+func Strategies() []string {
+	return []string{Opportunist, HPAWriteup, HPAExample, HPAAverageValue, Oracle}
+}
+
+// renamedStrategies are names that used to exist, with what to ask for now.
+var renamedStrategies = map[string]string{
+	"hpa-seed": fmt.Sprintf("%s (%s) or %s (%s)", HPAWriteup, presetDescriptions[HPAWriteup], HPAExample, presetDescriptions[HPAExample]),
+}
+
+// CheckStrategy returns nil for a strategy that exists, and otherwise an
+// error that says what there is (and, for an old name, what it became).
+func CheckStrategy(name string) error {
+	if slices.Contains(Strategies(), name) {
+		return nil
+	}
+	if now, ok := renamedStrategies[name]; ok {
+		return fmt.Errorf("strategy %q was renamed: ask for %s", name, now)
+	}
+	return fmt.Errorf("unknown strategy %q (known: %s)", name, strings.Join(Strategies(), ", "))
+}
 
 // strategy scales the opportunistic ReplicaSets of a world. act runs once a
 // step, after the scenario's events, before the ReplicaSet controller (the
@@ -31,32 +55,12 @@ func newStrategy(name string, sc *Scenario, w *world) (strategy, error) {
 	switch name {
 	case Opportunist:
 		return newOpportunist(sc, w, false), nil
-	case HPASeed:
-		s := &hpaSeed{}
-		for i := range sc.Opportunistic {
-			o := &sc.Opportunistic[i]
-			target := o.headroomOf(corev1.ResourceCPU, w.allocCPU)
-			if target <= 0 {
-				return nil, fmt.Errorf("strategy %s: opportunistic workload %s keeps no CPU headroom (nor slots that request CPU), and the seed's HPA targets the remaining CPU at the headroom", HPASeed, o.Name)
-			}
-			s.targets = append(s.targets, target)
-			s.hpas = append(s.hpas, newHPA(sc.HPASeed, o.MinReplicas, o.MaxReplicas))
-			w.opp[i].replicas = max(w.opp[i].replicas, s.hpas[i].min)
-		}
-		s.sync = sc.HPASeed.SyncPeriod
-		return s, nil
-	case HPAAverageValue:
-		s := &hpaAverageValue{ctl: newOpportunist(sc, w, true), sync: sc.HPAAverageValue.SyncPeriod}
-		for i := range sc.Opportunistic {
-			o := &sc.Opportunistic[i]
-			s.hpas = append(s.hpas, newHPA(sc.HPAAverageValue, o.MinReplicas, o.MaxReplicas))
-			w.opp[i].replicas = max(w.opp[i].replicas, s.hpas[i].min) // an HPA does nothing to a target at 0
-		}
-		return s, nil
+	case HPAWriteup, HPAExample, HPAAverageValue:
+		return newHPAStrategy(name, sc, w)
 	case Oracle:
 		return &oracle{}, nil
 	}
-	return nil, fmt.Errorf("unknown strategy %q", name)
+	return nil, CheckStrategy(name)
 }
 
 // epoch is the simulation's time zero for the control law, which takes
@@ -193,62 +197,6 @@ func (o *OpportunisticWorkload) scaler(key string, current int32, pods control.P
 	}
 }
 
-// hpaSeed is the write-up's HPA, one per opportunistic workload: an Object
-// metric, cpu_capacity_remaining (milli-cores, allocatable minus the
-// requests of every bound pod, as the exporter serves it), with a Value
-// target of the workload's CPU headroom.
-type hpaSeed struct {
-	hpas    []*hpa
-	targets []int64
-	sync    time.Duration
-	next    time.Duration
-}
-
-func (s *hpaSeed) act(w *world) {
-	if w.now < s.next {
-		return
-	}
-	for s.next <= w.now {
-		s.next += s.sync
-	}
-	rep := w.ledger.Report()
-	cpu, _ := rep.Resource(corev1.ResourceCPU)
-	for i, rs := range w.opp {
-		h := s.hpas[i]
-		n, _ := h.reconcile(w.now, rs.replicas, func() int32 {
-			return objectValueReplicas(rs.replicas, rs.ready, cpu.Remaining, s.targets[i], h.tol)
-		})
-		w.scale(rs, n)
-	}
-}
-
-// hpaAverageValue is a stock HPA on the External metric
-// opportunist_desired_replicas with an AverageValue target of 1, fed by the
-// opportunist controller in dry run (it decides and publishes, the HPA writes).
-type hpaAverageValue struct {
-	ctl  *opportunist
-	hpas []*hpa
-	sync time.Duration
-	next time.Duration
-}
-
-func (s *hpaAverageValue) act(w *world) {
-	s.ctl.act(w)
-	if w.now < s.next {
-		return
-	}
-	for s.next <= w.now {
-		s.next += s.sync
-	}
-	for i, rs := range w.opp {
-		h := s.hpas[i]
-		n, _ := h.reconcile(w.now, rs.replicas, func() int32 {
-			return externalAverageValueReplicas(int32(len(rs.active)), int64(s.ctl.desired[i])*1000, 1000, h.tol)
-		})
-		w.scale(rs, n)
-	}
-}
-
 // oracle knows the future and has no latency: at every instant each
 // workload runs the most replicas that fit under the headroom beside the
 // paid pods, as the control law counts them (control.Decide with no
@@ -280,4 +228,120 @@ func (o *oracle) act(w *world) {
 			}
 		}
 	}
+}
+
+// hpaStrategy runs one HorizontalPodAutoscaler per opportunistic workload,
+// synced as the v1.37 controller does: first at FirstSync, then each
+// SyncPeriod after the previous sync was processed. It reads the metrics
+// opportunist serves: cpu_capacity_remaining (milli-cores, allocatable
+// minus the requests of every bound pod, as the exporter serves it) and
+// opportunist_desired_replicas (from the opportunist controller in dry run:
+// it decides and publishes, the HPA writes).
+type hpaStrategy struct {
+	name string
+	hpas []*hpa
+	next []time.Duration // each HPA's next sync
+	ctl  *opportunist    // nil unless an HPA reads opportunist_desired_replicas
+}
+
+func newHPAStrategy(name string, sc *Scenario, w *world) (*hpaStrategy, error) {
+	cfg, ok := sc.HPA[name]
+	if !ok {
+		cfg = hpaPresets()[name]
+	}
+	s := &hpaStrategy{name: name}
+	for i := range sc.Opportunistic {
+		spec, err := hpaSpecFor(name, cfg, &sc.Opportunistic[i], w.allocCPU)
+		if err != nil {
+			return nil, err
+		}
+		h := newHPA(spec, cfg.Controller)
+		s.hpas = append(s.hpas, h)
+		s.next = append(s.next, cfg.Controller.FirstSync)
+		if usesDesired(&spec) && s.ctl == nil {
+			s.ctl = newOpportunist(sc, w, true)
+		}
+		// The workload was at least at the HPA's minimum when the HPA was created.
+		w.opp[i].replicas = max(w.opp[i].replicas, h.min)
+	}
+	return s, nil
+}
+
+func (s *hpaStrategy) act(w *world) {
+	if s.ctl != nil {
+		s.ctl.act(w)
+	}
+	var remaining *int64 // read once a step, when a sync needs it
+	m := metricValues{
+		object: func(string) (int64, error) { // cpuRemainingMetric: the only Object metric checked in
+			if remaining == nil {
+				cpu, _ := w.ledger.Report().Resource(corev1.ResourceCPU)
+				// The custom metrics API serves the milli-cores as a plain
+				// number; the controller reads its milli-value.
+				v := cpu.Remaining * 1000
+				remaining = &v
+			}
+			return *remaining, nil
+		},
+		external: func(_ string, sel labels.Selector) (int64, error) { // desiredMetric
+			var sum int64
+			found := false
+			for i, rs := range w.opp {
+				if sel.Matches(labels.Set{scalerLabel: rs.name}) {
+					sum += int64(s.ctl.desired[i]) * 1000
+					found = true
+				}
+			}
+			if !found {
+				return 0, fmt.Errorf("no decision for the OpportunisticScaler %v selects", sel)
+			}
+			return sum, nil
+		},
+	}
+	for i, rs := range w.opp {
+		h := s.hpas[i]
+		for s.next[i] <= w.now {
+			at := s.next[i]
+			st := scaleState{spec: rs.replicas, status: int32(len(rs.active)), ready: rs.ready, pods: int32(len(rs.active))}
+			n, _ := h.reconcile(at, rs.replicas, func() int32 { return h.proposal(st, m) })
+			w.scale(rs, n)
+			s.next[i] = at + h.flags.ProcessingTime + h.flags.SyncPeriod
+		}
+	}
+}
+
+// why says in a sentence what sets workload i's size.
+func (s *hpaStrategy) why(i int) string {
+	h := s.hpas[i]
+	var metrics []string
+	for _, m := range h.spec.Metrics {
+		switch m.Type {
+		case autoscalingv2.ObjectMetricSourceType:
+			metrics = append(metrics, fmt.Sprintf("Object %s %s %s", m.Object.Metric.Name, m.Object.Target.Type, targetValue(m.Object.Target)))
+		case autoscalingv2.ExternalMetricSourceType:
+			metrics = append(metrics, fmt.Sprintf("External %s %s %s", m.External.Metric.Name, m.External.Target.Type, targetValue(m.External.Target)))
+		}
+	}
+	behavior := "no behavior"
+	if h.spec.Behavior != nil {
+		behavior = fmt.Sprintf("behavior: up window %ds, down window %s", *h.spec.Behavior.ScaleUp.StabilizationWindowSeconds, downWindow(h))
+	}
+	return fmt.Sprintf("%s: the HPA on %s, %s, syncing every %s", s.name, strings.Join(metrics, ", "), behavior, h.flags.SyncPeriod)
+}
+
+func targetValue(t autoscalingv2.MetricTarget) string {
+	if t.Value != nil {
+		return t.Value.String()
+	}
+	if t.AverageValue != nil {
+		return t.AverageValue.String()
+	}
+	return "?"
+}
+
+func downWindow(h *hpa) string {
+	if w := h.spec.Behavior.ScaleDown.StabilizationWindowSeconds; w != nil {
+		return fmt.Sprintf("%ds", *w)
+	}
+	return h.flags.DownscaleStabilization.String()
 }
