@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -329,14 +330,19 @@ func (s *hpaStrategy) why(i int) string {
 	return fmt.Sprintf("%s: the HPA on %s, %s, syncing every %s", s.name, strings.Join(metrics, ", "), behavior, h.flags.SyncPeriod)
 }
 
+// targetValue prints a target as a manifest would ("30000", not "30k").
 func targetValue(t autoscalingv2.MetricTarget) string {
-	if t.Value != nil {
-		return t.Value.String()
+	q := t.Value
+	if q == nil {
+		q = t.AverageValue
 	}
-	if t.AverageValue != nil {
-		return t.AverageValue.String()
+	if q == nil {
+		return "?"
 	}
-	return "?"
+	if m := q.MilliValue(); m%1000 == 0 {
+		return strconv.FormatInt(m/1000, 10)
+	}
+	return q.String()
 }
 
 func downWindow(h *hpa) string {
