@@ -416,6 +416,58 @@ func TestHPAWriteupCycle(t *testing.T) {
 	}
 }
 
+// recordedExampleHPA is the real v1.37.2 HPA controller with the example
+// HPA (examples/seed/hpa/worker-hpa.yaml, sync period 2 s) on the local
+// control plane, as recorded by the end-to-end test TestHPAObjectMetricSeed
+// into docs/data/hpa-seed-object-metric.csv (at 191ffdb): the worker's
+// replicas at each change, second by second (the recording starts once the
+// HPA has read its metric, a second or two after its creation, which the
+// model puts at 0). The scenario is that test's
+// cluster: six kwok nodes (184 cores), 30 cores of other paid pods, the sample
+// app at 2 x 4 cores, 17 from 60 s to 180 s, a 1-core worker, min 15, max 150,
+// 30 cores of headroom; kwok starts and deletes pods at once.
+const recordedExampleScenario = `name: e2e-hpa-example
+duration: 300s
+nodeGroups:
+- {name: big, count: 4, allocatable: {cpu: "32", memory: 80Gi, pods: "110"}}
+- {name: small, count: 2, allocatable: {cpu: "28", memory: 80Gi, pods: "110"}}
+paid:
+- {name: other, requests: {cpu: "2", memory: 1Gi}, replicas: 15, startup: 1s}
+- name: sample-metrics-app
+  requests: {cpu: "4", memory: 1Gi}
+  startup: 1s
+  terminationGracePeriod: 0s
+  replicas: 2
+  steps: [{at: 60s, replicas: 17}, {at: 180s, replicas: 2}]
+opportunistic:
+- {name: worker, requests: {cpu: "1"}, startup: 1s, terminationGracePeriod: 0s, minReplicas: 15, maxReplicas: 150, headroom: {cpu: "30"}}
+hpa:
+  hpa-example: {syncPeriod: 2s}
+`
+
+var recordedExampleHPA = []struct {
+	at       time.Duration
+	replicas int32
+}{{0, 15}, {31 * time.Second, 30}, {47 * time.Second, 60}, {89 * time.Second, 52}, {119 * time.Second, 59}, {209 * time.Second, 118}}
+
+// TestHPAExampleMatchesRecording: the model of the example HPA makes the
+// real controller's moves, each within 3 s of it.
+func TestHPAExampleMatchesRecording(t *testing.T) {
+	sc, err := ParseScenario("e2e.yaml", []byte(recordedExampleScenario), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, at := workerReplicas(t, sc, HPAExample, sc.Duration)
+	if len(counts) != len(recordedExampleHPA) {
+		t.Fatalf("%v at %v, want %v", counts, at, recordedExampleHPA)
+	}
+	for i, want := range recordedExampleHPA {
+		if d := at[i] - want.at; counts[i] != want.replicas || d < -3*time.Second || d > 3*time.Second {
+			t.Errorf("change %d: %d at %v, recorded %d at %v", i, counts[i], at[i], want.replicas, want.at)
+		}
+	}
+}
+
 // TestHPAExampleIsTheShippedFile: hpa-example on the seed cluster is
 // examples/seed/hpa/worker-hpa.yaml, read as the API server would store it.
 func TestHPAExampleIsTheShippedFile(t *testing.T) {

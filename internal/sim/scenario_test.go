@@ -97,7 +97,7 @@ func TestParseScenario(t *testing.T) {
 		sc.Paid[0].Startup != 5*time.Second || sc.Paid[0].Grace != 30*time.Second || sc.Opportunistic[0].Weight != 1 {
 		t.Errorf("defaults not applied: %+v", sc)
 	}
-	if w := sc.HPA[HPAWriteup]; w.Object != nil || w.Controller != (HPAController{SyncPeriod: 10 * time.Second, DownscaleStabilization: 30 * time.Second, Tolerance: 0.1, ProcessingTime: 20 * time.Millisecond}) {
+	if w := sc.HPA[HPAWriteup]; w.Object != nil || w.Controller != (HPAController{SyncPeriod: 10 * time.Second, DownscaleStabilization: 30 * time.Second, Tolerance: 0.1, ProcessingTime: 10 * time.Millisecond}) {
 		t.Errorf("hpa-writeup %+v, want the preset: no object, the write-up's flags", w)
 	}
 	if a := sc.HPA[HPAAverageValue]; a.Object != nil || a.Controller != stockController {
