@@ -416,16 +416,15 @@ func TestHPAWriteupCycle(t *testing.T) {
 	}
 }
 
-// recordedExampleHPA is the real v1.37.2 HPA controller with the example
-// HPA (examples/seed/hpa/worker-hpa.yaml, sync period 2 s) on the local
-// control plane, as recorded by the end-to-end test TestHPAObjectMetricSeed
-// into docs/data/hpa-seed-object-metric.csv (at 191ffdb): the worker's
-// replicas at each change, second by second (the recording starts once the
-// HPA has read its metric, a second or two after its creation, which the
-// model puts at 0). The scenario is that test's
-// cluster: six kwok nodes (184 cores), 30 cores of other paid pods, the sample
-// app at 2 x 4 cores, 17 from 60 s to 180 s, a 1-core worker, min 15, max 150,
-// 30 cores of headroom; kwok starts and deletes pods at once.
+// recordedExampleScenario is the cluster of the end-to-end recordings the
+// real v1.37.2 HPA controller made on the local control plane (sync period
+// 2 s), at 191ffdb: six kwok nodes (184 cores), 30 cores of other paid pods,
+// the sample app at 2 x 4 cores, 17 from 60 s to 180 s, a 1-core worker, min
+// 15, max 150, 30 cores of headroom; kwok starts and deletes pods at once.
+// The first recording (TestHPAObjectMetricSeed, into
+// docs/data/hpa-seed-object-metric.csv) ran the example HPA
+// (examples/seed/hpa/worker-hpa.yaml) and starts once the HPA has read its
+// metric, a second or two after its creation, which the model puts at 0.
 const recordedExampleScenario = `name: e2e-hpa-example
 duration: 300s
 nodeGroups:
@@ -445,26 +444,55 @@ hpa:
   hpa-example: {syncPeriod: 2s}
 `
 
-var recordedExampleHPA = []struct {
+// recordedChange is a change of the worker's replicas in a recording.
+type recordedChange struct {
 	at       time.Duration
 	replicas int32
-}{{0, 15}, {31 * time.Second, 30}, {47 * time.Second, 60}, {89 * time.Second, 52}, {119 * time.Second, 59}, {209 * time.Second, 118}}
+}
 
-// TestHPAExampleMatchesRecording: the model of the example HPA makes the
-// real controller's moves, each within 3 s of it.
-func TestHPAExampleMatchesRecording(t *testing.T) {
-	sc, err := ParseScenario("e2e.yaml", []byte(recordedExampleScenario), nil)
-	if err != nil {
-		t.Fatal(err)
+// TestHPAMatchesRecordings: the models of the example HPA and of the HPA on
+// opportunist_desired_replicas make the real controller's moves, each within
+// 3 s of it. The second recording (TestHPAExternalDesiredReplicas, into
+// docs/data/hpa-external-desired-replicas.csv) starts once the worker is at
+// its ideal 116, with the OpportunisticScaler in dry run (no scale-up
+// window, --round-interval 1s) and the HPA of docs/hpa.md §2.
+func TestHPAMatchesRecordings(t *testing.T) {
+	tests := []struct {
+		strategy string
+		edit     func(string) string
+		want     []recordedChange
+	}{
+		{
+			strategy: HPAExample,
+			edit:     func(s string) string { return s },
+			want:     []recordedChange{{0, 15}, {31 * time.Second, 30}, {47 * time.Second, 60}, {89 * time.Second, 52}, {119 * time.Second, 59}, {209 * time.Second, 118}},
+		},
+		{
+			strategy: HPAAverageValue,
+			edit: func(s string) string {
+				s = strings.Replace(s, "hpa-example: {syncPeriod: 2s}", "hpa-averagevalue: {syncPeriod: 2s}", 1)
+				s = strings.Replace(s, `headroom: {cpu: "30"}}`, `headroom: {cpu: "30"}, replicas: 116, behavior: {scaleUp: {stabilizationWindowSeconds: 0}}}`, 1)
+				return strings.Replace(s, "duration: 300s", "duration: 300s\nroundInterval: 1s", 1)
+			},
+			want: []recordedChange{{0, 116}, {62 * time.Second, 56}, {182 * time.Second, 116}},
+		},
 	}
-	counts, at := workerReplicas(t, sc, HPAExample, sc.Duration)
-	if len(counts) != len(recordedExampleHPA) {
-		t.Fatalf("%v at %v, want %v", counts, at, recordedExampleHPA)
-	}
-	for i, want := range recordedExampleHPA {
-		if d := at[i] - want.at; counts[i] != want.replicas || d < -3*time.Second || d > 3*time.Second {
-			t.Errorf("change %d: %d at %v, recorded %d at %v", i, counts[i], at[i], want.replicas, want.at)
-		}
+	for _, tt := range tests {
+		t.Run(tt.strategy, func(t *testing.T) {
+			sc, err := ParseScenario("e2e.yaml", []byte(tt.edit(recordedExampleScenario)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts, at := workerReplicas(t, sc, tt.strategy, sc.Duration)
+			if len(counts) != len(tt.want) {
+				t.Fatalf("%v at %v, want %v", counts, at, tt.want)
+			}
+			for i, want := range tt.want {
+				if d := at[i] - want.at; counts[i] != want.replicas || d < -3*time.Second || d > 3*time.Second {
+					t.Errorf("change %d: %d at %v, recorded %d at %v", i, counts[i], at[i], want.replicas, want.at)
+				}
+			}
+		})
 	}
 }
 

@@ -49,7 +49,7 @@ type HPAConfig struct {
 // The kube-controller-manager's defaults, and the time a sync takes on a
 // small control plane (a few loopback API calls). 10 ms is an estimate the
 // recorded example HPA bounds: at a 2 s sync, more drift than that puts the
-// model's moves late (TestHPAExampleMatchesRecording); the calibration
+// model's moves late (TestHPAMatchesRecordings); the calibration
 // against the real control plane measures the period.
 const (
 	stockSyncPeriod             = 15 * time.Second
