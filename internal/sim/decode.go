@@ -222,12 +222,14 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	var names []string
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opt, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if name == "" || name == "-" {
 			continue
 		}
 		fields[name] = i
-		names = append(names, name)
+		if opt != "gone" { // a field kept only to say where it went is not offered
+			names = append(names, name)
+		}
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {

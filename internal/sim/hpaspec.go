@@ -221,8 +221,8 @@ type hpaSection struct {
 	Example      *hpaFile `yaml:"hpa-example"`
 	AverageValue *hpaFile `yaml:"hpa-averagevalue"`
 	// Renamed in issue 17: an error says to what.
-	Seed            *rawYAML `yaml:"seed"`
-	OldAverageValue *rawYAML `yaml:"averageValue"`
+	Seed            *rawYAML `yaml:"seed,gone"`
+	OldAverageValue *rawYAML `yaml:"averageValue,gone"`
 }
 
 // hpaFile is one HPA strategy: the controller's flags and, optionally, the
@@ -236,10 +236,10 @@ type hpaFile struct {
 	FirstSync              duration `yaml:"firstSync"`
 	Object                 *rawYAML `yaml:"object"`
 	// Gone: an error says why.
-	UpscaleDelay   *rawYAML `yaml:"upscaleDelay"`
-	DownscaleDelay *rawYAML `yaml:"downscaleDelay"`
-	BehaviorUnset  *rawYAML `yaml:"behaviorUnset"`
-	Behavior       *rawYAML `yaml:"behavior"`
+	UpscaleDelay   *rawYAML `yaml:"upscaleDelay,gone"`
+	DownscaleDelay *rawYAML `yaml:"downscaleDelay,gone"`
+	BehaviorUnset  *rawYAML `yaml:"behaviorUnset,gone"`
+	Behavior       *rawYAML `yaml:"behavior,gone"`
 }
 
 // convertHPASection returns every HPA strategy's configuration: the

@@ -234,6 +234,13 @@ func TestParseScenarioErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "HPA unknown field",
+			yaml: minimal + "hpa:\n  hpa-writeup: {syncperiod: 5s}\n",
+			want: []string{
+				"bad.yaml:17: hpa.hpa-writeup.syncperiod: unknown field (known: syncPeriod, downscaleStabilization, tolerance, processingTime, firstSync, object)",
+			},
+		},
+		{
 			name: "HPA 1.8 delays",
 			yaml: minimal + "hpa:\n  hpa-writeup: {upscaleDelay: 30s}\n",
 			want: []string{
