@@ -2,6 +2,7 @@ package sim
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/opportunist/opportunist/internal/exporter"
+	"github.com/opportunist/opportunist/internal/metricsapi"
 )
 
 func TestObjectValueReplicas(t *testing.T) {
@@ -574,5 +578,16 @@ func TestCheckStrategy(t *testing.T) {
 	}
 	if err := CheckStrategy("hpa-seed"); err == nil || !strings.Contains(err.Error(), "was renamed: ask for hpa-writeup (the write-up's HPA") {
 		t.Errorf("hpa-seed: %v, want it renamed", err)
+	}
+}
+
+// TestMetricNamesAgree: the simulated HPAs read the metrics by the names
+// opportunist serves them under.
+func TestMetricNamesAgree(t *testing.T) {
+	if desiredMetric != metricsapi.DesiredReplicasMetric || scalerLabel != metricsapi.ScalerLabel {
+		t.Errorf("sim reads %s{%s=...}, metricsapi serves %s{%s=...}", desiredMetric, scalerLabel, metricsapi.DesiredReplicasMetric, metricsapi.ScalerLabel)
+	}
+	if !slices.Contains(exporter.SeedMetricNames(), cpuRemainingMetric) {
+		t.Errorf("the exporter serves no %s: %v", cpuRemainingMetric, exporter.SeedMetricNames())
 	}
 }

@@ -85,8 +85,10 @@ var presetDescriptions = map[string]string{
 	HPAAverageValue: "docs/hpa.md §2: External opportunist_desired_replicas, AverageValue 1, fed by opportunist in dry run; a stock controller (sync 15s)",
 }
 
-// cpuRemainingMetric is the seed's Object metric (milli-cores), and the
-// Service the write-up's HPA describes it on.
+// The metrics the simulated HPAs can read, named as opportunist serves them
+// (TestMetricNamesAgree checks the copies): the seed's Object metric
+// (milli-cores), and the External metric of the controller's answer with the
+// label that selects a scaler.
 const (
 	cpuRemainingMetric = "cpu_capacity_remaining"
 	desiredMetric      = "opportunist_desired_replicas" // internal/metricsapi.DesiredReplicasMetric
