@@ -420,6 +420,32 @@ func TestHPAWriteupCycle(t *testing.T) {
 	}
 }
 
+// TestHPAWriteupPhases plays seed-burst with the write-up's HPA created at
+// each tenth of its ~100 s cycle: where in the cycle the burst lands decides
+// what follows. Whatever the phase, it cycles before the burst and eats into
+// the headroom. -v prints the range docs/hpa.md quotes.
+func TestHPAWriteupPhases(t *testing.T) {
+	for off := time.Duration(0); off < 100*time.Second; off += 10 * time.Second {
+		sc, err := Builtin("seed-burst")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := hpaPresets()[HPAWriteup]
+		cfg.Controller.FirstSync = off
+		sc.HPA = map[string]HPAConfig{HPAWriteup: cfg}
+		rep, err := Run(sc, Options{Seed: 1, Strategies: []string{HPAWriteup}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rep.Results[0]
+		t.Logf("created at %3.0fs: harvest %.1f core-h, overshoot %.2f core-h, paid pending %.0f pod-s, %d direction changes",
+			off.Seconds(), r.HarvestCoreHours, r.OvershootCoreHours, r.PaidPendingPodSeconds, r.DirectionChanges)
+		if r.OvershootCoreHours < 1 || r.DirectionChanges < 20 {
+			t.Errorf("created at %v: %+v, want it to cycle (>= 20 direction changes) and overshoot (>= 1 core-h)", off, r)
+		}
+	}
+}
+
 // recordedExampleScenario is the cluster of the end-to-end recordings the
 // real v1.37.2 HPA controller made on the local control plane (sync period
 // 2 s), at 191ffdb: six kwok nodes (184 cores), 30 cores of other paid pods,
