@@ -35,7 +35,7 @@ type demoOptions struct {
 }
 
 func defaultDemoOptions() *demoOptions {
-	return &demoOptions{Scenario: "seed-burst", Strategy: sim.Opportunist, Compare: sim.HPASeed, Speed: 10, Seed: 1, Listen: "127.0.0.1:8090"}
+	return &demoOptions{Scenario: "seed-burst", Strategy: sim.Opportunist, Compare: sim.HPAWriteup, Speed: 10, Seed: 1, Listen: "127.0.0.1:8090"}
 }
 
 func (o *demoOptions) AddFlags(fs *pflag.FlagSet) {

@@ -31,8 +31,8 @@ func TestDemoOptionsValidate(t *testing.T) {
 			o.Scenario, o.Strategy, o.Compare, o.Speed, o.Listen = "monday", "instant-law", "pid", 0, "8090"
 		}, want: []string{
 			`--scenario "monday" is not built in (built in: diurnal, fragmented, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority)`,
-			`--strategy "instant-law" is not one of opportunist, hpa-seed, hpa-averagevalue`,
-			`--compare "pid" is not one of opportunist, hpa-seed, hpa-averagevalue`,
+			`--strategy "instant-law" is not one of opportunist, hpa-writeup, hpa-example, hpa-averagevalue`,
+			`--compare "pid" is not one of opportunist, hpa-writeup, hpa-example, hpa-averagevalue`,
 			`--speed must be above 0 and at most 100000, got 0`,
 			`--listen "8090" is not host:port`,
 		}},
@@ -91,7 +91,7 @@ func TestDemoServesLiveState(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if len(st.Views) != 2 || st.Views[0].Name != "opportunist" || st.Views[1].Name != "hpa-seed" {
+	if len(st.Views) != 2 || st.Views[0].Name != "opportunist" || st.Views[1].Name != "hpa-writeup" {
 		t.Fatalf("views = %+v", st.Views)
 	}
 	v := st.Views[0]

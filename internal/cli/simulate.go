@@ -87,10 +87,16 @@ strategy harvests for the opportunistic workloads, how long paid pods wait, and
 how much it churns:
 
   opportunist       the control law of the OpportunisticScaler controller
-  hpa-seed          the write-up's HPA on cpu_capacity_remaining (Object, Value)
+  hpa-writeup       the write-up's HPA: Object cpu_capacity_remaining, Value = the
+                    headroom, no behavior; its controller flags (sync 10s,
+                    downscale stabilisation 30s)
+  hpa-example       examples/seed/hpa/worker-hpa.yaml: the same metric, 30 s
+                    windows both ways; a stock controller (sync 15s)
   hpa-averagevalue  an HPA on opportunist_desired_replicas (External, AverageValue 1)
   instant-law       the control law with perfect, instant knowledge, no stabilisation
 
+The HPAs are modelled on the v1.37 controller; a scenario's hpa: section can
+give each its own HorizontalPodAutoscaler and controller flags (docs/hpa.md).
 Harvest counts the CPU requests of Ready opportunistic pods; RATIO is harvest over
 the instant law's (the law graded by itself), OF BOUND harvest over the packing
 bound (what the opportunistic shapes could hold node by node beside the paid pods,

@@ -22,7 +22,7 @@ func TestSimulateOptionsValidate(t *testing.T) {
 			o.Scenario, o.ScenarioFile, o.Strategies, o.Format, o.Plot = "x", "y.yaml", []string{"instant-law", "pid", "instant-law", "oracle"}, "xml", "plot.pdf"
 		}, want: []string{
 			"--scenario and --scenario-file are exclusive",
-			`--strategy: unknown strategy "pid" (known: opportunist, hpa-seed, hpa-averagevalue, instant-law)`,
+			`--strategy: unknown strategy "pid" (known: opportunist, hpa-writeup, hpa-example, hpa-averagevalue, instant-law)`,
 			`--strategy "instant-law" is given twice`,
 			`--strategy: strategy "oracle": it was renamed instant-law (the control law with perfect, instant knowledge, no stabilisation)`,
 			`--format must be table, json or csv, got "xml"`,
@@ -209,7 +209,7 @@ func TestSimulatePlot(t *testing.T) {
 	dir := t.TempDir()
 	for _, tt := range []struct{ file, magic string }{{"p.svg", "<?xml"}, {"p.png", "\x89PNG"}} {
 		path := filepath.Join(dir, tt.file)
-		if _, err := execute(t, "simulate", "--scenario", "seed-burst", "--strategy", "opportunist,hpa-seed", "--plot", path); err != nil {
+		if _, err := execute(t, "simulate", "--scenario", "seed-burst", "--strategy", "opportunist,hpa-writeup", "--plot", path); err != nil {
 			t.Fatal(err)
 		}
 		data, err := os.ReadFile(path)
@@ -220,7 +220,7 @@ func TestSimulatePlot(t *testing.T) {
 			t.Errorf("%s starts %q, want %q", tt.file, data[:min(len(data), 8)], tt.magic)
 		}
 		if tt.file == "p.svg" {
-			for _, title := range []string{"opportunist on seed-burst", "hpa-seed on seed-burst"} {
+			for _, title := range []string{"opportunist on seed-burst", "hpa-writeup on seed-burst"} {
 				if !bytes.Contains(data, []byte(title)) {
 					t.Errorf("the plot has no panel titled %q", title)
 				}

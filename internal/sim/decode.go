@@ -113,6 +113,9 @@ type nodeDecoder interface {
 }
 
 var nodeDecoderType = reflect.TypeFor[nodeDecoder]()
+// rawYAML keeps a YAML subtree undecoded, for what has a decoder of its own
+// (a Kubernetes object) or only needs an error where it is.
+type rawYAML struct{ node *yaml.Node }
 
 // decodeYAML reads data into out (a pointer to a struct) strictly: unknown
 // fields, duplicate keys and wrong types are errors naming the line and the
@@ -155,6 +158,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return // absent: the zero value
+	}
+	if v.CanAddr() {
+		if r, ok := v.Addr().Interface().(*rawYAML); ok {
+			r.node = n
+			return
+		}
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(nodeDecoderType) {
 		v.Addr().Interface().(nodeDecoder).decodeNode(d, n, path)
@@ -226,12 +235,14 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	var names []string
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opt, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if name == "" || name == "-" {
 			continue
 		}
 		fields[name] = i
-		names = append(names, name)
+		if opt != "gone" { // a field kept only to say where it went is not offered
+			names = append(names, name)
+		}
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {

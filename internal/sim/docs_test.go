@@ -41,7 +41,7 @@ func TestDocsExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sc.NodeGroups) != 2 || len(sc.Paid) != 2 || !sc.Paid[0].Load.Traced || sc.HPASeed.SyncPeriod != 10*time.Second ||
+	if len(sc.NodeGroups) != 2 || len(sc.Paid) != 2 || !sc.Paid[0].Load.Traced || sc.HPA[HPAWriteup].Controller.SyncPeriod != 10*time.Second ||
 		len(sc.Opportunistic[0].Scaler.Spec.HeadroomSlots) != 2 || sc.SchedulerScoring != capacity.LeastAllocated {
 		t.Errorf("the example parsed into %+v", sc)
 	}

@@ -106,6 +106,8 @@ func FuzzScenario(f *testing.F) {
 	f.Add(strings.Replace(minimal, "maxReplicas: 10", "maxReplicas: 10\n  minReplicas: 20\n  targetUtilizationPercent: .nan", 1))
 	f.Add(minimal + "  headroomSlots: [{shapeFrom: web, count: 4}, {name: big, requests: {cpu: \"6\"}, count: 1}]\nschedulerScoring: MostAllocated\n")
 	f.Add(minimal + "  headroomSlots: [{shapeFrom: web, requests: {}, count: 0}, {name: web, count: 10001}]\n")
+	f.Add(minimal + "hpa:\n  hpa-writeup: {syncPeriod: 2s, processingTime: 1ms, object: {apiVersion: autoscaling/v2, kind: HorizontalPodAutoscaler, spec: {maxReplicas: 5, metrics: [{type: Object, object: {metric: {name: cpu_capacity_remaining}, target: {type: Value, value: \"2k\"}}}]}}}\n")
+	f.Add(minimal + "hpa:\n  hpa-example: {object: {apiVersion: autoscaling/v2, kind: HorizontalPodAutoscaler, spec: {maxReplicas: 5, metrics: [{type: Pods}], behavior: {scaleUp: {policies: []}}}}}\n  seed: {}\n")
 	f.Add("duration: 1e300\n")
 	f.Add(strings.Replace(minimal, `  requests: {cpu: "2"}`, `  containers: [{name: app, resources: {requests: {cpu: "1"}, limits: {memory: 1Gi}}}]
   initContainers: [{restartPolicy: Always, resources: {requests: {cpu: 500m}}}, {resources: {requests: {cpu: "4"}}}]

@@ -1,30 +1,29 @@
 package sim
 
-// A model of the Kubernetes HorizontalPodAutoscaler controller, rule by rule.
-// References are to kubernetes/kubernetes:
-//   - pkg/controller/podautoscaler/replica_calculator.go (the replica calculator),
-//   - pkg/controller/podautoscaler/horizontal.go (reconcileAutoscaler and the
-//     normalisation of the proposal: stabilisation, rate limits, bounds),
-//   - pkg/apis/autoscaling/v2/defaults.go (the API server's defaults of
-//     spec.behavior),
-//   - and, for the seed's --horizontal-pod-autoscaler-upscale-delay and
-//     -downscale-delay, horizontal.go as of Kubernetes 1.8 (shouldScale: the
-//     "forbidden windows", removed in 1.12).
-// Only what the two metrics we simulate need is modelled: an Object metric
-// with a Value target (the seed's cpu_capacity_remaining) and an External
-// metric with an AverageValue target (opportunist_desired_replicas).
+// A model of the Kubernetes v1.37 HorizontalPodAutoscaler controller, rule
+// by rule. References are to kubernetes/kubernetes v1.37.2:
+//   - pkg/controller/podautoscaler/horizontal.go (processNextWorkItem's
+//     requeue, reconcileAutoscaler, and the normalisation of the proposal:
+//     stabilisation, rate limits, bounds),
+//   - pkg/controller/podautoscaler/replica_calculator.go (the proposals of
+//     Object and External metrics),
+//   - pkg/apis/autoscaling/v2/defaults.go (the API server's defaults: only
+//     a spec.behavior that is set gets its policies filled in).
+// The metrics are those opportunist serves: the Object metric
+// cpu_capacity_remaining and the External metric opportunist_desired_replicas,
+// with Value or AverageValue targets (hpaspec.go checks a scenario's HPA
+// against that).
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
-
-// Behavior is an HPA's spec.behavior, as the API server stores it.
-type Behavior = autoscalingv2.HorizontalPodAutoscalerBehavior
 
 // tolerances are the usage-ratio tolerances (Tolerances in replica_calculator.go).
 type tolerances struct{ down, up float64 }
@@ -35,57 +34,140 @@ func (t tolerances) within(ratio float64) bool {
 	return 1-t.down <= ratio && ratio <= 1+t.up
 }
 
-// objectValueReplicas is the proposal for an Object metric with a Value
-// target (GetObjectMetricReplicas, then getUsageRatioReplicaCount):
-// ratio = usage / target; within the tolerance the count stays; otherwise
-// ceil(ratio x ready pods). Pods not Ready are left out of the product
-// (readyReplicas is the target's /scale status.readyReplicas). A target at
-// zero replicas scales to ceil(ratio), without tolerance. Missing-metric
-// handling belongs to per-pod metrics and does not apply to this one.
-func objectValueReplicas(spec, ready int32, usage, target int64, tol tolerances) int32 {
-	ratio := float64(usage) / float64(target)
-	if spec == 0 {
-		return int32(math.Ceil(ratio))
-	}
-	if tol.within(ratio) {
-		return spec
-	}
-	f := ratio * float64(ready)
-	if f > math.MaxInt32 {
-		return math.MaxInt32
-	}
-	return int32(math.Ceil(f))
+// scaleState is what one sync reads of its target: the /scale subresource
+// (spec.replicas, status.replicas = pods not terminating) and, from the
+// controller's pod informer, the pods its selector matches.
+type scaleState struct {
+	spec, status int32
+	// ready counts the pods Running and Ready (getReadyPodsCount); pods
+	// counts every pod the selector matches, Ready or not.
+	ready, pods int32
 }
 
-// externalAverageValueReplicas is the proposal for an External metric with
-// an AverageValue target (GetExternalPerPodMetricReplicas): with status
+// errNoPods is getReadyPodsCount's error: the metric is invalid for this sync.
+var errNoPods = errors.New("no pods returned by selector while calculating replica count")
+
+// usageRatioReplicas is getUsageRatioReplicaCount: within the tolerance the
+// count stays; otherwise ceil(ratio x Ready pods) — pods not Ready are left
+// out of the product. A target at zero replicas scales to ceil(ratio),
+// without tolerance.
+func usageRatioReplicas(current int32, ratio float64, st scaleState, tol tolerances) (int32, error) {
+	if current == 0 {
+		return ceilInt32(ratio), nil
+	}
+	if tol.within(ratio) {
+		return current, nil
+	}
+	if st.pods == 0 {
+		return 0, errNoPods
+	}
+	return ceilInt32(ratio * float64(st.ready)), nil
+}
+
+// objectValueReplicas is GetObjectMetricReplicas: ratio = usage / target
+// (the seed's cpu_capacity_remaining, with a Value target).
+func objectValueReplicas(st scaleState, usage, target int64, tol tolerances) (int32, error) {
+	return usageRatioReplicas(st.spec, float64(usage)/float64(target), st, tol)
+}
+
+// perPodReplicas is GetObjectPerPodMetricReplicas and
+// GetExternalPerPodMetricReplicas (AverageValue targets): with status
 // replicas (pods that exist, Ready or not), ratio = usage / (target x
 // replicas); outside the tolerance the count becomes ceil(usage / target).
-func externalAverageValueReplicas(statusReplicas int32, usage, targetPerPod int64, tol tolerances) int32 {
+func perPodReplicas(statusReplicas int32, usage, targetPerPod int64, tol tolerances) int32 {
 	ratio := float64(usage) / (float64(targetPerPod) * float64(statusReplicas))
 	if tol.within(ratio) {
 		return statusReplicas
 	}
-	f := math.Ceil(float64(usage) / float64(targetPerPod))
-	if f > math.MaxInt32 {
-		return math.MaxInt32
-	}
-	return int32(f)
+	return ceilInt32(float64(usage) / float64(targetPerPod))
 }
 
-// hpa is one HorizontalPodAutoscaler as its controller sees it: the spec's
-// bounds and behaviour, the controller's flags, and the state the controller
-// keeps per HPA (recommendations and scale events) and in status
-// (lastScaleTime). Time is the simulation's clock.
+func ceilInt32(f float64) int32 {
+	switch c := math.Ceil(f); {
+	case c > math.MaxInt32:
+		return math.MaxInt32
+	case c < math.MinInt32:
+		return math.MinInt32
+	case math.IsNaN(c):
+		return 0
+	default:
+		return int32(c)
+	}
+}
+
+// metricValues answers a sync's metric queries: the Object metric's value
+// (milli-units, as the custom metrics API serves it) and the External
+// metric's values summed over the series its selector matches. An error
+// makes that metric invalid for the sync, as a failed query does.
+type metricValues struct {
+	object   func(name string) (int64, error)
+	external func(name string, sel labels.Selector) (int64, error)
+}
+
+// proposal is computeReplicasForMetrics: the highest proposal of the valid
+// metrics; -1 (no scaling this sync) when every metric is invalid, or some
+// are and the rest would scale down.
+func (h *hpa) proposal(st scaleState, m metricValues) int32 {
+	var replicas int32
+	invalid := 0
+	for i := range h.spec.Metrics {
+		p, err := h.metricProposal(i, st, m)
+		if err != nil {
+			invalid++
+			continue
+		}
+		if replicas == 0 || p > replicas {
+			replicas = p
+		}
+	}
+	if invalid >= len(h.spec.Metrics) || invalid > 0 && replicas < st.spec {
+		return -1
+	}
+	return replicas
+}
+
+// metricProposal is computeReplicasForMetric for the metric types
+// opportunist serves.
+func (h *hpa) metricProposal(i int, st scaleState, m metricValues) (int32, error) {
+	ms := &h.spec.Metrics[i]
+	switch ms.Type {
+	case autoscalingv2.ObjectMetricSourceType:
+		usage, err := m.object(ms.Object.Metric.Name)
+		if err != nil {
+			return 0, err
+		}
+		if t := ms.Object.Target; t.Type == autoscalingv2.ValueMetricType {
+			return objectValueReplicas(st, usage, t.Value.MilliValue(), h.tol)
+		}
+		return perPodReplicas(st.status, usage, ms.Object.Target.AverageValue.MilliValue(), h.tol), nil
+	case autoscalingv2.ExternalMetricSourceType:
+		usage, err := m.external(ms.External.Metric.Name, h.selectors[i])
+		if err != nil {
+			return 0, err
+		}
+		if t := ms.External.Target; t.AverageValue != nil {
+			return perPodReplicas(st.status, usage, t.AverageValue.MilliValue(), h.tol), nil
+		}
+		return usageRatioReplicas(st.spec, float64(usage)/float64(ms.External.Target.Value.MilliValue()), st, h.tol)
+	}
+	return 0, fmt.Errorf("metric type %s is not simulated", ms.Type) // hpaspec.go rejects it at load
+}
+
+// hpa is one HorizontalPodAutoscaler as its controller sees it: the spec as
+// the API server stores it, the controller's flags, and the state the
+// controller keeps per HPA (recommendations and scale events) and in status
+// (the ScaledToZero condition). Times are the simulation's clock, at the
+// instant of the sync (not rounded to the simulation's step).
 type hpa struct {
-	min, max int32
-	set      HPASettings
-	tol      tolerances
+	spec      autoscalingv2.HorizontalPodAutoscalerSpec
+	min       int32
+	flags     HPAController
+	tol       tolerances
+	selectors []labels.Selector // by metric: an External metric's selector, parsed once
 
 	recs                 []timedRecommendation // nil until the first sync
 	upEvents, downEvents []scaleEvent
-	lastScale            time.Duration
-	scaledOnce           bool
+	scaledToZero         bool // status condition ScaledToZero
 }
 
 type timedRecommendation struct {
@@ -99,9 +181,13 @@ type scaleEvent struct {
 	outdated bool
 }
 
-func newHPA(set HPASettings, minReplicas, maxReplicas int32) *hpa {
-	h := &hpa{min: minReplicas, max: maxReplicas, set: set, tol: tolerances{set.Tolerance, set.Tolerance}}
-	if b := set.Behavior; b != nil { // configurable tolerances (spec.behavior.*.tolerance)
+// newHPA takes a spec checked and defaulted by hpaSpecFor.
+func newHPA(spec autoscalingv2.HorizontalPodAutoscalerSpec, flags HPAController) *hpa {
+	h := &hpa{spec: spec, min: 1, flags: flags, tol: tolerances{flags.Tolerance, flags.Tolerance}}
+	if spec.MinReplicas != nil {
+		h.min = *spec.MinReplicas
+	}
+	if b := spec.Behavior; b != nil { // tolerancesForHpa (HPAConfigurableTolerance is GA in 1.37)
 		if b.ScaleDown != nil && b.ScaleDown.Tolerance != nil {
 			h.tol.down = b.ScaleDown.Tolerance.AsApproximateFloat64()
 		}
@@ -109,58 +195,59 @@ func newHPA(set HPASettings, minReplicas, maxReplicas int32) *hpa {
 			h.tol.up = b.ScaleUp.Tolerance.AsApproximateFloat64()
 		}
 	}
-	if h.min < 1 {
-		h.min = 1 // minReplicas defaults to 1; 0 needs the HPAScaleToZero gate, not modelled
+	for _, m := range spec.Metrics {
+		sel := labels.Everything()
+		if m.Type == autoscalingv2.ExternalMetricSourceType && m.External.Metric.Selector != nil {
+			var err error
+			if sel, err = metav1.LabelSelectorAsSelector(m.External.Metric.Selector); err != nil {
+				sel = labels.Nothing() // checked at load
+			}
+		}
+		h.selectors = append(h.selectors, sel)
 	}
 	return h
 }
 
-// reconcile is one sync of the HPA (reconcileAutoscaler): it returns the
-// target's new spec.replicas and whether it was rescaled. propose computes
-// the metric's proposal; it is called only when the controller would.
+// reconcile is one sync of the HPA (reconcileAutoscaler) at instant now: it
+// returns the target's new spec.replicas and whether it was rescaled.
+// propose computes the metrics' proposal (-1: no valid metric); it is called
+// only when the controller would query the metrics.
 func (h *hpa) reconcile(now time.Duration, current int32, propose func() int32) (int32, bool) {
 	if h.recs == nil { // recordInitialRecommendation
 		h.recs = []timedRecommendation{{current, now}}
 	}
 	var desired int32
 	switch {
-	case current == 0:
+	case current == 0 && !h.scaledToZero:
+		// shouldComputeMetricsForZeroReplicas: scaled to zero by hand.
 		return 0, false // "scaling is disabled since the replica count of the target is zero"
-	case current > h.max:
-		desired = h.max
-	case current < h.min:
+	case current > h.spec.MaxReplicas:
+		desired = h.spec.MaxReplicas
+	case current < h.min && current != 0:
 		desired = h.min
 	default:
-		desired = max(propose(), 0) // desiredReplicas starts at 0: a negative proposal is 0
-		if h.set.Behavior == nil {
+		p := propose()
+		if p < 0 {
+			return current, false // FailedComputeMetricsReplicas: no rescale this sync
+		}
+		desired = p // desiredReplicas starts at 0 and takes a higher proposal
+		if h.spec.Behavior == nil {
 			desired = h.normalize(now, current, desired)
 		} else {
 			desired = h.normalizeWithBehaviors(now, current, desired)
 		}
-		// In 1.8 only a metric-based change waited out the forbidden windows.
-		if desired != current && !h.outsideForbiddenWindows(now, current, desired) {
-			return current, false
+		if current == 0 && h.min != 0 && desired < h.min { // back from zero with a raised min
+			desired = h.min
 		}
 	}
 	if desired == current {
 		return current, false
 	}
 	h.storeScaleEvent(now, current, desired)
-	h.lastScale, h.scaledOnce = now, true
+	// The ScaledToZero condition is set on every rescale (HPAScaleToZero, beta
+	// and on in 1.37); every metric simulated is Object or External.
+	h.scaledToZero = current > 0 && desired == 0 && h.min == 0
 	return desired, true
-}
-
-// outsideForbiddenWindows is Kubernetes 1.8's shouldScale: after a scale,
-// no scale down within the downscale delay, no scale up within the upscale
-// delay (both counted from the last scale, whichever its direction).
-func (h *hpa) outsideForbiddenWindows(now time.Duration, current, desired int32) bool {
-	if !h.scaledOnce {
-		return true
-	}
-	if desired < current {
-		return h.lastScale+h.set.DownscaleDelay < now
-	}
-	return h.lastScale+h.set.UpscaleDelay < now
 }
 
 // normalize is the path without spec.behavior (normalizeDesiredReplicas):
@@ -169,7 +256,7 @@ func (h *hpa) outsideForbiddenWindows(now time.Duration, current, desired int32)
 func (h *hpa) normalize(now time.Duration, current, proposal int32) int32 {
 	stabilized := h.stabilizeRecommendation(now, proposal)
 	upLimit := int32(math.Max(2*float64(current), 4)) // calculateScaleUpLimit
-	maxAllowed := min(h.max, upLimit)
+	maxAllowed := min(h.spec.MaxReplicas, upLimit)
 	switch {
 	case stabilized < h.min:
 		return h.min
@@ -179,13 +266,13 @@ func (h *hpa) normalize(now time.Duration, current, proposal int32) int32 {
 	return stabilized
 }
 
-// stabilizeRecommendation returns the highest recommendation within the
-// downscale stabilisation window and records this one, reusing the slot of
-// one that fell out of the window.
+// stabilizeRecommendation returns the highest recommendation not older than
+// the downscale stabilisation window (one exactly as old still counts) and
+// records this one, reusing the slot of one that fell out of the window.
 func (h *hpa) stabilizeRecommendation(now time.Duration, proposal int32) int32 {
 	highest := proposal
 	old := -1
-	cutoff := now - h.set.DownscaleStabilization
+	cutoff := now - h.flags.DownscaleStabilization
 	for i, r := range h.recs {
 		if r.at < cutoff {
 			old = i
@@ -209,9 +296,9 @@ func (h *hpa) record(old int, r timedRecommendation) {
 // (normalizeDesiredReplicasWithBehaviors): stabilise within both windows,
 // then apply the rate policies and the bounds.
 func (h *hpa) normalizeWithBehaviors(now time.Duration, current, proposal int32) int32 {
-	b := h.set.Behavior
+	b := h.spec.Behavior
 	upWindow := time.Duration(*b.ScaleUp.StabilizationWindowSeconds) * time.Second
-	downWindow := h.set.DownscaleStabilization // maybeInitScaleDownStabilizationWindow
+	downWindow := h.flags.DownscaleStabilization // maybeInitScaleDownStabilizationWindow
 	if b.ScaleDown.StabilizationWindowSeconds != nil {
 		downWindow = time.Duration(*b.ScaleDown.StabilizationWindowSeconds) * time.Second
 	}
@@ -245,7 +332,7 @@ func (h *hpa) normalizeWithBehaviors(now time.Duration, current, proposal int32)
 	switch {
 	case stabilized > current:
 		limit := max(scaleUpLimit(now, current, h.upEvents, h.downEvents, b.ScaleUp), current)
-		if allowed := min(h.max, limit); stabilized > allowed {
+		if allowed := min(h.spec.MaxReplicas, limit); stabilized > allowed {
 			return allowed
 		}
 	case stabilized < current:
@@ -327,7 +414,7 @@ func maxInt32(a, b int32) int32 { return max(a, b) }
 // spec.behavior), reusing the slot of an event older than the longest
 // policy period (markScaleEventsOutdated).
 func (h *hpa) storeScaleEvent(now time.Duration, prev, next int32) {
-	b := h.set.Behavior
+	b := h.spec.Behavior
 	if b == nil {
 		return
 	}
@@ -355,184 +442,4 @@ func (h *hpa) storeScaleEvent(now time.Duration, prev, next int32) {
 	} else {
 		*events = append(*events, e)
 	}
-}
-
-// ---- settings ----
-
-// seedHPA is the write-up's HPA controller: a 10 s sync, 30 s up and down
-// delays, the default tolerance; spec.behavior as autoscaling/v2 defaults it
-// and the default 5 min downscale stabilisation.
-var seedHPA = HPASettings{
-	SyncPeriod:             10 * time.Second,
-	Tolerance:              0.1,
-	UpscaleDelay:           30 * time.Second,
-	DownscaleDelay:         30 * time.Second,
-	DownscaleStabilization: 5 * time.Minute,
-	Behavior:               DefaultBehavior(),
-}
-
-// averageValueHPA is the HPA that docs/hpa.md tells users to deploy on
-// opportunist_desired_replicas, run by a stock controller (15 s sync): as
-// opportunist already stabilises, no windows and no rate limit to speak of
-// (1000% per second both ways). A scenario's hpa.averageValue.behavior: {}
-// gives the stock behaviour instead (5 min scale-down window).
-var averageValueHPA = HPASettings{
-	SyncPeriod:             15 * time.Second,
-	Tolerance:              0.1,
-	DownscaleStabilization: 5 * time.Minute,
-	Behavior: defaultBehavior(&Behavior{
-		ScaleUp:   rules(0, autoscalingv2.HPAScalingPolicy{Type: autoscalingv2.PercentScalingPolicy, Value: 1000, PeriodSeconds: 1}),
-		ScaleDown: rules(0, autoscalingv2.HPAScalingPolicy{Type: autoscalingv2.PercentScalingPolicy, Value: 1000, PeriodSeconds: 1}),
-	}),
-}
-
-// rules is scaling rules with a window (seconds) and policies, other fields defaulted.
-func rules(window int32, policies ...autoscalingv2.HPAScalingPolicy) *autoscalingv2.HPAScalingRules {
-	return &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &window, Policies: policies}
-}
-
-// DefaultBehavior is spec.behavior as the API server defaults an empty one
-// (defaults.go): scale up with no window, by 100% or 4 pods per 15 s,
-// whichever is more; scale down by 100% per 15 s after the controller's
-// downscale stabilisation window (left nil here, as the API server does).
-func DefaultBehavior() *Behavior {
-	return defaultBehavior(nil)
-}
-
-// defaultBehavior fills the unset fields of b with the API server's defaults.
-func defaultBehavior(b *Behavior) *Behavior {
-	out := &Behavior{}
-	if b != nil {
-		out.ScaleUp, out.ScaleDown = b.ScaleUp, b.ScaleDown
-	}
-	maxPolicy := autoscalingv2.MaxChangePolicySelect
-	zero := int32(0)
-	out.ScaleUp = fillRules(out.ScaleUp, autoscalingv2.HPAScalingRules{
-		StabilizationWindowSeconds: &zero,
-		SelectPolicy:               &maxPolicy,
-		Policies: []autoscalingv2.HPAScalingPolicy{
-			{Type: autoscalingv2.PodsScalingPolicy, Value: 4, PeriodSeconds: 15},
-			{Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: 15},
-		},
-	})
-	out.ScaleDown = fillRules(out.ScaleDown, autoscalingv2.HPAScalingRules{
-		SelectPolicy: &maxPolicy,
-		Policies:     []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: 15}},
-	})
-	return out
-}
-
-// fillRules is copyHPAScalingRules: the set fields of from over the defaults.
-func fillRules(from *autoscalingv2.HPAScalingRules, def autoscalingv2.HPAScalingRules) *autoscalingv2.HPAScalingRules {
-	if from == nil {
-		return &def
-	}
-	if from.SelectPolicy != nil {
-		def.SelectPolicy = from.SelectPolicy
-	}
-	if from.StabilizationWindowSeconds != nil {
-		def.StabilizationWindowSeconds = from.StabilizationWindowSeconds
-	}
-	if from.Policies != nil {
-		def.Policies = from.Policies
-	}
-	if from.Tolerance != nil {
-		def.Tolerance = from.Tolerance
-	}
-	return &def
-}
-
-type behaviorFile struct {
-	ScaleUp   *hpaRulesFile `yaml:"scaleUp"`
-	ScaleDown *hpaRulesFile `yaml:"scaleDown"`
-}
-
-// hpaRulesFile is autoscaling/v2 HPAScalingRules.
-type hpaRulesFile struct {
-	pos
-	StabilizationWindowSeconds *int32          `yaml:"stabilizationWindowSeconds"`
-	SelectPolicy               *string         `yaml:"selectPolicy"`
-	Policies                   []hpaPolicyFile `yaml:"policies"`
-	Tolerance                  *quantity       `yaml:"tolerance"`
-}
-
-type hpaPolicyFile struct {
-	pos
-	Type          string `yaml:"type"`
-	Value         int32  `yaml:"value"`
-	PeriodSeconds int32  `yaml:"periodSeconds"`
-}
-
-func convertHPA(c *errs, f *hpaFile, path string, def HPASettings) HPASettings {
-	out := def
-	out.SyncPeriod = f.SyncPeriod.or(def.SyncPeriod)
-	out.UpscaleDelay = f.UpscaleDelay.or(def.UpscaleDelay)
-	out.DownscaleDelay = f.DownscaleDelay.or(def.DownscaleDelay)
-	out.DownscaleStabilization = f.DownscaleStabilization.or(def.DownscaleStabilization)
-	if f.Tolerance != nil {
-		out.Tolerance = *f.Tolerance
-		if out.Tolerance < 0 {
-			c.fieldAt(f.pos, path, "tolerance", "must not be negative")
-		}
-	}
-	if out.SyncPeriod <= 0 {
-		c.fieldAt(f.pos, path, "syncPeriod", "must be positive")
-	}
-	switch {
-	case f.BehaviorUnset && f.Behavior != nil:
-		c.fieldAt(f.pos, path, "behaviorUnset", "cannot be set together with behavior")
-	case f.BehaviorUnset:
-		out.Behavior = nil
-	case f.Behavior != nil:
-		b := &Behavior{
-			ScaleUp:   convertRules(c, f.Behavior.ScaleUp, path+".behavior.scaleUp"),
-			ScaleDown: convertRules(c, f.Behavior.ScaleDown, path+".behavior.scaleDown"),
-		}
-		out.Behavior = defaultBehavior(b)
-	}
-	return out
-}
-
-func convertRules(c *errs, r *hpaRulesFile, path string) *autoscalingv2.HPAScalingRules {
-	if r == nil {
-		return nil
-	}
-	out := &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: r.StabilizationWindowSeconds}
-	if w := r.StabilizationWindowSeconds; w != nil && (*w < 0 || *w > 3600) {
-		c.fieldAt(r.pos, path, "stabilizationWindowSeconds", "%d is not between 0 and 3600", *w)
-	}
-	if p := r.SelectPolicy; p != nil {
-		sp := autoscalingv2.ScalingPolicySelect(*p)
-		switch sp {
-		case autoscalingv2.MaxChangePolicySelect, autoscalingv2.MinChangePolicySelect, autoscalingv2.DisabledPolicySelect:
-		default:
-			c.fieldAt(r.pos, path, "selectPolicy", "%q must be Max, Min or Disabled", *p)
-		}
-		out.SelectPolicy = &sp
-	}
-	if r.Policies != nil {
-		if len(r.Policies) == 0 {
-			c.fieldAt(r.pos, path, "policies", "must hold at least one policy when set")
-		}
-		out.Policies = []autoscalingv2.HPAScalingPolicy{}
-		for i, p := range r.Policies {
-			field := fmt.Sprintf("%s.policies[%d]", path, i)
-			t := autoscalingv2.HPAScalingPolicyType(p.Type)
-			if t != autoscalingv2.PodsScalingPolicy && t != autoscalingv2.PercentScalingPolicy {
-				c.fieldAt(p.pos, field, "type", "%q must be Pods or Percent", p.Type)
-			}
-			if p.Value <= 0 {
-				c.fieldAt(p.pos, field, "value", "must be positive")
-			}
-			if p.PeriodSeconds < 1 || p.PeriodSeconds > 1800 {
-				c.fieldAt(p.pos, field, "periodSeconds", "%d is not between 1 and 1800", p.PeriodSeconds)
-			}
-			out.Policies = append(out.Policies, autoscalingv2.HPAScalingPolicy{Type: t, Value: p.Value, PeriodSeconds: p.PeriodSeconds})
-		}
-	}
-	if r.Tolerance != nil {
-		q := r.Tolerance.Quantity
-		out.Tolerance = resource.NewMilliQuantity(q.MilliValue(), resource.DecimalSI)
-	}
-	return out
 }

@@ -179,10 +179,11 @@ func (l *Live) why(i int) (limit, reason string) {
 		if d := decisionFor(s.decisions, l.w.opp[i].name); d != nil {
 			return string(d.Limit), d.Reason
 		}
-	case *hpaSeed:
-		return "HPA", fmt.Sprintf("the seed's HPA keeps cpu_capacity_remaining at %dm (Object metric, Value target), syncing every %s", s.targets[i], s.sync)
-	case *hpaAverageValue:
-		reason := "the HPA follows opportunist_desired_replicas (External metric, AverageValue 1)"
+	case *hpaStrategy:
+		reason := s.why(i)
+		if s.ctl == nil {
+			return "HPA", reason
+		}
 		if d := decisionFor(s.ctl.decisions, l.w.opp[i].name); d != nil {
 			reason += fmt.Sprintf("; the controller wants %d: %s", d.Desired, d.Reason)
 		}
@@ -198,8 +199,10 @@ func (l *Live) lastDecision(i int) *control.Decision {
 	switch s := l.strat.(type) {
 	case *opportunist:
 		ds = s.decisions
-	case *hpaAverageValue:
-		ds = s.ctl.decisions
+	case *hpaStrategy:
+		if s.ctl != nil {
+			ds = s.ctl.decisions
+		}
 	}
 	return decisionFor(ds, l.w.opp[i].name)
 }
@@ -236,7 +239,7 @@ func (l *Live) Snapshot() LiveSnapshot {
 		if op, ok := l.strat.(*opportunist); ok && len(op.desired) > i {
 			wl.Desired = op.desired[i]
 		}
-		if h, ok := l.strat.(*hpaAverageValue); ok {
+		if h, ok := l.strat.(*hpaStrategy); ok && h.ctl != nil {
 			wl.Desired = h.ctl.desired[i]
 		}
 		s.Workloads = append(s.Workloads, wl)

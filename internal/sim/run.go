@@ -238,7 +238,7 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 	if o, ok := strat.(*opportunist); ok {
 		o.resyncAlways = resyncAlways
 	}
-	if h, ok := strat.(*hpaAverageValue); ok {
+	if h, ok := strat.(*hpaStrategy); ok && h.ctl != nil {
 		h.ctl.resyncAlways = resyncAlways
 	}
 	acc := &accounting{every: max(sc.Step, (sc.Duration/maxPoints+sc.Step-1)/sc.Step*sc.Step)}

@@ -51,8 +51,10 @@ type Scenario struct {
 	Paid             []PaidWorkload
 	NodeEvents       []NodeEvent
 	Opportunistic    []OpportunisticWorkload
-	// HPASeed and HPAAverageValue configure the two HPA strategies.
-	HPASeed, HPAAverageValue HPASettings
+	// HPA configures the HPA strategies, by strategy name (hpa-writeup,
+	// hpa-example, hpa-averagevalue): the preset's, with the scenario's hpa:
+	// section over it.
+	HPA map[string]HPAConfig
 }
 
 // NodeGroup is Count identical nodes named <name>-<i>, i from 1.
@@ -149,24 +151,6 @@ type OpportunisticWorkload struct {
 	Scaler v1alpha1.OpportunisticScaler
 }
 
-// HPASettings are the kube-controller-manager's HPA flags and the HPA's
-// spec.behavior.
-type HPASettings struct {
-	SyncPeriod time.Duration
-	Tolerance  float64
-	// UpscaleDelay and DownscaleDelay are the forbidden windows of
-	// Kubernetes ≤ 1.11 (--horizontal-pod-autoscaler-upscale-delay and
-	// -downscale-delay): no scale in that direction within the delay of the
-	// last scale. Zero turns them off, as in every later release.
-	UpscaleDelay, DownscaleDelay time.Duration
-	// DownscaleStabilization is --horizontal-pod-autoscaler-downscale-stabilization.
-	DownscaleStabilization time.Duration
-	// Behavior is spec.behavior as the API server defaults it; nil leaves it
-	// unset (the controller's older normalisation path).
-	Behavior *Behavior
-}
-
-// Seed and average-value HPA defaults.
 const (
 	defaultStep          = time.Second
 	defaultRoundInterval = 5 * time.Second // opportunist run --round-interval
@@ -195,10 +179,7 @@ type scenarioFile struct {
 	Paid             []paidFile          `yaml:"paid"`
 	NodeEvents       []nodeEventFile     `yaml:"nodeEvents"`
 	Opportunistic    []opportunistFile   `yaml:"opportunistic"`
-	HPA              struct {
-		Seed         hpaFile `yaml:"seed"`
-		AverageValue hpaFile `yaml:"averageValue"`
-	} `yaml:"hpa"`
+	HPA              hpaSection          `yaml:"hpa"`
 
 	PodEvictionTimeout duration `yaml:"podEvictionTimeout"`
 }
@@ -316,17 +297,6 @@ type scalingRulesFile struct {
 	StabilizationWindowSeconds *int32 `yaml:"stabilizationWindowSeconds"`
 	MaxStep                    int32  `yaml:"maxStep"`
 	PeriodSeconds              *int32 `yaml:"periodSeconds"`
-}
-
-type hpaFile struct {
-	pos
-	SyncPeriod             duration      `yaml:"syncPeriod"`
-	Tolerance              *float64      `yaml:"tolerance"`
-	UpscaleDelay           duration      `yaml:"upscaleDelay"`
-	DownscaleDelay         duration      `yaml:"downscaleDelay"`
-	DownscaleStabilization duration      `yaml:"downscaleStabilization"`
-	BehaviorUnset          bool          `yaml:"behaviorUnset"`
-	Behavior               *behaviorFile `yaml:"behavior"`
 }
 
 // ---- reading ----
@@ -480,8 +450,7 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 			}
 		}
 	}
-	s.HPASeed = convertHPA(c, &f.HPA.Seed, "hpa.seed", seedHPA)
-	s.HPAAverageValue = convertHPA(c, &f.HPA.AverageValue, "hpa.averageValue", averageValueHPA)
+	s.HPA = convertHPASection(c, &f.HPA)
 	checkLimits(c, f, s)
 	return s
 }

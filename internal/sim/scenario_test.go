@@ -69,8 +69,8 @@ func TestSeedBurstIsTheWriteUpsCluster(t *testing.T) {
 		in.ScaleDown != (control.Behavior{Period: 15 * time.Second}) {
 		t.Errorf("behavior up %+v down %+v, want the controller's defaults", in.ScaleUp, in.ScaleDown)
 	}
-	if sc.PriorityClasses || sc.HPASeed.SyncPeriod != 10*time.Second || sc.HPASeed.UpscaleDelay != 30*time.Second {
-		t.Errorf("priorities %v, HPA %+v, want none and the seed's 10 s sync and 30 s delays", sc.PriorityClasses, sc.HPASeed)
+	if c := sc.HPA[HPAWriteup].Controller; sc.PriorityClasses || c.SyncPeriod != 10*time.Second || c.DownscaleStabilization != 30*time.Second {
+		t.Errorf("priorities %v, HPA %+v, want none and the write-up's 10 s sync and 30 s downscale stabilisation", sc.PriorityClasses, c)
 	}
 }
 
@@ -101,19 +101,11 @@ func TestParseScenario(t *testing.T) {
 		sc.Paid[0].Startup != 5*time.Second || sc.Paid[0].Grace != 30*time.Second || sc.Opportunistic[0].Scaler.Spec.Weight != 1 {
 		t.Errorf("defaults not applied: %+v", sc)
 	}
-	if sc.HPASeed.Behavior == nil || *sc.HPASeed.Behavior.ScaleUp.StabilizationWindowSeconds != 0 || sc.HPASeed.Behavior.ScaleDown.StabilizationWindowSeconds != nil {
-		t.Errorf("seed HPA %+v, want autoscaling/v2's default behavior", sc.HPASeed)
+	if w := sc.HPA[HPAWriteup]; w.Object != nil || w.Controller != (HPAController{SyncPeriod: 10 * time.Second, DownscaleStabilization: 30 * time.Second, Tolerance: 0.1, ProcessingTime: 10 * time.Millisecond}) {
+		t.Errorf("hpa-writeup %+v, want the preset: no object, the write-up's flags", w)
 	}
-	if b := sc.HPAAverageValue.Behavior; sc.HPAAverageValue.SyncPeriod != 15*time.Second || b == nil ||
-		*b.ScaleDown.StabilizationWindowSeconds != 0 || b.ScaleDown.Policies[0].Value != 1000 || b.ScaleDown.Policies[0].PeriodSeconds != 1 {
-		t.Errorf("average-value HPA %+v, want docs/hpa.md's: no windows, 1000%% per second", sc.HPAAverageValue)
-	}
-	stock, err := ParseScenario("small.yaml", []byte(minimal+"hpa:\n  averageValue:\n    behavior: {}\n"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := stock.HPAAverageValue.Behavior; b.ScaleDown.StabilizationWindowSeconds != nil || b.ScaleUp.Policies[0].Value != 4 {
-		t.Errorf("behavior: {} gave %+v, want the API server's defaults", b)
+	if a := sc.HPA[HPAAverageValue]; a.Object != nil || a.Controller != stockController {
+		t.Errorf("hpa-averagevalue %+v, want the preset: no object, a stock controller", a)
 	}
 }
 
@@ -227,10 +219,41 @@ func TestParseScenarioErrors(t *testing.T) {
 		},
 		{
 			name: "HPA behavior",
-			yaml: minimal + "hpa:\n  seed:\n    behavior:\n      scaleUp: {selectPolicy: Most, policies: [{type: Pods, value: 0, periodSeconds: 15}]}\n",
+			yaml: minimal + "hpa:\n  hpa-example:\n    object:\n      apiVersion: autoscaling/v2\n      kind: HorizontalPodAutoscaler\n      spec:\n        maxReplicas: 10\n" +
+				"        metrics: [{type: Object, object: {describedObject: {kind: Service, name: m}, metric: {name: cpu_capacity_remaining}, target: {type: Value, value: 2}}}]\n" +
+				"        behavior:\n          scaleUp: {selectPolicy: Most, policies: [{type: Pods, value: 0, periodSeconds: 15}]}\n",
 			want: []string{
-				`bad.yaml:19: hpa.seed.behavior.scaleUp.selectPolicy: "Most" must be Max, Min or Disabled`,
-				"bad.yaml:19: hpa.seed.behavior.scaleUp.policies[0].value: must be positive",
+				`bad.yaml:25: hpa.hpa-example.object.spec.behavior.scaleUp.selectPolicy: "Most" must be Max, Min or Disabled`,
+				"bad.yaml:25: hpa.hpa-example.object.spec.behavior.scaleUp.policies[0].value: must be positive",
+			},
+		},
+		{
+			name: "HPA metric not simulated",
+			yaml: minimal + "hpa:\n  hpa-writeup:\n    object:\n      apiVersion: autoscaling/v2\n      kind: HorizontalPodAutoscaler\n      spec:\n        maxReplicas: 10\n" +
+				"        metrics:\n        - type: Resource\n          resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}\n",
+			want: []string{
+				`bad.yaml:24: hpa.hpa-writeup.object.spec.metrics[0].type: "Resource" is not simulated: the simulator models requests, not usage, and serves the metrics opportunist does (Object cpu_capacity_remaining, External opportunist_desired_replicas)`,
+			},
+		},
+		{
+			name: "HPA seed renamed",
+			yaml: minimal + "hpa:\n  seed: {syncPeriod: 10s, behaviorUnset: true}\n",
+			want: []string{
+				"bad.yaml:17: hpa.seed: renamed: hpa-seed is now " + HPAWriteup + " (" + presetDescriptions[HPAWriteup] + "), and " + HPAExample + " (" + presetDescriptions[HPAExample] + "); write hpa.hpa-writeup or hpa.hpa-example",
+			},
+		},
+		{
+			name: "HPA unknown field",
+			yaml: minimal + "hpa:\n  hpa-writeup: {syncperiod: 5s}\n",
+			want: []string{
+				"bad.yaml:17: hpa.hpa-writeup.syncperiod: unknown field (known: syncPeriod, downscaleStabilization, tolerance, processingTime, firstSync, object)",
+			},
+		},
+		{
+			name: "HPA 1.8 delays",
+			yaml: minimal + "hpa:\n  hpa-writeup: {upscaleDelay: 30s}\n",
+			want: []string{
+				"bad.yaml:17: hpa.hpa-writeup.upscaleDelay: Kubernetes 1.12 removed the upscale and downscale delays (the model is v1.37's): use downscaleStabilization, or a behavior in the object",
 			},
 		},
 		{

@@ -6,15 +6,14 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/opportunist/opportunist/internal/control"
 )
 
 // Strategy names.
 const (
 	Opportunist     = "opportunist"
-	HPASeed         = "hpa-seed"
+	HPAWriteup      = "hpa-writeup"
+	HPAExample      = "hpa-example"
 	HPAAverageValue = "hpa-averagevalue"
 	// InstantLaw is the control law with perfect, instant knowledge and no
 	// stabilisation: harvest_ratio grades harvest against it.
@@ -22,20 +21,23 @@ const (
 )
 
 // Strategies lists every strategy, in report order.
-func Strategies() []string { return []string{Opportunist, HPASeed, HPAAverageValue, InstantLaw} }
-
-// renamed says what became of the strategies that were renamed.
-var renamed = map[string]string{
-	"oracle": "it was renamed instant-law (the control law with perfect, instant knowledge, no stabilisation)",
+func Strategies() []string {
+	return []string{Opportunist, HPAWriteup, HPAExample, HPAAverageValue, InstantLaw}
 }
 
-// CheckStrategy returns an error if name is no strategy, saying what became
-// of a renamed one.
+// renamedStrategies are names that used to exist, with what became of them.
+var renamedStrategies = map[string]string{
+	"hpa-seed": fmt.Sprintf("it was renamed: ask for %s (%s) or %s (%s)", HPAWriteup, presetDescriptions[HPAWriteup], HPAExample, presetDescriptions[HPAExample]),
+	"oracle":   "it was renamed instant-law (the control law with perfect, instant knowledge, no stabilisation)",
+}
+
+// CheckStrategy returns nil for a strategy that exists, and otherwise an
+// error that says what there is (and, for an old name, what it became).
 func CheckStrategy(name string) error {
 	if slices.Contains(Strategies(), name) {
 		return nil
 	}
-	if why, ok := renamed[name]; ok {
+	if why, ok := renamedStrategies[name]; ok {
 		return fmt.Errorf("strategy %q: %s", name, why)
 	}
 	return fmt.Errorf("unknown strategy %q (known: %s)", name, strings.Join(Strategies(), ", "))
@@ -52,28 +54,8 @@ func newStrategy(name string, sc *Scenario, w *world) (strategy, error) {
 	switch name {
 	case Opportunist:
 		return newOpportunist(sc, w, false), nil
-	case HPASeed:
-		s := &hpaSeed{}
-		for i := range sc.Opportunistic {
-			o := &sc.Opportunistic[i]
-			target := control.KeptFree(&w.scalers[i], corev1.ResourceCPU, w.allocCPU)
-			if target <= 0 {
-				return nil, fmt.Errorf("strategy %s: opportunistic workload %s keeps no CPU headroom (nor slots that request CPU), and the seed's HPA targets the remaining CPU at the headroom", HPASeed, o.Name)
-			}
-			s.targets = append(s.targets, target)
-			s.hpas = append(s.hpas, newHPA(sc.HPASeed, o.MinReplicas, o.MaxReplicas))
-			w.opp[i].replicas = max(w.opp[i].replicas, s.hpas[i].min)
-		}
-		s.sync = sc.HPASeed.SyncPeriod
-		return s, nil
-	case HPAAverageValue:
-		s := &hpaAverageValue{ctl: newOpportunist(sc, w, true), sync: sc.HPAAverageValue.SyncPeriod}
-		for i := range sc.Opportunistic {
-			o := &sc.Opportunistic[i]
-			s.hpas = append(s.hpas, newHPA(sc.HPAAverageValue, o.MinReplicas, o.MaxReplicas))
-			w.opp[i].replicas = max(w.opp[i].replicas, s.hpas[i].min) // an HPA does nothing to a target at 0
-		}
-		return s, nil
+	case HPAWriteup, HPAExample, HPAAverageValue:
+		return newHPAStrategy(name, sc, w)
 	case InstantLaw:
 		return &instantLaw{}, nil
 	}
@@ -199,62 +181,6 @@ func (s *Scenario) mustScaler(i int, current int32, pods control.PodCounts, podP
 		panic(fmt.Sprintf("sim: scenario %s changed since it was validated: %v", s.Name, err))
 	}
 	return out
-}
-
-// hpaSeed is the write-up's HPA, one per opportunistic workload: an Object
-// metric, cpu_capacity_remaining (milli-cores, allocatable minus the
-// requests of every bound pod, as the exporter serves it), with a Value
-// target of the workload's CPU headroom.
-type hpaSeed struct {
-	hpas    []*hpa
-	targets []int64
-	sync    time.Duration
-	next    time.Duration
-}
-
-func (s *hpaSeed) act(w *world) {
-	if w.now < s.next {
-		return
-	}
-	for s.next <= w.now {
-		s.next += s.sync
-	}
-	rep := w.ledger.Report()
-	cpu, _ := rep.Resource(corev1.ResourceCPU)
-	for i, rs := range w.opp {
-		h := s.hpas[i]
-		n, _ := h.reconcile(w.now, rs.replicas, func() int32 {
-			return objectValueReplicas(rs.replicas, rs.ready, cpu.Remaining, s.targets[i], h.tol)
-		})
-		w.scale(rs, n)
-	}
-}
-
-// hpaAverageValue is a stock HPA on the External metric
-// opportunist_desired_replicas with an AverageValue target of 1, fed by the
-// opportunist controller in dry run (it decides and publishes, the HPA writes).
-type hpaAverageValue struct {
-	ctl  *opportunist
-	hpas []*hpa
-	sync time.Duration
-	next time.Duration
-}
-
-func (s *hpaAverageValue) act(w *world) {
-	s.ctl.act(w)
-	if w.now < s.next {
-		return
-	}
-	for s.next <= w.now {
-		s.next += s.sync
-	}
-	for i, rs := range w.opp {
-		h := s.hpas[i]
-		n, _ := h.reconcile(w.now, rs.replicas, func() int32 {
-			return externalAverageValueReplicas(int32(len(rs.active)), int64(s.ctl.desired[i])*1000, 1000, h.tol)
-		})
-		w.scale(rs, n)
-	}
 }
 
 // instantLaw is the control law with perfect, instant knowledge and no

@@ -4,7 +4,7 @@
 
 let state = null;
 let capacityHistory = null;
-// The view shown can be linked: #hpa-seed.
+// The view shown can be linked: #hpa-writeup.
 let viewName = decodeURIComponent(location.hash.slice(1)) || null;
 
 const $ = (id) => document.getElementById(id);
