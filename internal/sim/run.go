@@ -19,6 +19,8 @@ type Options struct {
 	// Strategies to report, in order (default: all). The oracle always
 	// runs: harvest is measured against it.
 	Strategies []string
+	// StepTrace records Report.Steps.
+	StepTrace bool
 }
 
 // Report is the outcome of a run.
@@ -32,6 +34,9 @@ type Report struct {
 	Series []Series `json:"-"`
 	// Duration is the simulated time.
 	Duration time.Duration `json:"-"`
+	// Steps is the per-step trace of the reported strategies, in report
+	// order (with Options.StepTrace).
+	Steps []StepRow `json:"-"`
 }
 
 // Result is one strategy's outcome. Core-hours count CPU requests.
@@ -105,7 +110,11 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 	outs := make([]outcome, len(run))
 	var wg sync.WaitGroup
 	for i, name := range run {
-		wg.Go(func() { outs[i] = simulate(sc, name, load, false) })
+		var steps *stepTrace
+		if opts.StepTrace && i < len(names) {
+			steps = &stepTrace{strategy: name}
+		}
+		wg.Go(func() { outs[i] = simulateTraced(sc, name, load, false, steps) })
 	}
 	wg.Wait()
 	var oracleHours float64
@@ -126,6 +135,7 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 		}
 		rep.Results = append(rep.Results, r.rounded())
 		rep.Series = append(rep.Series, outs[i].series)
+		rep.Steps = append(rep.Steps, outs[i].steps...)
 	}
 	return rep, nil
 }
@@ -185,6 +195,7 @@ func loadEvents(sc *Scenario, seed uint64) events {
 type outcome struct {
 	result Result
 	series Series
+	steps  []StepRow
 	err    error
 }
 
@@ -203,6 +214,12 @@ type accounting struct {
 }
 
 func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome {
+	return simulateTraced(sc, name, load, resyncAlways, nil)
+}
+
+// simulateTraced is simulate, recording the per-step trace into steps
+// unless nil.
+func simulateTraced(sc *Scenario, name string, load events, resyncAlways bool, steps *stepTrace) outcome {
 	w := newWorld(sc, name == Oracle)
 	strat, err := newStrategy(name, sc, w)
 	if err != nil {
@@ -258,6 +275,9 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 			strat.act(w)
 		}
 		acc.add(w, min(sc.Step, sc.Duration-w.now))
+		if steps != nil {
+			steps.record(w, strat)
+		}
 	}
 	acc.flush()
 	r := Result{Strategy: name}
@@ -279,7 +299,12 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 			r.MaxPaidWait = max(r.MaxPaidWait, sc.Duration-p.created)
 		}
 	}
-	return outcome{result: r, series: Series{Strategy: name, Points: acc.series}}
+	out := outcome{result: r, series: Series{Strategy: name, Points: acc.series}}
+	if steps != nil {
+		steps.finish()
+		out.steps = steps.rows
+	}
+	return out
 }
 
 // add accounts one step of dt.
