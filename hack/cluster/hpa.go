@@ -95,6 +95,13 @@ func cmdHPA(p paths, args []string) error {
 	if err := st.save(p); err != nil {
 		return err
 	}
+	// The process reads as gone (its main thread a zombie) a moment before
+	// its other threads have closed its listening socket.
+	for _, pt := range comp.ports(c.s) {
+		for deadline := time.Now().Add(5 * time.Second); portFree(pt.num) != nil && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	one := []*component{comp}
 	if err := checkPorts(c, one); err != nil {
 		return err
