@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -306,12 +305,15 @@ func TestCalibrationOpportunist(t *testing.T) {
 // cpu_capacity_remaining, Value 30000m, no behavior) run by the
 // controller-manager with the write-up's flags (10 s sync, 30 s downscale
 // stabilisation) on the local control plane, and the simulator's model of
-// it, under the same constant paid load: both cycle, with direction
-// changes within 25 % of each other and cycle periods within 15 %.
+// it, under the same constant paid load: both cycle through the same
+// counts (±1: its settling points, where it rests between syncs), with
+// direction changes within 25 % of each other and cycle periods within 15 %.
 func TestCalibrationHPA(t *testing.T) {
 	sc := calibrationScenario(t, "calibration-hpa.yaml")
 	simRows := simulateSteps(t, sc, simHPA)
 
+	// The controller-manager runs with the simulated HPA's flags.
+	// TODO(merge): sc.HPA[simHPA].Controller.SyncPeriod and .DownscaleStabilization.
 	hackCluster(t, "hpa", "--sync-period", sc.HPASeed.SyncPeriod.String(), "--downscale-stabilization", sc.HPASeed.DownscaleStabilization.String())
 	t.Cleanup(func() { hackCluster(t, "hpa", "--reset") })
 	ns := "e2e-calibration-hpa"
@@ -356,8 +358,15 @@ func TestCalibrationHPA(t *testing.T) {
 	realRises, simRises := risesFrom(real, minReplicas), risesFrom(simulated, minReplicas)
 	rp, sp := meanPeriod(realRises)*sc.Step.Seconds(), meanPeriod(simRises)*sc.Step.Seconds()
 	t.Logf("real: %d direction changes, cycles start at steps %v (period %.0fs); simulated: %d, %v (%.0fs)", rr, realRises, rp, sr, simRises, sp)
-	t.Logf("real counts: %s", distinct(real))
-	t.Logf("simulated counts: %s", distinct(simulated))
+	realCounts, simCounts := plateaus(real), plateaus(simulated)
+	t.Logf("real counts: %v", realCounts)
+	t.Logf("simulated counts: %v", simCounts)
+	for i := range min(len(realCounts), len(simCounts)) {
+		if r, s := realCounts[i], simCounts[i]; r < s-1 || r > s+1 {
+			t.Errorf("the real HPA's count #%d is %d, the simulated %d: want them within 1 (real %v, simulated %v)", i+1, r, s, realCounts, simCounts)
+			break
+		}
+	}
 	if sr == 0 || math.Abs(float64(rr-sr)) > 0.25*float64(sr) {
 		t.Errorf("the real HPA changed direction %d times, the simulated %d: want within 25%%", rr, sr)
 	}
@@ -369,16 +378,13 @@ func TestCalibrationHPA(t *testing.T) {
 	}
 }
 
-// distinct lists a trajectory's counts without repeats: 15 30 60 120.
-func distinct(xs []int32) string {
-	var b bytes.Buffer
+// plateaus lists a trajectory's counts without repeats: 15 30 60 120.
+func plateaus(xs []int32) []int32 {
+	var out []int32
 	for i, x := range xs {
 		if i == 0 || x != xs[i-1] {
-			if b.Len() > 0 {
-				b.WriteByte(' ')
-			}
-			b.WriteString(strconv.Itoa(int(x)))
+			out = append(out, x)
 		}
 	}
-	return b.String()
+	return out
 }
