@@ -42,6 +42,10 @@ unit: ## Unit tests with the race detector
 e2e: ## End-to-end tests on a local control plane (brought up if needed); RUN=<regex> selects tests
 	RUN='$(value RUN)' hack/e2e.sh
 
+.PHONY: record
+record: ## Recordings on the local control plane, not in CI: the calibration (docs/data/calibration-*.csv, docs/img/calibration.png) and the 5-minute HPA runs of docs/hpa.md; RECORD=<regex> selects tests
+	RECORD='$(value RECORD)' hack/record.sh
+
 .PHONY: e2e-scale
 e2e-scale: ## Scale test, not in CI: 1,000 kwok nodes, 30,000 pods (SCALE_NODES, SCALE_PODS); see docs/scale.md
 	hack/e2e-scale.sh

@@ -48,7 +48,10 @@ func openCluster(p paths) (*cluster, *runState, error) {
 		return nil, nil, err
 	}
 	st.Settings = s
-	return &cluster{p: p, s: s, bins: map[string]string{}}, st, nil
+	if !st.anyAlive() {
+		st.HPA = nil // a new cluster starts with the default flags
+	}
+	return &cluster{p: p, s: s, hpa: st.HPA, bins: map[string]string{}}, st, nil
 }
 
 // cmdUp brings every component up. If the pid file lists processes that

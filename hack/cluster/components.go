@@ -12,6 +12,7 @@ import (
 type cluster struct {
 	p    paths
 	s    settings
+	hpa  *hpaFlags         // the pid file's HPA flags, if any
 	bins map[string]string // binary name -> path, filled by prepare
 }
 
@@ -232,13 +233,12 @@ func controllerManagerArgs(c *cluster) []string {
 		// No kubelets and no CIDR allocation or volumes to attach: those
 		// controllers would only log errors about kwok nodes.
 		"--controllers=*,-node-ipam-controller,-persistentvolume-binder-controller,-persistentvolume-attach-detach-controller",
-		"--horizontal-pod-autoscaler-sync-period="+c.s.HPASyncPeriod,
 		"--use-service-account-credentials=true",
 		"--root-ca-file="+pki("ca.crt"),
 		"--service-account-private-key-file="+pki("sa.key"),
 		"--cluster-signing-cert-file="+pki("ca.crt"),
 		"--cluster-signing-key-file="+pki("ca.key"),
-	), kubeAPIQPSArgs(c.s)...)
+	), append(hpaArgs(c.s, c.hpa), kubeAPIQPSArgs(c.s)...)...)
 }
 
 func schedulerArgs(c *cluster) []string {

@@ -8,6 +8,9 @@
 //	go run ./hack/cluster env                 print export lines for a shell
 //	go run ./hack/cluster status              print each component's pid and health
 //	go run ./hack/cluster stop|start|restart COMPONENT
+//	go run ./hack/cluster hpa --sync-period 10s --downscale-stabilization 30s
+//	                                          restart the controller-manager with these HPA flags
+//	go run ./hack/cluster hpa --reset         ... with the defaults again
 //
 // See README.md in this directory for caches, ports and variables.
 package main
@@ -28,6 +31,10 @@ commands:
   stop COMPONENT      stop one component
   start COMPONENT     start one component and wait until it is healthy
   restart COMPONENT   stop, then start one component
+  hpa [--sync-period D] [--downscale-stabilization D]
+                      restart the controller-manager with these HPA controller flags
+                      (kept until --reset or down)
+  hpa --reset         restart the controller-manager with the default HPA flags
 
 components: etcd, apiserver, controller-manager, scheduler, kwok
 `
@@ -98,6 +105,8 @@ func run(args []string) error {
 			return err
 		}
 		return cmdStart(p, comp)
+	case "hpa":
+		return cmdHPA(p, rest)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -29,6 +29,8 @@ type procRecord struct {
 type runState struct {
 	Settings settings              `json:"settings"`
 	Procs    map[string]procRecord `json:"procs"`
+	// HPA overrides the controller-manager's HPA flags (`hpa`).
+	HPA *hpaFlags `json:"hpa,omitempty"`
 }
 
 func loadRunState(p paths) (*runState, error) {

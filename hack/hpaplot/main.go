@@ -1,6 +1,7 @@
 // Command hpaplot draws the HPA comparison of docs/hpa.md from the replica
 // counts the end-to-end tests record (replicas.csv of TestHPAObjectMetricSeed
-// and TestHPAExternalDesiredReplicas):
+// and TestHPAExternalDesiredReplicas, 5-minute runs that `make record` makes
+// and draws; CI runs neither at that length):
 //
 //	go run ./hack/hpaplot -o docs/img/hpa-comparison.svg \
 //	    "seed HPA (Object metric, Value 30000)=_output/e2e/TestHPAObjectMetricSeed/replicas.csv" \

@@ -27,6 +27,7 @@ type simulateOptions struct {
 	Seed         uint64
 	Format       string
 	Plot         string
+	TraceOut     string
 }
 
 func defaultSimulateOptions() *simulateOptions {
@@ -41,6 +42,7 @@ func (o *simulateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the scenario's random noise and bursts: the same seed gives the same result")
 	fs.StringVar(&o.Format, "format", o.Format, "output format: table, json or csv")
 	fs.StringVar(&o.Plot, "plot", o.Plot, "also draw the requests over time, one panel per strategy, into this .svg or .png file")
+	fs.StringVar(&o.TraceOut, "trace-out", o.TraceOut, "also write the per-step trace (each opportunistic workload's desired, current and bound replicas, paid pods pending, free CPU) into this CSV file; the e2e calibration records real runs in the same columns")
 }
 
 // Validate returns every problem with the flags at once.
@@ -150,9 +152,18 @@ func (o *simulateOptions) run(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rep, err := sim.Run(sc, sim.Options{Seed: o.Seed, Strategies: o.Strategies})
+	rep, err := sim.Run(sc, sim.Options{Seed: o.Seed, Strategies: o.Strategies, StepTrace: o.TraceOut != ""})
 	if err != nil {
 		return err
+	}
+	if o.TraceOut != "" {
+		var buf bytes.Buffer
+		if err := sim.WriteStepTrace(&buf, rep.Steps); err != nil {
+			return fmt.Errorf("writing the step trace: %w", err)
+		}
+		if err := os.WriteFile(o.TraceOut, buf.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("writing the step trace: %w", err)
+		}
 	}
 	// The plot goes first: a plot that cannot be written fails the command
 	// before it prints anything.

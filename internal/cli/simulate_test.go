@@ -189,6 +189,7 @@ func TestSimulateErrors(t *testing.T) {
 		{[]string{"simulate", "--scenario", "seed-burst", "--trace", headerOnly}, headerOnly + ": no rows after the header"},
 		{[]string{"simulate", "--scenario-file", filepath.Join(dir, "none.yaml")}, "reading scenario: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
 		{[]string{"simulate", "--scenario", "seed-burst", "--plot", filepath.Join(dir, "no", "dir", "p.svg")}, "writing the plot: open " + filepath.Join(dir, "no", "dir", "p.svg")},
+		{[]string{"simulate", "--scenario", "seed-burst", "--trace-out", filepath.Join(dir, "no", "dir", "t.csv")}, "writing the step trace: open " + filepath.Join(dir, "no", "dir", "t.csv")},
 		{[]string{"simulate", "--scenario", "seed-burst", "--seed", "-1"}, `invalid argument "-1" for "--seed" flag`},
 		{[]string{"simulate", "--format", "yaml"}, "invalid flags: --scenario or --scenario-file is required"},
 	}
@@ -225,6 +226,32 @@ func TestSimulatePlot(t *testing.T) {
 					t.Errorf("the plot has no panel titled %q", title)
 				}
 			}
+		}
+	}
+}
+
+// TestSimulateTraceOut: --trace-out writes the per-step trace of the
+// strategies asked for, and only of those.
+func TestSimulateTraceOut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "steps.csv")
+	if _, err := execute(t, "simulate", "--scenario", "seed-burst", "--strategy", "opportunist", "--trace-out", path); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	const first = "strategy,seconds,workload,desired,current,bound,paid_pending,free_cpu\nopportunist,0,worker,116,116,116,0,30.000"
+	if got := strings.Join(lines[:min(2, len(lines))], "\n"); got != first {
+		t.Errorf("the trace starts\n%s\nwant (184 cores - 38 paid - 116 workers = 30 free)\n%s", got, first)
+	}
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "opportunist,2399,worker,") {
+		t.Errorf("the trace ends with %q, want the last step of 40m at 1s (2399 s)", last)
+	}
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l, "opportunist,") {
+			t.Errorf("a row of a strategy not asked for: %q", l)
 		}
 	}
 }

@@ -28,10 +28,7 @@ type hpaStrategy struct {
 }
 
 func newHPAStrategy(name string, sc *Scenario, w *world) (*hpaStrategy, error) {
-	cfg, ok := sc.HPA[name]
-	if !ok {
-		cfg = hpaPresets()[name]
-	}
+	cfg := HPAConfigOf(sc, name)
 	s := &hpaStrategy{name: name}
 	for i := range sc.Opportunistic {
 		spec, err := hpaSpecFor(name, cfg, &sc.Opportunistic[i], control.KeptFree(&w.scalers[i], corev1.ResourceCPU, w.allocCPU))
@@ -132,4 +129,13 @@ func downWindow(h *hpa) string {
 		return fmt.Sprintf("%ds", *w)
 	}
 	return h.flags.DownscaleStabilization.String()
+}
+
+// HPAConfigOf is the HPA and controller flags strategy name runs with in
+// scenario sc: the scenario's hpa: entry for it, else the preset.
+func HPAConfigOf(sc *Scenario, name string) HPAConfig {
+	if cfg, ok := sc.HPA[name]; ok {
+		return cfg
+	}
+	return hpaPresets()[name]
 }

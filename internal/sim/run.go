@@ -20,6 +20,8 @@ type Options struct {
 	// Strategies to report, in order (default: all). The instant law
 	// always runs: harvest is measured against it.
 	Strategies []string
+	// StepTrace records Report.Steps.
+	StepTrace bool
 }
 
 // Report is the outcome of a run.
@@ -33,6 +35,9 @@ type Report struct {
 	Series []Series `json:"-"`
 	// Duration is the simulated time.
 	Duration time.Duration `json:"-"`
+	// Steps is the per-step trace of the reported strategies, in report
+	// order (with Options.StepTrace).
+	Steps []StepRow `json:"-"`
 }
 
 // Result is one strategy's outcome. Core-hours count CPU requests.
@@ -120,7 +125,11 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 	outs := make([]outcome, len(run))
 	var wg sync.WaitGroup
 	for i, name := range run {
-		wg.Go(func() { outs[i] = simulate(sc, name, load, false) })
+		var steps *stepTrace
+		if opts.StepTrace && i < len(names) {
+			steps = &stepTrace{strategy: name}
+		}
+		wg.Go(func() { outs[i] = simulateTraced(sc, name, load, false, steps) })
 	}
 	wg.Wait()
 	var instantHours float64
@@ -144,6 +153,7 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 		}
 		rep.Results = append(rep.Results, r.rounded())
 		rep.Series = append(rep.Series, outs[i].series)
+		rep.Steps = append(rep.Steps, outs[i].steps...)
 	}
 	return rep, nil
 }
@@ -206,6 +216,7 @@ func loadEvents(sc *Scenario, seed uint64) events {
 type outcome struct {
 	result Result
 	series Series
+	steps  []StepRow
 	err    error
 	// aboveBound counts the steps whose harvest beyond the overshoot
 	// exceeded the packing bound: zero, or the bound is no bound.
@@ -230,6 +241,12 @@ type accounting struct {
 }
 
 func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome {
+	return simulateTraced(sc, name, load, resyncAlways, nil)
+}
+
+// simulateTraced is simulate, recording the per-step trace into steps
+// unless nil.
+func simulateTraced(sc *Scenario, name string, load events, resyncAlways bool, steps *stepTrace) outcome {
 	w := newWorld(sc, name == InstantLaw)
 	strat, err := newStrategy(name, sc, w)
 	if err != nil {
@@ -279,6 +296,9 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 			strat.act(w)
 		}
 		acc.add(w, min(sc.Step, sc.Duration-w.now))
+		if steps != nil {
+			steps.record(w, strat)
+		}
 	}
 	acc.flush()
 	r := Result{Strategy: name}
@@ -301,7 +321,12 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 			r.MaxPaidWait = max(r.MaxPaidWait, sc.Duration-p.created)
 		}
 	}
-	return outcome{result: r, series: Series{Strategy: name, Points: acc.series}, aboveBound: acc.aboveBound}
+	out := outcome{result: r, series: Series{Strategy: name, Points: acc.series}, aboveBound: acc.aboveBound}
+	if steps != nil {
+		steps.finish()
+		out.steps = steps.rows
+	}
+	return out
 }
 
 // keptFree is the room of one resource kept free in a pool of alloc: the
