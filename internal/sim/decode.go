@@ -113,6 +113,7 @@ type nodeDecoder interface {
 }
 
 var nodeDecoderType = reflect.TypeFor[nodeDecoder]()
+
 // rawYAML keeps a YAML subtree undecoded, for what has a decoder of its own
 // (a Kubernetes object) or only needs an error where it is.
 type rawYAML struct{ node *yaml.Node }
