@@ -313,12 +313,18 @@ func (p *Placer) Room(i int) *NodeRoom { return &p.rooms[i] }
 // raw is PodTopologySpread's raw score of the nodes of a class: the
 // workload's pods in each of their domains, weighted (lower is better).
 func (p *Placer) raw(k classKey) int64 {
+	return rawSpread(k, p.hostWeight, p.zoneWeight, p.inZone)
+}
+
+// rawSpread is the raw spreading score of a class, given the weights and
+// the workload's pods per zone.
+func rawSpread(k classKey, hostWeight, zoneWeight float64, inZone []int64) int64 {
 	score := 0.0
 	if k.host {
-		score += float64(k.count)*p.hostWeight + hostnameSkew - 1
+		score += float64(k.count)*hostWeight + hostnameSkew - 1
 	}
 	if k.zone >= 0 {
-		score += float64(p.inZone[k.zone])*p.zoneWeight + zoneSkew - 1
+		score += float64(inZone[k.zone])*zoneWeight + zoneSkew - 1
 	}
 	return int64(math.Round(score))
 }

@@ -34,7 +34,10 @@ type world struct {
 
 	paid, opp []*replicaSet
 	sets      []*replicaSet // paid, then opportunistic
-	pending   []*pod        // unbound pods
+	pending   []*pod        // unbound pods, in no order (pod.pendingAt)
+	// nominated counts the pending pods nominated to a node after a
+	// preemption: while there are none, no room is held for any pod.
+	nominated int
 	timers    timerHeap
 	podSeq    int
 
@@ -88,6 +91,10 @@ type replicaSet struct {
 	preempts bool
 	eligible []bool // by node: taints, selector and affinity allow it
 	inPool   bool   // a paid set that may run on a node of the opportunistic pool
+	// picker is the scheduler's choice of node for the set's next pod,
+	// kept up to date as rooms and the set's pods move (nil for the
+	// oracle's virtual opportunistic sets, which make no pods).
+	picker *capacity.Picker
 
 	replicas int32
 	active   []*pod // not terminating: pending or bound
@@ -104,6 +111,7 @@ type pod struct {
 	name        string
 	rs          *replicaSet
 	node        int // -1 while pending
+	pendingAt   int // index in world.pending while pending
 	created     time.Duration
 	readySince  time.Duration
 	ready       bool
@@ -156,6 +164,11 @@ func newWorld(sc *Scenario, virtualOpp bool) *world {
 		w.opp = append(w.opp, rs)
 	}
 	w.sets = append(append([]*replicaSet(nil), w.paid...), w.opp...)
+	for _, rs := range w.sets {
+		if rs.paid || !virtualOpp {
+			rs.picker = capacity.NewPicker(w.scoring, w.rooms, rs.pods.Shape, nil)
+		}
+	}
 	w.inPool = make([]bool, len(w.nodes))
 	for i, n := range w.nodes {
 		for j, rs := range w.opp {
@@ -211,6 +224,7 @@ func (w *world) createPod(rs *replicaSet) {
 	w.podSeq++
 	p := &pod{id: w.podSeq, name: rs.name + "-" + strconv.Itoa(rs.seq), rs: rs, node: -1, nominated: -1, created: w.now}
 	rs.active = append(rs.active, p)
+	p.pendingAt = len(w.pending)
 	w.pending = append(w.pending, p)
 	if rs.paid {
 		w.paidDemand += rs.cpu
@@ -225,11 +239,14 @@ func (w *world) createPod(rs *replicaSet) {
 }
 
 func (w *world) bind(p *pod, i int) {
-	w.pending = slices.DeleteFunc(w.pending, func(q *pod) bool { return q == p })
-	p.node, p.nominated = i, -1
+	w.unpend(p)
+	w.nominate(p, -1)
+	p.node = i
 	n := w.nodes[i]
 	n.pods = append(n.pods, p)
 	w.rooms[i].Requested.Add(p.rs.pods.Shape.Requests)
+	w.roomChanged(i)
+	p.rs.picker.Count(i, 1)
 	if p.rs.paid {
 		w.boundPaidCPU += p.rs.cpu
 		w.pendingPaid--
@@ -244,6 +261,36 @@ func (w *world) bind(p *pod, i int) {
 		w.setReady(p)
 	} else {
 		heap.Push(&w.timers, timer{at: w.now + p.rs.pods.Startup, seq: p.id, pod: p, ready: true})
+	}
+}
+
+// unpend takes a pod out of the pending list.
+func (w *world) unpend(p *pod) {
+	last := w.pending[len(w.pending)-1]
+	w.pending[p.pendingAt], last.pendingAt = last, p.pendingAt
+	w.pending = w.pending[:len(w.pending)-1]
+	p.pendingAt = -1
+}
+
+// nominate sets the node a pending pod preempted for (-1: none).
+func (w *world) nominate(p *pod, node int) {
+	if (p.nominated >= 0) != (node >= 0) {
+		if node >= 0 {
+			w.nominated++
+		} else {
+			w.nominated--
+		}
+	}
+	p.nominated = node
+}
+
+// roomChanged tells the schedulers' indexes that node i's room or state
+// changed.
+func (w *world) roomChanged(i int) {
+	for _, rs := range w.sets {
+		if rs.picker != nil {
+			rs.picker.Update(i)
+		}
 	}
 }
 
@@ -279,7 +326,8 @@ func (w *world) deletePod(p *pod) {
 		}
 	}
 	if p.node < 0 {
-		w.pending = slices.DeleteFunc(w.pending, func(q *pod) bool { return q == p })
+		w.unpend(p)
+		w.nominate(p, -1)
 		if rs.paid {
 			w.pendingPaid--
 			w.maxPaidWait = max(w.maxPaidWait, w.now-p.created) // it waited until it was no longer wanted
@@ -290,6 +338,7 @@ func (w *world) deletePod(p *pod) {
 		return
 	}
 	p.terminating = true
+	rs.picker.Count(p.node, -1) // the scheduler's spreading counts pods not terminating
 	if rs.pods.Grace <= 0 {
 		w.removePod(p)
 		return
@@ -309,6 +358,7 @@ func (w *world) removePod(p *pod) {
 	n := w.nodes[i]
 	n.pods = slices.DeleteFunc(n.pods, func(q *pod) bool { return q == p })
 	w.rooms[i].Requested.Sub(p.rs.pods.Shape.Requests)
+	w.roomChanged(i)
 	if w.rooms[i].State == capacity.NodeReady {
 		if p.rs.paid {
 			w.boundPaidCPU -= p.rs.cpu
@@ -389,6 +439,7 @@ func (w *world) setNode(i int, up bool) {
 		w.reschedule = true
 	}
 	n.spec.Ready = up
+	w.roomChanged(i)
 	w.ledger.UpsertNode(n.spec)
 	w.version++
 }
@@ -497,21 +548,23 @@ func (w *world) schedulePending() {
 
 // reservations returns the room held for pods nominated after a preemption
 // with a priority at least p's (the scheduler adds them to their node when it
-// filters for p), as negative credit per node; nil when there is none.
-func (w *world) reservations(p *pod) map[string]capacity.Resources {
-	var out map[string]capacity.Resources
+// filters for p), as negative credit by node index; nil when there is none.
+func (w *world) reservations(p *pod) map[int]capacity.Resources {
+	if w.nominated == 0 {
+		return nil
+	}
+	var out map[int]capacity.Resources
 	for _, q := range w.pending {
 		if q == p || q.nominated < 0 || q.rs.priority < p.rs.priority {
 			continue
 		}
 		if out == nil {
-			out = map[string]capacity.Resources{}
+			out = map[int]capacity.Resources{}
 		}
-		name := w.nodes[q.nominated].name
-		if out[name] == nil {
-			out[name] = capacity.Resources{}
+		if out[q.nominated] == nil {
+			out[q.nominated] = capacity.Resources{}
 		}
-		out[name].Sub(q.rs.pods.Shape.Requests)
+		out[q.nominated].Sub(q.rs.pods.Shape.Requests)
 	}
 	return out
 }
@@ -522,23 +575,14 @@ func (w *world) reservations(p *pod) map[string]capacity.Resources {
 // one the default profile scores best (capacity.Pick: the cluster's
 // NodeResourcesFit scoring, the balance of CPU and memory, and the spread
 // of its ReplicaSet's pods over nodes and zones), ties to the first by
-// name. -1: none fits.
+// name. -1: none fits. The set's capacity.Picker answers as capacity.Pick
+// would over every node, from an index kept up to date as pods move.
 func (w *world) pickNode(p *pod) int {
-	fit := capacity.FitWith(w.rooms, p.rs.pods.Shape, w.reservations(p))
-	if p.nominated >= 0 && fit.Nodes[p.nominated].Replicas > 0 {
+	held := w.reservations(p)
+	if p.nominated >= 0 && p.rs.picker.Fits(p.nominated, held[p.nominated]) {
 		return p.nominated
 	}
-	fits := make([]bool, len(fit.Nodes))
-	for i, f := range fit.Nodes {
-		fits[i] = f.Replicas > 0
-	}
-	counts := make([]int64, len(w.nodes))
-	for _, q := range p.rs.active {
-		if q.node >= 0 {
-			counts[q.node]++
-		}
-	}
-	return capacity.Pick(w.scoring, w.rooms, p.rs.pods.Shape, counts, fits)
+	return p.rs.picker.Pick(held)
 }
 
 // preempt is the scheduler's PostFilter for a pod that fits nowhere: on
@@ -571,7 +615,7 @@ func (w *world) preempt(p *pod) {
 		}
 		free := capacity.Resources{}
 		for name := range req {
-			free[name] = w.rooms[i].Free(name) + reserved[n.name][name]
+			free[name] = w.rooms[i].Free(name) + reserved[i][name]
 		}
 		var lower []*pod
 		for _, q := range n.pods {
@@ -605,7 +649,7 @@ func (w *world) preempt(p *pod) {
 	if best == nil {
 		return
 	}
-	p.nominated = best.node
+	w.nominate(p, best.node)
 	for _, q := range best.victims {
 		w.deletePod(q)
 	}
