@@ -37,6 +37,7 @@ type Picker struct {
 	zones          int
 	classes        map[classKey]*placerHeap
 	class          []*placerHeap // nil where the pod does not fit
+	at             []int         // each node's position in its class's heap
 }
 
 // NewPicker indexes rooms (read, not changed; the caller keeps them up to
@@ -46,7 +47,7 @@ func NewPicker(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64) *
 	n := len(rooms)
 	p := &Picker{scoring: scoring, shape: shape, rooms: rooms, eligible: make([]bool, n), counts: make([]int64, n),
 		zone: make([]int, n), host: make([]bool, n), own: make([]int64, n), feasibleInZone: []int{0},
-		classes: map[classKey]*placerHeap{}, class: make([]*placerHeap, n)}
+		classes: map[classKey]*placerHeap{}, class: make([]*placerHeap, n), at: make([]int, n)}
 	p.nothing = true
 	for _, v := range shape.Requests {
 		p.nothing = p.nothing && v <= 0
@@ -99,6 +100,12 @@ func (p *Picker) Update(i int) {
 // set puts node i in its class (scored afresh) if the pod fits on it, or
 // takes it out.
 func (p *Picker) set(i int, fits bool) {
+	k := classKey{p.zone[i], p.host[i], p.counts[i]}
+	if h := p.class[i]; fits && h != nil && h.key == k { // same class: rescore in place
+		p.own[i] = p.ownScore(i)
+		heap.Fix(h, h.pos(i))
+		return
+	}
 	if h := p.class[i]; h != nil {
 		heap.Remove(h, h.pos(i))
 		if len(h.nodes) == 0 {
@@ -113,12 +120,10 @@ func (p *Picker) set(i int, fits bool) {
 	if !fits {
 		return
 	}
-	r := &p.rooms[i]
-	p.own[i] = weightFit*p.scoring.Score(r, p.shape.Requests) + weightBalanced*balanced(r, p.shape.Requests)
-	k := classKey{p.zone[i], p.host[i], p.counts[i]}
+	p.own[i] = p.ownScore(i)
 	h := p.classes[k]
 	if h == nil {
-		h = &placerHeap{key: k, own: p.own, rooms: p.rooms}
+		h = &placerHeap{key: k, own: p.own, rooms: p.rooms, at: p.at}
 		p.classes[k] = h
 	}
 	heap.Push(h, i)
@@ -127,6 +132,12 @@ func (p *Picker) set(i int, fits bool) {
 	if p.feasibleInZone[p.zone[i]+1]++; p.feasibleInZone[p.zone[i]+1] == 1 {
 		p.zones++
 	}
+}
+
+// ownScore is node i's score for the pod without the spreading term.
+func (p *Picker) ownScore(i int) int64 {
+	r := &p.rooms[i]
+	return weightFit*p.scoring.Score(r, p.shape.Requests) + weightBalanced*balanced(r, p.shape.Requests)
 }
 
 // Count adds delta to the workload's pods on node i.

@@ -97,7 +97,7 @@ type replicaSet struct {
 	picker *capacity.Picker
 
 	replicas int32
-	active   []*pod // not terminating: pending or bound
+	active   []*pod // not terminating: pending or bound, in no order (pod.activeAt)
 	ready    int32  // active pods that are Ready
 	seq      int
 
@@ -112,6 +112,7 @@ type pod struct {
 	rs          *replicaSet
 	node        int // -1 while pending
 	pendingAt   int // index in world.pending while pending
+	activeAt    int // index in its replicaSet's active while not terminating
 	created     time.Duration
 	readySince  time.Duration
 	ready       bool
@@ -223,6 +224,7 @@ func (w *world) createPod(rs *replicaSet) {
 	rs.seq++
 	w.podSeq++
 	p := &pod{id: w.podSeq, name: rs.name + "-" + strconv.Itoa(rs.seq), rs: rs, node: -1, nominated: -1, created: w.now}
+	p.activeAt = len(rs.active)
 	rs.active = append(rs.active, p)
 	p.pendingAt = len(w.pending)
 	w.pending = append(w.pending, p)
@@ -312,7 +314,9 @@ func (w *world) deletePod(p *pod) {
 		return
 	}
 	rs := p.rs
-	rs.active = slices.DeleteFunc(rs.active, func(q *pod) bool { return q == p })
+	last := rs.active[len(rs.active)-1]
+	rs.active[p.activeAt], last.activeAt = last, p.activeAt
+	rs.active = rs.active[:len(rs.active)-1]
 	if p.ready {
 		rs.ready--
 		if !rs.paid {
@@ -470,10 +474,10 @@ func (w *world) reconcileSets() {
 // first, pods on nodes crowded with their siblings first, Ready for less
 // time first, newer first.
 func (w *world) victims(rs *replicaSet, n int) []*pod {
-	onNode := map[int]int{}
+	onNode := make([]int, len(w.nodes)+1) // by node index + 1: 0 for pending pods, none counted
 	for _, p := range rs.active {
 		if p.node >= 0 {
-			onNode[p.node]++
+			onNode[p.node+1]++
 		}
 	}
 	ranked := slices.Clone(rs.active)
@@ -487,7 +491,7 @@ func (w *world) victims(rs *replicaSet, n int) []*pod {
 		if c := cmp.Compare(a.cost, b.cost); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(onNode[a.node], onNode[b.node]); c != 0 {
+		if c := cmp.Compare(onNode[a.node+1], onNode[b.node+1]); c != 0 {
 			return -c
 		}
 		if a.ready && b.ready {
