@@ -15,6 +15,8 @@ import (
 // node. The nodes the pod fits on are kept in the Placer's classes (zone,
 // hostname label, the workload's pods there), each a heap by the node's own
 // scores, so the answer, ties included, is Pick's (TestPickerIsPick).
+// Changes are taken in when Pick is next called, each changed node once: a
+// workload that places no pod for a while costs nothing while others do.
 //
 // A node's labels and taints must not change: its eligibility (taints,
 // node selector, required affinity) is read once. Its State, Requested and
@@ -38,6 +40,9 @@ type Picker struct {
 	classes        map[classKey]*placerHeap
 	class          []*placerHeap // nil where the pod does not fit
 	at             []int         // each node's position in its class's heap
+	// dirty lists the nodes changed since the last Pick, once each.
+	dirty   []int
+	isDirty []bool
 }
 
 // NewPicker indexes rooms (read, not changed; the caller keeps them up to
@@ -47,7 +52,7 @@ func NewPicker(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64) *
 	n := len(rooms)
 	p := &Picker{scoring: scoring, shape: shape, rooms: rooms, eligible: make([]bool, n), counts: make([]int64, n),
 		zone: make([]int, n), host: make([]bool, n), own: make([]int64, n), feasibleInZone: []int{0},
-		classes: map[classKey]*placerHeap{}, class: make([]*placerHeap, n), at: make([]int, n)}
+		classes: map[classKey]*placerHeap{}, class: make([]*placerHeap, n), at: make([]int, n), isDirty: make([]bool, n)}
 	p.nothing = true
 	for _, v := range shape.Requests {
 		p.nothing = p.nothing && v <= 0
@@ -72,7 +77,7 @@ func NewPicker(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64) *
 			p.inZone[id] += p.counts[i]
 		}
 		_, p.host[i] = rooms[i].Labels[corev1.LabelHostname]
-		p.Update(i)
+		p.set(i, p.fits(i, nil))
 	}
 	return p
 }
@@ -94,7 +99,19 @@ func (p *Picker) fits(i int, extra Resources) bool {
 
 // Update takes in a change of node i's room (Requested or State).
 func (p *Picker) Update(i int) {
-	p.set(i, p.fits(i, nil))
+	if !p.isDirty[i] {
+		p.isDirty[i] = true
+		p.dirty = append(p.dirty, i)
+	}
+}
+
+// refresh rescores the nodes changed since the last Pick.
+func (p *Picker) refresh() {
+	for _, i := range p.dirty {
+		p.isDirty[i] = false
+		p.set(i, p.fits(i, nil))
+	}
+	p.dirty = p.dirty[:0]
 }
 
 // set puts node i in its class (scored afresh) if the pod fits on it, or
@@ -146,9 +163,7 @@ func (p *Picker) Count(i int, delta int64) {
 	if z := p.zone[i]; z >= 0 {
 		p.inZone[z] += delta
 	}
-	if p.class[i] != nil {
-		p.set(i, true)
-	}
+	p.Update(i) // its class changes
 }
 
 // Fits reports whether the pod fits on node i with extra room there
@@ -164,6 +179,7 @@ func (p *Picker) Pick(extra map[int]Resources) int {
 		node int
 		fits bool
 	}
+	p.refresh()
 	var undos []undo
 	for i, e := range extra {
 		was := p.class[i] != nil
