@@ -583,11 +583,18 @@ func (w *world) reservations(p *pod) map[int]capacity.Resources {
 // would over every node, from an index kept up to date as pods move.
 func (w *world) pickNode(p *pod) int {
 	held := w.reservations(p)
-	if p.nominated >= 0 && p.rs.picker.Fits(p.nominated, held[p.nominated]) {
-		return p.nominated
+	i := p.nominated
+	if i < 0 || !p.rs.picker.Fits(i, held[i]) {
+		i = p.rs.picker.Pick(held)
 	}
-	return p.rs.picker.Pick(held)
+	if checkPick != nil {
+		checkPick(w, p, held, i)
+	}
+	return i
 }
+
+// checkPick, set by tests, sees every choice of pickNode.
+var checkPick func(w *world, p *pod, held map[int]capacity.Resources, chosen int)
 
 // preempt is the scheduler's PostFilter for a pod that fits nowhere: on
 // each node, remove every lower-priority pod, check the pod then fits, and
