@@ -35,9 +35,9 @@ type world struct {
 	paid, opp []*replicaSet
 	sets      []*replicaSet // paid, then opportunistic
 	pending   []*pod        // unbound pods, in no order (pod.pendingAt)
-	// nominated counts the pending pods nominated to a node after a
-	// preemption: while there are none, no room is held for any pod.
-	nominated int
+	// nominated lists the pending pods nominated to a node after a
+	// preemption (pod.nominatedAt), in no order: the room held for them.
+	nominated []*pod
 	timers    timerHeap
 	podSeq    int
 
@@ -113,6 +113,7 @@ type pod struct {
 	node        int // -1 while pending
 	pendingAt   int // index in world.pending while pending
 	activeAt    int // index in its replicaSet's active while not terminating
+	nominatedAt int // index in world.nominated while nominated
 	created     time.Duration
 	readySince  time.Duration
 	ready       bool
@@ -276,12 +277,14 @@ func (w *world) unpend(p *pod) {
 
 // nominate sets the node a pending pod preempted for (-1: none).
 func (w *world) nominate(p *pod, node int) {
-	if (p.nominated >= 0) != (node >= 0) {
-		if node >= 0 {
-			w.nominated++
-		} else {
-			w.nominated--
-		}
+	switch {
+	case p.nominated < 0 && node >= 0:
+		p.nominatedAt = len(w.nominated)
+		w.nominated = append(w.nominated, p)
+	case p.nominated >= 0 && node < 0:
+		last := w.nominated[len(w.nominated)-1]
+		w.nominated[p.nominatedAt], last.nominatedAt = last, p.nominatedAt
+		w.nominated = w.nominated[:len(w.nominated)-1]
 	}
 	p.nominated = node
 }
@@ -554,12 +557,9 @@ func (w *world) schedulePending() {
 // with a priority at least p's (the scheduler adds them to their node when it
 // filters for p), as negative credit by node index; nil when there is none.
 func (w *world) reservations(p *pod) map[int]capacity.Resources {
-	if w.nominated == 0 {
-		return nil
-	}
 	var out map[int]capacity.Resources
-	for _, q := range w.pending {
-		if q == p || q.nominated < 0 || q.rs.priority < p.rs.priority {
+	for _, q := range w.nominated {
+		if q == p || q.rs.priority < p.rs.priority {
 			continue
 		}
 		if out == nil {
@@ -593,8 +593,12 @@ func (w *world) pickNode(p *pod) int {
 	return i
 }
 
-// checkPick, set by tests, sees every choice of pickNode.
-var checkPick func(w *world, p *pod, held map[int]capacity.Resources, chosen int)
+// checkPick and checkPreempt, set by tests, see every choice of pickNode
+// and preempt.
+var (
+	checkPick    func(w *world, p *pod, held map[int]capacity.Resources, chosen int)
+	checkPreempt func(w *world, p *pod, held map[int]capacity.Resources, node int, victims []*pod)
+)
 
 // preempt is the scheduler's PostFilter for a pod that fits nowhere: on
 // each node, remove every lower-priority pod, check the pod then fits, and
@@ -604,6 +608,10 @@ var checkPick func(w *world, p *pod, held map[int]capacity.Resources, chosen int
 // grace period and the pod is nominated to the node, whose room is then
 // held for it. A pod already nominated to a node where victims are still
 // terminating waits for them.
+//
+// Nodes are tried in order and ties go to the first, so the search stops
+// at a choice nothing can beat: no victim, or one victim of the lowest
+// priority any pod has when no node takes the pod without victims.
 func (w *world) preempt(p *pod) {
 	if p.nominated >= 0 {
 		for _, q := range w.nodes[p.nominated].pods {
@@ -620,6 +628,13 @@ func (w *world) preempt(p *pod) {
 	}
 	var best *choice
 	reserved := w.reservations(p)
+	floor := int64(math.MaxInt64) // no victim has a lower priority
+	for _, rs := range w.sets {
+		if rs.priority < p.rs.priority && len(rs.active) > 0 {
+			floor = min(floor, int64(rs.priority))
+		}
+	}
+	noneWithoutVictims := -1 // unknown; then 1 if no node takes the pod without victims, else 0
 	for i, n := range w.nodes {
 		if !p.rs.eligible[i] || w.rooms[i].State != capacity.NodeReady {
 			continue
@@ -656,6 +671,27 @@ func (w *world) preempt(p *pod) {
 			c.highest == best.highest && (c.prioSum < best.prioSum || c.prioSum == best.prioSum && len(c.victims) < len(best.victims)) {
 			best = c
 		}
+		if len(best.victims) == 0 {
+			break
+		}
+		if len(best.victims) == 1 && best.highest == floor {
+			if noneWithoutVictims < 0 {
+				noneWithoutVictims = 0
+				if p.rs.picker.Pick(reserved) < 0 && !requestsNothing(req) {
+					noneWithoutVictims = 1
+				}
+			}
+			if noneWithoutVictims == 1 {
+				break
+			}
+		}
+	}
+	if checkPreempt != nil {
+		node, victims := -1, []*pod(nil)
+		if best != nil {
+			node, victims = best.node, best.victims
+		}
+		checkPreempt(w, p, reserved, node, victims)
 	}
 	if best == nil {
 		return
@@ -664,6 +700,15 @@ func (w *world) preempt(p *pod) {
 	for _, q := range best.victims {
 		w.deletePod(q)
 	}
+}
+
+func requestsNothing(req capacity.Resources) bool {
+	for _, v := range req {
+		if v > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func fitsIn(free, req capacity.Resources) bool {

@@ -1,6 +1,10 @@
 package sim
 
 import (
+	"cmp"
+	"math"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,10 +37,64 @@ func pickByScan(w *world, p *pod, held map[int]capacity.Resources) int {
 	return capacity.Pick(w.scoring, w.rooms, p.rs.pods.Shape, counts, fits)
 }
 
-// TestPickIndexIsTheScan runs every built-in scenario (shortened) and a
-// small BenchmarkSimulate cluster under
-// every strategy and checks each node the scheduler picks from its index
-// against a scan of every node.
+// preemptByScan is preempt's choice of node and victims as the simulator
+// made it before it stopped at an unbeatable choice: every node tried.
+func preemptByScan(w *world, p *pod, reserved map[int]capacity.Resources) (int, []*pod) {
+	req := p.rs.pods.Shape.Requests
+	type choice struct {
+		node             int
+		victims          []*pod
+		highest, prioSum int64
+	}
+	var best *choice
+	for i, n := range w.nodes {
+		if !p.rs.eligible[i] || w.rooms[i].State != capacity.NodeReady {
+			continue
+		}
+		free := capacity.Resources{}
+		for name := range req {
+			free[name] = w.rooms[i].Free(name) + reserved[i][name]
+		}
+		var lower []*pod
+		for _, q := range n.pods {
+			if !q.terminating && q.rs.priority < p.rs.priority {
+				lower = append(lower, q)
+				free.Add(q.rs.pods.Shape.Requests)
+			}
+		}
+		if len(lower) == 0 || !fitsIn(free, req) {
+			continue
+		}
+		slices.SortStableFunc(lower, func(a, b *pod) int {
+			return cmp.Or(cmp.Compare(b.rs.priority, a.rs.priority), cmp.Compare(a.created, b.created))
+		})
+		c := &choice{node: i, highest: math.MinInt64}
+		for _, q := range lower {
+			free.Sub(q.rs.pods.Shape.Requests)
+			if fitsIn(free, req) {
+				continue
+			}
+			free.Add(q.rs.pods.Shape.Requests)
+			c.victims = append(c.victims, q)
+			c.highest = max(c.highest, int64(q.rs.priority))
+			c.prioSum += int64(q.rs.priority) + math.MaxInt32 + 1
+		}
+		if best == nil || c.highest < best.highest ||
+			c.highest == best.highest && (c.prioSum < best.prioSum || c.prioSum == best.prioSum && len(c.victims) < len(best.victims)) {
+			best = c
+		}
+	}
+	if best == nil {
+		return -1, nil
+	}
+	return best.node, best.victims
+}
+
+// TestPickIndexIsTheScan runs every built-in scenario (shortened) and two
+// small BenchmarkSimulate clusters (the second with a burst that preempts)
+// under every strategy and checks each node the scheduler picks from its
+// index against a scan of every node, and each preemption against one that
+// tries every node.
 func TestPickIndexIsTheScan(t *testing.T) {
 	var mu sync.Mutex
 	picks, mismatches := 0, 0
@@ -52,12 +110,33 @@ func TestPickIndexIsTheScan(t *testing.T) {
 			}
 		}
 	}
-	defer func() { checkPick = nil }()
+	preemptions := 0
+	checkPreempt = func(w *world, p *pod, held map[int]capacity.Resources, node int, victims []*pod) {
+		wantNode, wantVictims := preemptByScan(w, p, held)
+		mu.Lock()
+		defer mu.Unlock()
+		preemptions++
+		if node != wantNode || !slices.Equal(victims, wantVictims) {
+			mismatches++
+			if mismatches <= 5 {
+				t.Errorf("%s at %v: pod %s preempts %d pods on node %d, trying every node %d pods on node %d", w.sc.Name, w.now, p.name, len(victims), node, len(wantVictims), wantNode)
+			}
+		}
+	}
+	defer func() { checkPick, checkPreempt = nil, nil }()
 	small, err := ParseScenario("scale.yaml", []byte(scaleScenario(60)), nil) // zones, PriorityClasses
 	if err != nil {
 		t.Fatal(err)
 	}
-	scenarios := []*Scenario{small}
+	burst := strings.Replace(scaleScenario(60), "{at: 2m, replicas: 792}", "{at: 2m, replicas: 1500}", 1)
+	if burst == scaleScenario(60) {
+		t.Fatal("no burst")
+	}
+	big, err := ParseScenario("scale.yaml", []byte(burst), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scenarios := []*Scenario{small, big}
 	for _, name := range BuiltinNames() {
 		sc, err := Builtin(name)
 		if err != nil {
@@ -71,8 +150,8 @@ func TestPickIndexIsTheScan(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if picks < 1000 {
-		t.Errorf("only %d picks checked", picks)
+	if picks < 1000 || preemptions < 100 {
+		t.Errorf("only %d picks and %d preemptions checked", picks, preemptions)
 	}
-	t.Logf("%d picks checked", picks)
+	t.Logf("%d picks and %d preemptions checked", picks, preemptions)
 }
