@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,15 +123,11 @@ func TestPickIndexIsTheScan(t *testing.T) {
 		}
 	}
 	defer func() { checkPick, checkPreempt = nil, nil }()
-	small, err := ParseScenario("scale.yaml", []byte(scaleScenario(60)), nil) // zones, PriorityClasses
+	small, err := ParseScenario("scale.yaml", []byte(scaleScenario(60, 25)), nil) // zones, PriorityClasses
 	if err != nil {
 		t.Fatal(err)
 	}
-	burst := strings.Replace(scaleScenario(60), "{at: 2m, replicas: 792}", "{at: 2m, replicas: 1500}", 1)
-	if burst == scaleScenario(60) {
-		t.Fatal("no burst")
-	}
-	big, err := ParseScenario("scale.yaml", []byte(burst), nil)
+	big, err := ParseScenario("scale.yaml", []byte(scaleScenario(60, 3)), nil) // a burst that preempts
 	if err != nil {
 		t.Fatal(err)
 	}
