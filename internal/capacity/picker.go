@@ -43,6 +43,8 @@ type Picker struct {
 	// dirty lists the nodes changed since the last Pick, once each.
 	dirty   []int
 	isDirty []bool
+	// held is room held on nodes for other pods (negative), by node: see Hold.
+	held map[int]Resources
 }
 
 // NewPicker indexes rooms (read, not changed; the caller keeps them up to
@@ -52,7 +54,8 @@ func NewPicker(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64) *
 	n := len(rooms)
 	p := &Picker{scoring: scoring, shape: shape, rooms: rooms, eligible: make([]bool, n), counts: make([]int64, n),
 		zone: make([]int, n), host: make([]bool, n), own: make([]int64, n), feasibleInZone: []int{0},
-		classes: map[classKey]*placerHeap{}, class: make([]*placerHeap, n), at: make([]int, n), isDirty: make([]bool, n)}
+		classes: map[classKey]*placerHeap{}, class: make([]*placerHeap, n), at: make([]int, n), isDirty: make([]bool, n),
+		held: map[int]Resources{}}
 	p.nothing = true
 	for _, v := range shape.Requests {
 		p.nothing = p.nothing && v <= 0
@@ -97,6 +100,18 @@ func (p *Picker) fits(i int, extra Resources) bool {
 	return true
 }
 
+// Hold sets the room held on node i for other pods (negative amounts; nil
+// or empty: none), e.g. for pods nominated there after a preemption: the
+// pod fits only beside it. held is read, not copied, until the next Hold.
+func (p *Picker) Hold(i int, held Resources) {
+	if len(held) == 0 {
+		delete(p.held, i)
+	} else {
+		p.held[i] = held
+	}
+	p.Update(i)
+}
+
 // Update takes in a change of node i's room (Requested or State).
 func (p *Picker) Update(i int) {
 	if !p.isDirty[i] {
@@ -109,7 +124,7 @@ func (p *Picker) Update(i int) {
 func (p *Picker) refresh() {
 	for _, i := range p.dirty {
 		p.isDirty[i] = false
-		p.set(i, p.fits(i, nil))
+		p.set(i, p.fits(i, p.held[i]))
 	}
 	p.dirty = p.dirty[:0]
 }
@@ -171,9 +186,9 @@ func (p *Picker) Count(i int, delta int64) {
 func (p *Picker) Fits(i int, extra Resources) bool { return p.fits(i, extra) }
 
 // Pick is Pick(scoring, rooms, shape, counts, fits) where fits is Fit's
-// answer over the rooms with extra[i] added to node i's free room
-// (negative: room held for other pods, e.g. nominated ones; nil: none).
-// -1: the pod fits nowhere.
+// answer over the rooms with the room held on each node (Hold) added to its
+// free room, except on the nodes of extra, where extra[i] is added instead
+// (nil: no exception). -1: the pod fits nowhere.
 func (p *Picker) Pick(extra map[int]Resources) int {
 	type undo struct {
 		node int

@@ -9,9 +9,9 @@ import (
 )
 
 // TestPickerIsPick changes random clusters one node at a time (requests,
-// state, the workload's pods there) and checks after each change that the
-// Picker chooses the node Pick chooses over Fit's answer, with and without
-// room held on some nodes.
+// state, the workload's pods there, room held) and checks after each change
+// that the Picker chooses the node Pick chooses over Fit's answer, with and
+// without other room held on some nodes for one query.
 func TestPickerIsPick(t *testing.T) {
 	for seed := range uint64(300) {
 		rng := rand.New(rand.NewPCG(seed, 11))
@@ -46,9 +46,17 @@ func TestPickerIsPick(t *testing.T) {
 			shape.Tolerations = []corev1.Toleration{{Key: "gpu", Operator: corev1.TolerationOpExists}}
 		}
 		p := NewPicker(scoring, rooms, shape, counts)
+		holds := map[int]Resources{}
 		for step := range 200 {
 			i := rng.IntN(len(rooms))
-			switch rng.IntN(4) {
+			switch rng.IntN(5) {
+			case 4:
+				if rng.IntN(2) == 0 {
+					holds[i] = Resources{corev1.ResourceCPU: -int64(250 * (1 + rng.IntN(8)))}
+				} else {
+					delete(holds, i)
+				}
+				p.Hold(i, holds[i])
 			case 0:
 				rooms[i].Requested[corev1.ResourceCPU] = int64(rng.IntN(int(rooms[i].Allocatable[corev1.ResourceCPU]) + 1))
 				p.Update(i)
@@ -69,13 +77,19 @@ func TestPickerIsPick(t *testing.T) {
 				}
 			}
 			var extra map[int]Resources
-			credit := map[string]Resources{}
+			credit, byIndex := map[string]Resources{}, map[int]Resources{}
+			for j, h := range holds {
+				credit[rooms[j].Name], byIndex[j] = h, h
+			}
 			if rng.IntN(3) == 0 {
 				extra = map[int]Resources{}
 				for range 1 + rng.IntN(3) {
 					j := rng.IntN(len(rooms))
-					held := Resources{corev1.ResourceCPU: -int64(250 * (1 + rng.IntN(8)))}
-					extra[j], credit[rooms[j].Name] = held, held
+					var held Resources // none, in place of what Hold keeps there
+					if rng.IntN(3) > 0 {
+						held = Resources{corev1.ResourceCPU: -int64(250 * (1 + rng.IntN(8)))}
+					}
+					extra[j], credit[rooms[j].Name], byIndex[j] = held, held, held
 				}
 			}
 			fits := make([]bool, len(rooms))
@@ -86,7 +100,7 @@ func TestPickerIsPick(t *testing.T) {
 				t.Fatalf("seed %d, step %d: the Picker chose node %d, Pick %d", seed, step, got, want)
 			}
 			for j := range rooms {
-				if got, want := p.Fits(j, extra[j]), fits[j]; got != want {
+				if got, want := p.Fits(j, byIndex[j]), fits[j]; got != want {
 					t.Fatalf("seed %d, step %d: the Picker says the pod fits on node %d: %v, Fit: %v", seed, step, j, got, want)
 				}
 			}

@@ -38,8 +38,13 @@ type world struct {
 	// nominated lists the pending pods nominated to a node after a
 	// preemption (pod.nominatedAt), in no order: the room held for them.
 	nominated []*pod
-	timers    timerHeap
-	podSeq    int
+	// held sums their requests by node, negated (the pickers hold it), and
+	// heldByPriority by priority, then node.
+	held           map[int]capacity.Resources
+	heldPods       map[int]int
+	heldByPriority map[int32]map[int]capacity.Resources
+	timers         timerHeap
+	podSeq         int
 
 	// version counts the ledger's changes: event-driven controllers run
 	// when it moves.
@@ -95,6 +100,9 @@ type replicaSet struct {
 	// kept up to date as rooms and the set's pods move (nil for the
 	// oracle's virtual opportunistic sets, which make no pods).
 	picker *capacity.Picker
+	// bound counts the set's pods bound and not terminating, boundOn by node.
+	bound   int
+	boundOn []int32
 
 	replicas int32
 	active   []*pod // not terminating: pending or bound, in no order (pod.activeAt)
@@ -126,7 +134,8 @@ type pod struct {
 }
 
 func newWorld(sc *Scenario, virtualOpp bool) *world {
-	w := &world{sc: sc, priorities: sc.PriorityClasses, scoring: sc.SchedulerScoring, groups: map[string][]int{}, virtualOpp: virtualOpp}
+	w := &world{sc: sc, priorities: sc.PriorityClasses, scoring: sc.SchedulerScoring, groups: map[string][]int{}, virtualOpp: virtualOpp,
+		held: map[int]capacity.Resources{}, heldPods: map[int]int{}, heldByPriority: map[int32]map[int]capacity.Resources{}}
 	var workloads []capacity.Workload
 	for i := range sc.Opportunistic {
 		o := &sc.Opportunistic[i]
@@ -192,7 +201,8 @@ func newWorld(sc *Scenario, virtualOpp bool) *world {
 }
 
 func (w *world) newSet(name string, p Pods, paid bool) *replicaSet {
-	rs := &replicaSet{name: name, paid: paid, pods: p, labels: map[string]string{"app": name}, cpu: p.Shape.Requests[corev1.ResourceCPU]}
+	rs := &replicaSet{name: name, paid: paid, pods: p, labels: map[string]string{"app": name}, cpu: p.Shape.Requests[corev1.ResourceCPU],
+		boundOn: make([]int32, len(w.rooms))}
 	if w.priorities {
 		rs.priority = p.Priority
 		rs.preempts = paid
@@ -250,6 +260,8 @@ func (w *world) bind(p *pod, i int) {
 	w.rooms[i].Requested.Add(p.rs.pods.Shape.Requests)
 	w.roomChanged(i)
 	p.rs.picker.Count(i, 1)
+	p.rs.bound++
+	p.rs.boundOn[i]++
 	if p.rs.paid {
 		w.boundPaidCPU += p.rs.cpu
 		w.pendingPaid--
@@ -277,16 +289,104 @@ func (w *world) unpend(p *pod) {
 
 // nominate sets the node a pending pod preempted for (-1: none).
 func (w *world) nominate(p *pod, node int) {
+	if node == p.nominated {
+		return
+	}
+	req, byNode := p.rs.pods.Shape.Requests, w.heldByPriority[p.rs.priority]
 	switch {
-	case p.nominated < 0 && node >= 0:
+	case p.nominated < 0:
 		p.nominatedAt = len(w.nominated)
 		w.nominated = append(w.nominated, p)
-	case p.nominated >= 0 && node < 0:
+	case node < 0:
 		last := w.nominated[len(w.nominated)-1]
 		w.nominated[p.nominatedAt], last.nominatedAt = last, p.nominatedAt
 		w.nominated = w.nominated[:len(w.nominated)-1]
 	}
+	if old := p.nominated; old >= 0 {
+		w.held[old].Add(req)
+		byNode[old].Add(req)
+		if isZero(byNode[old]) {
+			delete(byNode, old)
+		}
+		if w.heldPods[old]--; w.heldPods[old] == 0 {
+			delete(w.held, old)
+			delete(w.heldPods, old)
+		}
+		w.hold(old)
+	}
+	if node >= 0 {
+		if w.held[node] == nil {
+			w.held[node] = capacity.Resources{}
+		}
+		w.held[node].Sub(req)
+		w.heldPods[node]++
+		if byNode == nil {
+			byNode = map[int]capacity.Resources{}
+			w.heldByPriority[p.rs.priority] = byNode
+		}
+		if byNode[node] == nil {
+			byNode[node] = capacity.Resources{}
+		}
+		byNode[node].Sub(req)
+		w.hold(node)
+	}
 	p.nominated = node
+}
+
+func isZero(r capacity.Resources) bool {
+	for _, v := range r {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// hold tells the schedulers' indexes the room held on node i.
+func (w *world) hold(i int) {
+	for _, rs := range w.sets {
+		if rs.picker != nil {
+			rs.picker.Hold(i, w.held[i])
+		}
+	}
+}
+
+// heldFor is what Picker.Pick needs for pod p beside the room the pickers
+// hold for every nominated pod: the nodes where the room held for p differs
+// and what it is there (nil: none), the scheduler's rule being that a pod
+// counts the nominated pods of its priority or higher, itself excluded.
+func (w *world) heldFor(p *pod) map[int]capacity.Resources {
+	var out map[int]capacity.Resources
+	at := func(i int) capacity.Resources {
+		if out == nil {
+			out = map[int]capacity.Resources{}
+		}
+		r, ok := out[i]
+		if !ok {
+			r = w.held[i].Clone()
+			out[i] = r
+		}
+		return r
+	}
+	for prio, byNode := range w.heldByPriority {
+		if prio < p.rs.priority {
+			for i, r := range byNode {
+				at(i).Sub(r) // not held for p
+			}
+		}
+	}
+	if p.nominated >= 0 {
+		at(p.nominated).Add(p.rs.pods.Shape.Requests) // held for p itself
+	}
+	return out
+}
+
+// heldAt is the room held on node i for p, given heldFor(p).
+func (w *world) heldAt(i int, differs map[int]capacity.Resources) capacity.Resources {
+	if r, ok := differs[i]; ok {
+		return r
+	}
+	return w.held[i]
 }
 
 // roomChanged tells the schedulers' indexes that node i's room or state
@@ -346,6 +446,8 @@ func (w *world) deletePod(p *pod) {
 	}
 	p.terminating = true
 	rs.picker.Count(p.node, -1) // the scheduler's spreading counts pods not terminating
+	rs.bound--
+	rs.boundOn[p.node]--
 	if rs.pods.Grace <= 0 {
 		w.removePod(p)
 		return
@@ -582,13 +684,13 @@ func (w *world) reservations(p *pod) map[int]capacity.Resources {
 // name. -1: none fits. The set's capacity.Picker answers as capacity.Pick
 // would over every node, from an index kept up to date as pods move.
 func (w *world) pickNode(p *pod) int {
-	held := w.reservations(p)
+	differs := w.heldFor(p)
 	i := p.nominated
-	if i < 0 || !p.rs.picker.Fits(i, held[i]) {
-		i = p.rs.picker.Pick(held)
+	if i < 0 || !p.rs.picker.Fits(i, w.heldAt(i, differs)) {
+		i = p.rs.picker.Pick(differs)
 	}
 	if checkPick != nil {
-		checkPick(w, p, held, i)
+		checkPick(w, p, w.reservations(p), i)
 	}
 	return i
 }
@@ -610,8 +712,9 @@ var (
 // terminating waits for them.
 //
 // Nodes are tried in order and ties go to the first, so the search stops
-// at a choice nothing can beat: no victim, or one victim of the lowest
-// priority any pod has when no node takes the pod without victims.
+// at a choice nothing can beat: no victim, or, when no node takes the pod
+// without victims, one victim of the lowest priority any pod has, which
+// only the nodes holding such a pod can give.
 func (w *world) preempt(p *pod) {
 	if p.nominated >= 0 {
 		for _, q := range w.nodes[p.nominated].pods {
@@ -626,22 +729,16 @@ func (w *world) preempt(p *pod) {
 		victims          []*pod
 		highest, prioSum int64
 	}
-	var best *choice
-	reserved := w.reservations(p)
-	floor := int64(math.MaxInt64) // no victim has a lower priority
-	for _, rs := range w.sets {
-		if rs.priority < p.rs.priority && len(rs.active) > 0 {
-			floor = min(floor, int64(rs.priority))
-		}
-	}
-	noneWithoutVictims := -1 // unknown; then 1 if no node takes the pod without victims, else 0
-	for i, n := range w.nodes {
+	differs := w.heldFor(p)
+	try := func(i int) *choice {
+		n := w.nodes[i]
 		if !p.rs.eligible[i] || w.rooms[i].State != capacity.NodeReady {
-			continue
+			return nil
 		}
+		held := w.heldAt(i, differs)
 		free := capacity.Resources{}
 		for name := range req {
-			free[name] = w.rooms[i].Free(name) + reserved[i][name]
+			free[name] = w.rooms[i].Free(name) + held[name]
 		}
 		var lower []*pod
 		for _, q := range n.pods {
@@ -651,7 +748,7 @@ func (w *world) preempt(p *pod) {
 			}
 		}
 		if len(lower) == 0 || !fitsIn(free, req) {
-			continue
+			return nil
 		}
 		slices.SortStableFunc(lower, func(a, b *pod) int {
 			return cmp.Or(cmp.Compare(b.rs.priority, a.rs.priority), cmp.Compare(a.created, b.created))
@@ -667,22 +764,67 @@ func (w *world) preempt(p *pod) {
 			c.highest = max(c.highest, int64(q.rs.priority))
 			c.prioSum += int64(q.rs.priority) + math.MaxInt32 + 1
 		}
-		if best == nil || c.highest < best.highest ||
-			c.highest == best.highest && (c.prioSum < best.prioSum || c.prioSum == best.prioSum && len(c.victims) < len(best.victims)) {
-			best = c
+		return c
+	}
+	// The lowest priority of any pod that may be a victim, and the sets
+	// of that priority.
+	floor := int64(math.MaxInt64)
+	for _, rs := range w.sets {
+		if rs.priority < p.rs.priority && rs.bound > 0 {
+			floor = min(floor, int64(rs.priority))
 		}
-		if len(best.victims) == 0 {
-			break
+	}
+	var lowest []*replicaSet
+	for _, rs := range w.sets {
+		if int64(rs.priority) == floor && rs.bound > 0 {
+			lowest = append(lowest, rs)
 		}
-		if len(best.victims) == 1 && best.highest == floor {
-			if noneWithoutVictims < 0 {
-				noneWithoutVictims = 0
-				if p.rs.picker.Pick(reserved) < 0 && !requestsNothing(req) {
-					noneWithoutVictims = 1
+	}
+	var best *choice
+	// When no node takes the pod without victims, one victim of the lowest
+	// priority is a choice nothing beats: the first node giving it, of
+	// those holding such a pod, is the answer.
+	if len(lowest) > 0 && p.rs.picker.Pick(differs) < 0 && !requestsNothing(req) {
+	nodes:
+		for i := range w.nodes {
+			// Cheaply, first: one such pod could make room for it.
+			var one []*replicaSet
+			for _, rs := range lowest {
+				if rs.boundOn[i] > 0 {
+					one = append(one, rs)
 				}
 			}
-			if noneWithoutVictims == 1 {
+			if len(one) == 0 {
+				continue
+			}
+			held := w.heldAt(i, differs)
+			for name, v := range req {
+				most := int64(0)
+				for _, rs := range one {
+					most = max(most, rs.pods.Shape.Requests[name])
+				}
+				if v > 0 && w.rooms[i].Free(name)+held[name]+most < v {
+					continue nodes
+				}
+			}
+			if c := try(i); c != nil && len(c.victims) == 1 && c.highest == floor {
+				best = c
 				break
+			}
+		}
+	}
+	if best == nil && len(lowest) > 0 {
+		for i := range w.nodes {
+			c := try(i)
+			if c == nil {
+				continue
+			}
+			if best == nil || c.highest < best.highest ||
+				c.highest == best.highest && (c.prioSum < best.prioSum || c.prioSum == best.prioSum && len(c.victims) < len(best.victims)) {
+				best = c
+			}
+			if len(best.victims) == 0 {
+				break // nothing beats it, and ties go to the first
 			}
 		}
 	}
@@ -691,7 +833,7 @@ func (w *world) preempt(p *pod) {
 		if best != nil {
 			node, victims = best.node, best.victims
 		}
-		checkPreempt(w, p, reserved, node, victims)
+		checkPreempt(w, p, w.reservations(p), node, victims)
 	}
 	if best == nil {
 		return

@@ -99,8 +99,18 @@ func TestPickIndexIsTheScan(t *testing.T) {
 	picks, mismatches := 0, 0
 	checkPick = func(w *world, p *pod, held map[int]capacity.Resources, chosen int) {
 		want := pickByScan(w, p, held)
+		differs := w.heldFor(p)
 		mu.Lock()
 		defer mu.Unlock()
+		for i := range w.nodes {
+			if got := w.heldAt(i, differs); !isZero(got) || !isZero(held[i]) {
+				d := got.Clone()
+				if d.Sub(held[i]); !isZero(d) {
+					mismatches++
+					t.Errorf("%s at %v: room held for pod %s on node %d: %v, want %v", w.sc.Name, w.now, p.name, i, got, held[i])
+				}
+			}
+		}
 		picks++
 		if chosen != want {
 			mismatches++
