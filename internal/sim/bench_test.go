@@ -41,7 +41,7 @@ func BenchmarkSimulateDiurnalWeek(b *testing.B) {
 // paid pods; scaleScenario), for the opportunist and the oracle in
 // parallel, as `opportunist simulate --strategies opportunist` runs them.
 // The smaller sizes show how the cost grows. With burst=preempting the web
-// tier's burst (a sixth of the paid pods, 2.6 times the headroom) makes
+// tier's burst (a sixth of the paid pods, 1.6 times the headroom) makes
 // paid pods preempt thousands of the worker's pods.
 func BenchmarkSimulate(b *testing.B) {
 	for _, nodes := range []int{100, 500, 1000, 5000} {
