@@ -655,26 +655,6 @@ func (w *world) schedulePending() {
 	}
 }
 
-// reservations returns the room held for pods nominated after a preemption
-// with a priority at least p's (the scheduler adds them to their node when it
-// filters for p), as negative credit by node index; nil when there is none.
-func (w *world) reservations(p *pod) map[int]capacity.Resources {
-	var out map[int]capacity.Resources
-	for _, q := range w.nominated {
-		if q == p || q.rs.priority < p.rs.priority {
-			continue
-		}
-		if out == nil {
-			out = map[int]capacity.Resources{}
-		}
-		if out[q.nominated] == nil {
-			out[q.nominated] = capacity.Resources{}
-		}
-		out[q.nominated].Sub(q.rs.pods.Shape.Requests)
-	}
-	return out
-}
-
 // pickNode is the scheduler's filter and score for one pod: of the nodes
 // where it fits (capacity.Fit: taints, selector, every requested resource,
 // the room held for nominated pods), its nominated node if any, else the
@@ -690,7 +670,7 @@ func (w *world) pickNode(p *pod) int {
 		i = p.rs.picker.Pick(differs)
 	}
 	if checkPick != nil {
-		checkPick(w, p, w.reservations(p), i)
+		checkPick(w, p, i)
 	}
 	return i
 }
@@ -698,8 +678,8 @@ func (w *world) pickNode(p *pod) int {
 // checkPick and checkPreempt, set by tests, see every choice of pickNode
 // and preempt.
 var (
-	checkPick    func(w *world, p *pod, held map[int]capacity.Resources, chosen int)
-	checkPreempt func(w *world, p *pod, held map[int]capacity.Resources, node int, victims []*pod)
+	checkPick    func(w *world, p *pod, chosen int)
+	checkPreempt func(w *world, p *pod, node int, victims []*pod)
 )
 
 // preempt is the scheduler's PostFilter for a pod that fits nowhere: on
@@ -833,7 +813,7 @@ func (w *world) preempt(p *pod) {
 		if best != nil {
 			node, victims = best.node, best.victims
 		}
-		checkPreempt(w, p, w.reservations(p), node, victims)
+		checkPreempt(w, p, node, victims)
 	}
 	if best == nil {
 		return

@@ -11,6 +11,27 @@ import (
 	"github.com/opportunist/opportunist/internal/capacity"
 )
 
+// reservations is the room held for pods nominated after a preemption with
+// a priority at least p's (the scheduler adds them to their node when it
+// filters for p), as negative credit by node index, counted afresh from the
+// nominated pods: what world.heldFor and world.heldAt keep up to date.
+func (w *world) reservations(p *pod) map[int]capacity.Resources {
+	var out map[int]capacity.Resources
+	for _, q := range w.nominated {
+		if q == p || q.rs.priority < p.rs.priority {
+			continue
+		}
+		if out == nil {
+			out = map[int]capacity.Resources{}
+		}
+		if out[q.nominated] == nil {
+			out[q.nominated] = capacity.Resources{}
+		}
+		out[q.nominated].Sub(q.rs.pods.Shape.Requests)
+	}
+	return out
+}
+
 // pickByScan is the scheduler's choice as the simulator made it before the
 // index: capacity.FitWith over every node with the room held for nominated
 // pods, then capacity.Pick with the ReplicaSet's pods counted node by node.
@@ -97,7 +118,8 @@ func preemptByScan(w *world, p *pod, reserved map[int]capacity.Resources) (int, 
 func TestPickIndexIsTheScan(t *testing.T) {
 	var mu sync.Mutex
 	picks, mismatches := 0, 0
-	checkPick = func(w *world, p *pod, held map[int]capacity.Resources, chosen int) {
+	checkPick = func(w *world, p *pod, chosen int) {
+		held := w.reservations(p)
 		want := pickByScan(w, p, held)
 		differs := w.heldFor(p)
 		mu.Lock()
@@ -120,8 +142,8 @@ func TestPickIndexIsTheScan(t *testing.T) {
 		}
 	}
 	preemptions := 0
-	checkPreempt = func(w *world, p *pod, held map[int]capacity.Resources, node int, victims []*pod) {
-		wantNode, wantVictims := preemptByScan(w, p, held)
+	checkPreempt = func(w *world, p *pod, node int, victims []*pod) {
+		wantNode, wantVictims := preemptByScan(w, p, w.reservations(p))
 		mu.Lock()
 		defer mu.Unlock()
 		preemptions++
