@@ -114,6 +114,7 @@ type Placer struct {
 	feasibleInZone         map[int]int // by zone index, -1 for nodes without one
 	classes                map[classKey]*placerHeap
 	class                  []*placerHeap // each node's class; nil once the pod no longer fits it
+	at                     []int         // each node's position in its class's heap
 }
 
 // classKey is the nodes alike for the spreading term.
@@ -195,7 +196,7 @@ func newPlacer(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64, f
 	n := len(rooms)
 	p := &Placer{scoring: scoring, shape: shape, rooms: slices.Clone(rooms), owned: make([]bool, n),
 		counts: slices.Clone(counts), zone: make([]int, n), host: make([]bool, n), own: make([]int64, n),
-		classes: map[classKey]*placerHeap{}, class: make([]*placerHeap, n), feasibleInZone: map[int]int{}}
+		classes: map[classKey]*placerHeap{}, class: make([]*placerHeap, n), at: make([]int, n), feasibleInZone: map[int]int{}}
 	if p.counts == nil {
 		p.counts = make([]int64, n)
 	}
@@ -237,7 +238,7 @@ func (p *Placer) enter(i int) {
 	k := classKey{p.zone[i], p.host[i], p.counts[i]}
 	h := p.classes[k]
 	if h == nil {
-		h = &placerHeap{key: k, own: p.own, rooms: p.rooms}
+		h = &placerHeap{key: k, own: p.own, rooms: p.rooms, at: p.at}
 		p.classes[k] = h
 	}
 	heap.Push(h, i)
@@ -313,12 +314,18 @@ func (p *Placer) Room(i int) *NodeRoom { return &p.rooms[i] }
 // raw is PodTopologySpread's raw score of the nodes of a class: the
 // workload's pods in each of their domains, weighted (lower is better).
 func (p *Placer) raw(k classKey) int64 {
+	return rawSpread(k, p.hostWeight, p.zoneWeight, p.inZone)
+}
+
+// rawSpread is the raw spreading score of a class, given the weights and
+// the workload's pods per zone.
+func rawSpread(k classKey, hostWeight, zoneWeight float64, inZone []int64) int64 {
 	score := 0.0
 	if k.host {
-		score += float64(k.count)*p.hostWeight + hostnameSkew - 1
+		score += float64(k.count)*hostWeight + hostnameSkew - 1
 	}
 	if k.zone >= 0 {
-		score += float64(p.inZone[k.zone])*p.zoneWeight + zoneSkew - 1
+		score += float64(inZone[k.zone])*zoneWeight + zoneSkew - 1
 	}
 	return int64(math.Round(score))
 }
@@ -330,7 +337,7 @@ type placerHeap struct {
 	nodes []int
 	own   []int64 // the Placer's, by node
 	rooms []NodeRoom
-	at    map[int]int
+	at    []int // by node, shared by the owner's heaps: a node is in one at most
 }
 
 func (h *placerHeap) pos(i int) int { return h.at[i] }
@@ -347,16 +354,12 @@ func (h *placerHeap) Swap(a, b int) {
 	h.at[h.nodes[a]], h.at[h.nodes[b]] = a, b
 }
 func (h *placerHeap) Push(x any) {
-	if h.at == nil {
-		h.at = map[int]int{}
-	}
 	h.at[x.(int)] = len(h.nodes)
 	h.nodes = append(h.nodes, x.(int))
 }
 func (h *placerHeap) Pop() any {
 	last := h.nodes[len(h.nodes)-1]
 	h.nodes = h.nodes[:len(h.nodes)-1]
-	delete(h.at, last)
 	return last
 }
 

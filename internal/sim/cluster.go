@@ -35,9 +35,17 @@ type world struct {
 
 	paid, opp []*replicaSet
 	sets      []*replicaSet // paid, then opportunistic
-	pending   []*pod        // unbound pods
-	timers    timerHeap
-	podSeq    int
+	pending   []*pod        // unbound pods, in no order (pod.pendingAt)
+	// nominated lists the pending pods nominated to a node after a
+	// preemption (pod.nominatedAt), in no order: the room held for them.
+	nominated []*pod
+	// held sums their requests by node, negated (the pickers hold it), and
+	// heldByPriority by priority, then node.
+	held           map[int]capacity.Resources
+	heldPods       map[int]int
+	heldByPriority map[int32]map[int]capacity.Resources
+	timers         timerHeap
+	podSeq         int
 
 	// version counts the ledger's changes: event-driven controllers run
 	// when it moves.
@@ -95,9 +103,16 @@ type replicaSet struct {
 	preempts bool
 	eligible []bool // by node: taints, selector and affinity allow it
 	inPool   bool   // a paid set that may run on a node of the opportunistic pool
+	// picker is the scheduler's choice of node for the set's next pod,
+	// kept up to date as rooms and the set's pods move (nil for the
+	// oracle's virtual opportunistic sets, which make no pods).
+	picker *capacity.Picker
+	// bound counts the set's pods bound and not terminating, boundOn by node.
+	bound   int
+	boundOn []int32
 
 	replicas int32
-	active   []*pod // not terminating: pending or bound
+	active   []*pod // not terminating: pending or bound, in no order (pod.activeAt)
 	ready    int32  // active pods that are Ready
 	seq      int
 
@@ -111,6 +126,9 @@ type pod struct {
 	name        string
 	rs          *replicaSet
 	node        int // -1 while pending
+	pendingAt   int // index in world.pending while pending
+	activeAt    int // index in its replicaSet's active while not terminating
+	nominatedAt int // index in world.nominated while nominated
 	created     time.Duration
 	readyAt     time.Duration // binding + startup: when it is Ready on a Ready node
 	readySince  time.Duration
@@ -125,7 +143,8 @@ type pod struct {
 
 func newWorld(sc *Scenario, virtualOpp bool) *world {
 	w := &world{sc: sc, priorities: sc.PriorityClasses, scoring: sc.SchedulerScoring, groups: map[string][]int{}, virtualOpp: virtualOpp,
-		scalers: sc.restingScalers()}
+		scalers: sc.restingScalers(),
+		held:    map[int]capacity.Resources{}, heldPods: map[int]int{}, heldByPriority: map[int32]map[int]capacity.Resources{}}
 	var workloads []capacity.Workload
 	for i := range sc.Opportunistic {
 		o := &sc.Opportunistic[i]
@@ -165,6 +184,11 @@ func newWorld(sc *Scenario, virtualOpp bool) *world {
 		w.opp = append(w.opp, rs)
 	}
 	w.sets = append(append([]*replicaSet(nil), w.paid...), w.opp...)
+	for _, rs := range w.sets {
+		if rs.paid || !virtualOpp {
+			rs.picker = capacity.NewPicker(w.scoring, w.rooms, rs.pods.Shape, nil)
+		}
+	}
 	w.inPool = make([]bool, len(w.nodes))
 	for i, n := range w.nodes {
 		for j, rs := range w.opp {
@@ -186,7 +210,8 @@ func newWorld(sc *Scenario, virtualOpp bool) *world {
 }
 
 func (w *world) newSet(name string, p Pods, paid bool) *replicaSet {
-	rs := &replicaSet{name: name, paid: paid, pods: p, labels: map[string]string{"app": name}, cpu: p.Shape.Requests[corev1.ResourceCPU]}
+	rs := &replicaSet{name: name, paid: paid, pods: p, labels: map[string]string{"app": name}, cpu: p.Shape.Requests[corev1.ResourceCPU],
+		boundOn: make([]int32, len(w.rooms))}
 	if w.priorities {
 		rs.priority = p.Priority
 		rs.preempts = p.Preempts
@@ -220,7 +245,9 @@ func (w *world) createPod(rs *replicaSet) {
 	rs.seq++
 	w.podSeq++
 	p := &pod{id: w.podSeq, name: rs.name + "-" + strconv.Itoa(rs.seq), rs: rs, node: -1, nominated: -1, created: w.now}
+	p.activeAt = len(rs.active)
 	rs.active = append(rs.active, p)
+	p.pendingAt = len(w.pending)
 	w.pending = append(w.pending, p)
 	if rs.paid {
 		w.paidDemand += rs.cpu
@@ -235,11 +262,16 @@ func (w *world) createPod(rs *replicaSet) {
 }
 
 func (w *world) bind(p *pod, i int) {
-	w.pending = slices.DeleteFunc(w.pending, func(q *pod) bool { return q == p })
-	p.node, p.nominated = i, -1
+	w.unpend(p)
+	w.nominate(p, -1)
+	p.node = i
 	n := w.nodes[i]
 	n.pods = append(n.pods, p)
 	w.rooms[i].Requested.Add(p.rs.pods.Shape.Requests)
+	w.roomChanged(i)
+	p.rs.picker.Count(i, 1)
+	p.rs.bound++
+	p.rs.boundOn[i]++
 	if p.rs.paid {
 		w.boundPaidCPU += p.rs.cpu
 		w.pendingPaid--
@@ -255,6 +287,126 @@ func (w *world) bind(p *pod, i int) {
 		w.setReady(p)
 	} else {
 		heap.Push(&w.timers, timer{at: w.now + p.rs.pods.Startup, seq: p.id, pod: p, ready: true})
+	}
+}
+
+// unpend takes a pod out of the pending list.
+func (w *world) unpend(p *pod) {
+	last := w.pending[len(w.pending)-1]
+	w.pending[p.pendingAt], last.pendingAt = last, p.pendingAt
+	w.pending = w.pending[:len(w.pending)-1]
+	p.pendingAt = -1
+}
+
+// nominate sets the node a pending pod preempted for (-1: none).
+func (w *world) nominate(p *pod, node int) {
+	if node == p.nominated {
+		return
+	}
+	req, byNode := p.rs.pods.Shape.Requests, w.heldByPriority[p.rs.priority]
+	switch {
+	case p.nominated < 0:
+		p.nominatedAt = len(w.nominated)
+		w.nominated = append(w.nominated, p)
+	case node < 0:
+		last := w.nominated[len(w.nominated)-1]
+		w.nominated[p.nominatedAt], last.nominatedAt = last, p.nominatedAt
+		w.nominated = w.nominated[:len(w.nominated)-1]
+	}
+	if old := p.nominated; old >= 0 {
+		w.held[old].Add(req)
+		byNode[old].Add(req)
+		if isZero(byNode[old]) {
+			delete(byNode, old)
+		}
+		if w.heldPods[old]--; w.heldPods[old] == 0 {
+			delete(w.held, old)
+			delete(w.heldPods, old)
+		}
+		w.hold(old)
+	}
+	if node >= 0 {
+		if w.held[node] == nil {
+			w.held[node] = capacity.Resources{}
+		}
+		w.held[node].Sub(req)
+		w.heldPods[node]++
+		if byNode == nil {
+			byNode = map[int]capacity.Resources{}
+			w.heldByPriority[p.rs.priority] = byNode
+		}
+		if byNode[node] == nil {
+			byNode[node] = capacity.Resources{}
+		}
+		byNode[node].Sub(req)
+		w.hold(node)
+	}
+	p.nominated = node
+}
+
+func isZero(r capacity.Resources) bool {
+	for _, v := range r {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// hold tells the schedulers' indexes the room held on node i.
+func (w *world) hold(i int) {
+	for _, rs := range w.sets {
+		if rs.picker != nil {
+			rs.picker.Hold(i, w.held[i])
+		}
+	}
+}
+
+// heldFor is what Picker.Pick needs for pod p beside the room the pickers
+// hold for every nominated pod: the nodes where the room held for p differs
+// and what it is there (nil: none), the scheduler's rule being that a pod
+// counts the nominated pods of its priority or higher, itself excluded.
+func (w *world) heldFor(p *pod) map[int]capacity.Resources {
+	var out map[int]capacity.Resources
+	at := func(i int) capacity.Resources {
+		if out == nil {
+			out = map[int]capacity.Resources{}
+		}
+		r, ok := out[i]
+		if !ok {
+			r = w.held[i].Clone()
+			out[i] = r
+		}
+		return r
+	}
+	for prio, byNode := range w.heldByPriority {
+		if prio < p.rs.priority {
+			for i, r := range byNode {
+				at(i).Sub(r) // not held for p
+			}
+		}
+	}
+	if p.nominated >= 0 {
+		at(p.nominated).Add(p.rs.pods.Shape.Requests) // held for p itself
+	}
+	return out
+}
+
+// heldAt is the room held on node i for p, given heldFor(p).
+func (w *world) heldAt(i int, differs map[int]capacity.Resources) capacity.Resources {
+	if r, ok := differs[i]; ok {
+		return r
+	}
+	return w.held[i]
+}
+
+// roomChanged tells the schedulers' indexes that node i's room or state
+// changed.
+func (w *world) roomChanged(i int) {
+	for _, rs := range w.sets {
+		if rs.picker != nil {
+			rs.picker.Update(i)
+		}
 	}
 }
 
@@ -276,7 +428,9 @@ func (w *world) deletePod(p *pod) {
 		return
 	}
 	rs := p.rs
-	rs.active = slices.DeleteFunc(rs.active, func(q *pod) bool { return q == p })
+	last := rs.active[len(rs.active)-1]
+	rs.active[p.activeAt], last.activeAt = last, p.activeAt
+	rs.active = rs.active[:len(rs.active)-1]
 	if p.ready {
 		rs.ready--
 		if !rs.paid {
@@ -290,7 +444,8 @@ func (w *world) deletePod(p *pod) {
 		}
 	}
 	if p.node < 0 {
-		w.pending = slices.DeleteFunc(w.pending, func(q *pod) bool { return q == p })
+		w.unpend(p)
+		w.nominate(p, -1)
 		if rs.paid {
 			w.pendingPaid--
 			w.maxPaidWait = max(w.maxPaidWait, w.now-p.created) // it waited until it was no longer wanted
@@ -301,6 +456,9 @@ func (w *world) deletePod(p *pod) {
 		return
 	}
 	p.terminating = true
+	rs.picker.Count(p.node, -1) // the scheduler's spreading counts pods not terminating
+	rs.bound--
+	rs.boundOn[p.node]--
 	if rs.pods.Grace <= 0 {
 		w.removePod(p)
 		return
@@ -327,6 +485,7 @@ func (w *world) removePod(p *pod) {
 	n := w.nodes[i]
 	n.pods = slices.DeleteFunc(n.pods, func(q *pod) bool { return q == p })
 	w.rooms[i].Requested.Sub(p.rs.pods.Shape.Requests)
+	w.roomChanged(i)
 	if w.rooms[i].State == capacity.NodeReady {
 		if p.rs.paid {
 			w.boundPaidCPU -= p.rs.cpu
@@ -475,6 +634,7 @@ func (w *world) setNode(i int, up bool) {
 			w.setReady(p)
 		}
 	}
+	w.roomChanged(i)
 	w.ledger.UpsertNode(n.spec)
 	w.version++
 	if !up {
@@ -512,10 +672,10 @@ func (w *world) reconcileSets() {
 // first, pods on nodes crowded with their siblings first, Ready for less
 // time first, newer first.
 func (w *world) victims(rs *replicaSet, n int) []*pod {
-	onNode := map[int]int{}
+	onNode := make([]int, len(w.nodes)+1) // by node index + 1: 0 for pending pods, none counted
 	for _, p := range rs.active {
 		if p.node >= 0 {
-			onNode[p.node]++
+			onNode[p.node+1]++
 		}
 	}
 	ranked := slices.Clone(rs.active)
@@ -529,7 +689,7 @@ func (w *world) victims(rs *replicaSet, n int) []*pod {
 		if c := cmp.Compare(a.cost, b.cost); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(onNode[a.node], onNode[b.node]); c != 0 {
+		if c := cmp.Compare(onNode[a.node+1], onNode[b.node+1]); c != 0 {
 			return -c
 		}
 		if a.ready && b.ready {
@@ -588,51 +748,32 @@ func (w *world) schedulePending() {
 	}
 }
 
-// reservations returns the room held for pods nominated after a preemption
-// with a priority at least p's (the scheduler adds them to their node when it
-// filters for p), as negative credit per node; nil when there is none.
-func (w *world) reservations(p *pod) map[string]capacity.Resources {
-	var out map[string]capacity.Resources
-	for _, q := range w.pending {
-		if q == p || q.nominated < 0 || q.rs.priority < p.rs.priority {
-			continue
-		}
-		if out == nil {
-			out = map[string]capacity.Resources{}
-		}
-		name := w.nodes[q.nominated].name
-		if out[name] == nil {
-			out[name] = capacity.Resources{}
-		}
-		out[name].Sub(q.rs.pods.Shape.Requests)
-	}
-	return out
-}
-
 // pickNode is the scheduler's filter and score for one pod: of the nodes
 // where it fits (capacity.Fit: taints, selector, every requested resource,
 // the room held for nominated pods), its nominated node if any, else the
 // one the default profile scores best (capacity.Pick: the cluster's
 // NodeResourcesFit scoring, the balance of CPU and memory, and the spread
 // of its ReplicaSet's pods over nodes and zones), ties to the first by
-// name. -1: none fits.
+// name. -1: none fits. The set's capacity.Picker answers as capacity.Pick
+// would over every node, from an index kept up to date as pods move.
 func (w *world) pickNode(p *pod) int {
-	fit := capacity.FitWith(w.rooms, p.rs.pods.Shape, w.reservations(p))
-	if p.nominated >= 0 && fit.Nodes[p.nominated].Replicas > 0 {
-		return p.nominated
+	differs := w.heldFor(p)
+	i := p.nominated
+	if i < 0 || !p.rs.picker.Fits(i, w.heldAt(i, differs)) {
+		i = p.rs.picker.Pick(differs)
 	}
-	fits := make([]bool, len(fit.Nodes))
-	for i, f := range fit.Nodes {
-		fits[i] = f.Replicas > 0
+	if checkPick != nil {
+		checkPick(w, p, i)
 	}
-	counts := make([]int64, len(w.nodes))
-	for _, q := range p.rs.active {
-		if q.node >= 0 {
-			counts[q.node]++
-		}
-	}
-	return capacity.Pick(w.scoring, w.rooms, p.rs.pods.Shape, counts, fits)
+	return i
 }
+
+// checkPick and checkPreempt, set by tests, see every choice of pickNode
+// and preempt.
+var (
+	checkPick    func(w *world, p *pod, chosen int)
+	checkPreempt func(w *world, p *pod, node int, victims []*pod)
+)
 
 // preempt is the scheduler's PostFilter for a pod that fits nowhere: on
 // each node, remove every lower-priority pod, check the pod then fits, and
@@ -642,6 +783,11 @@ func (w *world) pickNode(p *pod) int {
 // grace period and the pod is nominated to the node, whose room is then
 // held for it. A pod already nominated to a node where victims are still
 // terminating waits for them.
+//
+// Nodes are tried in order and ties go to the first, so the search stops
+// at a choice nothing can beat: no victim, or, when no node takes the pod
+// without victims, one victim of the lowest priority any pod has, which
+// only the nodes holding such a pod can give.
 func (w *world) preempt(p *pod) {
 	if p.nominated >= 0 {
 		for _, q := range w.nodes[p.nominated].pods {
@@ -656,15 +802,16 @@ func (w *world) preempt(p *pod) {
 		victims          []*pod
 		highest, prioSum int64
 	}
-	var best *choice
-	reserved := w.reservations(p)
-	for i, n := range w.nodes {
+	differs := w.heldFor(p)
+	try := func(i int) *choice {
+		n := w.nodes[i]
 		if !p.rs.eligible[i] || w.rooms[i].State != capacity.NodeReady {
-			continue
+			return nil
 		}
+		held := w.heldAt(i, differs)
 		free := capacity.Resources{}
 		for name := range req {
-			free[name] = w.rooms[i].Free(name) + reserved[n.name][name]
+			free[name] = w.rooms[i].Free(name) + held[name]
 		}
 		var lower []*pod
 		for _, q := range n.pods {
@@ -674,7 +821,7 @@ func (w *world) preempt(p *pod) {
 			}
 		}
 		if len(lower) == 0 || !fitsIn(free, req) {
-			continue
+			return nil
 		}
 		slices.SortStableFunc(lower, func(a, b *pod) int {
 			return cmp.Or(cmp.Compare(b.rs.priority, a.rs.priority), cmp.Compare(a.created, b.created))
@@ -690,18 +837,93 @@ func (w *world) preempt(p *pod) {
 			c.highest = max(c.highest, int64(q.rs.priority))
 			c.prioSum += int64(q.rs.priority) + math.MaxInt32 + 1
 		}
-		if best == nil || c.highest < best.highest ||
-			c.highest == best.highest && (c.prioSum < best.prioSum || c.prioSum == best.prioSum && len(c.victims) < len(best.victims)) {
-			best = c
+		return c
+	}
+	// The lowest priority of any pod that may be a victim, and the sets
+	// of that priority.
+	floor := int64(math.MaxInt64)
+	for _, rs := range w.sets {
+		if rs.priority < p.rs.priority && rs.bound > 0 {
+			floor = min(floor, int64(rs.priority))
 		}
+	}
+	var lowest []*replicaSet
+	for _, rs := range w.sets {
+		if int64(rs.priority) == floor && rs.bound > 0 {
+			lowest = append(lowest, rs)
+		}
+	}
+	var best *choice
+	// When no node takes the pod without victims, one victim of the lowest
+	// priority is a choice nothing beats: the first node giving it, of
+	// those holding such a pod, is the answer.
+	if len(lowest) > 0 && p.rs.picker.Pick(differs) < 0 && !requestsNothing(req) {
+	nodes:
+		for i := range w.nodes {
+			// Cheaply, first: one such pod could make room for it.
+			var one []*replicaSet
+			for _, rs := range lowest {
+				if rs.boundOn[i] > 0 {
+					one = append(one, rs)
+				}
+			}
+			if len(one) == 0 {
+				continue
+			}
+			held := w.heldAt(i, differs)
+			for name, v := range req {
+				most := int64(0)
+				for _, rs := range one {
+					most = max(most, rs.pods.Shape.Requests[name])
+				}
+				if v > 0 && w.rooms[i].Free(name)+held[name]+most < v {
+					continue nodes
+				}
+			}
+			if c := try(i); c != nil && len(c.victims) == 1 && c.highest == floor {
+				best = c
+				break
+			}
+		}
+	}
+	if best == nil && len(lowest) > 0 {
+		for i := range w.nodes {
+			c := try(i)
+			if c == nil {
+				continue
+			}
+			if best == nil || c.highest < best.highest ||
+				c.highest == best.highest && (c.prioSum < best.prioSum || c.prioSum == best.prioSum && len(c.victims) < len(best.victims)) {
+				best = c
+			}
+			if len(best.victims) == 0 {
+				break // nothing beats it, and ties go to the first
+			}
+		}
+	}
+	if checkPreempt != nil {
+		node, victims := -1, []*pod(nil)
+		if best != nil {
+			node, victims = best.node, best.victims
+		}
+		checkPreempt(w, p, node, victims)
 	}
 	if best == nil {
 		return
 	}
-	p.nominated = best.node
+	w.nominate(p, best.node)
 	for _, q := range best.victims {
 		w.deletePod(q)
 	}
+}
+
+func requestsNothing(req capacity.Resources) bool {
+	for _, v := range req {
+		if v > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func fitsIn(free, req capacity.Resources) bool {
