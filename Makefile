@@ -68,6 +68,7 @@ lint: verify-generate verify-manifests chart-lint vulncheck ## gofmt, go vet (in
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e
 	$(GO) vet -tags e2e,scale ./test/e2e
+	$(GO) vet -tags e2e,record ./test/e2e
 
 .PHONY: generate
 generate: ## Regenerate CRD deepcopy code and manifests (config/crd) from api/ with controller-gen

@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT
 
 eval "$(go run ./hack/cluster env)"
-args=(-tags e2e -count=1 -timeout 30m -v ./test/e2e)
+args=(-tags "${E2E_TAGS:-e2e}" -count=1 -timeout 30m -v ./test/e2e)
 if [ -n "${RUN:-}" ]; then
   args+=(-run "$RUN")
 fi

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 out=_output/record
 rm -rf "$out"
 status=0
-OPPORTUNIST_E2E_RECORD=1 E2E_ARTIFACTS="$PWD/$out" \
+E2E_TAGS=e2e,record OPPORTUNIST_E2E_RECORD=1 E2E_ARTIFACTS="$PWD/$out" \
   RUN="${RECORD:-TestCalibrationOpportunist\$|TestCalibrationHPA\$|TestHPAObjectMetricSeed\$|TestHPAExternalDesiredReplicas\$}" \
   hack/e2e.sh || status=$?
 

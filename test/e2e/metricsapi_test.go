@@ -346,54 +346,6 @@ func createHPA(t *testing.T, hpa *autoscalingv2.HorizontalPodAutoscaler) {
 	}
 }
 
-// TestHPAObjectMetricSeed runs the write-up's HPA (Object metric
-// cpu_capacity_remaining on Service cluster-metrics, Value 30000, min 15, max
-// 150, its 30 s up and down delays as stabilisation windows) through our
-// custom metrics API, over a paid burst. It records how the HPA behaves: a
-// measurement of the write-up's instability, not an assertion of it, so it
-// runs only under `make record` (TestCalibrationHPA is the test of this HPA).
-func TestHPAObjectMetricSeed(t *testing.T) {
-	if !recording() {
-		t.Skip("a 5-minute recording that asserts nothing: `make record` runs it (TestCalibrationHPA tests this HPA)")
-	}
-	ns := "e2e-hpa-seed"
-	hpaSetup(t, ns, false)
-	window := int32(30)
-	createHPA(t, &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "worker"},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "worker"},
-			MinReplicas:    int32p(15),
-			MaxReplicas:    150,
-			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ObjectMetricSourceType, Object: &autoscalingv2.ObjectMetricSource{
-				DescribedObject: autoscalingv2.CrossVersionObjectReference{APIVersion: "v1", Kind: "Service", Name: "cluster-metrics"},
-				Metric:          autoscalingv2.MetricIdentifier{Name: "cpu_capacity_remaining"},
-				Target:          autoscalingv2.MetricTarget{Type: autoscalingv2.ValueMetricType, Value: resource.NewQuantity(30000, resource.DecimalSI)},
-			}}},
-			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
-				ScaleUp:   &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &window},
-				ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &window},
-			},
-		},
-	})
-	waitFor(t, 30*time.Second, "the HPA controller to read cpu_capacity_remaining", func(ctx context.Context) (bool, error) {
-		h, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "worker", metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, m := range h.Status.CurrentMetrics {
-			if m.Object != nil && m.Object.Current.Value != nil {
-				t.Logf("HPA status shows cpu_capacity_remaining = %s", m.Object.Current.Value)
-				return true, nil
-			}
-		}
-		return false, fmt.Errorf("conditions %+v", h.Status.Conditions)
-	})
-	samples := recordBurst(t, ns, recordedBurst)
-	changes, distance := summarize(samples)
-	t.Logf("seed HPA over %s of paid burst: %d direction changes of the worker count (the load changed direction twice), mean distance from the ideal count %.1f replicas", recordedBurst.length, changes, distance)
-}
-
 // TestHPAExternalDesiredReplicas: an HPA following the External metric
 // opportunist_desired_replicas with AverageValue 1 (the controller in dryRun
 // computes, only the HPA writes) reaches the ideal count within two HPA sync
