@@ -60,4 +60,3 @@ func TestHPAObjectMetricSeed(t *testing.T) {
 	changes, distance := summarize(samples)
 	t.Logf("seed HPA over %s of paid burst: %d direction changes of the worker count (the load changed direction twice), mean distance from the ideal count %.1f replicas", recordedBurst.length, changes, distance)
 }
-
