@@ -166,3 +166,39 @@ func TestBoundAboveEveryStrategy(t *testing.T) {
 		})
 	}
 }
+
+// TestPaidDemandOnlyWhereItFits: paid pods that tolerate a GPU pool's taint
+// but ask for a GPU are no demand on the CPU nodes the worker fills, though
+// nothing in their selectors keeps them off those nodes. Counting them there
+// lowered the fill line by their 16 cores: every strategy showed that much
+// overshoot, and its harvest above the bound.
+func TestPaidDemandOnlyWhereItFits(t *testing.T) {
+	sc, err := ParseScenario("gpu.yaml", []byte(`
+duration: 10m
+nodeGroups:
+- {name: cpu, count: 4, allocatable: {cpu: "16", memory: 64Gi}}
+- name: gpu
+  count: 1
+  allocatable: {cpu: "32", memory: 128Gi, nvidia.com/gpu: "4"}
+  taints: [{key: nvidia.com/gpu, value: present, effect: NoSchedule}]
+paid:
+- name: train
+  requests: {cpu: "8", nvidia.com/gpu: "1"}
+  tolerations: [{key: nvidia.com/gpu, operator: Exists}]
+  replicas: 2
+opportunistic:
+- {name: worker, requests: {cpu: "1"}, maxReplicas: 100, headroom: {cpu: "4"}}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(sc, Options{Seed: 1, Strategies: []string{Opportunist, InstantLaw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.OvershootCoreHours > 0.01 || r.HarvestCoreHours > r.BoundCoreHours {
+			t.Errorf("%s: harvest %.3f core-h, bound %.3f, overshoot %.3f: the GPU pods count as demand on the CPU nodes", r.Strategy, r.HarvestCoreHours, r.BoundCoreHours, r.OvershootCoreHours)
+		}
+	}
+}

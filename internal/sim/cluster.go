@@ -201,12 +201,25 @@ func newWorld(sc *Scenario, virtualOpp bool) *world {
 			w.poolCPU += n.spec.Allocatable[corev1.ResourceCPU]
 		}
 	}
+	// A paid pod is demand on the pool when some node of the pool could
+	// hold it: eligible, and with the allocatable for each of its requests
+	// (a pod asking for a GPU tolerates its way onto a CPU node in vain).
 	for _, rs := range w.paid {
-		for i := range w.nodes {
-			rs.inPool = rs.inPool || rs.eligible[i] && w.inPool[i]
+		for i, n := range w.nodes {
+			rs.inPool = rs.inPool || rs.eligible[i] && w.inPool[i] && holdsOne(n.spec.Allocatable, rs.pods.Shape.Requests)
 		}
 	}
 	return w
+}
+
+// holdsOne reports whether allocatable holds one pod of requests.
+func holdsOne(allocatable, requests capacity.Resources) bool {
+	for name, v := range requests {
+		if v > allocatable[name] {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *world) newSet(name string, p Pods, paid bool) *replicaSet {
