@@ -35,18 +35,24 @@ type demoOptions struct {
 }
 
 func defaultDemoOptions() *demoOptions {
-	return &demoOptions{Scenario: "seed-burst", Strategy: sim.Opportunist, Compare: sim.HPAWriteup, Speed: 10, Seed: 1, Listen: "127.0.0.1:8090"}
+	return &demoOptions{Strategy: sim.Opportunist, Compare: sim.HPAWriteup, Speed: 10, Seed: 1, Listen: "127.0.0.1:8090"}
 }
 
 func (o *demoOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Scenario, "scenario", o.Scenario, "built-in scenario: "+strings.Join(sim.BuiltinNames(), ", "))
-	fs.StringVar(&o.ScenarioFile, "scenario-file", o.ScenarioFile, "scenario file (YAML, see docs/simulate.md); replaces --scenario")
+	fs.StringVar(&o.Scenario, "scenario", o.Scenario, "built-in scenario: "+strings.Join(sim.BuiltinNames(), ", ")+" (default "+defaultDemoScenario+")")
+	fs.StringVar(&o.ScenarioFile, "scenario-file", o.ScenarioFile, "scenario file (YAML, see docs/simulate.md), instead of --scenario")
 	fs.StringVar(&o.Strategy, "strategy", o.Strategy, "strategy shown first: "+strings.Join(liveStrategies(), ", "))
-	fs.StringVar(&o.Compare, "compare", o.Compare, "second strategy played on the same load, switchable on the page (\"\" for none)")
+	fs.StringVar(&o.Compare, "compare", o.Compare, "second strategy played on the same load, switchable on the page (none for no comparison)")
 	fs.Float64Var(&o.Speed, "speed", o.Speed, "simulated seconds per wall-clock second (1 is real time)")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the scenario's random noise and bursts")
 	fs.StringVar(&o.Listen, "listen", o.Listen, "address to serve the dashboard on")
 }
+
+// defaultDemoScenario plays when neither --scenario nor --scenario-file is given.
+const defaultDemoScenario = "seed-burst"
+
+// noCompare is the --compare value that plays one strategy only ("" too).
+const noCompare = "none"
 
 // liveStrategies are the strategies a demo can play: the instant law's pods are virtual.
 func liveStrategies() []string {
@@ -56,18 +62,21 @@ func liveStrategies() []string {
 // Validate returns every problem with the flags at once.
 func (o *demoOptions) Validate() []error {
 	var errs []error
-	if o.ScenarioFile == "" && !slices.Contains(sim.BuiltinNames(), o.Scenario) {
+	switch {
+	case o.Scenario != "" && o.ScenarioFile != "":
+		errs = append(errs, fmt.Errorf("--scenario and --scenario-file are exclusive: pass one of them"))
+	case o.Scenario != "" && !slices.Contains(sim.BuiltinNames(), o.Scenario):
 		errs = append(errs, fmt.Errorf("--scenario %q is not built in (built in: %s)", o.Scenario, strings.Join(sim.BuiltinNames(), ", ")))
 	}
 	if !slices.Contains(liveStrategies(), o.Strategy) {
 		errs = append(errs, fmt.Errorf("--strategy %q is not one of %s", o.Strategy, strings.Join(liveStrategies(), ", ")))
 	}
 	switch {
-	case o.Compare == "":
+	case o.Compare == "" || o.Compare == noCompare:
 	case o.Compare == o.Strategy:
 		errs = append(errs, fmt.Errorf("--compare %q is the --strategy already shown", o.Compare))
 	case !slices.Contains(liveStrategies(), o.Compare):
-		errs = append(errs, fmt.Errorf("--compare %q is not one of %s", o.Compare, strings.Join(liveStrategies(), ", ")))
+		errs = append(errs, fmt.Errorf("--compare %q is not one of %s, or %s", o.Compare, strings.Join(liveStrategies(), ", "), noCompare))
 	}
 	if !(o.Speed > 0 && o.Speed <= 100000) {
 		errs = append(errs, fmt.Errorf("--speed must be above 0 and at most 100000, got %v", o.Speed))
@@ -107,14 +116,17 @@ holds its end state until you stop the command.`,
 }
 
 func (o *demoOptions) scenario() (*sim.Scenario, error) {
-	if o.ScenarioFile != "" {
+	switch {
+	case o.ScenarioFile != "":
 		return sim.LoadScenario(o.ScenarioFile)
+	case o.Scenario == "":
+		return sim.Builtin(defaultDemoScenario)
 	}
 	return sim.Builtin(o.Scenario)
 }
 
 func (o *demoOptions) strategies() []string {
-	if o.Compare == "" {
+	if o.Compare == "" || o.Compare == noCompare {
 		return []string{o.Strategy}
 	}
 	return []string{o.Strategy, o.Compare}
@@ -128,7 +140,7 @@ func (o *demoOptions) run(ctx context.Context, out io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
-		return fmt.Errorf("demo: listening on %s: %w", o.Listen, err)
+		return listenError("--listen", o.Listen, err)
 	}
 	srv := &http.Server{Handler: dashboard.NewHandler(src, dashboard.WithContext(ctx)), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(out, "opportunist demo: playing %s at %vx; open http://%s/ (Ctrl-C to stop)\n", src.scenario.Name, o.Speed, ln.Addr())

@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -120,6 +122,12 @@ func (o *kubeOptions) restConfig() (*rest.Config, error) {
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
 	if err != nil {
 		if clientcmd.IsEmptyConfig(err) {
+			if o.Kubeconfig != "" {
+				return nil, fmt.Errorf("--kubeconfig %s holds no cluster: pass a kubeconfig with a cluster, user and context in it (kubectl config view --minify --flatten writes one)", o.Kubeconfig)
+			}
+			if env := os.Getenv(clientcmd.RecommendedConfigPathEnvVar); env != "" {
+				return nil, fmt.Errorf("KUBECONFIG=%s holds no cluster: point it at a kubeconfig with a cluster, user and context in it, or pass --kubeconfig", env)
+			}
 			return nil, errors.New("no Kubernetes configuration found: pass --kubeconfig, set KUBECONFIG, or run inside a cluster")
 		}
 		return nil, fmt.Errorf("loading kubeconfig: %s", oneLine(err))
@@ -145,9 +153,31 @@ func (o *kubeOptions) client(ctx context.Context) (kubernetes.Interface, *rest.C
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Raw(); err != nil {
-		return nil, nil, fmt.Errorf("cannot reach the Kubernetes API server at %s: %s", cfg.Host, reason(err))
+		return nil, nil, unreachable(cfg.Host, o.Timeout, err)
 	}
 	return cs, cfg, nil
+}
+
+// unreachable says why the API server at host did not answer its readiness
+// check, and what to do about it.
+func unreachable(host string, timeout time.Duration, err error) error {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("the Kubernetes API server at %s did not answer within %s: check that it is running and reachable from here, or raise --request-timeout", host, timeout)
+	case apierrors.IsNotFound(err):
+		// Something answered HTTP, but has no /readyz: not an API server.
+		return fmt.Errorf("the server at %s answered but is not a Kubernetes API server (no /readyz): check the server address in your kubeconfig", host)
+	}
+	return fmt.Errorf("cannot reach the Kubernetes API server at %s: %s", host, reason(err))
+}
+
+// listenError explains a failed bind; a busy address names the flag that moves it.
+func listenError(flag, addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s is already in use (another opportunist running?): stop it, or pass %s with a free address such as 127.0.0.1:0", addr, flag)
+	}
+	return fmt.Errorf("%s %s: %s", flag, addr, reason(err))
 }
 
 // reason shortens transport errors to their cause ("connection refused").

@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/opportunist/opportunist/internal/version"
 )
 
 // NewRoot returns the opportunist command tree. argv0 lets the same binary
@@ -27,11 +31,45 @@ target, and gives the room back the moment paid pods need it.`,
 		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl opportunist"}
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
+		return fmt.Errorf("%w (see '%s --help')", flagError(err), c.CommandPath())
 	})
+	// --version prints what `opportunist version` prints; declared here so
+	// cobra does not add a -v shorthand.
+	root.Flags().Bool("version", false, "print the version of this build, as 'opportunist version' does")
+	root.Version = version.Get().Version
+	root.SetVersionTemplate(strings.ReplaceAll(versionLine(), "{", "{{`{`}}") + "\n")
 	root.AddCommand(newRunCommand(), newStatusCommand(), newVersionCommand())
 	root.AddCommand(newSimulateCommand(), newDemoCommand())
 	return root
+}
+
+// flagError rewrites a flag value that does not parse in the user's terms:
+// `--speed "abc" is not a number`, not strconv's "parsing "abc": invalid syntax".
+func flagError(err error) error {
+	var bad *pflag.InvalidValueError
+	if !errors.As(err, &bad) {
+		return err
+	}
+	name := "--" + bad.GetFlag().Name
+	var num *strconv.NumError
+	switch {
+	case errors.As(err, &num) && errors.Is(num.Err, strconv.ErrRange):
+		return fmt.Errorf("%s %q is out of range", name, bad.GetValue())
+	case errors.As(err, &num):
+		switch typ := bad.GetFlag().Value.Type(); {
+		case typ == "bool":
+			return fmt.Errorf("%s %q is not true or false", name, bad.GetValue())
+		case strings.HasPrefix(typ, "float"):
+			return fmt.Errorf("%s %q is not a number (e.g. 10 or 2.5)", name, bad.GetValue())
+		case strings.HasPrefix(typ, "uint"):
+			return fmt.Errorf("%s %q is not a whole number, 0 or more", name, bad.GetValue())
+		default:
+			return fmt.Errorf("%s %q is not a whole number", name, bad.GetValue())
+		}
+	case bad.GetFlag().Value.Type() == "duration":
+		return fmt.Errorf("%s %q is not a duration (e.g. 30s, 5m, 1h30m)", name, bad.GetValue())
+	}
+	return err
 }
 
 // validated turns an options struct's Validate() into one error naming every problem.

@@ -312,7 +312,7 @@ func (o *runOptions) run(ctx context.Context) error {
 	// Bind before starting anything, so a taken port is a clear error up front.
 	ln, err := net.Listen("tcp", o.ListenAddress)
 	if err != nil {
-		return fmt.Errorf("--listen-address %s: %s", o.ListenAddress, reason(err))
+		return listenError("--listen-address", o.ListenAddress, err)
 	}
 	reg := prometheus.NewRegistry()
 	c := cluster.New(client, cluster.Options{Resync: o.Resync, ProbeInterval: o.ProbeInterval, PaidPodScheduled: exporter.NewPaidPodWaitObserver(reg)})

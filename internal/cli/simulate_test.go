@@ -190,7 +190,7 @@ func TestSimulateErrors(t *testing.T) {
 		{[]string{"simulate", "--scenario-file", filepath.Join(dir, "none.yaml")}, "reading scenario: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
 		{[]string{"simulate", "--scenario", "seed-burst", "--plot", filepath.Join(dir, "no", "dir", "p.svg")}, "writing the plot: open " + filepath.Join(dir, "no", "dir", "p.svg")},
 		{[]string{"simulate", "--scenario", "seed-burst", "--trace-out", filepath.Join(dir, "no", "dir", "t.csv")}, "writing the step trace: open " + filepath.Join(dir, "no", "dir", "t.csv")},
-		{[]string{"simulate", "--scenario", "seed-burst", "--seed", "-1"}, `invalid argument "-1" for "--seed" flag`},
+		{[]string{"simulate", "--scenario", "seed-burst", "--seed", "-1"}, `--seed "-1" is not a whole number, 0 or more`},
 		{[]string{"simulate", "--format", "yaml"}, "invalid flags: --scenario or --scenario-file is required"},
 	}
 	for _, tt := range tests {

@@ -19,7 +19,7 @@ func newVersionCommand() *cobra.Command {
 			info := version.Get()
 			switch output {
 			case "":
-				fmt.Fprintf(cmd.OutOrStdout(), "opportunist %s (revision %s, %s, %s)\n", info.Version, orUnknown(info.Revision), info.GoVersion, info.Platform)
+				fmt.Fprintln(cmd.OutOrStdout(), versionLine())
 			case "json":
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -32,6 +32,12 @@ func newVersionCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json, or empty for one line")
 	return cmd
+}
+
+// versionLine is the one line `opportunist version` and `opportunist --version` print.
+func versionLine() string {
+	info := version.Get()
+	return fmt.Sprintf("opportunist %s (revision %s, %s, %s)", info.Version, orUnknown(info.Revision), info.GoVersion, info.Platform)
 }
 
 func orUnknown(s string) string {
