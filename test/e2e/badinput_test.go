@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -242,18 +245,42 @@ func TestBadCommandLines(t *testing.T) {
 	badHeader := write("bad-header.csv", "when,who\n0,a\n")
 	badTime := write("bad-time.csv", "time_s,name,replicas\nsoon,other-services,3\n")
 	shortRow := write("short-row.csv", "time_s,name,replicas\n0,other-services\n")
+	empty := write("empty.yaml", "")
+	// A port in use, a server that never answers and a plain web server, all on loopback.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer hang.Close()
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	pointAt := func(name, server string) string {
+		return write(name, "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \""+server+"\"}}]\n"+
+			"users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n")
+	}
+	hangConfig, webConfig := pointAt("hang.yaml", hang.URL), pointAt("web.yaml", web.URL)
 	tests := []struct {
 		args []string
 		want string
 	}{
-		{[]string{"run", "--round-interval=abc"}, `invalid argument "abc" for "--round-interval" flag: time: invalid duration "abc"`},
+		{[]string{"run", "--round-interval=abc"}, `--round-interval "abc" is not a duration (e.g. 30s, 5m, 1h30m) (see 'opportunist run --help')`},
 		{[]string{"run", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"run", "--kubeconfig", kubeconfig, "--listen-address=nope"}, `--listen-address "nope": address nope: missing port in address`},
 		{[]string{"run", "--kubeconfig", kubeconfig, "--listen-address=127.0.0.1:99999"}, "--listen-address 127.0.0.1:99999: listen tcp: address 99999: invalid port"},
 		{[]string{"run", "--kubeconfig", kubeconfig, "--on-stale=sometimes"}, `--on-stale must be freeze or shrink-to-min, got "sometimes"`},
 		{[]string{"run", "--kubeconfig", kubeconfig, "--status-interval=-1s"}, "--status-interval must not be negative, got -1s"},
 		{[]string{"run", "--kubeconfig", kubeconfig, "--scheduler-scoring=Spread"}, `--scheduler-scoring: unknown scheduler scoring "Spread": use LeastAllocated (the scheduler's default) or MostAllocated`},
-		{[]string{"run", "--stale-after=soon"}, `invalid argument "soon" for "--stale-after" flag`},
+		{[]string{"run", "--stale-after=soon"}, `--stale-after "soon" is not a duration`},
+		{[]string{"status", "--kubeconfig", empty}, "--kubeconfig " + empty + " holds no cluster: pass a kubeconfig with a cluster, user and context in it"},
+		{[]string{"status", "--kubeconfig", hangConfig, "--request-timeout=500ms"}, "the Kubernetes API server at " + hang.URL + " did not answer within 500ms: check that it is running and reachable from here, or raise --request-timeout"},
+		{[]string{"status", "--kubeconfig", webConfig}, "the server at " + web.URL + " answered but is not a Kubernetes API server (no /readyz): check the server address in your kubeconfig"},
+		{[]string{"run", "--kubeconfig", kubeconfig, "--listen-address", busy.Addr().String()}, busy.Addr().String() + " is already in use (another opportunist running?): stop it, or pass --listen-address with a free address"},
+		{[]string{"demo", "--listen", busy.Addr().String()}, busy.Addr().String() + " is already in use (another opportunist running?): stop it, or pass --listen with a free address"},
+		{[]string{"demo", "--speed", "abc"}, `--speed "abc" is not a number (e.g. 10 or 2.5) (see 'opportunist demo --help')`},
+		{[]string{"demo", "--scenario", "diurnal", "--scenario-file", empty}, "--scenario and --scenario-file are exclusive: pass one of them"},
+		{[]string{"demo", "--compare", "nothing"}, `--compare "nothing" is not one of opportunist, hpa-writeup, hpa-example, hpa-averagevalue, or none`},
 		{[]string{"simulate", "--scenario-file", unknownField}, unknownField + ":3: nodegroups: unknown field (known: name, description, duration,"},
 		{[]string{"simulate", "--scenario-file", wrongType}, wrongType + `:4: nodeGroups[0].count: "two" is not a whole number`},
 		{[]string{"simulate", "--scenario", "seed-burst", "--trace", badHeader}, badHeader + `:1: the header must be "time_s,name,replicas", got "when,who"`},
@@ -262,7 +289,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"simulate", "--scenario", "nope"}, `--scenario "nope" is not built in (built in: `},
 	}
 	for _, tt := range tests {
-		name := strings.NewReplacer(dir+"/", "", kubeconfig, "KUBECONFIG").Replace(strings.Join(tt.args, " "))
+		name := strings.NewReplacer(dir+"/", "", kubeconfig, "KUBECONFIG", busy.Addr().String(), "BUSY").Replace(strings.Join(tt.args, " "))
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -278,7 +305,7 @@ func TestBadCommandLines(t *testing.T) {
 			if len(lines) != 1 || !strings.HasPrefix(lines[0], "error: ") || !strings.Contains(lines[0], tt.want) {
 				t.Errorf("stderr:\n%s\nwant exactly one line \"error: ...\" containing %q", stderr.String(), tt.want)
 			}
-			for _, noise := range []string{"goroutine", "panic", "Usage:", "Flags:"} {
+			for _, noise := range []string{"goroutine", "panic", "Usage:", "Flags:", "strconv", "deadline exceeded", "could not find the requested resource"} {
 				if strings.Contains(stderr.String()+stdout.String(), noise) {
 					t.Errorf("output contains %q:\n%s%s", noise, stdout.String(), stderr.String())
 				}
