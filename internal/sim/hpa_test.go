@@ -621,3 +621,26 @@ func TestMetricNamesAgree(t *testing.T) {
 		t.Errorf("the exporter serves no %s: %v", cpuRemainingMetric, exporter.SeedMetricNames())
 	}
 }
+
+// TestHPAPresetsStartFromOne: a workload whose scaler may go to 0 gets
+// presets with minReplicas 1 (the HPA's default), so its HPA starts at 1
+// and scales; at 0 the controller would leave it there. On fragmented the
+// HPAs then show what the scenario is about: replicas that fit nowhere.
+func TestHPAPresetsStartFromOne(t *testing.T) {
+	sc, err := Builtin("fragmented")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Opportunistic[0].MinReplicas != 0 {
+		t.Fatalf("fragmented's worker has minReplicas %d, want 0 for this test", sc.Opportunistic[0].MinReplicas)
+	}
+	rep, err := Run(sc, Options{Seed: 1, Strategies: []string{HPAWriteup, HPAExample}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.HarvestCoreHours == 0 || r.ScaleEvents == 0 || r.UnboundOpportunisticPodHours == 0 {
+			t.Errorf("%s on fragmented: harvest %.1f core-h, %d scale events, %.2f unschedulable pod-h; want an HPA that scales and overreaches", r.Strategy, r.HarvestCoreHours, r.ScaleEvents, r.UnboundOpportunisticPodHours)
+		}
+	}
+}

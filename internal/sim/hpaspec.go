@@ -97,13 +97,17 @@ const (
 // hpaSpecFor is the HPA a strategy runs for workload o: the scenario's
 // object, or the preset's aimed at o (its bounds, and its CPU headroom as
 // the target of remaining CPU: keptCPU, what control.KeptFree keeps free).
+// A preset's minReplicas is at least 1, the HPA's default: a workload
+// whose scaler may go to 0 would start its HPA at 0, where the controller
+// leaves it alone ("scaling is disabled since the replica count of the
+// target is zero") and the comparison would harvest nothing.
 func hpaSpecFor(name string, cfg HPAConfig, o *OpportunisticWorkload, keptCPU int64) (autoscalingv2.HorizontalPodAutoscalerSpec, error) {
 	if cfg.Object != nil {
 		return *cfg.Object.Spec.DeepCopy(), nil
 	}
 	spec := autoscalingv2.HorizontalPodAutoscalerSpec{
 		ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: o.Name},
-		MinReplicas:    ptr(o.MinReplicas),
+		MinReplicas:    ptr(max(o.MinReplicas, 1)),
 		MaxReplicas:    o.MaxReplicas,
 	}
 	switch name {
