@@ -16,7 +16,7 @@ demo: ## The main job: a simulated cluster filling and yielding, live at http://
 	$(GO) run ./cmd/opportunist demo
 
 .PHONY: try
-try: ## Run opportunist on a local control plane holding the write-up's cluster (no cluster needed)
+try: ## The product on a local control plane: fake nodes, paid load, a worker and its scaler, opportunist run and its dashboard (then hack/try.sh burst)
 	hack/try.sh
 
 .PHONY: build
