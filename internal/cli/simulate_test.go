@@ -263,3 +263,24 @@ func writeFile(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// TestDocsShowTheGoldenTables: docs/simulate.md shows the table and the wide
+// table byte for byte as the goldens have them.
+func TestDocsShowTheGoldenTables(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/simulate.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ command, golden string }{
+		{"opportunist simulate --scenario seed-burst", "simulate-seed-burst.txt"},
+		{"opportunist simulate --scenario seed-burst -o wide", "simulate-seed-burst.wide.txt"},
+	} {
+		want, err := os.ReadFile(filepath.Join("testdata", tt.golden))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if block := "```\n$ " + tt.command + "\n" + string(want) + "```\n"; !strings.Contains(string(doc), block) {
+			t.Errorf("docs/simulate.md does not show `%s` as testdata/%s has it:\n%s", tt.command, tt.golden, block)
+		}
+	}
+}
