@@ -3,12 +3,17 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/opportunist/opportunist/internal/sim"
 )
 
 // deprecatedFormat is pflag's notice for --format. cobra prints flag notices
@@ -180,5 +185,63 @@ func TestStatusAndVersionOutputs(t *testing.T) {
 	}
 	if _, _, err := executeSplit(t, "version", "-o", "table"); err == nil || !strings.Contains(err.Error(), "--output must be json or yaml") {
 		t.Errorf("version -o table: error %v, want it to name json and yaml", err)
+	}
+}
+
+// TestCompletion: shell completion (and so kubectl_complete-opportunist)
+// offers the values of -o, --scenario and --strategy.
+func TestCompletion(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"simulate", "-o", ""}, []string{"table", "wide", "json", "yaml", "csv"}},
+		{[]string{"status", "--output", ""}, []string{"table", "wide", "json", "yaml"}},
+		{[]string{"version", "-o", ""}, []string{"json", "yaml"}},
+		{[]string{"simulate", "--scenario", ""}, sim.BuiltinNames()}, // the shell keeps those that start with what was typed
+		{[]string{"simulate", "--strategy", "opportunist,hpa-w"}, []string{"opportunist,hpa-writeup"}},
+		{[]string{"simulate", "--strategy", "instant-law,"}, []string{"instant-law,opportunist", "instant-law,hpa-writeup", "instant-law,hpa-example", "instant-law,hpa-averagevalue"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			out, _, err := executeSplit(t, append([]string{"__complete"}, tt.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The values, one a line, then ":<directive>".
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			var got []string
+			for _, l := range lines {
+				if !strings.HasPrefix(l, ":") {
+					got = append(got, l)
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("completes %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestKubectlCompleteScript: the kubectl_complete-opportunist that `make
+// plugin` installs hands its words to kubectl-opportunist __complete.
+func TestKubectlCompleteScript(t *testing.T) {
+	script, err := filepath.Abs("../../hack/kubectl_complete-opportunist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// A stand-in plugin that prints its arguments, one a line.
+	if err := os.WriteFile(filepath.Join(dir, "kubectl-opportunist"), []byte("#!/bin/sh\nprintf '%s\\n' \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(script, "simulate", "-o", "")
+	cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", script, err)
+	}
+	if want := "__complete\nsimulate\n-o\n\n"; string(out) != want {
+		t.Errorf("kubectl-opportunist got %q, want %q", out, want)
 	}
 }

@@ -125,6 +125,9 @@ The scenario and trace formats are in docs/simulate.md.`,
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	completeValues(cmd, "output", simulateOutputs)
+	completeValues(cmd, "scenario", sim.BuiltinNames())
+	completeList(cmd, "strategy", sim.Strategies())
 	return cmd
 }
 

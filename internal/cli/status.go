@@ -74,6 +74,7 @@ bytes (binary suffixes).`,
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	completeValues(cmd, "output", []string{"table", "wide", "json", "yaml"})
 	return cmd
 }
 

@@ -28,6 +28,7 @@ func newVersionCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml, or empty for one line")
+	completeValues(cmd, "output", []string{"json", "yaml"})
 	return cmd
 }
 
