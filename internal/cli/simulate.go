@@ -106,11 +106,12 @@ how much it churns:
 
 The HPAs are modelled on the v1.37 controller; a scenario's hpa: section can
 give each its own HorizontalPodAutoscaler and controller flags (docs/hpa.md).
-Harvest counts the CPU requests of Ready opportunistic pods; RATIO is harvest over
-the instant law's (the law graded by itself), OF BOUND harvest over the packing
-bound (what the opportunistic shapes could hold node by node beside the paid pods,
-under the headroom: graded without the law); overshoot the part of harvest that
-ate into the headroom; paid pending the seconds paid pods waited unbound.
+Harvest counts the CPU requests of Ready opportunistic pods; OF BOUND is harvest
+over the packing bound (what the opportunistic shapes could hold node by node
+beside the paid pods, under the headroom: graded without the law); overshoot the
+part of harvest that ate into the headroom; paid pending the seconds paid pods
+waited unbound. The table fits 120 columns; -o wide prints every column, among
+them RATIO, harvest over the instant law's (the law graded by itself).
 The scenario and trace formats are in docs/simulate.md.`,
 		Example: `  opportunist simulate --scenario seed-burst
   opportunist simulate --scenario diurnal --seed 7 -o json --plot diurnal.svg
