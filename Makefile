@@ -28,8 +28,9 @@ examples: ## Build the examples, static: bin/sample-metrics-app and bin/worker (
 	CGO_ENABLED=0 $(GO) build -o bin/ ./examples/sample-metrics-app ./examples/worker
 
 .PHONY: plugin
-plugin: build ## Build bin/kubectl-opportunist (put it on PATH: kubectl opportunist status)
+plugin: build ## Build bin/kubectl-opportunist and its completion bin/kubectl_complete-opportunist (put bin on PATH: kubectl opportunist status)
 	cp bin/opportunist bin/kubectl-opportunist
+	install -m 0755 hack/kubectl_complete-opportunist bin/kubectl_complete-opportunist
 
 .PHONY: test
 test: lint unit e2e ## Everything CI runs: lint, unit tests with -race, end-to-end tests

@@ -72,7 +72,7 @@ func TestCommandErrorsAreOneLine(t *testing.T) {
 		want string
 	}{
 		{[]string{"status", "--bogus"}, "unknown flag: --bogus"},
-		{[]string{"status", "-o", "yaml"}, `--output must be wide or json, got "yaml"`},
+		{[]string{"status", "-o", "xml"}, `--output must be table, wide, json or yaml, got "xml"`},
 		{[]string{"run", "extra"}, "takes no arguments"},
 		{[]string{"run", "--scheduler-scoring=Spread"}, `--scheduler-scoring: unknown scheduler scoring "Spread": use LeastAllocated (the scheduler's default) or MostAllocated`},
 		{[]string{"status", "--kubeconfig", filepath.Join(t.TempDir(), "missing")}, "no such file or directory"},
@@ -147,13 +147,13 @@ func TestStatusGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, output := range []string{"", "wide", "json"} {
+	for _, output := range []string{"", "wide", "json", "yaml"} {
 		t.Run("output="+output, func(t *testing.T) {
 			var buf bytes.Buffer
 			if err := printStatus(&buf, st, output); err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", "status"+map[string]string{"": ".txt", "wide": "-wide.txt", "json": ".json"}[output])
+			golden := filepath.Join("testdata", "status"+map[string]string{"": ".txt", "wide": "-wide.txt", "json": ".json", "yaml": ".yaml"}[output])
 			if *update {
 				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
 					t.Fatal(err)

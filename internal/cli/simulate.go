@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -25,13 +25,15 @@ type simulateOptions struct {
 	Trace        string
 	Strategies   []string
 	Seed         uint64
-	Format       string
-	Plot         string
-	TraceOut     string
+	Output       string
+	// Format is --format, the deprecated name of -o/--output.
+	Format   string
+	Plot     string
+	TraceOut string
 }
 
 func defaultSimulateOptions() *simulateOptions {
-	return &simulateOptions{Strategies: sim.Strategies(), Seed: 1, Format: "table"}
+	return &simulateOptions{Strategies: sim.Strategies(), Seed: 1}
 }
 
 func (o *simulateOptions) AddFlags(fs *pflag.FlagSet) {
@@ -40,7 +42,9 @@ func (o *simulateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Trace, "trace", o.Trace, "paid-load trace (CSV with the header time_s,name,replicas) replacing the load of the paid workloads it names")
 	fs.StringSliceVar(&o.Strategies, "strategy", o.Strategies, "strategies to compare: "+strings.Join(sim.Strategies(), ", "))
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the scenario's random noise and bursts: the same seed gives the same result")
-	fs.StringVar(&o.Format, "format", o.Format, "output format: table, json or csv")
+	fs.StringVarP(&o.Output, "output", "o", o.Output, "output format: table (the default: the columns to read first), wide (every column), json, yaml or csv")
+	fs.StringVar(&o.Format, "format", o.Format, "deprecated name of -o/--output")
+	_ = fs.MarkDeprecated("format", "use -o/--output instead")
 	fs.StringVar(&o.Plot, "plot", o.Plot, "also draw the requests over time, one panel per strategy, into this .svg or .png file")
 	fs.StringVar(&o.TraceOut, "trace-out", o.TraceOut, "also write the per-step trace (each opportunistic workload's desired, current and bound replicas, paid pods pending, free CPU) into this CSV file; the e2e calibration records real runs in the same columns")
 }
@@ -66,10 +70,13 @@ func (o *simulateOptions) Validate() []error {
 			errs = append(errs, fmt.Errorf("--strategy %q is given twice", s))
 		}
 	}
-	switch o.Format {
-	case "table", "json", "csv":
-	default:
-		errs = append(errs, fmt.Errorf("--format must be table, json or csv, got %q", o.Format))
+	switch {
+	case o.Format != "" && o.Output != "":
+		errs = append(errs, fmt.Errorf("--format is the deprecated name of -o/--output: give only -o (got -o %s and --format %s)", o.Output, o.Format))
+	case o.Format != "":
+		errs = append(errs, checkOutput("--format", o.Format, simulateOutputs)...)
+	case o.Output != "":
+		errs = append(errs, checkOutput("--output", o.Output, simulateOutputs)...)
 	}
 	if o.Plot != "" {
 		if _, err := sim.PlotFormat(o.Plot); err != nil {
@@ -99,14 +106,16 @@ how much it churns:
 
 The HPAs are modelled on the v1.37 controller; a scenario's hpa: section can
 give each its own HorizontalPodAutoscaler and controller flags (docs/hpa.md).
-Harvest counts the CPU requests of Ready opportunistic pods; RATIO is harvest over
-the instant law's (the law graded by itself), OF BOUND harvest over the packing
-bound (what the opportunistic shapes could hold node by node beside the paid pods,
-under the headroom: graded without the law); overshoot the part of harvest that
-ate into the headroom; paid pending the seconds paid pods waited unbound.
+Harvest counts the CPU requests of Ready opportunistic pods; OF BOUND is harvest
+over the packing bound (what the opportunistic shapes could hold node by node
+beside the paid pods, under the headroom: graded without the law); overshoot the
+part of harvest that ate into the headroom; paid pending the seconds paid pods
+waited unbound. The table fits 120 columns; -o wide prints every column, among
+them RATIO, harvest over the instant law's (the law graded by itself).
 The scenario and trace formats are in docs/simulate.md.`,
 		Example: `  opportunist simulate --scenario seed-burst
-  opportunist simulate --scenario diurnal --seed 7 --format json --plot diurnal.svg
+  opportunist simulate --scenario diurnal --seed 7 -o json --plot diurnal.svg
+  opportunist simulate --scenario fragmented -o wide
   opportunist simulate --scenario-file my-cluster.yaml --trace paid.csv --strategy opportunist,instant-law`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -117,6 +126,9 @@ The scenario and trace formats are in docs/simulate.md.`,
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	completeValues(cmd, "output", simulateOutputs)
+	completeValues(cmd, "scenario", sim.BuiltinNames())
+	completeList(cmd, "strategy", sim.Strategies())
 	return cmd
 }
 
@@ -177,19 +189,67 @@ func (o *simulateOptions) run(out io.Writer) error {
 			return fmt.Errorf("writing the plot: %w", err)
 		}
 	}
-	switch o.Format {
-	case "json":
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+	switch output := o.output(); output {
+	case "json", "yaml":
+		return writeStructured(out, output, rep)
 	case "csv":
 		return writeSimulateCSV(out, rep)
+	case "wide":
+		return writeSimulateWide(out, sc, rep, o.Seed)
 	}
 	return writeSimulateTable(out, sc, rep, o.Seed)
 }
 
+// simulateOutputs are the values of simulate's -o/--output.
+var simulateOutputs = []string{"table", "wide", "json", "yaml", "csv"}
+
+// output is the format asked for by -o, or by its deprecated name --format
+// (Validate rejects both at once); table when neither.
+func (o *simulateOptions) output() string {
+	switch {
+	case o.Format != "":
+		return o.Format
+	case o.Output != "":
+		return o.Output
+	}
+	return "table"
+}
+
+// tableWidth is what the default table and its heading fit in: a terminal of
+// 120 columns. `-o wide` is wider.
+const tableWidth = 120
+
+// writeSimulateTable prints the columns to read first, in 120 columns: what
+// each strategy harvested and how much of the room there was (OF BOUND, graded
+// without the law, so it needs no other strategy explained), what it cost paid
+// work (overshoot into the headroom, paid pending, longest wait) and how much
+// it churned (direction changes). RATIO is left to wide: it grades against the
+// instant law, whose own row is in the table; so are the absolute bound,
+// utilization, scale events (direction changes say the churn) and
+// unschedulable pod-h, named below the table when not zero.
 func writeSimulateTable(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uint64) error {
-	fmt.Fprintf(w, "Scenario %s (%s at a %s step, seed %d): %s\n\n", sc.Name, shortDuration(sc.Duration), shortDuration(sc.Step), seed, sc.Description)
+	writeSimulateHeading(w, sc, seed)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tOF BOUND\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tDIRECTION CHANGES")
+	for _, r := range rep.Results {
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f%%\t%.2f\t%.0f\t%s\t%d\n", r.Strategy, r.HarvestCoreHours, 100*r.HarvestOfBound, r.OvershootCoreHours,
+			r.PaidPendingPodSeconds, shortDuration(r.MaxPaidWait), r.DirectionChanges)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nThe paid load or the nodes changed %d times. OF BOUND: harvest over what the room could hold. -o wide: every column.\n", rep.LoadChanges)
+	for _, r := range rep.Results {
+		if r.UnboundOpportunisticPodHours > 0 {
+			fmt.Fprintf(w, "%s left %.2f pod-h of opportunistic pods unschedulable (they fit nowhere).\n", r.Strategy, r.UnboundOpportunisticPodHours)
+		}
+	}
+	return nil
+}
+
+// writeSimulateWide prints every column.
+func writeSimulateWide(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uint64) error {
+	writeSimulateHeading(w, sc, seed)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tINSTANT-LAW core-h\tRATIO\tBOUND core-h\tOF BOUND\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES\tUNSCHEDULABLE pod-h")
 	for _, r := range rep.Results {
@@ -202,6 +262,33 @@ func writeSimulateTable(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uin
 	}
 	_, err := fmt.Fprintf(w, "\nThe paid load or the nodes changed %d times. UNSCHEDULABLE: opportunistic pods that fit nowhere (pod-hours).\n", rep.LoadChanges)
 	return err
+}
+
+// writeSimulateHeading names the scenario, wrapped to the table's width.
+func writeSimulateHeading(w io.Writer, sc *sim.Scenario, seed uint64) {
+	line := fmt.Sprintf("Scenario %s (%s at a %s step, seed %d): %s", sc.Name, shortDuration(sc.Duration), shortDuration(sc.Step), seed, sc.Description)
+	fmt.Fprintf(w, "%s\n\n", wrap(line, tableWidth))
+}
+
+// wrap breaks text at spaces into lines of at most width characters (a word
+// longer than width stays whole).
+func wrap(text string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, word := range strings.Fields(text) {
+		switch {
+		case i == 0:
+		case n+1+utf8.RuneCountInString(word) > width:
+			b.WriteByte('\n')
+			n = 0
+		default:
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(word)
+		n += utf8.RuneCountInString(word)
+	}
+	return b.String()
 }
 
 func writeSimulateCSV(w io.Writer, rep *sim.Report) error {

@@ -25,7 +25,7 @@ func TestSimulateOptionsValidate(t *testing.T) {
 			`--strategy: unknown strategy "pid" (known: opportunist, hpa-writeup, hpa-example, hpa-averagevalue, instant-law)`,
 			`--strategy "instant-law" is given twice`,
 			`--strategy: strategy "oracle": it was renamed instant-law (the control law with perfect, instant knowledge, no stabilisation)`,
-			`--format must be table, json or csv, got "xml"`,
+			`--format must be table, wide, json, yaml or csv, got "xml"`,
 			`--plot: the plot file must end in .svg or .png, got "plot.pdf"`,
 		}},
 		{name: "unknown built-in", mutate: func(o *simulateOptions) { o.Scenario = "monday" }, want: []string{`--scenario "monday" is not built in`}},
@@ -60,13 +60,13 @@ func execute(t *testing.T, args ...string) (string, error) {
 }
 
 func TestSimulateGolden(t *testing.T) {
-	for _, format := range []string{"table", "json", "csv"} {
+	for _, format := range []string{"table", "wide", "json", "yaml", "csv"} {
 		t.Run(format, func(t *testing.T) {
-			out, err := execute(t, "simulate", "--scenario", "seed-burst", "--format", format)
+			out, err := execute(t, "simulate", "--scenario", "seed-burst", "-o", format)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ext := map[string]string{"table": "txt", "json": "json", "csv": "csv"}[format]
+			ext := map[string]string{"table": "txt", "wide": "wide.txt", "json": "json", "yaml": "yaml", "csv": "csv"}[format]
 			golden := filepath.Join("testdata", "simulate-seed-burst."+ext)
 			if *update {
 				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
@@ -98,7 +98,7 @@ opportunistic:
 `)
 	trace := filepath.Join(dir, "web.csv")
 	writeFile(t, trace, "time_s,name,replicas\n0,web,2\n600,web,6\n1200,web,1\n")
-	out, err := execute(t, "simulate", "--scenario-file", scenario, "--trace", trace, "--strategy", "opportunist,instant-law", "--format", "csv")
+	out, err := execute(t, "simulate", "--scenario-file", scenario, "--trace", trace, "--strategy", "opportunist,instant-law", "-o", "csv")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,11 +124,11 @@ opportunistic:
 // same order, after its scenario column.
 func TestSimulateCSVColumnsAreJSONFields(t *testing.T) {
 	args := []string{"simulate", "--scenario", "seed-burst", "--strategy", "opportunist"}
-	js, err := execute(t, append(args, "--format", "json")...)
+	js, err := execute(t, append(args, "-o", "json")...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	csvOut, err := execute(t, append(args, "--format", "csv")...)
+	csvOut, err := execute(t, append(args, "--output", "csv")...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,8 @@ func TestSimulateErrors(t *testing.T) {
 		{[]string{"simulate", "--scenario", "seed-burst", "--plot", filepath.Join(dir, "no", "dir", "p.svg")}, "writing the plot: open " + filepath.Join(dir, "no", "dir", "p.svg")},
 		{[]string{"simulate", "--scenario", "seed-burst", "--trace-out", filepath.Join(dir, "no", "dir", "t.csv")}, "writing the step trace: open " + filepath.Join(dir, "no", "dir", "t.csv")},
 		{[]string{"simulate", "--scenario", "seed-burst", "--seed", "-1"}, `--seed "-1" is not a whole number, 0 or more`},
-		{[]string{"simulate", "--format", "yaml"}, "invalid flags: --scenario or --scenario-file is required"},
+		{[]string{"simulate", "-o", "yaml"}, "invalid flags: --scenario or --scenario-file is required"},
+		{[]string{"simulate", "--scenario", "seed-burst", "-o", "xml"}, `invalid flags: --output must be table, wide, json, yaml or csv, got "xml"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args[1:], " "), func(t *testing.T) {
@@ -260,5 +261,26 @@ func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDocsShowTheGoldenTables: docs/simulate.md shows the table and the wide
+// table byte for byte as the goldens have them.
+func TestDocsShowTheGoldenTables(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/simulate.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ command, golden string }{
+		{"opportunist simulate --scenario seed-burst", "simulate-seed-burst.txt"},
+		{"opportunist simulate --scenario seed-burst -o wide", "simulate-seed-burst.wide.txt"},
+	} {
+		want, err := os.ReadFile(filepath.Join("testdata", tt.golden))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if block := "```\n$ " + tt.command + "\n" + string(want) + "```\n"; !strings.Contains(string(doc), block) {
+			t.Errorf("docs/simulate.md does not show `%s` as testdata/%s has it:\n%s", tt.command, tt.golden, block)
+		}
 	}
 }

@@ -30,15 +30,13 @@ type statusOptions struct {
 
 func (o *statusOptions) AddFlags(fs *pflag.FlagSet) {
 	o.kube.AddFlags(fs)
-	fs.StringVarP(&o.Output, "output", "o", o.Output, "output format: empty for a table, wide for one more row per node, json for scripts")
+	fs.StringVarP(&o.Output, "output", "o", o.Output, "output format: table (the default), wide (plus bound and stranded replicas, slot nodes, one row per node), json or yaml for scripts")
 }
 
 func (o *statusOptions) Validate() []error {
 	errs := o.kube.Validate()
-	switch o.Output {
-	case "", "wide", "json":
-	default:
-		errs = append(errs, fmt.Errorf("--output must be wide or json, got %q", o.Output))
+	if o.Output != "" {
+		errs = append(errs, checkOutput("--output", o.Output, []string{"table", "wide", "json", "yaml"})...)
 	}
 	return errs
 }
@@ -76,10 +74,11 @@ bytes (binary suffixes).`,
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	completeValues(cmd, "output", []string{"table", "wide", "json", "yaml"})
 	return cmd
 }
 
-// clusterStatus is what `status -o json` prints. Amounts are in canonical
+// clusterStatus is what `status -o json` (and -o yaml) prints. Amounts are in canonical
 // units: cpu in milli-cores, memory and storage in bytes, others as counts.
 type clusterStatus struct {
 	Report  capacity.Report     `json:"report"`
@@ -166,10 +165,8 @@ func collectStatus(ctx context.Context, client kubernetes.Interface, scalers []v
 }
 
 func printStatus(w io.Writer, st clusterStatus, output string) error {
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+	if output == "json" || output == "yaml" {
+		return writeStructured(w, output, st)
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "RESOURCE\tCAPACITY\tALLOCATABLE\tREQUESTS\tPAID\tOPPORTUNISTIC\tREMAINING")

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -20,17 +19,16 @@ func newVersionCommand() *cobra.Command {
 			switch output {
 			case "":
 				fmt.Fprintln(cmd.OutOrStdout(), versionLine())
-			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(info)
+			case "json", "yaml":
+				return writeStructured(cmd.OutOrStdout(), output, info)
 			default:
-				return fmt.Errorf("--output must be json or empty, got %q", output)
+				return fmt.Errorf("--output must be json or yaml, or empty for one line, got %q", output)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json, or empty for one line")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml, or empty for one line")
+	completeValues(cmd, "output", []string{"json", "yaml"})
 	return cmd
 }
 
