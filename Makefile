@@ -13,7 +13,10 @@ help: ## List the targets
 
 .PHONY: demo
 demo: ## The main job: a simulated cluster filling and yielding, live at http://127.0.0.1:8090/
-	$(GO) run ./cmd/opportunist demo
+	@echo "demo: building bin/opportunist (the first build compiles ~1,500 packages: several minutes on 2 cores; then seconds)"
+	@$(GO) build -ldflags "$(LDFLAGS)" -o bin/opportunist ./cmd/opportunist
+	@echo "demo: starting; open the URL it prints"
+	bin/opportunist demo
 
 .PHONY: try
 try: ## The product on a local control plane: fake nodes, paid load, a worker and its scaler, opportunist run and its dashboard (then hack/try.sh burst)
@@ -32,8 +35,15 @@ plugin: build ## Build bin/kubectl-opportunist and its completion bin/kubectl_co
 	cp bin/opportunist bin/kubectl-opportunist
 	install -m 0755 hack/kubectl_complete-opportunist bin/kubectl_complete-opportunist
 
+.PHONY: check
+check: ## The fast tests, in about a minute: gofmt, go vet (e2e tag too), unit tests without -race or the long ones (-short); no control plane, no tools beyond Go (make test adds promtool's lint)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e
+	$(GO) test -short -count=1 -skip '^TestPromtoolLint$$' ./...
+
 .PHONY: test
-test: lint unit e2e ## Everything CI runs: lint, unit tests with -race, end-to-end tests
+test: lint unit e2e ## The full suite, as CI runs it: lint, unit tests with -race, end-to-end tests on a real control plane (about 20 min)
 
 .PHONY: unit
 unit: ## Unit tests with the race detector
