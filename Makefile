@@ -13,7 +13,7 @@ help: ## List the targets
 
 .PHONY: demo
 demo: ## The main job: a simulated cluster filling and yielding, live at http://127.0.0.1:8090/
-	@echo "demo: building bin/opportunist (the first build compiles ~1,500 packages: several minutes on 2 cores; then seconds)"
+	@echo "demo: building bin/opportunist (the first build compiles ~1,500 packages: about 3 min on 2 cores, more while modules download; then seconds)"
 	@$(GO) build -ldflags "$(LDFLAGS)" -o bin/opportunist ./cmd/opportunist
 	@echo "demo: starting; open the URL it prints"
 	bin/opportunist demo
