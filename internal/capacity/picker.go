@@ -53,7 +53,7 @@ type Picker struct {
 func NewPicker(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64) *Picker {
 	n := len(rooms)
 	p := &Picker{scoring: scoring, shape: shape, rooms: rooms, eligible: make([]bool, n), counts: make([]int64, n),
-		zone: make([]int, n), host: make([]bool, n), own: make([]int64, n), feasibleInZone: []int{0},
+		host: make([]bool, n), own: make([]int64, n),
 		classes: map[classKey]*placerHeap{}, class: make([]*placerHeap, n), at: make([]int, n), isDirty: make([]bool, n),
 		held: map[int]Resources{}}
 	p.nothing = true
@@ -62,23 +62,12 @@ func NewPicker(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64) *
 	}
 	copy(p.counts, counts)
 	elig := EligibilityOf(shape)
-	zones := map[string]int{}
+	p.zone, p.inZone = zonesOf(rooms, p.counts)
+	p.feasibleInZone = make([]int, len(p.inZone)+1) // by zone index + 1: nodes without a zone first
 	for i := range rooms {
 		r := rooms[i]
 		r.State = NodeReady
 		p.eligible[i], _ = elig.Node(&r)
-		p.zone[i] = -1
-		if z, ok := rooms[i].Labels[corev1.LabelTopologyZone]; ok {
-			id, seen := zones[z]
-			if !seen {
-				id = len(zones)
-				zones[z] = id
-				p.inZone = append(p.inZone, 0)
-				p.feasibleInZone = append(p.feasibleInZone, 0)
-			}
-			p.zone[i] = id
-			p.inZone[id] += p.counts[i]
-		}
 		_, p.host[i] = rooms[i].Labels[corev1.LabelHostname]
 		p.set(i, p.fits(i, nil))
 	}

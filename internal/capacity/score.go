@@ -143,20 +143,9 @@ func NewPlacer(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64) *
 // It scores every node once, as the Placer would for its first pod
 // (TestPickIsPlacersFirst), without building the Placer's classes.
 func Pick(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64, fits []bool) int {
-	feasible, zoneOf, zoneIDs, inZone := 0, make([]int, len(rooms)), map[string]int{}, []int64(nil)
-	domains := map[int]bool{}
+	feasible, domains := 0, map[int]bool{}
+	zoneOf, inZone := zonesOf(rooms, counts)
 	for i := range rooms {
-		zoneOf[i] = -1
-		if z, ok := rooms[i].Labels[corev1.LabelTopologyZone]; ok {
-			id, seen := zoneIDs[z]
-			if !seen {
-				id = len(zoneIDs)
-				zoneIDs[z] = id
-				inZone = append(inZone, 0)
-			}
-			zoneOf[i] = id
-			inZone[id] += counts[i]
-		}
 		if fits[i] {
 			feasible++
 			domains[zoneOf[i]] = true
@@ -192,27 +181,40 @@ func Pick(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64, fits [
 	return best
 }
 
+// zonesOf indexes each room's zone label (-1 without one) and counts the
+// workload's pods (counts by room, nil: none) in each zone.
+func zonesOf(rooms []NodeRoom, counts []int64) (zone []int, inZone []int64) {
+	zone, ids := make([]int, len(rooms)), map[string]int{}
+	for i := range rooms {
+		zone[i] = -1
+		z, ok := rooms[i].Labels[corev1.LabelTopologyZone]
+		if !ok {
+			continue
+		}
+		id, seen := ids[z]
+		if !seen {
+			id = len(ids)
+			ids[z] = id
+			inZone = append(inZone, 0)
+		}
+		zone[i] = id
+		if counts != nil {
+			inZone[id] += counts[i]
+		}
+	}
+	return zone, inZone
+}
+
 func newPlacer(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64, fits []bool) *Placer {
 	n := len(rooms)
 	p := &Placer{scoring: scoring, shape: shape, rooms: slices.Clone(rooms), owned: make([]bool, n),
-		counts: slices.Clone(counts), zone: make([]int, n), host: make([]bool, n), own: make([]int64, n),
+		counts: slices.Clone(counts), host: make([]bool, n), own: make([]int64, n),
 		classes: map[classKey]*placerHeap{}, class: make([]*placerHeap, n), at: make([]int, n), feasibleInZone: map[int]int{}}
 	if p.counts == nil {
 		p.counts = make([]int64, n)
 	}
-	zones := map[string]int{}
+	p.zone, p.inZone = zonesOf(rooms, p.counts)
 	for i := range rooms {
-		p.zone[i] = -1
-		if z, ok := rooms[i].Labels[corev1.LabelTopologyZone]; ok {
-			id, seen := zones[z]
-			if !seen {
-				id = len(zones)
-				zones[z] = id
-				p.inZone = append(p.inZone, 0)
-			}
-			p.zone[i] = id
-			p.inZone[id] += p.counts[i]
-		}
 		_, p.host[i] = rooms[i].Labels[corev1.LabelHostname]
 		if fits[i] {
 			p.feasible++
