@@ -407,3 +407,98 @@ func TestInstallChartCertificates(t *testing.T) {
 		return true, nil
 	})
 }
+
+// TestChartKeepsAnAPIServiceItDoesNotHold: where KEDA (or prometheus-adapter)
+// serves external.metrics.k8s.io, installing the chart with the metrics APIs
+// must fail with one message naming the APIService, the Service holding it
+// and what to do, not replace it; with metricsApi.externalMetrics=false it
+// renders only the custom metrics APIs; an APIService the release itself
+// holds (an upgrade) is not a conflict.
+func TestChartKeepsAnAPIServiceItDoesNotHold(t *testing.T) {
+	const name = "v1beta1.external.metrics.k8s.io"
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apis := dynamic.NewForConfigOrDie(cfg).Resource(apiServiceGVR)
+	ctx := context.Background()
+	if _, err := apis.Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("APIService %s already exists (err %v); a previous test left it", name, err)
+	}
+	held := func(namespace, service string) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+			"metadata": map[string]any{"name": name},
+			"spec": map[string]any{
+				"group": "external.metrics.k8s.io", "version": "v1beta1",
+				"service":               map[string]any{"namespace": namespace, "name": service, "port": int64(443)},
+				"insecureSkipTLSVerify": true, "groupPriorityMinimum": int64(100), "versionPriority": int64(100),
+			},
+		}}
+	}
+	if _, err := apis.Create(ctx, held("keda", "keda-operator-metrics-apiserver"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := apis.Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("deleting APIService %s: %v", name, err)
+		}
+	})
+
+	// helm looks at the cluster under install and upgrade; template does with
+	// --dry-run=server, which is what this runs (nothing is applied).
+	render := func(args ...string) (string, error) {
+		cmd := exec.Command("go", append([]string{"tool", "-modfile=hack/tools/go.mod", "helm", "template", "opportunist", "charts/opportunist",
+			"--namespace", releaseNamespace, "--dry-run=server", "--kubeconfig", kubeconfig,
+			"--set", "metricsApi.enabled=true", "--set", "metricsApi.certificates=self-signed"}, args...)...)
+		cmd.Dir = repoRoot
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return stderr.String(), err
+		}
+		return string(out), nil
+	}
+	msg, err := render()
+	if err == nil {
+		t.Fatalf("the chart rendered over KEDA's %s:\n%s", name, lastLines(msg, 20))
+	}
+	// One line says it all (helm template adds a hint about --debug below).
+	line, _, _ := strings.Cut(strings.TrimSpace(msg), "\n")
+	for _, want := range []string{name, "keda/keda-operator-metrics-apiserver", "metricsApi.externalMetrics=false"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the refusal's first line does not say %q:\n%s", want, msg)
+		}
+	}
+	t.Logf("refused: %s", line)
+
+	out, err := render("--set", "metricsApi.externalMetrics=false")
+	if err != nil {
+		t.Fatalf("with metricsApi.externalMetrics=false: %v\n%s", err, out)
+	}
+	objs := decodeManifest(t, "helm template --set metricsApi.externalMetrics=false", []byte(out))
+	var names []string
+	for _, a := range find(objs, "APIService") {
+		names = append(names, a.obj.GetName())
+	}
+	if want := []string{"v1beta1.custom.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io"}; strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Errorf("with metricsApi.externalMetrics=false the chart registers %v, want %v", names, want)
+	}
+
+	// The release's own APIService (an upgrade) is not a conflict.
+	current, err := apis.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := held(releaseNamespace, "opportunist")
+	own.SetResourceVersion(current.GetResourceVersion())
+	if _, err := apis.Update(ctx, own, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := render(); err != nil {
+		t.Fatalf("over the release's own %s: %v\n%s", name, err, out)
+	} else if n := len(find(decodeManifest(t, "helm template", []byte(out)), "APIService")); n != 3 {
+		t.Errorf("over the release's own %s the chart registers %d APIServices, want 3", name, n)
+	}
+}
