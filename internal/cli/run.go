@@ -332,6 +332,8 @@ func (o *runOptions) run(ctx context.Context) error {
 	dash := newClusterSource(c, decisions)
 	go dash.run(ctx, time.Second)
 	mux.Handle("GET /dashboard/", dashboard.NewHandler(dash, dashboard.WithPrefix("/dashboard"), dashboard.WithContext(ctx)))
+	// One scaler's decision as JSON, for KEDA's metrics-api scaler (docs/keda.md).
+	mux.Handle("/api/v1/scalers/", controller.NewScalerAPI(decisions, c.Ready))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

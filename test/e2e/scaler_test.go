@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -458,6 +460,22 @@ func TestPausedAndDryRun(t *testing.T) {
 			}
 			return false, fmt.Errorf("status %+v", s.Status)
 		})
+	}
+	// A dry-run scaler is how KEDA's metrics-api trigger reads opportunist
+	// (docs/keda.md): its decision as JSON on the listen address.
+	code, body, err := httpGet(context.Background(), o.URL+"/api/v1/scalers/"+ns+"/dry")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /api/v1/scalers/%s/dry: %d %v: %s", ns, code, err, body)
+	}
+	var got struct {
+		DesiredReplicas, CurrentReplicas int32
+		Active                           bool
+	}
+	if err := json.Unmarshal(body, &got); err != nil || got.DesiredReplicas != 5 || got.CurrentReplicas != 1 || !got.Active {
+		t.Errorf("GET /api/v1/scalers/%s/dry = %s (%v), want desiredReplicas 5, currentReplicas 1, active", ns, body, err)
+	}
+	if code, body, _ := httpGet(context.Background(), o.URL+"/api/v1/scalers/"+ns+"/missing"); code != http.StatusNotFound || !strings.Contains(string(body), "no decision for OpportunisticScaler "+ns+"/missing") {
+		t.Errorf("GET an unknown scaler: %d %s, want 404 saying there is no decision", code, body)
 	}
 	o.waitRounds(t, 2, 20*time.Second)
 	for _, name := range []string{"paused", "dry"} {
