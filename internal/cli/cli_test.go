@@ -142,7 +142,9 @@ func TestStatusGolden(t *testing.T) {
 				{Name: "gpu", Wanted: 1, Fit: 0},
 			}}}
 	plain := v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "batch"},
-		Status: v1alpha1.OpportunisticScalerStatus{PoolNodes: 2, CurrentReplicas: 0, DesiredReplicas: 0, LimitedBy: "Budget"}}
+		Status: v1alpha1.OpportunisticScalerStatus{PoolNodes: 2, CurrentReplicas: 0, DesiredReplicas: 0, LimitedBy: "Budget",
+			Conditions: []metav1.Condition{{Type: "Conflicting", Status: metav1.ConditionTrue, Reason: "ScaledObjectScalesTarget",
+				Message: "KEDA ScaledObject batch (through HorizontalPodAutoscaler keda-hpa-batch) also scales Deployment batch; the two will fight: set dryRun: true here and point the ScaledObject's trigger at this scaler (docs/keda.md)"}}}}
 	st, err := collectStatus(context.Background(), client, []v1alpha1.OpportunisticScaler{scaler, plain})
 	if err != nil {
 		t.Fatal(err)

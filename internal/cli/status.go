@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -103,6 +104,9 @@ type scalerStatus struct {
 	// Slots are its headroom slots as its status last reported them: how
 	// many fit of how many wanted, and where.
 	Slots []v1alpha1.SlotStatus `json:"slots,omitempty"`
+	// Conflict is its Conflicting condition's message: another autoscaler
+	// (an HPA, a KEDA ScaledObject) writes the same target.
+	Conflict string `json:"conflict,omitempty"`
 }
 
 // opportunisticScalers lists the OpportunisticScalers; none when the CRD
@@ -158,7 +162,8 @@ func collectStatus(ctx context.Context, client kubernetes.Interface, scalers []v
 		s := &scalers[i]
 		key := s.Namespace + "/" + s.Name
 		st.Scalers = append(st.Scalers, scalerStatus{Name: key, PoolNodes: s.Status.PoolNodes, Current: s.Status.CurrentReplicas,
-			Desired: s.Status.DesiredReplicas, LimitedBy: s.Status.LimitedBy, Pods: usage[key].Pods, Stranded: usage[key].Stranded, Slots: s.Status.Slots})
+			Desired: s.Status.DesiredReplicas, LimitedBy: s.Status.LimitedBy, Pods: usage[key].Pods, Stranded: usage[key].Stranded, Slots: s.Status.Slots,
+			Conflict: conflictOf(s.Status.Conditions)})
 	}
 	sort.Slice(st.Scalers, func(i, j int) bool { return st.Scalers[i].Name < st.Scalers[j].Name })
 	return st, nil
@@ -219,6 +224,11 @@ func printStatus(w io.Writer, st clusterStatus, output string) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		for _, sc := range st.Scalers {
+			if sc.Conflict != "" {
+				fmt.Fprintf(w, "Warning: %s: %s\n", sc.Name, sc.Conflict)
+			}
+		}
 		if withSlots && output == "wide" {
 			if err := printSlotNodes(w, st.Scalers); err != nil {
 				return err
@@ -237,6 +247,14 @@ func printStatus(w io.Writer, st clusterStatus, output string) error {
 			quantity(corev1.ResourceMemory, n.Requested[corev1.ResourceMemory]), quantity(corev1.ResourceMemory, n.Allocatable[corev1.ResourceMemory]), quantity(corev1.ResourceMemory, n.Free(corev1.ResourceMemory)))
 	}
 	return tw.Flush()
+}
+
+// conflictOf is the message of a true Conflicting condition, else "".
+func conflictOf(conds []metav1.Condition) string {
+	if c := meta.FindStatusCondition(conds, "Conflicting"); c != nil && c.Status == metav1.ConditionTrue {
+		return c.Message
+	}
+	return ""
 }
 
 // slotsFit renders a scaler's slots as "web 3/4, db 2/2" (fit/wanted), "-"

@@ -56,6 +56,9 @@ const (
 
 	ReasonDuplicateTarget = "DuplicateTarget"
 	ReasonHPAScalesTarget = "HPAScalesTarget"
+	// ReasonScaledObjectScalesTarget: a KEDA ScaledObject (through the HPA
+	// KEDA made for it) scales the target too.
+	ReasonScaledObjectScalesTarget = "ScaledObjectScalesTarget"
 	ReasonCapacityStale   = "CapacityStale"
 	ReasonInvalidSpec     = "InvalidSpec"
 	ReasonActive          = "Active"
@@ -124,8 +127,9 @@ type scalerRound struct {
 	problem, message string
 	// quiet: the problem is reported in status and logs but not as an Event
 	// (stale data within its grace period).
-	quiet   bool
-	warning string
+	quiet bool
+	// warning and warningReason: another autoscaler writes the target too.
+	warning, warningReason string
 	input   control.Scaler
 	// scaledAt is when this round wrote the target, if it did.
 	scaledAt time.Time
@@ -377,12 +381,7 @@ func (r *Reconciler) markConflicts(ctx context.Context, rounds []*scalerRound) {
 			}
 			hpas[ns] = list.Items
 		}
-		ref := sr.obj.Spec.ScaleTargetRef
-		for _, h := range hpas[ns] {
-			if h.Spec.ScaleTargetRef.Kind == ref.Kind && h.Spec.ScaleTargetRef.Name == ref.Name {
-				sr.warning = fmt.Sprintf("HorizontalPodAutoscaler %s also scales %s %s; the two will fight", h.Name, ref.Kind, ref.Name)
-			}
-		}
+		sr.warningReason, sr.warning = conflictingAutoscaler(sr.obj, hpas[ns])
 	}
 }
 
@@ -450,7 +449,7 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 	if !sr.scaledAt.IsZero() {
 		status.LastScaleTime = &metav1.Time{Time: sr.scaledAt}
 	}
-	setCondition(status, ConditionConflicting, sr.warning != "", ReasonHPAScalesTarget, sr.warning, s.Generation)
+	setCondition(status, ConditionConflicting, sr.warning != "", sr.warningReason, sr.warning, s.Generation)
 	if sr.problem != "" || d == nil {
 		if sr.problem == "" {
 			sr.problem, sr.message = ReasonInvalidSpec, "no decision was made for this scaler"

@@ -370,6 +370,16 @@ func TestScalerProblems(t *testing.T) {
 	if _, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The HPA KEDA makes for a ScaledObject, with KEDA's labels (KEDA itself
+	// is not installed here).
+	createDeployment(t, ns, "with-keda", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "1")})
+	kedaHPA := hpa.DeepCopy()
+	kedaHPA.Name = "keda-hpa-with-keda"
+	kedaHPA.Labels = map[string]string{"app.kubernetes.io/managed-by": "keda-operator", "app.kubernetes.io/part-of": "with-keda"}
+	kedaHPA.Spec.ScaleTargetRef.Name = "with-keda"
+	if _, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(context.Background(), kedaHPA, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	missing := scalerFor(ns, "missing", "does-not-exist", 0, 5, nil)
 	noRequests := scalerFor(ns, "no-requests", "no-requests", 0, 5, nil)
 	noScale := scalerFor(ns, "no-scale", "not-scalable", 0, 5, nil)
@@ -377,11 +387,12 @@ func TestScalerProblems(t *testing.T) {
 	first := scalerFor(ns, "first", "shared", 0, 3, nil)
 	second := scalerFor(ns, "second", "shared", 0, 5, nil)
 	withHPA := scalerFor(ns, "with-hpa", "with-hpa", 0, 2, nil)
+	withKEDA := scalerFor(ns, "with-keda", "with-keda", 0, 2, nil)
 	// A slot's shape from a workload that does not exist: the scaler's
 	// problem, naming the field.
 	slotMissing := scalerFor(ns, "slot-missing", "slotted", 0, 5, nil)
 	slotMissing.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{ShapeFrom: &v1alpha1.SlotShapeSource{APIVersion: "apps/v1", Kind: "Deployment", Name: "no-such-web"}, Count: 2}}
-	for _, s := range []*v1alpha1.OpportunisticScaler{missing, noRequests, noScale, first, withHPA, slotMissing} {
+	for _, s := range []*v1alpha1.OpportunisticScaler{missing, noRequests, noScale, first, withHPA, withKEDA, slotMissing} {
 		createScaler(t, c, s)
 	}
 	time.Sleep(1100 * time.Millisecond) // creation timestamps have second resolution: "first" is older
@@ -415,6 +426,16 @@ func TestScalerProblems(t *testing.T) {
 	waitFor(t, 20*time.Second, "with-hpa to be flagged as conflicting with its HPA", func(ctx context.Context) (bool, error) {
 		cond, err := condition("with-hpa", "Conflicting")
 		return err == nil && cond.Status == metav1.ConditionTrue && cond.Reason == "HPAScalesTarget", err
+	})
+	waitFor(t, 20*time.Second, "with-keda to be flagged as conflicting with KEDA's ScaledObject", func(ctx context.Context) (bool, error) {
+		cond, err := condition("with-keda", "Conflicting")
+		if err != nil || cond.Status != metav1.ConditionTrue || cond.Reason != "ScaledObjectScalesTarget" {
+			return false, err
+		}
+		if !strings.Contains(cond.Message, "KEDA ScaledObject with-keda") {
+			return false, fmt.Errorf("message %q does not name the ScaledObject", cond.Message)
+		}
+		return true, nil
 	})
 	if cond, err := condition("slot-missing", "Ready"); err != nil || !strings.Contains(cond.Message, "spec.headroomSlots[0].shapeFrom: Deployment e2e-problems/no-such-web not found") {
 		t.Errorf("slot-missing: Ready message %q (%v), want it to name spec.headroomSlots[0].shapeFrom and the missing Deployment", cond.Message, err)
