@@ -59,11 +59,11 @@ const (
 	// ReasonScaledObjectScalesTarget: a KEDA ScaledObject (through the HPA
 	// KEDA made for it) scales the target too.
 	ReasonScaledObjectScalesTarget = "ScaledObjectScalesTarget"
-	ReasonCapacityStale   = "CapacityStale"
-	ReasonInvalidSpec     = "InvalidSpec"
-	ReasonActive          = "Active"
-	ReasonPaused          = "Paused"
-	ReasonDryRun          = "DryRun"
+	ReasonCapacityStale            = "CapacityStale"
+	ReasonInvalidSpec              = "InvalidSpec"
+	ReasonActive                   = "Active"
+	ReasonPaused                   = "Paused"
+	ReasonDryRun                   = "DryRun"
 	// ReasonScaleFailed: the decision was made but writing /scale failed.
 	ReasonScaleFailed = "ScaleFailed"
 	// ReasonSlotShapeNotFound: a spec.headroomSlots[].shapeFrom names a
@@ -130,7 +130,7 @@ type scalerRound struct {
 	quiet bool
 	// warning and warningReason: another autoscaler writes the target too.
 	warning, warningReason string
-	input   control.Scaler
+	input                  control.Scaler
 	// scaledAt is when this round wrote the target, if it did.
 	scaledAt time.Time
 }
