@@ -82,12 +82,19 @@ lint: verify-generate verify-manifests chart-lint vulncheck ## gofmt, go vet (in
 	$(GO) vet -tags e2e,record ./test/e2e
 
 .PHONY: generate
-generate: ## Regenerate CRD deepcopy code and manifests (config/crd) from api/ with controller-gen
+generate: ## Regenerate CRD deepcopy code and manifests (config/crd) from api/ with controller-gen, and the KEDA external scaler's gRPC stubs with protoc (Debian's protobuf-compiler)
 	$(GO) tool -modfile=hack/tools/go.mod controller-gen object:headerFile="" paths=./api/... crd:maxDescLen=400 output:crd:artifacts:config=config/crd
+	@command -v protoc >/dev/null || { echo "generate: protoc not found: apt-get install protobuf-compiler (.ci/run does)"; exit 1; }
+	@mkdir -p _output/protoc-plugins
+	$(GO) build -modfile=hack/tools/go.mod -o _output/protoc-plugins/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	PATH="$(CURDIR)/_output/protoc-plugins:$$PATH" protoc --proto_path=internal/keda/externalscaler \
+	  --go_out=internal/keda/externalscaler --go_opt=paths=source_relative \
+	  --go-grpc_out=internal/keda/externalscaler --go-grpc_opt=paths=source_relative \
+	  externalscaler.proto
 
 .PHONY: verify-generate
 verify-generate: generate ## Fail when generated files differ from the committed ones
-	@git diff --exit-code -- api config || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@git diff --exit-code -- api config internal/keda || { echo "generated files are stale: run make generate and commit"; exit 1; }
 
 HELM := $(GO) tool -modfile=hack/tools/go.mod helm
 CHART := charts/opportunist

@@ -47,6 +47,12 @@ func TestRunOptionsValidate(t *testing.T) {
 		{name: "renew deadline within retry jitter", mutate: func(o *runOptions) { o.RetryPeriod = 9 * time.Second }, want: []string{"--leader-election-renew-deadline (10s) must be longer than 1.2 x --leader-election-retry-period (9s)"}},
 		{name: "non-positive lease timings", mutate: func(o *runOptions) { o.RetryPeriod = 0 }, want: []string{"--leader-election-retry-period must be positive"}},
 		{name: "lease timings ignored without leader election", mutate: func(o *runOptions) { o.LeaderElect, o.RetryPeriod = false, 0 }},
+		{name: "KEDA scaler on a port", mutate: func(o *runOptions) { o.KEDAScalerAddress = ":9090" }},
+		{name: "KEDA scaler address without port", mutate: func(o *runOptions) { o.KEDAScalerAddress = "localhost" }, want: []string{`--keda-scaler-address "localhost"`}},
+		{name: "KEDA scaler half a key pair", mutate: func(o *runOptions) { o.KEDAScalerAddress, o.KEDAScalerTLS.CertFile = ":9090", "tls.crt" },
+			want: []string{"give both --keda-scaler-tls-cert-file and --keda-scaler-tls-private-key-file, or neither"}},
+		{name: "KEDA scaler TLS without the scaler", mutate: func(o *runOptions) { o.KEDAScalerTLS.ClientCAFile = "ca.crt" },
+			want: []string{"need --keda-scaler-address"}},
 		{name: "missing kubeconfig file", mutate: func(o *runOptions) { o.kube.Kubeconfig = "/does/not/exist" }, want: []string{"--kubeconfig /does/not/exist: no such file or directory"}},
 	}
 	for _, tt := range tests {

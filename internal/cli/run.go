@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc/credentials"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
@@ -31,6 +32,7 @@ import (
 	"github.com/opportunist/opportunist/internal/controller"
 	"github.com/opportunist/opportunist/internal/dashboard"
 	"github.com/opportunist/opportunist/internal/exporter"
+	"github.com/opportunist/opportunist/internal/keda"
 	"github.com/opportunist/opportunist/internal/metricsapi"
 	"github.com/opportunist/opportunist/internal/version"
 )
@@ -65,6 +67,9 @@ type runOptions struct {
 	// MetricsAPI serves custom.metrics.k8s.io and external.metrics.k8s.io.
 	MetricsAPI     metricsapi.ServerOptions
 	MetricsService string
+	// KEDAScalerAddress serves KEDA's external scaler gRPC protocol ("": off).
+	KEDAScalerAddress string
+	KEDAScalerTLS     keda.TLSOptions
 }
 
 func defaultRunOptions() *runOptions {
@@ -115,6 +120,10 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsAPI.CertFile, "metrics-api-tls-cert-file", o.MetricsAPI.CertFile, "serving certificate of the metrics APIs (default: self-signed, generated)")
 	fs.StringVar(&o.MetricsAPI.KeyFile, "metrics-api-tls-private-key-file", o.MetricsAPI.KeyFile, "private key of --metrics-api-tls-cert-file")
 	fs.StringVar(&o.MetricsAPI.CertDir, "metrics-api-cert-dir", o.MetricsAPI.CertDir, "where the self-signed certificate is written (default: a temporary directory)")
+	fs.StringVar(&o.KEDAScalerAddress, "keda-scaler-address", o.KEDAScalerAddress, "address serving KEDA's external scaler gRPC protocol, e.g. :9090 (a ScaledObject's external trigger names the scaler: scaler: <name>; docs/keda.md); empty: off")
+	fs.StringVar(&o.KEDAScalerTLS.CertFile, "keda-scaler-tls-cert-file", o.KEDAScalerTLS.CertFile, "serving certificate of the KEDA scaler (for the trigger's enableTLS and caCert); empty: plaintext")
+	fs.StringVar(&o.KEDAScalerTLS.KeyFile, "keda-scaler-tls-private-key-file", o.KEDAScalerTLS.KeyFile, "private key of --keda-scaler-tls-cert-file")
+	fs.StringVar(&o.KEDAScalerTLS.ClientCAFile, "keda-scaler-client-ca-file", o.KEDAScalerTLS.ClientCAFile, "CA bundle whose client certificates the KEDA scaler requires (the trigger's tlsClientCert and tlsClientKey); empty: no client certificate asked")
 	fs.StringVar(&o.MetricsService, "metrics-service", o.MetricsService, "Service name on which the cluster-wide metrics are served as Object metrics (the write-up's HPA names cluster-metrics)")
 }
 
@@ -135,6 +144,16 @@ func (o *runOptions) Validate() []error {
 	}
 	if (o.MetricsAPI.CertFile == "") != (o.MetricsAPI.KeyFile == "") {
 		errs = append(errs, errors.New("--metrics-api-tls-cert-file and --metrics-api-tls-private-key-file go together"))
+	}
+	if o.KEDAScalerAddress != "" {
+		if _, _, err := net.SplitHostPort(o.KEDAScalerAddress); err != nil {
+			errs = append(errs, fmt.Errorf("--keda-scaler-address %q: %s (e.g. :9090)", o.KEDAScalerAddress, oneLine(err)))
+		}
+		if _, err := o.KEDAScalerTLS.ServerCredentials(); err != nil {
+			errs = append(errs, err)
+		}
+	} else if o.KEDAScalerTLS != (keda.TLSOptions{}) {
+		errs = append(errs, errors.New("the --keda-scaler-tls-* and --keda-scaler-client-ca-file flags need --keda-scaler-address"))
 	}
 	if o.MetricsService == "" {
 		errs = append(errs, errors.New("--metrics-service must not be empty"))
@@ -275,6 +294,36 @@ func (o *runOptions) maybeServeMetricsAPI(ctx context.Context, c *cluster.Cache,
 	return done
 }
 
+// listenKEDAScaler binds --keda-scaler-address (nil when off) and loads its
+// certificates, before anything starts, so either failing is a clear error
+// up front.
+func (o *runOptions) listenKEDAScaler() (net.Listener, credentials.TransportCredentials, error) {
+	if o.KEDAScalerAddress == "" {
+		return nil, nil, nil
+	}
+	creds, err := o.KEDAScalerTLS.ServerCredentials()
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", o.KEDAScalerAddress)
+	if err != nil {
+		return nil, nil, listenError("--keda-scaler-address", o.KEDAScalerAddress, err)
+	}
+	return ln, creds, nil
+}
+
+// serveKEDAScaler serves KEDA's external scaler protocol on ln; the returned
+// channel (nil when off) reports its end.
+func serveKEDAScaler(ctx context.Context, ln net.Listener, creds credentials.TransportCredentials, c *cluster.Cache, decisions *controller.DecisionStore, log *slog.Logger) <-chan error {
+	if ln == nil {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- keda.Serve(ctx, ln, &keda.Scaler{Decisions: decisions, Ready: c.Ready}, creds) }()
+	log.Info("serving KEDA's external scaler protocol", "address", ln.Addr().String(), "tls", creds != nil)
+	return done
+}
+
 func (o *runOptions) maybeStartController(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, c *cluster.Cache, decisions *controller.DecisionStore, reg prometheus.Registerer, log *slog.Logger) (<-chan error, error) {
 	if !o.Controller {
 		return nil, nil
@@ -314,6 +363,11 @@ func (o *runOptions) run(ctx context.Context) error {
 	if err != nil {
 		return listenError("--listen-address", o.ListenAddress, err)
 	}
+	kedaLn, kedaCreds, err := o.listenKEDAScaler()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	c := cluster.New(client, cluster.Options{Resync: o.Resync, ProbeInterval: o.ProbeInterval, PaidPodScheduled: exporter.NewPaidPodWaitObserver(reg)})
 
@@ -345,6 +399,7 @@ func (o *runOptions) run(ctx context.Context) error {
 		return err
 	}
 	apiDone := o.maybeServeMetricsAPI(ctx, c, decisions, ctrlDone != nil, log)
+	kedaDone := serveKEDAScaler(ctx, kedaLn, kedaCreds, c, decisions, log)
 	log.Info("started", "version", version.Get().Version, "apiServer", cfg.Host, "listen", ln.Addr().String())
 	go func() {
 		if err := c.WaitForSync(ctx); err == nil {
@@ -361,6 +416,8 @@ func (o *runOptions) run(ctx context.Context) error {
 		runErr = fmt.Errorf("serving %s: %w", ln.Addr(), err)
 	case err := <-apiDone:
 		runErr, apiDone = err, nil
+	case err := <-kedaDone:
+		runErr, kedaDone = fmt.Errorf("serving the KEDA scaler: %w", err), nil
 	case err := <-ctrlDone:
 		// The manager ends on its own only when something is wrong, e.g. a
 		// lost leader lease: exit, and let the supervisor restart us.
@@ -379,6 +436,9 @@ func (o *runOptions) run(ctx context.Context) error {
 	}
 	if apiDone != nil {
 		<-apiDone
+	}
+	if kedaDone != nil {
+		<-kedaDone
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -29,6 +31,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
+	"github.com/opportunist/opportunist/internal/keda/externalscaler"
 )
 
 // installCRD applies config/crd and waits until the API serves it. A CRD
@@ -466,7 +469,8 @@ func TestPausedAndDryRun(t *testing.T) {
 	dry.Spec.DryRun = true
 	createScaler(t, c, paused)
 	createScaler(t, c, dry)
-	o := startOpportunist(t, "--round-interval", "1s")
+	kedaAddr := freeAddress(t)
+	o := startOpportunist(t, "--round-interval", "1s", "--keda-scaler-address", kedaAddr)
 
 	for name, reason := range map[string]string{"paused": "Paused", "dry": "DryRun"} {
 		waitFor(t, 20*time.Second, name+" to report desired 5 in mode "+reason, func(ctx context.Context) (bool, error) {
@@ -497,6 +501,27 @@ func TestPausedAndDryRun(t *testing.T) {
 	}
 	if code, body, _ := httpGet(context.Background(), o.URL+"/api/v1/scalers/"+ns+"/missing"); code != http.StatusNotFound || !strings.Contains(string(body), "no decision for OpportunisticScaler "+ns+"/missing") {
 		t.Errorf("GET an unknown scaler: %d %s, want 404 saying there is no decision", code, body)
+	}
+	// And as KEDA's external trigger reads it (scaler: dry), over gRPC.
+	conn, err := grpc.NewClient(kedaAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	keda := externalscaler.NewExternalScalerClient(conn)
+	ref := &externalscaler.ScaledObjectRef{Namespace: ns, Name: "dry-so", ScalerMetadata: map[string]string{"scaler": "dry"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	spec, err := keda.GetMetricSpec(ctx, ref)
+	if err != nil || len(spec.MetricSpecs) != 1 || spec.MetricSpecs[0].TargetSizeFloat != 1 {
+		t.Fatalf("GetMetricSpec = %v, %v; want one metric with target 1", spec, err)
+	}
+	metrics, err := keda.GetMetrics(ctx, &externalscaler.GetMetricsRequest{ScaledObjectRef: ref, MetricName: "s0-" + spec.MetricSpecs[0].MetricName})
+	if err != nil || len(metrics.MetricValues) != 1 || metrics.MetricValues[0].MetricValueFloat != 5 || metrics.MetricValues[0].MetricValue != 5 {
+		t.Errorf("GetMetrics = %v, %v; want 5 (the dry-run scaler's desired replicas)", metrics, err)
+	}
+	if active, err := keda.IsActive(ctx, ref); err != nil || !active.Result {
+		t.Errorf("IsActive = %v, %v; want true", active, err)
 	}
 	o.waitRounds(t, 2, 20*time.Second)
 	for _, name := range []string{"paused", "dry"} {
