@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -291,18 +292,60 @@ func wrap(text string, width int) string {
 	return b.String()
 }
 
+// writeSimulateCSV prints one row per strategy: the scenario, then every
+// JSON field of sim.Result under its JSON name, in the same order, so that
+// the CSV and JSON readers share one list of names (and a field added to
+// the Result appears in both).
 func writeSimulateCSV(w io.Writer, rep *sim.Report) error {
+	fields := csvFields(reflect.TypeFor[sim.Result]())
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"scenario", "strategy", "harvest_core_hours", "instant_law_core_hours", "harvest_ratio", "bound_core_hours", "harvest_of_bound", "mean_utilization",
-		"overshoot_core_hours", "paid_pending_pod_seconds", "longest_paid_wait_seconds", "scale_events", "direction_changes", "unschedulable_pod_hours"})
-	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	header := []string{"scenario"}
+	for _, f := range fields {
+		header = append(header, f.name)
+	}
+	_ = cw.Write(header)
 	for _, r := range rep.Results {
-		_ = cw.Write([]string{rep.Scenario, r.Strategy, f(r.HarvestCoreHours), f(r.InstantLawCoreHours), f(r.HarvestRatio), f(r.BoundCoreHours), f(r.HarvestOfBound), f(r.MeanUtilization),
-			f(r.OvershootCoreHours), f(r.PaidPendingPodSeconds), f(r.LongestPaidWaitSeconds), strconv.Itoa(r.ScaleEvents), strconv.Itoa(r.DirectionChanges),
-			f(r.UnboundOpportunisticPodHours)})
+		row := []string{rep.Scenario}
+		v := reflect.ValueOf(r)
+		for _, f := range fields {
+			row = append(row, csvValue(v.Field(f.index)))
+		}
+		_ = cw.Write(row)
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+type csvField struct {
+	name  string
+	index int
+}
+
+// csvFields lists a struct's JSON fields (those with a json name, not "-").
+func csvFields(t reflect.Type) []csvField {
+	var out []csvField
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, csvField{name: name, index: i})
+		}
+	}
+	return out
+}
+
+// csvValue prints a number as JSON does (no exponent, no trailing zeros).
+func csvValue(v reflect.Value) string {
+	switch v.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return strconv.FormatFloat(v.Float(), 'f', -1, 64)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.FormatInt(v.Int(), 10)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return strconv.FormatUint(v.Uint(), 10)
+	case reflect.Bool:
+		return strconv.FormatBool(v.Bool())
+	}
+	return fmt.Sprint(v.Interface())
 }
 
 // shortDuration prints 40m, 24h, 1h30m, 6s rather than 40m0s.

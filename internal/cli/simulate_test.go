@@ -115,7 +115,7 @@ opportunistic:
 		}
 		return "(no column " + name + ")"
 	}
-	if col("scale_events") != "3" || col("direction_changes") != "2" {
+	if col("scaleEvents") != "3" || col("directionChanges") != "2" {
 		t.Errorf("instant-law row %q, want 3 scale events and 2 direction changes", lines[2])
 	}
 }
@@ -158,7 +158,7 @@ func TestSimulateCSVColumnsAreJSONFields(t *testing.T) {
 	if want := strings.Join(append([]string{"scenario"}, keys...), ","); header != want {
 		t.Errorf("CSV header\n%s\nwant the JSON fields\n%s", header, want)
 	}
-	for _, k := range []string{"longest_paid_wait_seconds", "unschedulable_pod_hours"} {
+	for _, k := range []string{"longestPaidWaitSeconds", "unschedulablePodHours"} {
 		if !slices.Contains(keys, k) {
 			t.Errorf("JSON has no %s (the table shows it)", k)
 		}

@@ -79,7 +79,9 @@ bytes (binary suffixes).`,
 }
 
 // clusterStatus is what `status -o json` (and -o yaml) prints. Amounts are in canonical
-// units: cpu in milli-cores, memory and storage in bytes, others as counts.
+// units, named in the JSON: cpu in milli-cores, memory and storage in bytes, others as
+// counts (a "unit" field in each resource row, unit-bearing keys in the resource maps:
+// capacity.ResourceSummary and capacity.Resources MarshalJSON).
 type clusterStatus struct {
 	Report  capacity.Report     `json:"report"`
 	Nodes   []capacity.NodeRoom `json:"nodes"`
