@@ -57,7 +57,7 @@ func (o *simulateOptions) Validate() []error {
 	case o.Scenario == "" && o.ScenarioFile == "":
 		errs = append(errs, fmt.Errorf("--scenario or --scenario-file is required (built in: %s)", strings.Join(sim.BuiltinNames(), ", ")))
 	case o.Scenario != "" && o.ScenarioFile != "":
-		errs = append(errs, fmt.Errorf("--scenario and --scenario-file are exclusive"))
+		errs = append(errs, fmt.Errorf("--scenario and --scenario-file are exclusive: pass one of them"))
 	case o.Scenario != "" && !slices.Contains(sim.BuiltinNames(), o.Scenario):
 		errs = append(errs, fmt.Errorf("--scenario %q is not built in (built in: %s)", o.Scenario, strings.Join(sim.BuiltinNames(), ", ")))
 	}
