@@ -232,7 +232,8 @@ func printStatus(w io.Writer, st clusterStatus, output string) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tPODS\tCPU REQUESTS\tCPU FREE\tMEMORY REQUESTS\tMEMORY FREE")
+	// Units in the headers, as kubectl top has them: values keep their quantity suffixes (1500m, 80Gi).
+	fmt.Fprintln(tw, "NODE\tSTATE\tPODS\tCPU REQUESTS (cores)\tCPU FREE (cores)\tMEMORY REQUESTS (bytes)\tMEMORY FREE (bytes)")
 	for _, n := range st.Nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s/%s\t%s\t%s/%s\t%s\n", n.Name, n.State, n.Requested[corev1.ResourcePods], n.Allocatable[corev1.ResourcePods],
 			quantity(corev1.ResourceCPU, n.Requested[corev1.ResourceCPU]), quantity(corev1.ResourceCPU, n.Allocatable[corev1.ResourceCPU]), quantity(corev1.ResourceCPU, n.Free(corev1.ResourceCPU)),
