@@ -112,7 +112,7 @@ over the packing bound (what the opportunistic shapes could hold node by node
 beside the paid pods, under the headroom: graded without the law); overshoot the
 part of harvest that ate into the headroom; paid pending the seconds paid pods
 waited unbound. The table fits 120 columns; -o wide prints every column, among
-them RATIO, harvest over the instant law's (the law graded by itself).
+them OF INSTANT LAW, harvest over the instant law's (the law graded by itself).
 The scenario and trace formats are in docs/simulate.md.`,
 		Example: `  opportunist simulate --scenario seed-burst
   opportunist simulate --scenario diurnal --seed 7 -o json --plot diurnal.svg
@@ -224,7 +224,7 @@ const tableWidth = 120
 // each strategy harvested and how much of the room there was (OF BOUND, graded
 // without the law, so it needs no other strategy explained), what it cost paid
 // work (overshoot into the headroom, paid pending, longest wait) and how much
-// it churned (direction changes). RATIO is left to wide: it grades against the
+// it churned (direction changes). OF INSTANT LAW is left to wide: it grades against the
 // instant law, whose own row is in the table; so are the absolute bound,
 // utilization, scale events (direction changes say the churn) and
 // unschedulable pod-h, named below the table when not zero.
@@ -252,7 +252,7 @@ func writeSimulateTable(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uin
 func writeSimulateWide(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uint64) error {
 	writeSimulateHeading(w, sc, seed)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tINSTANT-LAW core-h\tRATIO\tBOUND core-h\tOF BOUND\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES\tUNSCHEDULABLE pod-h")
+	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tINSTANT-LAW core-h\tOF INSTANT LAW\tBOUND core-h\tOF BOUND\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES\tUNSCHEDULABLE pod-h")
 	for _, r := range rep.Results {
 		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f%%\t%.1f\t%.1f%%\t%.1f%%\t%.2f\t%.0f\t%s\t%d\t%d\t%.2f\n", r.Strategy, r.HarvestCoreHours, r.InstantLawCoreHours,
 			100*r.HarvestRatio, r.BoundCoreHours, 100*r.HarvestOfBound, 100*r.MeanUtilization, r.OvershootCoreHours, r.PaidPendingPodSeconds, shortDuration(r.MaxPaidWait),
