@@ -9,7 +9,7 @@ RUN ?=
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: demo
 demo: ## The main job: a simulated cluster filling and yielding, live at http://127.0.0.1:8090/
@@ -140,7 +140,7 @@ image: ## Build the container image without a Docker engine into _output/image (
 	  -ldflags '$(LDFLAGS)' -out _output/image
 
 .PHONY: cluster-up
-cluster-up: ## Start the local control plane (builds it the first time, ~5 min)
+cluster-up: ## Start the local control plane (the first time builds it: about 9 min on 2 cores, see hack/cluster/README.md; then seconds)
 	$(GO) run ./hack/cluster up
 
 .PHONY: cluster-down

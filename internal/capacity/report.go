@@ -1,7 +1,9 @@
 package capacity
 
 import (
+	"encoding/json"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -23,7 +25,8 @@ type Report struct {
 	Workloads []WorkloadUsage `json:"workloads"`
 }
 
-// ResourceSummary is one resource of the usable pool.
+// ResourceSummary is one resource of the usable pool, every amount in the
+// resource's canonical unit (its JSON names it: MarshalJSON).
 type ResourceSummary struct {
 	Name        corev1.ResourceName `json:"name"`
 	Capacity    int64               `json:"capacity"`
@@ -43,6 +46,17 @@ type StateSummary struct {
 	Capacity    Resources `json:"capacity"`
 	Allocatable Resources `json:"allocatable"`
 	Requests    Resources `json:"requests"`
+}
+
+// MarshalJSON adds the unit of the amounts beside the name:
+// {"name": "cpu", "unit": "milliCores", "capacity": 60000, ...}.
+func (s ResourceSummary) MarshalJSON() ([]byte, error) {
+	type fields ResourceSummary // without this method
+	return json.Marshal(struct {
+		Name corev1.ResourceName `json:"name"`
+		Unit string              `json:"unit"`
+		fields
+	}{s.Name, UnitOf(s.Name), fields(s)})
 }
 
 // Resource returns the summary of one resource of the usable pool, and false
@@ -168,4 +182,70 @@ func Summarize(nodes []Node, pods []Pod, workloads []Workload) Report {
 		l.UpsertPod(pods[i])
 	}
 	return l.Report()
+}
+
+// The units of canonical amounts, as ResourceSummary.Unit names them.
+const (
+	UnitMilliCores = "milliCores"
+	UnitBytes      = "bytes"
+	UnitCount      = "count"
+)
+
+// UnitOf names the canonical unit of a resource's amounts: milli-cores for
+// cpu, bytes for memory, storage and hugepages, a count for the rest.
+func UnitOf(name corev1.ResourceName) string {
+	switch {
+	case name == corev1.ResourceCPU:
+		return UnitMilliCores
+	case InBytes(name):
+		return UnitBytes
+	}
+	return UnitCount
+}
+
+// jsonKey is the JSON name of a resource's amount: the resource name and
+// its unit, as every number in our JSON names its unit ("cpuMilliCores",
+// "memoryBytes"); counts keep the bare name ("pods", "nvidia.com/gpu").
+func jsonKey(name corev1.ResourceName) string {
+	switch unit := UnitOf(name); unit {
+	case UnitMilliCores:
+		return string(name) + "MilliCores"
+	case UnitBytes:
+		return string(name) + "Bytes"
+	}
+	return string(name)
+}
+
+// resourceName inverts jsonKey.
+func resourceName(key string) corev1.ResourceName {
+	if name, ok := strings.CutSuffix(key, "MilliCores"); ok && UnitOf(corev1.ResourceName(name)) == UnitMilliCores {
+		return corev1.ResourceName(name)
+	}
+	if name, ok := strings.CutSuffix(key, "Bytes"); ok && UnitOf(corev1.ResourceName(name)) == UnitBytes {
+		return corev1.ResourceName(name)
+	}
+	return corev1.ResourceName(key)
+}
+
+// MarshalJSON writes the amounts under keys that name their unit:
+// {"cpuMilliCores": 1500, "memoryBytes": 1073741824, "pods": 3}.
+func (r Resources) MarshalJSON() ([]byte, error) {
+	out := make(map[string]int64, len(r))
+	for name, v := range r {
+		out[jsonKey(name)] = v
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (r *Resources) UnmarshalJSON(data []byte) error {
+	var in map[string]int64
+	if err := json.Unmarshal(data, &in); err != nil {
+		return err
+	}
+	*r = make(Resources, len(in))
+	for key, v := range in {
+		(*r)[resourceName(key)] = v
+	}
+	return nil
 }

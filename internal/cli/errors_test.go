@@ -42,11 +42,23 @@ func TestUserErrorsSayWhatToDo(t *testing.T) {
 	// A plain web server: answers, but 404 on /readyz.
 	web := httptest.NewServer(http.NotFoundHandler())
 	defer web.Close()
+	// A server that refuses anonymous requests, as one given bad credentials does.
+	locked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+	}))
+	defer locked.Close()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer busy.Close()
+	// A port nothing listens on: the connection is refused.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + closed.Addr().String()
+	closed.Close()
 
 	tests := []struct {
 		name    string
@@ -69,6 +81,10 @@ func TestUserErrorsSayWhatToDo(t *testing.T) {
 			want: "the Kubernetes API server at " + hang.URL + " did not answer within 200ms: check that it is running and reachable from here, or raise --request-timeout", notWant: "deadline"},
 		{name: "not an API server", args: []string{"status", "--kubeconfig", kubeconfigFor(t, web.URL)},
 			want: "the server at " + web.URL + " answered but is not a Kubernetes API server (no /readyz): check the server address in your kubeconfig", notWant: "could not find the requested resource"},
+		{name: "bad credentials", args: []string{"status", "--kubeconfig", kubeconfigFor(t, locked.URL)},
+			want: "the Kubernetes API server at " + locked.URL + " refused the kubeconfig's credentials (401 Unauthorized): check the user of your kubeconfig's context", notWant: "cannot reach"},
+		{name: "nothing listening", args: []string{"status", "--kubeconfig", kubeconfigFor(t, refused)},
+			want: "cannot reach the Kubernetes API server at " + refused + ": connect: connection refused: check that it is running and that your kubeconfig (or --context) names the right server"},
 		{name: "busy port", args: []string{"demo", "--listen", busy.Addr().String()},
 			want: busy.Addr().String() + " is already in use (another opportunist running?): stop it, or pass --listen with a free address such as 127.0.0.1:0"},
 		{name: "scenario and scenario file", args: []string{"demo", "--scenario", "diurnal", "--scenario-file", empty},

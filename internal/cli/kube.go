@@ -168,8 +168,15 @@ func unreachable(host string, timeout time.Duration, err error) error {
 	case apierrors.IsNotFound(err):
 		// Something answered HTTP, but has no /readyz: not an API server.
 		return fmt.Errorf("the server at %s answered but is not a Kubernetes API server (no /readyz): check the server address in your kubeconfig", host)
+	case apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err):
+		// It answered, so "cannot reach" would mislead: the credentials are the problem.
+		status := "401 Unauthorized"
+		if apierrors.IsForbidden(err) {
+			status = "403 Forbidden"
+		}
+		return fmt.Errorf("the Kubernetes API server at %s refused the kubeconfig's credentials (%s): check the user of your kubeconfig's context (kubectl auth whoami)", host, status)
 	}
-	return fmt.Errorf("cannot reach the Kubernetes API server at %s: %s", host, reason(err))
+	return fmt.Errorf("cannot reach the Kubernetes API server at %s: %s: check that it is running and that your kubeconfig (or --context) names the right server", host, reason(err))
 }
 
 // listenError explains a failed bind; a busy address names the flag that moves it.

@@ -3,10 +3,12 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -243,5 +245,61 @@ func TestKubectlCompleteScript(t *testing.T) {
 	}
 	if want := "__complete\nsimulate\n-o\n\n"; string(out) != want {
 		t.Errorf("kubectl-opportunist got %q, want %q", out, want)
+	}
+}
+
+// TestJSONNamesSayTheirUnits: every JSON the commands print (simulate,
+// status, version) names its fields in camelCase, as Kubernetes does, and a
+// reader can tell the unit of every number from its name (…CoreHours,
+// …Seconds, …MilliCores, …Bytes), from a "unit" field beside it, or because
+// it is a ratio (0–1) or a count of things it names.
+func TestJSONNamesSayTheirUnits(t *testing.T) {
+	simulateJSON, err := execute(t, "simulate", "--scenario", "seed-burst", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	versionJSON, _, err := executeSplit(t, "version", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusJSON, err := os.ReadFile(filepath.Join("testdata", "status.json")) // TestStatusGolden keeps it current
+	if err != nil {
+		t.Fatal(err)
+	}
+	camel := regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
+	unitSuffix := regexp.MustCompile(`(CoreHours|Cores|MilliCores|Bytes|Seconds|PodHours)$`)
+	ratios := regexp.MustCompile(`^(harvestOf[A-Z]\w*|meanUtilization)$`)
+	// A count names what it counts: opportunisticPodsKilledYoung, scaleEvents, poolNodes.
+	counts := regexp.MustCompile(`(?i)(pods|nodes|replicas|events|changes|slots|stranded|pending|wanted|fit)`)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case []any:
+			for i, e := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		case map[string]any:
+			_, hasUnit := v["unit"].(string)
+			for key, e := range v {
+				at := path + "." + key
+				if !camel.MatchString(key) {
+					t.Errorf("%s: %q is not camelCase", at, key)
+				}
+				if key == "labels" {
+					continue // the node's own labels: data, not our names
+				}
+				if _, isNumber := e.(float64); isNumber && !hasUnit && !unitSuffix.MatchString(key) && !ratios.MatchString(key) && !counts.MatchString(key) {
+					t.Errorf("%s: a number whose name says no unit (and no \"unit\" field beside it)", at)
+				}
+				walk(at, e)
+			}
+		}
+	}
+	for name, doc := range map[string][]byte{"simulate -o json": []byte(simulateJSON), "status -o json": statusJSON, "version -o json": []byte(versionJSON)} {
+		var v any
+		if err := json.Unmarshal(doc, &v); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		walk(name, v)
 	}
 }

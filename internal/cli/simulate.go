@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,7 +57,7 @@ func (o *simulateOptions) Validate() []error {
 	case o.Scenario == "" && o.ScenarioFile == "":
 		errs = append(errs, fmt.Errorf("--scenario or --scenario-file is required (built in: %s)", strings.Join(sim.BuiltinNames(), ", ")))
 	case o.Scenario != "" && o.ScenarioFile != "":
-		errs = append(errs, fmt.Errorf("--scenario and --scenario-file are exclusive"))
+		errs = append(errs, fmt.Errorf("--scenario and --scenario-file are exclusive: pass one of them"))
 	case o.Scenario != "" && !slices.Contains(sim.BuiltinNames(), o.Scenario):
 		errs = append(errs, fmt.Errorf("--scenario %q is not built in (built in: %s)", o.Scenario, strings.Join(sim.BuiltinNames(), ", ")))
 	}
@@ -111,7 +112,7 @@ over the packing bound (what the opportunistic shapes could hold node by node
 beside the paid pods, under the headroom: graded without the law); overshoot the
 part of harvest that ate into the headroom; paid pending the seconds paid pods
 waited unbound. The table fits 120 columns; -o wide prints every column, among
-them RATIO, harvest over the instant law's (the law graded by itself).
+them OF INSTANT LAW, harvest over the instant law's (the law graded by itself).
 The scenario and trace formats are in docs/simulate.md.`,
 		Example: `  opportunist simulate --scenario seed-burst
   opportunist simulate --scenario diurnal --seed 7 -o json --plot diurnal.svg
@@ -223,7 +224,7 @@ const tableWidth = 120
 // each strategy harvested and how much of the room there was (OF BOUND, graded
 // without the law, so it needs no other strategy explained), what it cost paid
 // work (overshoot into the headroom, paid pending, longest wait) and how much
-// it churned (direction changes). RATIO is left to wide: it grades against the
+// it churned (direction changes). OF INSTANT LAW is left to wide: it grades against the
 // instant law, whose own row is in the table; so are the absolute bound,
 // utilization, scale events (direction changes say the churn) and
 // unschedulable pod-h, named below the table when not zero.
@@ -251,7 +252,7 @@ func writeSimulateTable(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uin
 func writeSimulateWide(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uint64) error {
 	writeSimulateHeading(w, sc, seed)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tINSTANT-LAW core-h\tRATIO\tBOUND core-h\tOF BOUND\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES\tUNSCHEDULABLE pod-h")
+	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tINSTANT-LAW core-h\tOF INSTANT LAW\tBOUND core-h\tOF BOUND\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES\tUNSCHEDULABLE pod-h")
 	for _, r := range rep.Results {
 		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f%%\t%.1f\t%.1f%%\t%.1f%%\t%.2f\t%.0f\t%s\t%d\t%d\t%.2f\n", r.Strategy, r.HarvestCoreHours, r.InstantLawCoreHours,
 			100*r.HarvestRatio, r.BoundCoreHours, 100*r.HarvestOfBound, 100*r.MeanUtilization, r.OvershootCoreHours, r.PaidPendingPodSeconds, shortDuration(r.MaxPaidWait),
@@ -291,18 +292,60 @@ func wrap(text string, width int) string {
 	return b.String()
 }
 
+// writeSimulateCSV prints one row per strategy: the scenario, then every
+// JSON field of sim.Result under its JSON name, in the same order, so that
+// the CSV and JSON readers share one list of names (and a field added to
+// the Result appears in both).
 func writeSimulateCSV(w io.Writer, rep *sim.Report) error {
+	fields := csvFields(reflect.TypeFor[sim.Result]())
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"scenario", "strategy", "harvest_core_hours", "instant_law_core_hours", "harvest_ratio", "bound_core_hours", "harvest_of_bound", "mean_utilization",
-		"overshoot_core_hours", "paid_pending_pod_seconds", "longest_paid_wait_seconds", "scale_events", "direction_changes", "unschedulable_pod_hours"})
-	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	header := []string{"scenario"}
+	for _, f := range fields {
+		header = append(header, f.name)
+	}
+	_ = cw.Write(header)
 	for _, r := range rep.Results {
-		_ = cw.Write([]string{rep.Scenario, r.Strategy, f(r.HarvestCoreHours), f(r.InstantLawCoreHours), f(r.HarvestRatio), f(r.BoundCoreHours), f(r.HarvestOfBound), f(r.MeanUtilization),
-			f(r.OvershootCoreHours), f(r.PaidPendingPodSeconds), f(r.LongestPaidWaitSeconds), strconv.Itoa(r.ScaleEvents), strconv.Itoa(r.DirectionChanges),
-			f(r.UnboundOpportunisticPodHours)})
+		row := []string{rep.Scenario}
+		v := reflect.ValueOf(r)
+		for _, f := range fields {
+			row = append(row, csvValue(v.Field(f.index)))
+		}
+		_ = cw.Write(row)
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+type csvField struct {
+	name  string
+	index int
+}
+
+// csvFields lists a struct's JSON fields (those with a json name, not "-").
+func csvFields(t reflect.Type) []csvField {
+	var out []csvField
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, csvField{name: name, index: i})
+		}
+	}
+	return out
+}
+
+// csvValue prints a number as JSON does (no exponent, no trailing zeros).
+func csvValue(v reflect.Value) string {
+	switch v.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return strconv.FormatFloat(v.Float(), 'f', -1, 64)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.FormatInt(v.Int(), 10)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return strconv.FormatUint(v.Uint(), 10)
+	case reflect.Bool:
+		return strconv.FormatBool(v.Bool())
+	}
+	return fmt.Sprint(v.Interface())
 }
 
 // shortDuration prints 40m, 24h, 1h30m, 6s rather than 40m0s.

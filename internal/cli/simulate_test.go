@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -115,7 +116,7 @@ opportunistic:
 		}
 		return "(no column " + name + ")"
 	}
-	if col("scale_events") != "3" || col("direction_changes") != "2" {
+	if col("scaleEvents") != "3" || col("directionChanges") != "2" {
 		t.Errorf("instant-law row %q, want 3 scale events and 2 direction changes", lines[2])
 	}
 }
@@ -158,7 +159,7 @@ func TestSimulateCSVColumnsAreJSONFields(t *testing.T) {
 	if want := strings.Join(append([]string{"scenario"}, keys...), ","); header != want {
 		t.Errorf("CSV header\n%s\nwant the JSON fields\n%s", header, want)
 	}
-	for _, k := range []string{"longest_paid_wait_seconds", "unschedulable_pod_hours"} {
+	for _, k := range []string{"longestPaidWaitSeconds", "unschedulablePodHours"} {
 		if !slices.Contains(keys, k) {
 			t.Errorf("JSON has no %s (the table shows it)", k)
 		}
@@ -283,4 +284,58 @@ func TestDocsShowTheGoldenTables(t *testing.T) {
 			t.Errorf("docs/simulate.md does not show `%s` as testdata/%s has it:\n%s", tt.command, tt.golden, block)
 		}
 	}
+}
+
+// TestDocsShowTheJSONFields: the JSON example in docs/simulate.md has the
+// fields of the golden's first strategy, in order and with its values.
+func TestDocsShowTheJSONFields(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/simulate.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, example, ok := strings.Cut(string(doc), "```json\n")
+	if !ok {
+		t.Fatal("docs/simulate.md has no ```json example")
+	}
+	_, example, _ = strings.Cut(example, `"results": [`)
+	example, _, ok = strings.Cut(example, "}")
+	if !ok {
+		t.Fatalf("docs/simulate.md's JSON example has no first result: %q", example)
+	}
+	golden, err := os.ReadFile(filepath.Join("testdata", "simulate-seed-burst.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Results []json.RawMessage `json:"results"`
+	}
+	if err := json.Unmarshal(golden, &rep); err != nil || len(rep.Results) == 0 {
+		t.Fatalf("testdata/simulate-seed-burst.json: %v", err)
+	}
+	got, want := orderedFields(t, []byte(example+"}")), orderedFields(t, rep.Results[0])
+	if !slices.Equal(got, want) {
+		t.Errorf("docs/simulate.md's JSON example has\n%v\nwant the golden's first result\n%v", got, want)
+	}
+}
+
+// orderedFields lists an object's "key=value" pairs in order.
+func orderedFields(t *testing.T, object []byte) []string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(object))
+	if _, err := dec.Token(); err != nil {
+		t.Fatalf("%s: %v", object, err)
+	}
+	var out []string
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			t.Fatalf("%s: %v", object, err)
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			t.Fatalf("%s: %v", object, err)
+		}
+		out = append(out, fmt.Sprintf("%s=%s", key, value))
+	}
+	return out
 }

@@ -80,7 +80,9 @@ bytes (binary suffixes).`,
 }
 
 // clusterStatus is what `status -o json` (and -o yaml) prints. Amounts are in canonical
-// units: cpu in milli-cores, memory and storage in bytes, others as counts.
+// units, named in the JSON: cpu in milli-cores, memory and storage in bytes, others as
+// counts (a "unit" field in each resource row, unit-bearing keys in the resource maps:
+// capacity.ResourceSummary and capacity.Resources MarshalJSON).
 type clusterStatus struct {
 	Report  capacity.Report     `json:"report"`
 	Nodes   []capacity.NodeRoom `json:"nodes"`
@@ -240,7 +242,8 @@ func printStatus(w io.Writer, st clusterStatus, output string) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tPODS\tCPU REQUESTS\tCPU FREE\tMEMORY REQUESTS\tMEMORY FREE")
+	// Units in the headers, as kubectl top has them: values keep their quantity suffixes (1500m, 80Gi).
+	fmt.Fprintln(tw, "NODE\tSTATE\tPODS\tCPU REQUESTS (cores)\tCPU FREE (cores)\tMEMORY REQUESTS (bytes)\tMEMORY FREE (bytes)")
 	for _, n := range st.Nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s/%s\t%s\t%s/%s\t%s\n", n.Name, n.State, n.Requested[corev1.ResourcePods], n.Allocatable[corev1.ResourcePods],
 			quantity(corev1.ResourceCPU, n.Requested[corev1.ResourceCPU]), quantity(corev1.ResourceCPU, n.Allocatable[corev1.ResourceCPU]), quantity(corev1.ResourceCPU, n.Free(corev1.ResourceCPU)),

@@ -473,7 +473,7 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 	}
 	r.Metrics.Decision(sr.key, current, d)
 	logArgs := []any{"scaler", sr.key, "target", sr.obj.Spec.ScaleTargetRef.Kind + "/" + sr.obj.Spec.ScaleTargetRef.Name,
-		"from", current, "to", d.Desired, "limitedBy", string(d.Limit), "budget", d.Budget, "fit", d.Fit, "mode", mode, "reason", d.Reason}
+		"from", current, "to", d.Desired, "limitedBy", string(d.Limit), "budgetReplicas", d.Budget, "fitReplicas", d.Fit, "mode", mode, "reason", d.Reason}
 	switch {
 	case d.Desired == current:
 	case mode != ReasonActive:

@@ -40,43 +40,46 @@ type Report struct {
 	Steps []StepRow `json:"-"`
 }
 
-// Result is one strategy's outcome. Core-hours count CPU requests.
+// Result is one strategy's outcome. Core-hours count CPU requests. Its JSON
+// names (also simulate's CSV header) are camelCase and name their unit;
+// ratios are fractions 0-1.
 type Result struct {
 	Strategy string `json:"strategy"`
 	// HarvestCoreHours: requests of Ready, non-terminating opportunistic pods over time.
-	HarvestCoreHours float64 `json:"harvest_core_hours"`
+	HarvestCoreHours float64 `json:"harvestCoreHours"`
 	// InstantLawCoreHours is the instant law's harvest, and HarvestRatio
-	// harvest over it: the law graded by the law.
-	InstantLawCoreHours float64 `json:"instant_law_core_hours"`
-	HarvestRatio        float64 `json:"harvest_ratio"`
+	// harvest over it (harvestOfInstantLaw in JSON and CSV): the law graded
+	// by the law.
+	InstantLawCoreHours float64 `json:"instantLawCoreHours"`
+	HarvestRatio        float64 `json:"harvestOfInstantLaw"`
 	// BoundCoreHours is the packing bound over the run (bound.go): at each
 	// instant, the most that the opportunistic shapes could hold beside the
 	// paid pods as this run placed them, capped by allocatable - headroom -
 	// paid demand. No strategy's harvest beyond the overshoot exceeds it.
 	// HarvestOfBound is harvest over it: the law graded without the law.
-	BoundCoreHours float64 `json:"bound_core_hours"`
-	HarvestOfBound float64 `json:"harvest_of_bound"`
+	BoundCoreHours float64 `json:"boundCoreHours"`
+	HarvestOfBound float64 `json:"harvestOfBound"`
 	// MeanUtilization: requests of bound pods over allocatable, averaged over time.
-	MeanUtilization float64 `json:"mean_utilization"`
+	MeanUtilization float64 `json:"meanUtilization"`
 	// OvershootCoreHours: harvest beyond allocatable - headroom - paid demand
 	// (paid pods bound or waiting), i.e. harvest that ate into the headroom.
-	OvershootCoreHours float64 `json:"overshoot_core_hours"`
+	OvershootCoreHours float64 `json:"overshootCoreHours"`
 	// PaidPendingPodSeconds: seconds paid pods spent unbound (their start-up
 	// delay runs from binding, so all of it is waiting beyond it).
-	PaidPendingPodSeconds float64 `json:"paid_pending_pod_seconds"`
+	PaidPendingPodSeconds float64 `json:"paidPendingPodSeconds"`
 	// LongestPaidWaitSeconds is MaxPaidWait in seconds, for JSON and CSV.
-	LongestPaidWaitSeconds float64 `json:"longest_paid_wait_seconds"`
+	LongestPaidWaitSeconds float64 `json:"longestPaidWaitSeconds"`
 	// ScaleEvents: writes of the opportunistic workloads' replica counts.
-	ScaleEvents int `json:"scale_events"`
+	ScaleEvents int `json:"scaleEvents"`
 	// DirectionChanges: writes that reversed the direction of the previous one.
-	DirectionChanges int `json:"direction_changes"`
+	DirectionChanges int `json:"directionChanges"`
 	// MaxPaidWait is the longest a paid pod waited to be bound (or, never
 	// bound, until the end).
 	MaxPaidWait time.Duration `json:"-"`
 	// UnboundOpportunisticPodHours counts opportunistic pods that exist but
 	// fit nowhere: no harvest, and on a real cluster a cue for the
 	// cluster-autoscaler to buy nodes.
-	UnboundOpportunisticPodHours float64 `json:"unschedulable_pod_hours"`
+	UnboundOpportunisticPodHours float64 `json:"unschedulablePodHours"`
 }
 
 // Series is a strategy's CPU requests over time, in cores, sampled evenly.

@@ -256,11 +256,22 @@ func TestBadCommandLines(t *testing.T) {
 	defer hang.Close()
 	web := httptest.NewServer(http.NotFoundHandler())
 	defer web.Close()
+	locked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "Unauthorized", http.StatusUnauthorized) // as an API server given bad credentials
+	}))
+	defer locked.Close()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + closed.Addr().String() // nothing listens there
+	closed.Close()
 	pointAt := func(name, server string) string {
 		return write(name, "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \""+server+"\"}}]\n"+
 			"users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n")
 	}
 	hangConfig, webConfig := pointAt("hang.yaml", hang.URL), pointAt("web.yaml", web.URL)
+	lockedConfig, refusedConfig := pointAt("locked.yaml", locked.URL), pointAt("refused.yaml", refused)
 	tests := []struct {
 		args []string
 		want string
@@ -276,6 +287,8 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"status", "--kubeconfig", empty}, "--kubeconfig " + empty + " holds no cluster: pass a kubeconfig with a cluster, user and context in it"},
 		{[]string{"status", "--kubeconfig", hangConfig, "--request-timeout=500ms"}, "the Kubernetes API server at " + hang.URL + " did not answer within 500ms: check that it is running and reachable from here, or raise --request-timeout"},
 		{[]string{"status", "--kubeconfig", webConfig}, "the server at " + web.URL + " answered but is not a Kubernetes API server (no /readyz): check the server address in your kubeconfig"},
+		{[]string{"status", "--kubeconfig", lockedConfig}, "the Kubernetes API server at " + locked.URL + " refused the kubeconfig's credentials (401 Unauthorized): check the user of your kubeconfig's context"},
+		{[]string{"status", "--kubeconfig", refusedConfig}, "cannot reach the Kubernetes API server at " + refused + ": connect: connection refused: check that it is running"},
 		{[]string{"run", "--kubeconfig", kubeconfig, "--listen-address", busy.Addr().String()}, busy.Addr().String() + " is already in use (another opportunist running?): stop it, or pass --listen-address with a free address"},
 		{[]string{"demo", "--listen", busy.Addr().String()}, busy.Addr().String() + " is already in use (another opportunist running?): stop it, or pass --listen with a free address"},
 		{[]string{"demo", "--speed", "abc"}, `--speed "abc" is not a number (e.g. 10 or 2.5) (see 'opportunist demo --help')`},
@@ -286,6 +299,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"simulate", "--scenario", "seed-burst", "--trace", badHeader}, badHeader + `:1: the header must be "time_s,name,replicas", got "when,who"`},
 		{[]string{"simulate", "--scenario", "seed-burst", "--trace", badTime}, badTime + `:2: time_s: "soon" is not a time in seconds`},
 		{[]string{"simulate", "--scenario", "seed-burst", "--trace", shortRow}, shortRow + ":2: want 3 fields (time_s,name,replicas), got 2"},
+		{[]string{"simulate", "--scenario", "diurnal", "--scenario-file", empty}, "--scenario and --scenario-file are exclusive: pass one of them"},
 		{[]string{"simulate", "--scenario", "nope"}, `--scenario "nope" is not built in (built in: `},
 	}
 	for _, tt := range tests {

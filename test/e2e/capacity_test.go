@@ -92,7 +92,7 @@ func checkStatus(t *testing.T, gauges map[string]float64) {
 	var st struct {
 		Report struct {
 			Resources []struct {
-				Name                                       string
+				Name, Unit                                 string
 				Capacity, Allocatable, Requests, Remaining int64
 			}
 		}
@@ -102,6 +102,10 @@ func checkStatus(t *testing.T, gauges map[string]float64) {
 	}
 	got := map[string]float64{}
 	for _, r := range st.Report.Resources {
+		// The amounts are in the unit the gauges use, and the JSON says which.
+		if want := map[string]string{"cpu": "milliCores", "memory": "bytes", "pods": "count"}[r.Name]; want != "" && r.Unit != want {
+			t.Errorf("status -o json: %s has unit %q, want %q", r.Name, r.Unit, want)
+		}
 		switch r.Name {
 		case "cpu":
 			got["cpu_capacity_total"], got["cpu_allocatable_total"], got["cpu_requests_total"], got["cpu_capacity_remaining"] =
