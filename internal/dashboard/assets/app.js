@@ -232,7 +232,7 @@ function chart(svg, points, name, unit, axis, top) {
     let j = i;
     while (j + 1 < rows.length && rows[j + 1].waiting > 0) j++;
     const x0 = x(rows[i].t), x1 = j + 1 < rows.length ? x(rows[j + 1].t) : x(rows[j].t) + 2;
-    out += `<rect class="waiting" x="${x0.toFixed(1)}" y="${H - B + 1}" width="${Math.max(x1 - x0, 2).toFixed(1)}" height="4" fill="var(--bad)"><title>paid pods waiting for room</title></rect>`;
+    out += `<rect class="waiting" x="${x0.toFixed(1)}" y="${H - B + 1}" width="${Math.max(x1 - x0, 3).toFixed(1)}" height="5" fill="var(--bad)"><title>paid pods waiting for room</title></rect>`;
     i = j;
   }
   svg.innerHTML = out;
