@@ -42,7 +42,7 @@ func (o *demoOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Scenario, "scenario", o.Scenario, "built-in scenario: "+strings.Join(sim.BuiltinNames(), ", ")+" (default "+defaultDemoScenario+")")
 	fs.StringVar(&o.ScenarioFile, "scenario-file", o.ScenarioFile, "scenario file (YAML, see docs/simulate.md), instead of --scenario")
 	fs.StringVar(&o.Strategy, "strategy", o.Strategy, "strategy shown first: "+strings.Join(liveStrategies(), ", "))
-	fs.StringVar(&o.Compare, "compare", o.Compare, "second strategy played on the same load, switchable on the page (none for no comparison)")
+	fs.StringVar(&o.Compare, "compare", o.Compare, "second strategy played on the same load, shown beside the first (none for no comparison)")
 	fs.Float64Var(&o.Speed, "speed", o.Speed, "simulated seconds per wall-clock second (1 is real time)")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the scenario's random noise and bursts")
 	fs.StringVar(&o.Listen, "listen", o.Listen, "address to serve the dashboard on")
@@ -92,12 +92,14 @@ func newDemoCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Watch opportunistic scaling live in the browser, on a simulated cluster",
-		Long: `Play a simulated scenario in real time or faster and serve the live dashboard:
-the cluster's CPU and memory filling and emptying, each opportunistic workload's
-size and what limits it, paid pods waiting, the scale decisions and the free room
-per node. A second strategy plays the same load beside it, switchable on the page.
-Needs no cluster, no kubeconfig and no network. When the scenario ends the page
-holds its end state until you stop the command.`,
+		Long: `Play a simulated scenario in real time or faster and serve a dashboard that
+explains it: what the scenario and each strategy are, the strategy and a second
+one (--compare) side by side on the same paid load with the numbers
+opportunist simulate reports for each (harvest, overshoot, longest paid wait,
+direction changes), the cluster's CPU filling and emptying, each opportunistic
+workload's size and what limits it, paid pods waiting, the scale decisions and
+the free room per node. Needs no cluster, no kubeconfig and no network. When
+the scenario ends the page holds its end state until you stop the command.`,
 		Example: `  opportunist demo
   opportunist demo --scenario diurnal --speed 60
   opportunist demo --scenario-file my-cluster.yaml --compare hpa-averagevalue`,
