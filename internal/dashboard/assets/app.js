@@ -59,7 +59,7 @@ function drawIntro() {
     $("scenario-text").textContent = "The pods' requests on this cluster's Ready nodes: paid work (every pod that is not opportunistic) and the opportunistic workloads that opportunist scales into the room left over.";
     $("numbers-note").textContent = "";
   }
-  $("compare-title").textContent = names.length > 1 ? `CPU requests over time: ${names.join(" and ")} on the same paid load` : "CPU requests over time";
+  $("compare-title").textContent = names.length > 1 ? `What each strategy does with the room: ${names.join(" and ")} on the same paid load` : "Requests over time";
 }
 
 function durationWords(s) {
@@ -73,13 +73,15 @@ function durationWords(s) {
 
 function drawLegend() {
   const cpu = state.views.length ? resource(state.views[0], "cpu") : null;
-  const free = keptFree(cpu);
+  const memory = state.views.length ? resource(state.views[0], "memory") : null;
+  const kept = [cpu, memory].filter((r) => keptFree(r) > 0 && (r === cpu || memoryMatters(capacityHistory?.views || [])))
+    .map((r) => `${num(keptFree(r))} ${r.unit}`);
   const items = [
     ["paid", "paid pods' requests"],
     ["opportunistic", "opportunistic pods' requests (the harvest)"],
-    ["allocatable", "allocatable: every core of the Ready nodes"],
+    ["allocatable", "allocatable: all the room of the Ready nodes"],
   ];
-  if (free > 0) items.push(["fill-line", `fill line: keep ${num(free)} ${cpu.unit} free for paid work`]);
+  if (kept.length > 0) items.push(["fill-line", `fill line: keep ${kept.join(" and ")} free for paid work`]);
   items.push(["waiting", "paid pods waiting for room"]);
   const html = items.map(([cls, text]) => `<span class="item ${cls}"><i class="sw ${cls}"></i>${esc(text)}</span>`).join("");
   if ($("legend").innerHTML !== html) $("legend").innerHTML = html;
@@ -138,10 +140,8 @@ function drawSummaries() {
   const items = state.views.map((v) => (v.summary ? summaryItems(v.summary) : null));
   state.views.forEach((v, i) => {
     const dl = panel(v.name).querySelector(".summary");
-    if (!items[i]) {
-      dl.hidden = true;
-      return;
-    }
+    dl.style.display = items[i] ? "" : "none";
+    if (!items[i]) return;
     dl.innerHTML = items[i].map((it) => {
       const others = items.filter((x, j) => x && j !== i).map((x) => x.find((y) => y.key === it.key).value);
       let cls = "";
@@ -182,7 +182,7 @@ function timeAxis(series) {
   for (const s of series) for (const p of s.points) { const t = Date.parse(p.time); t0 = Math.min(t0, t); t1 = Math.max(t1, t); }
   if (!isFinite(t0)) return { t0: 0, t1: 1, ticks: [], title: "time (UTC)" };
   const spanS = Math.max((t1 - t0) / 1000, 1);
-  const step = [10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400].find((s) => spanS / s <= 6) || 86400;
+  const step = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400].find((s) => spanS / s <= 6) || 86400;
   const ticks = [];
   for (let t = Math.ceil(t0 / 1000 / step) * step * 1000; t <= t1; t += step * 1000) ticks.push({ t, label: clock(t).slice(0, step < 60 ? 8 : 5) });
   return { t0, t1, ticks, title: "time (UTC)" };
@@ -244,7 +244,7 @@ function memoryMatters(series) {
   for (const s of series) {
     for (const p of s.points) {
       const m = (p.resources || []).find((r) => r.name === "memory");
-      if (m && ((m.line > 0 && m.line < m.allocatable - 1e-9) || m.paid + m.opportunistic >= 0.5 * m.allocatable)) return true;
+      if (m && m.allocatable > 0 && ((m.line > 0 && m.line < m.allocatable - 1e-9) || m.paid + m.opportunistic >= 0.5 * m.allocatable)) return true;
     }
   }
   return false;
@@ -287,7 +287,8 @@ function drawCharts() {
     }
   }
   $("memory-note").textContent = showMemory || allocMemory === 0 ? "" :
-    `Memory: at most ${num(mostMemory)} of ${num(allocMemory)} GiB requested (${fmt(100 * mostMemory / allocMemory, 0)}%) and no memory headroom kept: it never limits anything here, so it has no chart.`;
+    `Memory: at most ${num(mostMemory)} of ${num(allocMemory)} GiB requested (${fmt(100 * mostMemory / allocMemory, 0)}%)` +
+      (state.scenario ? " and no memory headroom kept" : "") + ": it never limits anything here, so it has no chart.";
 }
 
 function drawNow(v) {
@@ -347,7 +348,7 @@ function drawNodes(el, v) {
     const pct = (x) => `${Math.max(0, (x / a) * 100).toFixed(1)}%`;
     return `<div class="node" title="${esc(n.name)}: ${num(c.paid)} paid, ${num(c.opportunistic)} opportunistic, ${num(c.free)} free of ${num(c.allocatable)} ${unit}; ${n.pods ? n.pods + " pods; " : ""}${esc(n.state)}">` +
       `<span class="name">${esc(n.name)}</span><span class="bar"><span class="paid" style="width:${pct(c.paid)}"></span><span class="opportunistic" style="width:${pct(c.opportunistic)}"></span></span>` +
-      `<span class="num">${num(c.free)} ${unit} free</span></div>`;
+      `<span class="num">${num(c.free)} ${c.free === 1 && unit === "cores" ? "core" : unit} free</span></div>`;
   }).join("");
 }
 
