@@ -150,8 +150,15 @@ function drawSummaries() {
         cls = it.value === best ? "better" : "worse";
       }
       return `<div class="${cls}" data-key="${it.key}"><dt>${esc(it.label)}</dt><dd>${esc(it.text)}<small>${esc(it.note)}</small></dd></div>`;
-    }).join("");
+    }).join("") + unschedulableNote(state.views[i].summary);
   });
+}
+
+// unschedulableNote says, under the numbers, when a strategy created
+// opportunistic replicas that fit on no node (as the simulate plots do).
+function unschedulableNote(s) {
+  if (!(s.unschedulablePodHours > 0)) return "";
+  return `<div class="note worse" data-key="unschedulable"><dt>unschedulable replicas</dt><dd>${fmt(s.unschedulablePodHours, 2)} pod-h <small>opportunistic replicas created that fit on no node: they harvest nothing</small></dd></div>`;
 }
 
 // --- charts -----------------------------------------------------------------
