@@ -103,7 +103,7 @@ func (s *clusterSource) sample() {
 		v.Decisions = append(v.Decisions, s.decisions[i])
 	}
 	s.state = dashboard.State{Time: now, Origin: "cluster", Views: []dashboard.View{v}}
-	s.history.add(dashboard.Sample{Time: now, Resources: v.Resources})
+	s.history.add(dashboard.Sample{Time: now, Resources: v.Resources, PendingPaidPods: v.PendingPaid.Pods})
 }
 
 // liveResource is one resource of the usable pool. The headroom line is

@@ -42,7 +42,7 @@ func (o *demoOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Scenario, "scenario", o.Scenario, "built-in scenario: "+strings.Join(sim.BuiltinNames(), ", ")+" (default "+defaultDemoScenario+")")
 	fs.StringVar(&o.ScenarioFile, "scenario-file", o.ScenarioFile, "scenario file (YAML, see docs/simulate.md), instead of --scenario")
 	fs.StringVar(&o.Strategy, "strategy", o.Strategy, "strategy shown first: "+strings.Join(liveStrategies(), ", "))
-	fs.StringVar(&o.Compare, "compare", o.Compare, "second strategy played on the same load, switchable on the page (none for no comparison)")
+	fs.StringVar(&o.Compare, "compare", o.Compare, "second strategy played on the same load, shown beside the first (none for no comparison)")
 	fs.Float64Var(&o.Speed, "speed", o.Speed, "simulated seconds per wall-clock second (1 is real time)")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the scenario's random noise and bursts")
 	fs.StringVar(&o.Listen, "listen", o.Listen, "address to serve the dashboard on")
@@ -92,12 +92,14 @@ func newDemoCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Watch opportunistic scaling live in the browser, on a simulated cluster",
-		Long: `Play a simulated scenario in real time or faster and serve the live dashboard:
-the cluster's CPU and memory filling and emptying, each opportunistic workload's
-size and what limits it, paid pods waiting, the scale decisions and the free room
-per node. A second strategy plays the same load beside it, switchable on the page.
-Needs no cluster, no kubeconfig and no network. When the scenario ends the page
-holds its end state until you stop the command.`,
+		Long: `Play a simulated scenario in real time or faster and serve a dashboard that
+explains it: what the scenario and each strategy are, the strategy and a second
+one (--compare) side by side on the same paid load with the numbers
+opportunist simulate reports for each (harvest, overshoot, longest paid wait,
+direction changes), the cluster's CPU filling and emptying, each opportunistic
+workload's size and what limits it, paid pods waiting, the scale decisions and
+the free room per node. Needs no cluster, no kubeconfig and no network. When
+the scenario ends the page holds its end state until you stop the command.`,
 		Example: `  opportunist demo
   opportunist demo --scenario diurnal --speed 60
   opportunist demo --scenario-file my-cluster.yaml --compare hpa-averagevalue`,
@@ -166,6 +168,16 @@ func (o *demoOptions) newSource() (*demoSource, error) {
 		return nil, err
 	}
 	src := &demoSource{scenario: sc, origin: fmt.Sprintf("simulator: %s at %vx", sc.Name, o.Speed)}
+	// The page shows simulate's numbers beside each strategy: the same run,
+	// computed once here (a Live played to the end sees the same cluster).
+	rep, err := sim.Run(sc, sim.Options{Seed: o.Seed, Strategies: o.strategies()})
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	src.explained = explainScenario(sc, rep)
+	for i := range rep.Results {
+		src.summaries = append(src.summaries, summaryOf(rep.Results[i]))
+	}
 	for _, name := range o.strategies() {
 		l, err := sim.NewLive(sc, name, o.Seed)
 		if err != nil {
@@ -185,6 +197,10 @@ var demoEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 type demoSource struct {
 	scenario *sim.Scenario
 	origin   string
+	// explained and summaries (by strategy, as lives) are fixed for the
+	// run: what the scenario is, and what simulate reports for it.
+	explained *dashboard.Scenario
+	summaries []*dashboard.Summary
 
 	mu      sync.Mutex
 	lives   []*sim.Live
@@ -233,13 +249,15 @@ func (s *demoSource) advance(n int) (done bool) {
 
 // capture records the current state and a history sample; s.mu is held.
 func (s *demoSource) capture() {
-	st := dashboard.State{Origin: s.origin}
+	st := dashboard.State{Origin: s.origin, Scenario: s.explained}
 	for i, l := range s.lives {
 		snap := l.Snapshot()
 		st.Time, st.Finished = demoEpoch.Add(snap.Now), snap.Finished
 		v := viewOf(snap)
+		v.Description = sim.PlainWords(v.Name)
+		v.Summary = s.summaries[i]
 		st.Views = append(st.Views, v)
-		s.history[i].add(dashboard.Sample{Time: st.Time, Resources: v.Resources})
+		s.history[i].add(dashboard.Sample{Time: st.Time, Resources: v.Resources, PendingPaidPods: v.PendingPaid.Pods})
 	}
 	s.state = st
 }
@@ -271,10 +289,14 @@ type sampler struct {
 	seen   int
 }
 
+// A kept sample's PendingPaidPods is the most paid pods waiting at once
+// until the next kept sample: a short wait survives the thinning.
 func (s *sampler) add(p dashboard.Sample) {
 	s.stride = max(s.stride, 1)
 	if s.seen%s.stride == 0 {
 		s.points = append(s.points, p)
+	} else if last := len(s.points) - 1; last >= 0 {
+		s.points[last].PendingPaidPods = max(s.points[last].PendingPaidPods, p.PendingPaidPods)
 	}
 	s.seen++
 	if len(s.points) > maxSamples {
@@ -282,6 +304,8 @@ func (s *sampler) add(p dashboard.Sample) {
 		for i, q := range s.points {
 			if i%2 == 0 {
 				kept = append(kept, q)
+			} else {
+				kept[len(kept)-1].PendingPaidPods = max(kept[len(kept)-1].PendingPaidPods, q.PendingPaidPods)
 			}
 		}
 		s.points = kept
@@ -340,9 +364,9 @@ func resourceOf(name, unit string, p sim.LivePool, per float64) dashboard.Resour
 
 // nodeOf is one node's room in display units; shared with the live cluster's source.
 func nodeOf(n capacity.NodeRoom) dashboard.Node {
-	res := func(name corev1.ResourceName, per float64) dashboard.NodeResource {
+	res := func(name corev1.ResourceName, unit string, per float64) dashboard.NodeResource {
 		alloc, req, opp := n.Allocatable[name], n.Requested[name], n.OpportunisticRequested[name]
-		return dashboard.NodeResource{Allocatable: float64(alloc) / per, Paid: float64(req-opp) / per, Opportunistic: float64(opp) / per, Free: float64(alloc-req) / per}
+		return dashboard.NodeResource{Unit: unit, Allocatable: float64(alloc) / per, Paid: float64(req-opp) / per, Opportunistic: float64(opp) / per, Free: float64(alloc-req) / per}
 	}
-	return dashboard.Node{Name: n.Name, State: n.State.String(), CPU: res(corev1.ResourceCPU, milliPerCore), Memory: res(corev1.ResourceMemory, bytesPerGiB), Pods: n.Pods}
+	return dashboard.Node{Name: n.Name, State: n.State.String(), CPU: res(corev1.ResourceCPU, "cores", milliPerCore), Memory: res(corev1.ResourceMemory, "GiB", bytesPerGiB), Pods: n.Pods}
 }

@@ -5,12 +5,15 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"mime"
 	"net/http"
 	"path"
 	"time"
+
+	"github.com/opportunist/opportunist/internal/palette"
 )
 
 //go:embed assets
@@ -61,6 +64,7 @@ func NewHandler(src Source, opts ...Option) http.Handler {
 	h.mux.HandleFunc("GET /api/v1/state", h.state)
 	h.mux.HandleFunc("GET /api/v1/history", h.history)
 	h.mux.HandleFunc("GET /api/v1/stream", h.stream)
+	h.mux.HandleFunc("GET /palette.css", servePalette)
 	h.mux.HandleFunc("GET /{file}", serveAsset(static))
 	h.mux.HandleFunc("GET /{$}", serveAsset(static))
 	if h.prefix == "" {
@@ -85,6 +89,14 @@ func serveAsset(static fs.FS) http.HandlerFunc {
 		w.Header().Set("Cache-Control", "no-cache")
 		_, _ = w.Write(data)
 	}
+}
+
+// servePalette serves the colours the simulate plots use too, as CSS
+// variables: one palette, defined in internal/palette.
+func servePalette(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", contentType("palette.css"))
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = io.WriteString(w, palette.CSS())
 }
 
 func contentType(name string) string {

@@ -18,19 +18,24 @@ var t0 = time.Date(2026, 1, 1, 0, 5, 0, 0, time.UTC)
 type fakeSource struct{}
 
 func (fakeSource) State() State {
-	return State{Time: t0, Origin: "test", Views: []View{{
-		Name:        "opportunist",
-		Resources:   []Resource{{Name: "cpu", Unit: "cores", Allocatable: 32, Paid: 10, Opportunistic: 18, Line: 28.8}},
-		Workloads:   []Workload{{Name: "batch", Current: 9, Desired: 9, Min: 0, Max: 40, LimitedBy: "Budget", Reason: "fills to the line"}},
-		PendingPaid: PendingPaid{Pods: 2, OldestWaitSeconds: 4},
-		Nodes:       []Node{{Name: "n-1", State: "Ready", CPU: NodeResource{Allocatable: 8, Paid: 2, Opportunistic: 4, Free: 2}, Pods: 3}},
-		Decisions:   []Decision{{Time: t0, Workload: "batch", From: 7, To: 9, LimitedBy: "Budget", Reason: "room"}},
-	}}}
+	return State{Time: t0, Origin: "test",
+		Scenario: &Scenario{Name: "burst", Description: "a burst of paid load", Setting: "4 nodes, 32 cores", DurationSeconds: 2400, LoadChanges: 2},
+		Views: []View{{
+			Name:        "opportunist",
+			Description: "this project's controller",
+			Summary: &Summary{HarvestCoreHours: 70.9, InstantLawCoreHours: 71.8, HarvestOfInstantLaw: 0.987, BoundCoreHours: 72, HarvestOfBound: 0.984,
+				OvershootCoreHours: 0.02, PaidPendingPodSeconds: 60, LongestPaidWaitSeconds: 6, ScaleEvents: 3, DirectionChanges: 2, UnschedulablePodHours: 0.5},
+			Resources:   []Resource{{Name: "cpu", Unit: "cores", Allocatable: 32, Paid: 10, Opportunistic: 18, Line: 28.8}},
+			Workloads:   []Workload{{Name: "batch", Current: 9, Desired: 9, Min: 0, Max: 40, LimitedBy: "Budget", Reason: "fills to the line"}},
+			PendingPaid: PendingPaid{Pods: 2, OldestWaitSeconds: 4},
+			Nodes:       []Node{{Name: "n-1", State: "Ready", CPU: NodeResource{Unit: "cores", Allocatable: 8, Paid: 2, Opportunistic: 4, Free: 2}, Pods: 3}},
+			Decisions:   []Decision{{Time: t0, Workload: "batch", From: 7, To: 9, LimitedBy: "Budget", Reason: "room"}},
+		}}}
 }
 
 func (fakeSource) History() History {
 	return History{Views: []Series{{Name: "opportunist", Points: []Sample{
-		{Time: t0, Resources: []Resource{{Name: "cpu", Allocatable: 32, Paid: 10, Opportunistic: 18, Line: 28.8}}},
+		{Time: t0, Resources: []Resource{{Name: "cpu", Unit: "cores", Allocatable: 32, Paid: 10, Opportunistic: 18, Line: 28.8}}, PendingPaidPods: 2},
 	}}}}
 }
 

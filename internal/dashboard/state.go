@@ -23,19 +23,76 @@ type State struct {
 	Origin string `json:"origin"`
 	// Finished is true once a simulated scenario has played to its end.
 	Finished bool `json:"finished"`
+	// Scenario says what a simulated cluster plays; absent on a live cluster.
+	Scenario *Scenario `json:"scenario,omitempty"`
 	// Views holds one entry per strategy shown; a live cluster has one.
 	Views []View `json:"views"`
 }
 
+// Scenario explains the demo's simulated cluster to someone who has never
+// read the write-up.
+type Scenario struct {
+	Name string `json:"name"`
+	// Description is the scenario's own sentence (its file's description).
+	Description string `json:"description"`
+	// Setting says in words what the cluster is and what runs on it:
+	// nodes and cores, the paid workloads, the opportunistic ones and the
+	// room they keep free.
+	Setting string `json:"setting"`
+	// DurationSeconds is the simulated time the scenario lasts: the width
+	// of the charts' time axis.
+	DurationSeconds float64 `json:"durationSeconds"`
+	// LoadChanges counts the instants at which the paid load or the nodes
+	// changed: the yardstick for a summary's directionChanges.
+	LoadChanges int `json:"loadChanges"`
+}
+
 // View is one strategy's (or the live cluster's) state.
 type View struct {
-	Name        string      `json:"name"`
+	Name string `json:"name"`
+	// Description says in plain words what the strategy is ("" when unknown).
+	Description string `json:"description,omitempty"`
+	// Summary is what opportunist simulate reports for this strategy over
+	// the whole scenario (the demo computes it up front); absent on a live
+	// cluster.
+	Summary     *Summary    `json:"summary,omitempty"`
 	Resources   []Resource  `json:"resources"`
 	Workloads   []Workload  `json:"workloads"`
 	PendingPaid PendingPaid `json:"pendingPaid"`
 	Nodes       []Node      `json:"nodes"`
 	// Decisions is the recent feed of scale decisions, newest first.
 	Decisions []Decision `json:"decisions"`
+}
+
+// Summary is one strategy's outcome over a whole simulated scenario: the
+// numbers of sim.Result, under the same names, computed once by the
+// simulator (never recomputed by the page). Core-hours count CPU requests.
+type Summary struct {
+	// HarvestCoreHours is what the opportunistic pods held.
+	HarvestCoreHours float64 `json:"harvestCoreHours"`
+	// InstantLawCoreHours is the instant law's harvest on the same load,
+	// HarvestOfInstantLaw harvest over it (0-1).
+	InstantLawCoreHours float64 `json:"instantLawCoreHours"`
+	HarvestOfInstantLaw float64 `json:"harvestOfInstantLaw"`
+	// BoundCoreHours is the most the room could hold, HarvestOfBound
+	// harvest over it (0-1).
+	BoundCoreHours float64 `json:"boundCoreHours"`
+	HarvestOfBound float64 `json:"harvestOfBound"`
+	// OvershootCoreHours is harvest that ate into the headroom kept free
+	// for paid work.
+	OvershootCoreHours float64 `json:"overshootCoreHours"`
+	// PaidPendingPodSeconds adds up the time paid pods waited for room;
+	// LongestPaidWaitSeconds is the longest one paid pod waited.
+	PaidPendingPodSeconds  float64 `json:"paidPendingPodSeconds"`
+	LongestPaidWaitSeconds float64 `json:"longestPaidWaitSeconds"`
+	// ScaleEvents counts writes of the replica counts; DirectionChanges
+	// those that reversed the previous one's direction (up after down or
+	// down after up).
+	ScaleEvents      int `json:"scaleEvents"`
+	DirectionChanges int `json:"directionChanges"`
+	// UnschedulablePodHours counts opportunistic pods that existed but fit
+	// on no node.
+	UnschedulablePodHours float64 `json:"unschedulablePodHours"`
 }
 
 // Resource is one resource of the usable pool, in display units (cores for
@@ -108,8 +165,9 @@ type Node struct {
 	Pods   int          `json:"pods"`
 }
 
-// NodeResource is one resource of a node.
+// NodeResource is one resource of a node, in Unit (cores or GiB).
 type NodeResource struct {
+	Unit          string  `json:"unit"`
 	Allocatable   float64 `json:"allocatable"`
 	Paid          float64 `json:"paid"`
 	Opportunistic float64 `json:"opportunistic"`
@@ -137,8 +195,11 @@ type Series struct {
 	Points []Sample `json:"points"`
 }
 
-// Sample is the pool at one instant: one Resource per resource name.
+// Sample is the pool at one instant: one Resource per resource name, and
+// how many paid pods were waiting for room (in a thinned history, the most
+// at once until the next sample, so that a short wait is not lost).
 type Sample struct {
-	Time      time.Time  `json:"time"`
-	Resources []Resource `json:"resources"`
+	Time            time.Time  `json:"time"`
+	Resources       []Resource `json:"resources"`
+	PendingPaidPods int        `json:"pendingPaidPods"`
 }

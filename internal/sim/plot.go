@@ -17,6 +17,8 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/opportunist/opportunist/internal/palette"
 )
 
 // PlotFormat returns the plot format a file name asks for, svg or png.
@@ -29,12 +31,13 @@ func PlotFormat(file string) (string, error) {
 	}
 }
 
+// The plots' colours are the dashboard's: one palette, internal/palette.
 var (
-	paidColor  = color.RGBA{R: 0x4c, G: 0x72, B: 0xb0, A: 0xff}
-	oppColor   = color.RGBA{R: 0xf2, G: 0x9e, B: 0x4c, A: 0xff}
-	allocColor = color.Black
-	lineColor  = color.RGBA{R: 0xc4, G: 0x1e, B: 0x3a, A: 0xff}
-	noteColor  = lineColor
+	paidColor  = palette.Paid
+	oppColor   = palette.Opportunistic
+	allocColor = palette.Allocatable
+	lineColor  = palette.FillLine
+	noteColor  = palette.FillLine
 )
 
 // plotFont is the one typeface of every text in a plot: Liberation Sans,

@@ -1,0 +1,14 @@
+package sim
+
+import "testing"
+
+// Every strategy a user can pick is explained on the dashboard.
+func TestPlainWordsForEveryStrategy(t *testing.T) {
+	for _, name := range Strategies() {
+		t.Run(name, func(t *testing.T) {
+			if PlainWords(name) == "" {
+				t.Errorf("PlainWords(%q) is empty: add a sentence to plainWords in explain.go", name)
+			}
+		})
+	}
+}
