@@ -90,11 +90,11 @@ func validated(errs []error) error {
 func notInThisBuild(name string) *cobra.Command {
 	return &cobra.Command{
 		Use:                name,
-		Short:              "Not in this build, made for the demo and the simulator: make build gives bin/opportunist, which has it",
+		Short:              "Not in this demo build: bin/opportunist has it (make build)",
 		DisableFlagParsing: true, // --help or any flag of the real command gets the same answer
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("%s is not in this build: make demo builds bin/opportunist-demo with demo, simulate and version only, "+
-				"without the Kubernetes client and API server libraries, so that it builds fast; run make build and use bin/opportunist %s", cmd.CommandPath(), name)
+				"without the Kubernetes client and API server libraries, to build fast; run make build, then bin/opportunist %s", cmd.CommandPath(), name)
 		},
 	}
 }
