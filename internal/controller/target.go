@@ -25,8 +25,8 @@ import (
 // Targets reads and writes scale targets: the reconciler's only I/O with
 // the workloads it scales.
 //
-// Error contract: every error of Read and Shape wraps one of the Err*
-// reasons above (errors.Is works), so a bad target is its scaler's problem
+// Error contract: every error of Read and Shape wraps one of the
+// scalerspec.Err* reasons (errors.Is works), so a bad target is its scaler's problem
 // and never the round's. UpdateScale returns the API server's error as is
 // (apierrors.IsConflict tells a stale resourceVersion).
 type Targets interface {
@@ -34,7 +34,7 @@ type Targets interface {
 	// the priority its pods get. It may answer from a cache.
 	Read(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*scalerspec.Target, error)
 	// Shape reads the shape of the pods a workload's template makes (a
-	// slot's spec.headroomSlots[].shapeFrom): no /scale needed. ErrTargetMissing
+	// slot's spec.headroomSlots[].shapeFrom): no /scale needed. scalerspec.ErrTargetMissing
 	// means the workload does not exist. It may answer from a cache.
 	Shape(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error)
 	// GetScale reads a target's /scale from the API server, never from a
@@ -47,7 +47,7 @@ type Targets interface {
 
 var _ Targets = (*TargetReader)(nil)
 
-// targetError carries one of the Err* reasons and a message for humans.
+// targetError carries one of the scalerspec.Err* reasons and a message for humans.
 type targetError struct {
 	reason error
 	msg    string
