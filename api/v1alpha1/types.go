@@ -284,7 +284,3 @@ type OpportunisticScalerList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []OpportunisticScaler `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&OpportunisticScaler{}, &OpportunisticScalerList{})
-}

@@ -38,8 +38,8 @@ target, and gives the room back the moment paid pods need it.`,
 	root.Flags().Bool("version", false, "print the version of this build, as 'opportunist version' does")
 	root.Version = version.Get().Version
 	root.SetVersionTemplate(strings.ReplaceAll(versionLine(), "{", "{{`{`}}") + "\n")
-	root.AddCommand(newRunCommand(), newStatusCommand(), newVersionCommand())
-	root.AddCommand(newSimulateCommand(), newDemoCommand())
+	root.AddCommand(newVersionCommand(), newSimulateCommand(), newDemoCommand())
+	root.AddCommand(clusterCommands()...)
 	return root
 }
 
@@ -82,6 +82,21 @@ func validated(errs []error) error {
 		msgs[i] = e.Error()
 	}
 	return errors.New("invalid flags: " + strings.Join(msgs, "; "))
+}
+
+// notInThisBuild stands in for a cluster command that a build with the
+// nocluster tag leaves out (make demo's): help still lists it, and running
+// it, with any flags, says how to get the binary that has it.
+func notInThisBuild(name string) *cobra.Command {
+	return &cobra.Command{
+		Use:                name,
+		Short:              "Not in this demo build: bin/opportunist has it (make build)",
+		DisableFlagParsing: true, // --help or any flag of the real command gets the same answer
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return fmt.Errorf("%s is not in this build: make demo builds bin/opportunist-demo with demo, simulate and version only, "+
+				"without the Kubernetes client and API server libraries, to build fast; run make build, then bin/opportunist %s", cmd.CommandPath(), name)
+		},
+	}
 }
 
 // noArgs rejects positional arguments with a clear message.

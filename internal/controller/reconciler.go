@@ -34,6 +34,7 @@ import (
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/cluster"
 	"github.com/opportunist/opportunist/internal/control"
+	"github.com/opportunist/opportunist/internal/scalerspec"
 )
 
 // Capacity is the live capacity model the reconciler reads.
@@ -122,7 +123,7 @@ type Reconciler struct {
 type scalerRound struct {
 	obj    *v1alpha1.OpportunisticScaler
 	key    string
-	target *Target
+	target *scalerspec.Target
 	// problem, when set, stops this scaler from acting (reason, message).
 	problem, message string
 	// quiet: the problem is reported in status and logs but not as an Event
@@ -186,7 +187,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 			// New scaler, or new leader: the window starts now.
 			history = control.SeedHistory(now, sr.target.Scale.Spec.Replicas)
 		}
-		in, err := ToControl(sr.obj, sr.target, counts[sr.key], history, func(namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error) {
+		in, err := scalerspec.ToControl(sr.obj, sr.target, counts[sr.key], history, func(namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error) {
 			return r.Targets.Shape(ctx, namespace, ref)
 		})
 		if err != nil {
@@ -226,7 +227,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 func specProblem(err error) (reason, message string) {
 	var te *targetError
 	switch {
-	case errors.Is(err, ErrTargetMissing):
+	case errors.Is(err, scalerspec.ErrTargetMissing):
 		return ReasonSlotShapeNotFound, err.Error()
 	case errors.As(err, &te):
 		return te.reason.Error(), err.Error()
@@ -345,7 +346,7 @@ func (r *Reconciler) resolveTargets(ctx context.Context, rounds []*scalerRound) 
 		case errors.As(err, &te):
 			sr.problem, sr.message = te.reason.Error(), te.msg
 		case err != nil: // outside the Targets contract; still the scaler's alone
-			sr.problem, sr.message = ErrTargetUnavailable.Error(), err.Error()
+			sr.problem, sr.message = scalerspec.ErrTargetUnavailable.Error(), err.Error()
 		default:
 			sr.target = t
 		}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/scalerspec"
 )
 
 const testNamespace = "batch"
@@ -203,7 +204,7 @@ func TestReconcileIsolatesTargetReadErrors(t *testing.T) {
 		{name: "Forbidden GET", reason: "TargetForbidden", says: "forbidden",
 			readErr: readError("reading Deployment batch/bad", apierrors.NewForbidden(gr, "bad", errors.New("RBAC: access denied")))},
 		{name: "PriorityClass missing", reason: "PriorityClassNotFound", says: "PriorityClass gold",
-			readErr: &targetError{ErrPriorityClassNotFound, "the pod template names PriorityClass gold, which does not exist: its pods' priority is unknown"}},
+			readErr: &targetError{scalerspec.ErrPriorityClassNotFound, "the pod template names PriorityClass gold, which does not exist: its pods' priority is unknown"}},
 		{name: "5xx", reason: "TargetUnavailable", says: "etcdserver: request timed out",
 			readErr: readError("reading /scale of Deployment batch/bad", apierrors.NewInternalError(errors.New("etcdserver: request timed out")))},
 		{name: "timeout", reason: "TargetUnavailable", says: "the server was unable to return a response",

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -20,39 +19,22 @@ import (
 	"k8s.io/client-go/scale"
 
 	"github.com/opportunist/opportunist/internal/capacity"
-)
-
-// Target problems: each becomes a status condition reason, and no write.
-var (
-	ErrTargetMissing = errors.New("TargetNotFound")
-	ErrNoScale       = errors.New("NoScaleSubresource")
-	ErrNoTemplate    = errors.New("NoPodTemplate")
-	ErrNoRequests    = errors.New("NoResourceRequests")
-	// ErrTargetForbidden: opportunist may not read the target (or its
-	// PriorityClass): a kind or name outside the granted RBAC.
-	ErrTargetForbidden = errors.New("TargetForbidden")
-	// ErrPriorityClassNotFound: the pod template names a PriorityClass that
-	// does not exist, so its pods' priority is unknown (and they would be
-	// refused at admission anyway).
-	ErrPriorityClassNotFound = errors.New("PriorityClassNotFound")
-	// ErrTargetUnavailable: reading the target failed for another reason
-	// (a 5xx, a timeout, a refused connection); the next round tries again.
-	ErrTargetUnavailable = errors.New("TargetUnavailable")
+	"github.com/opportunist/opportunist/internal/scalerspec"
 )
 
 // Targets reads and writes scale targets: the reconciler's only I/O with
 // the workloads it scales.
 //
-// Error contract: every error of Read and Shape wraps one of the Err*
-// reasons above (errors.Is works), so a bad target is its scaler's problem
+// Error contract: every error of Read and Shape wraps one of the
+// scalerspec.Err* reasons (errors.Is works), so a bad target is its scaler's problem
 // and never the round's. UpdateScale returns the API server's error as is
 // (apierrors.IsConflict tells a stale resourceVersion).
 type Targets interface {
 	// Read resolves ref in namespace: its /scale, one replica's shape and
 	// the priority its pods get. It may answer from a cache.
-	Read(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*Target, error)
+	Read(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*scalerspec.Target, error)
 	// Shape reads the shape of the pods a workload's template makes (a
-	// slot's spec.headroomSlots[].shapeFrom): no /scale needed. ErrTargetMissing
+	// slot's spec.headroomSlots[].shapeFrom): no /scale needed. scalerspec.ErrTargetMissing
 	// means the workload does not exist. It may answer from a cache.
 	Shape(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error)
 	// GetScale reads a target's /scale from the API server, never from a
@@ -65,7 +47,7 @@ type Targets interface {
 
 var _ Targets = (*TargetReader)(nil)
 
-// targetError carries one of the Err* reasons and a message for humans.
+// targetError carries one of the scalerspec.Err* reasons and a message for humans.
 type targetError struct {
 	reason error
 	msg    string
@@ -73,17 +55,6 @@ type targetError struct {
 
 func (e *targetError) Error() string { return e.msg }
 func (e *targetError) Unwrap() error { return e.reason }
-
-// Target is what a scaler needs of its scale target.
-type Target struct {
-	GroupResource schema.GroupResource
-	// Scale is the target's /scale: replicas and pod selector.
-	Scale *autoscalingv1.Scale
-	// Shape is one replica's shape, from the target's pod template.
-	Shape capacity.Shape
-	// PodPriority is the priority its pods get from their PriorityClass.
-	PodPriority int32
-}
 
 // TargetReader is the Targets of a real cluster: it reads targets through
 // the dynamic client and their /scale through the scale client.
@@ -97,7 +68,7 @@ type TargetReader struct {
 }
 
 // Read resolves ref in namespace. Every error wraps one of the Err* reasons.
-func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*Target, error) {
+func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*scalerspec.Target, error) {
 	obj, mapping, err := r.object(ctx, namespace, ref)
 	if err != nil {
 		return nil, err
@@ -106,7 +77,7 @@ func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscali
 	sc, err := r.getScale(ctx, gr, obj)
 	if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
 		// The object exists (read above), so a 404 here is the missing subresource.
-		return nil, &targetError{ErrNoScale, fmt.Sprintf("%s %s/%s has no /scale subresource", ref.Kind, namespace, ref.Name)}
+		return nil, &targetError{scalerspec.ErrNoScale, fmt.Sprintf("%s %s/%s has no /scale subresource", ref.Kind, namespace, ref.Name)}
 	}
 	if err != nil {
 		return nil, readError(fmt.Sprintf("reading /scale of %s %s/%s", ref.Kind, namespace, ref.Name), err)
@@ -123,7 +94,7 @@ func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscali
 	if err != nil {
 		return nil, err
 	}
-	return &Target{GroupResource: gr, Scale: sc, Shape: shape, PodPriority: prio}, nil
+	return &scalerspec.Target{GroupResource: gr, Scale: sc, Shape: shape, PodPriority: prio}, nil
 }
 
 // Shape reads the shape of the pods ref's template makes, like Read reads a
@@ -146,18 +117,18 @@ func (r *TargetReader) Shape(ctx context.Context, namespace string, ref autoscal
 func (r *TargetReader) object(ctx context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*unstructured.Unstructured, *meta.RESTMapping, error) {
 	gv, err := schema.ParseGroupVersion(ref.APIVersion)
 	if err != nil {
-		return nil, nil, &targetError{ErrTargetMissing, fmt.Sprintf("apiVersion %q: %v", ref.APIVersion, err)}
+		return nil, nil, &targetError{scalerspec.ErrTargetMissing, fmt.Sprintf("apiVersion %q: %v", ref.APIVersion, err)}
 	}
 	mapping, err := r.Mapper.RESTMapping(schema.GroupKind{Group: gv.Group, Kind: ref.Kind}, gv.Version)
 	if err != nil {
 		if meta.IsNoMatchError(err) {
-			return nil, nil, &targetError{ErrTargetMissing, fmt.Sprintf("the API server serves no kind %s in %s", ref.Kind, ref.APIVersion)}
+			return nil, nil, &targetError{scalerspec.ErrTargetMissing, fmt.Sprintf("the API server serves no kind %s in %s", ref.Kind, ref.APIVersion)}
 		}
 		return nil, nil, readError(fmt.Sprintf("mapping %s %s", ref.APIVersion, ref.Kind), err)
 	}
 	obj, err := r.getObject(ctx, mapping.Resource, namespace, ref.Name)
 	if apierrors.IsNotFound(err) {
-		return nil, nil, &targetError{ErrTargetMissing, fmt.Sprintf("%s %s/%s not found", ref.Kind, namespace, ref.Name)}
+		return nil, nil, &targetError{scalerspec.ErrTargetMissing, fmt.Sprintf("%s %s/%s not found", ref.Kind, namespace, ref.Name)}
 	}
 	if err != nil {
 		return nil, nil, readError(fmt.Sprintf("reading %s %s/%s", ref.Kind, namespace, ref.Name), err)
@@ -180,9 +151,9 @@ func (r *TargetReader) UpdateScale(ctx context.Context, namespace string, gr sch
 // round tries again). what says what was being read.
 func readError(what string, err error) error {
 	if apierrors.IsForbidden(err) {
-		return &targetError{ErrTargetForbidden, fmt.Sprintf("%s: forbidden: grant opportunist read access to it: %v", what, err)}
+		return &targetError{scalerspec.ErrTargetForbidden, fmt.Sprintf("%s: forbidden: grant opportunist read access to it: %v", what, err)}
 	}
-	return &targetError{ErrTargetUnavailable, fmt.Sprintf("%s: %v", what, err)}
+	return &targetError{scalerspec.ErrTargetUnavailable, fmt.Sprintf("%s: %v", what, err)}
 }
 
 // priority resolves the priority the pods of spec will get, as the Priority
@@ -194,7 +165,7 @@ func (r *TargetReader) priority(ctx context.Context, spec *corev1.PodSpec) (int3
 	if spec.PriorityClassName != "" {
 		pc, err := r.getPriorityClass(ctx, spec.PriorityClassName)
 		if apierrors.IsNotFound(err) {
-			return 0, &targetError{ErrPriorityClassNotFound, fmt.Sprintf("the pod template names PriorityClass %s, which does not exist: its pods' priority is unknown", spec.PriorityClassName)}
+			return 0, &targetError{scalerspec.ErrPriorityClassNotFound, fmt.Sprintf("the pod template names PriorityClass %s, which does not exist: its pods' priority is unknown", spec.PriorityClassName)}
 		}
 		if err != nil {
 			return 0, readError("reading PriorityClass "+spec.PriorityClassName+" of the pod template", err)
@@ -224,11 +195,11 @@ func podTemplate(obj *unstructured.Unstructured) (*corev1.PodTemplateSpec, error
 		raw, found, err = unstructured.NestedMap(obj.Object, path...)
 	}
 	if err != nil || !found {
-		return nil, &targetError{ErrNoTemplate, fmt.Sprintf("%s %s has no pod template at spec.template (nor, as a CronJob, at spec.jobTemplate.spec.template)", obj.GetKind(), obj.GetName())}
+		return nil, &targetError{scalerspec.ErrNoTemplate, fmt.Sprintf("%s %s has no pod template at spec.template (nor, as a CronJob, at spec.jobTemplate.spec.template)", obj.GetKind(), obj.GetName())}
 	}
 	var tpl corev1.PodTemplateSpec
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &tpl); err != nil {
-		return nil, &targetError{ErrNoTemplate, fmt.Sprintf("%s %s: %s is not a pod template: %v", obj.GetKind(), obj.GetName(), strings.Join(path, "."), err)}
+		return nil, &targetError{scalerspec.ErrNoTemplate, fmt.Sprintf("%s %s: %s is not a pod template: %v", obj.GetKind(), obj.GetName(), strings.Join(path, "."), err)}
 	}
 	return &tpl, nil
 }
@@ -242,5 +213,5 @@ func templateShape(obj *unstructured.Unstructured, tpl *corev1.PodTemplateSpec) 
 			return shape, nil
 		}
 	}
-	return capacity.Shape{}, &targetError{ErrNoRequests, fmt.Sprintf("%s %s: its pod template requests no resources, so room cannot be counted in replicas; set resources.requests", obj.GetKind(), obj.GetName())}
+	return capacity.Shape{}, &targetError{scalerspec.ErrNoRequests, fmt.Sprintf("%s %s: its pod template requests no resources, so room cannot be counted in replicas; set resources.requests", obj.GetKind(), obj.GetName())}
 }

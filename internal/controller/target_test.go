@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/scalerspec"
 )
 
 func TestTemplateShape(t *testing.T) {
@@ -35,11 +36,11 @@ func TestTemplateShape(t *testing.T) {
 		wantCPU int64
 	}{
 		{name: "requests", obj: withTemplate(container(map[string]any{"cpu": "1500m"})), wantCPU: 1500},
-		{name: "no template", obj: withTemplate(nil), wantErr: ErrNoTemplate},
-		{name: "template of the wrong type", obj: withTemplate("not a template"), wantErr: ErrNoTemplate},
-		{name: "no requests", obj: withTemplate(container(map[string]any{})), wantErr: ErrNoRequests},
+		{name: "no template", obj: withTemplate(nil), wantErr: scalerspec.ErrNoTemplate},
+		{name: "template of the wrong type", obj: withTemplate("not a template"), wantErr: scalerspec.ErrNoTemplate},
+		{name: "no requests", obj: withTemplate(container(map[string]any{})), wantErr: scalerspec.ErrNoRequests},
 		{name: "cronjob", obj: cronJob(container(map[string]any{"cpu": "4"})), wantCPU: 4000},
-		{name: "cronjob without template", obj: cronJob(nil), wantErr: ErrNoTemplate},
+		{name: "cronjob without template", obj: cronJob(nil), wantErr: scalerspec.ErrNoTemplate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

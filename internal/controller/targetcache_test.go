@@ -26,6 +26,7 @@ import (
 	crfake "sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
+	"github.com/opportunist/opportunist/internal/scalerspec"
 )
 
 var (
@@ -115,7 +116,7 @@ func countVerb(actions []k8stesting.Action, verb string) int {
 	return n
 }
 
-func (f *cacheFixture) read(t *testing.T, kind, name string) *Target {
+func (f *cacheFixture) read(t *testing.T, kind, name string) *scalerspec.Target {
 	t.Helper()
 	tg, err := f.reader.Read(context.Background(), "w", targetRef(kind, name))
 	if err != nil {
@@ -312,8 +313,8 @@ func TestTargetCachePriorityClasses(t *testing.T) {
 		t.Errorf("PriorityClass requests: %v, want one list and one watch", got)
 	}
 	_, err := f.reader.Read(context.Background(), "w", targetRef("Deployment", "orphan"))
-	if !errors.Is(err, ErrPriorityClassNotFound) {
-		t.Errorf("reading a target whose PriorityClass is missing: %v, want %v", err, ErrPriorityClassNotFound)
+	if !errors.Is(err, scalerspec.ErrPriorityClassNotFound) {
+		t.Errorf("reading a target whose PriorityClass is missing: %v, want %v", err, scalerspec.ErrPriorityClassNotFound)
 	}
 	if n := countVerb(f.kube.Actions(), "get"); n != 1 {
 		t.Errorf("%d GETs of PriorityClasses, want 1 (confirming the miss)", n)
@@ -366,11 +367,11 @@ func TestTargetCacheShape(t *testing.T) {
 	if n := len(f.scales.Actions()); n != 0 {
 		t.Errorf("%d /scale requests, want none: a shape needs no /scale", n)
 	}
-	if _, err := f.reader.Shape(context.Background(), "w", targetRef("Deployment", "missing")); !errors.Is(err, ErrTargetMissing) {
-		t.Errorf("shape of a missing workload: %v, want %v", err, ErrTargetMissing)
+	if _, err := f.reader.Shape(context.Background(), "w", targetRef("Deployment", "missing")); !errors.Is(err, scalerspec.ErrTargetMissing) {
+		t.Errorf("shape of a missing workload: %v, want %v", err, scalerspec.ErrTargetMissing)
 	}
-	if _, err := f.reader.Shape(context.Background(), "w", targetRef("Gadget", "web")); !errors.Is(err, ErrTargetMissing) {
-		t.Errorf("shape of a kind nobody serves: %v, want %v", err, ErrTargetMissing)
+	if _, err := f.reader.Shape(context.Background(), "w", targetRef("Gadget", "web")); !errors.Is(err, scalerspec.ErrTargetMissing) {
+		t.Errorf("shape of a kind nobody serves: %v, want %v", err, scalerspec.ErrTargetMissing)
 	}
 	if err := f.cache.Sweep(context.Background()); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/scalerspec"
 )
 
 var deployments = schema.GroupResource{Group: "apps", Resource: "deployments"}
@@ -75,7 +76,7 @@ func (f *fakeTargets) Shape(_ context.Context, namespace string, ref autoscaling
 	}
 	s, ok := f.shapes[namespace+"/"+ref.Name]
 	if !ok {
-		return capacity.Shape{}, &targetError{ErrTargetMissing, fmt.Sprintf("%s %s/%s not found", ref.Kind, namespace, ref.Name)}
+		return capacity.Shape{}, &targetError{scalerspec.ErrTargetMissing, fmt.Sprintf("%s %s/%s not found", ref.Kind, namespace, ref.Name)}
 	}
 	return s, nil
 }
@@ -105,17 +106,17 @@ func (t *fakeTarget) scale(namespace, name string) *autoscalingv1.Scale {
 	}
 }
 
-func (f *fakeTargets) Read(_ context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*Target, error) {
+func (f *fakeTargets) Read(_ context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*scalerspec.Target, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	t, ok := f.targets[ref.Name]
 	if !ok {
-		return nil, &targetError{ErrTargetMissing, fmt.Sprintf("%s %s/%s not found", ref.Kind, namespace, ref.Name)}
+		return nil, &targetError{scalerspec.ErrTargetMissing, fmt.Sprintf("%s %s/%s not found", ref.Kind, namespace, ref.Name)}
 	}
 	if t.readErr != nil {
 		return nil, t.readErr
 	}
-	out := &Target{
+	out := &scalerspec.Target{
 		GroupResource: deployments,
 		Scale:         t.scale(namespace, ref.Name),
 		Shape:         capacity.ShapeOf(&corev1.PodSpec{Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(t.cpu)}}}}}),

@@ -20,7 +20,7 @@ import (
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/control"
-	"github.com/opportunist/opportunist/internal/controller"
+	"github.com/opportunist/opportunist/internal/scalerspec"
 )
 
 // headroomScenario is one node group and one opportunistic workload whose
@@ -50,8 +50,8 @@ func controllerHeadroom(t *testing.T, spec v1alpha1.OpportunisticScalerSpec, all
 	t.Helper()
 	spec.MaxReplicas = math.MaxInt32
 	obj := &v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "w"}, Spec: spec}
-	target := &controller.Target{Scale: &autoscalingv1.Scale{}, Shape: capacity.Shape{Requests: capacity.Resources{corev1.ResourceCPU: 1, corev1.ResourcePods: 1}}}
-	in, err := controller.ToControl(obj, target, control.PodCounts{}, control.History{}, nil)
+	target := &scalerspec.Target{Scale: &autoscalingv1.Scale{}, Shape: capacity.Shape{Requests: capacity.Resources{corev1.ResourceCPU: 1, corev1.ResourcePods: 1}}}
+	in, err := scalerspec.ToControl(obj, target, control.PodCounts{}, control.History{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestHeadroomAgreesWithController(t *testing.T) {
 }
 
 // controlInputs are the control law's input types: the simulator gets
-// them from controller.ToControl, never builds them itself.
+// them from scalerspec.ToControl, never builds them itself.
 var controlInputs = map[string]bool{"Scaler": true, "Headroom": true, "Behavior": true, "Slot": true}
 
 // TestNoSecondConversion fails if the simulator's code (not its tests)
@@ -141,7 +141,7 @@ func TestNoSecondConversion(t *testing.T) {
 			}
 			if sel, ok := typ.(*ast.SelectorExpr); ok {
 				if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "control" && controlInputs[sel.Sel.Name] {
-					t.Errorf("%s: builds a control.%s: convert the scenario's OpportunisticScaler with controller.ToControl instead", fset.Position(lit.Pos()), sel.Sel.Name)
+					t.Errorf("%s: builds a control.%s: convert the scenario's OpportunisticScaler with scalerspec.ToControl instead", fset.Position(lit.Pos()), sel.Sel.Name)
 				}
 			}
 			return true

@@ -20,7 +20,7 @@ import (
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/control"
-	"github.com/opportunist/opportunist/internal/controller"
+	"github.com/opportunist/opportunist/internal/scalerspec"
 )
 
 // Scenario is a validated simulation: a cluster, its paid load over time,
@@ -145,7 +145,7 @@ type OpportunisticWorkload struct {
 	// Scaler is the workload's OpportunisticScaler as the API server would
 	// store it: checked as the CRD validates it, its weight defaulted. Its
 	// target is the ReplicaSet, its headroomSlots' shapeFrom name paid
-	// workloads. Every round converts it with internal/controller's
+	// workloads. Every round converts it with internal/scalerspec's
 	// ToControl, as the controller does: the simulator keeps no copy of the
 	// defaults, the behaviour or the headroom arithmetic.
 	Scaler v1alpha1.OpportunisticScaler
@@ -566,7 +566,7 @@ func convertPaid(c *errs, p *paidFile, total time.Duration) PaidWorkload {
 
 // convertOpportunistic builds the workload's OpportunisticScaler and checks
 // it as the CRD's schema does (bounds, ranges, selector); converting it is
-// left to internal/controller.
+// left to internal/scalerspec (the controller's conversion).
 func convertOpportunistic(c *errs, o *opportunistFile) OpportunisticWorkload {
 	out := OpportunisticWorkload{
 		Name:        o.Name,
@@ -683,7 +683,7 @@ func convertSlots(c *errs, o *opportunistFile, s *Scenario) []v1alpha1.HeadroomS
 		default:
 			c.field(f.pos, "shapeFrom", "set shapeFrom (the name of a paid workload) or requests (like {cpu: \"4\"})")
 		}
-		name := controller.SlotName(i, &slot)
+		name := scalerspec.SlotName(i, &slot)
 		switch {
 		case len(validation.IsDNS1123Label(name)) > 0:
 			c.field(f.pos, "name", "%q must be a DNS label (lower case letters, digits and '-')", name)
@@ -734,21 +734,21 @@ func scalingRules(c *errs, r *scalingRulesFile) *v1alpha1.ScalingRules {
 // podPriority its pods' priority.
 func (s *Scenario) scaler(i int, current int32, pods control.PodCounts, podPriority int32, history control.History) (control.Scaler, error) {
 	o := &s.Opportunistic[i]
-	target := &controller.Target{
+	target := &scalerspec.Target{
 		Scale:       &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: current}},
 		Shape:       o.Shape,
 		PodPriority: podPriority,
 	}
-	return controller.ToControl(&o.Scaler, target, pods, history, s.paidShape)
+	return scalerspec.ToControl(&o.Scaler, target, pods, history, s.paidShape)
 }
 
 // paidShape reads a slot's shapeFrom: the pod shape of the paid workload it
-// names (controller.SlotShapes).
+// names (scalerspec.SlotShapes).
 func (s *Scenario) paidShape(_ string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error) {
 	if p := s.paidByName(ref.Name); p != nil {
 		return p.Shape, nil
 	}
-	return capacity.Shape{}, fmt.Errorf("no paid workload is named %q: %w", ref.Name, controller.ErrTargetMissing)
+	return capacity.Shape{}, fmt.Errorf("no paid workload is named %q: %w", ref.Name, scalerspec.ErrTargetMissing)
 }
 
 // restingScalers converts every workload's scaler at rest (no replicas, no

@@ -1,4 +1,10 @@
-package controller
+// Package scalerspec converts an OpportunisticScaler and its scale target
+// into the control law's input (control.Scaler): the one conversion, with its
+// defaults and its headroom arithmetic, that the controller, the simulator and
+// the demo share. It does no I/O and links no Kubernetes client, so the
+// simulator and the demo binary (make demo) build without the controller's
+// libraries.
+package scalerspec
 
 import (
 	"fmt"
@@ -24,8 +30,8 @@ const (
 )
 
 // SlotShapes reads the shape of the pods a slot's shapeFrom names, in
-// namespace. Its errors follow the Targets contract: a workload that does
-// not exist wraps ErrTargetMissing.
+// namespace. A workload that does not exist is an error wrapping
+// ErrTargetMissing (the controller's Targets contract).
 type SlotShapes func(namespace string, ref autoscalingv2.CrossVersionObjectReference) (capacity.Shape, error)
 
 // ToControl converts a scaler and its target into the control law's input:
@@ -35,8 +41,8 @@ type SlotShapes func(namespace string, ref autoscalingv2.CrossVersionObjectRefer
 // its headroomSlots take from paid workloads. Its errors name the field
 // that is wrong; the API server's validation makes them rare (they guard
 // against objects stored before validation existed), except a shapeFrom
-// that cannot be read: that error wraps the Targets reason (errors.As
-// finds the *targetError).
+// that cannot be read: that error wraps shapes' error, so errors.Is finds
+// its Err* reason.
 func ToControl(s *v1alpha1.OpportunisticScaler, t *Target, pods control.PodCounts, history control.History, shapes SlotShapes) (control.Scaler, error) {
 	key := s.Namespace + "/" + s.Name
 	out := control.Scaler{
