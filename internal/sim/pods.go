@@ -3,7 +3,9 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -243,7 +245,9 @@ func resourceList(c *errs, p pos, field string, in map[string]quantity) corev1.R
 		return nil
 	}
 	list := corev1.ResourceList{}
-	for name, q := range in {
+	// In name order, so errors come out the same on every run.
+	for _, name := range slices.Sorted(maps.Keys(in)) {
+		q := in[name]
 		at := join(p.path, field+"."+name)
 		if errs := validation.IsQualifiedName(name); len(errs) > 0 {
 			c.add(q.line, at, "not a resource name: %s", errs[0])
