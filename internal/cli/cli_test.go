@@ -5,7 +5,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,8 +18,6 @@ import (
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestRunOptionsValidate(t *testing.T) {
 	tests := []struct {

@@ -177,19 +177,6 @@ func TestSimulateWideHasEveryColumn(t *testing.T) {
 	}
 }
 
-func TestStatusAndVersionOutputs(t *testing.T) {
-	for _, output := range []string{"", "table", "wide", "json", "yaml"} {
-		o := statusOptions{kube: defaultKubeOptions()}
-		o.Output = output
-		if errs := o.Validate(); len(errs) != 0 {
-			t.Errorf("status -o %q: %v", output, errs)
-		}
-	}
-	if _, _, err := executeSplit(t, "version", "-o", "table"); err == nil || !strings.Contains(err.Error(), "--output must be json or yaml") {
-		t.Errorf("version -o table: error %v, want it to name json and yaml", err)
-	}
-}
-
 // TestCompletion: shell completion (and so kubectl_complete-opportunist)
 // offers the values of -o, --scenario and --strategy.
 func TestCompletion(t *testing.T) {
@@ -198,7 +185,6 @@ func TestCompletion(t *testing.T) {
 		want []string
 	}{
 		{[]string{"simulate", "-o", ""}, []string{"table", "wide", "json", "yaml", "csv"}},
-		{[]string{"status", "--output", ""}, []string{"table", "wide", "json", "yaml"}},
 		{[]string{"version", "-o", ""}, []string{"json", "yaml"}},
 		{[]string{"simulate", "--scenario", ""}, sim.BuiltinNames()}, // the shell keeps those that start with what was typed
 		{[]string{"simulate", "--strategy", "opportunist,hpa-w"}, []string{"opportunist,hpa-writeup"}},
