@@ -19,10 +19,16 @@ func TestPredictionReserve(t *testing.T) {
 		{"a rise ahead is reserved",
 			Prediction{Observed: capacity.Resources{cpu: 40000}, Forecast: map[corev1.ResourceName][]float64{cpu: {40000, 70000, 100000}}},
 			capacity.Resources{cpu: 60000}},
-		{"band and margin on the peak",
-			Prediction{Observed: capacity.Resources{cpu: 40000}, Forecast: map[corev1.ResourceName][]float64{cpu: {50000}},
+		{"band and margin on the forecast rise",
+			Prediction{Observed: capacity.Resources{cpu: 40000}, Forecast: map[corev1.ResourceName][]float64{cpu: {50000, 60000}},
 				Band: map[corev1.ResourceName]float64{cpu: 5000}, MarginPercent: 10},
-			capacity.Resources{cpu: 20500}},
+			capacity.Resources{cpu: 11000}},
+		{"a flat forecast above the demand holds nothing",
+			Prediction{Observed: capacity.Resources{cpu: 40000}, Forecast: map[corev1.ResourceName][]float64{cpu: {60000, 60000}}},
+			capacity.Resources{}},
+		{"demand above the forecast: the rise counts from it",
+			Prediction{Observed: capacity.Resources{cpu: 50000}, Forecast: map[corev1.ResourceName][]float64{cpu: {40000, 70000}}},
+			capacity.Resources{cpu: 20000}},
 		{"a fall ahead gives nothing back",
 			Prediction{Observed: capacity.Resources{cpu: 90000}, Forecast: map[corev1.ResourceName][]float64{cpu: {60000, 20000}}},
 			capacity.Resources{}},
@@ -64,7 +70,7 @@ func TestPredictiveBudget(t *testing.T) {
 			if tt.forecast != nil {
 				p.Forecast = map[corev1.ResourceName][]float64{cpu: tt.forecast}
 			}
-			s := Predictive(base, alloc, p)
+			s := Predictive(base, alloc, p.Reserve())
 			d := e.decide(t0, s)[0]
 			if d.Desired != tt.want {
 				t.Errorf("Desired = %d, want %d (%s)", d.Desired, tt.want, d.Reason)
@@ -79,5 +85,65 @@ func TestPredictiveBudget(t *testing.T) {
 func TestLeadTime(t *testing.T) {
 	if got := LeadTime(120*time.Second, 5*time.Second, 10*time.Second); got != 135*time.Second {
 		t.Errorf("LeadTime = %v, want 2m15s", got)
+	}
+}
+
+func TestNextReserve(t *testing.T) {
+	cpu := corev1.ResourceCPU
+	hold := 10 * time.Minute
+	type round struct {
+		minute   int
+		observed int64
+		forecast []float64
+		want     int64
+		lead     int // forecast values in the lead time (0: all)
+	}
+	tests := []struct {
+		name   string
+		rounds []round
+	}{
+		{"a forecast rise is held until it comes", []round{
+			{0, 40000, []float64{40000, 80000}, 40000, 0},
+			{1, 40000, []float64{40000, 40000}, 40000, 0}, // the forecast alone falls: no refill
+			{2, 80000, []float64{80000, 80000}, 0, 0},     // it came
+		}},
+		{"observed demand falling gives room back as it falls", []round{
+			{0, 50000, []float64{50000, 80000}, 30000, 0},
+			{1, 45000, []float64{45000, 45000}, 30000, 0}, // the level falls with it: 75000 - 45000
+		}},
+		{"a forecast that did not come is dropped after the hold", []round{
+			{0, 40000, []float64{40000, 80000}, 40000, 0},
+			{5, 40000, nil, 40000, 0},
+			{10, 40000, nil, 0, 0},
+		}},
+		{"a new rise raises the level", []round{
+			{0, 40000, []float64{40000, 60000}, 20000, 0},
+			{1, 40000, []float64{40000, 90000}, 50000, 0},
+		}},
+		{"a dip the forecast sees ending within the young life is not refilled", []round{
+			{0, 56000, []float64{56000, 56000, 56000}, 0, 1},
+			{1, 40000, []float64{40000, 56000, 56000}, 16000, 1}, // the rise is past the lead time: only the guard holds
+			{2, 56000, []float64{56000, 56000, 56000}, 0, 1},
+		}},
+		{"a dip the forecast sees lasting is refilled", []round{
+			{0, 56000, []float64{56000, 56000, 56000}, 0, 1},
+			{1, 40000, []float64{40000, 40000, 40000}, 0, 1},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var last map[corev1.ResourceName]Reserved
+			for _, r := range tt.rounds {
+				p := Prediction{Observed: capacity.Resources{cpu: r.observed}, Lead: r.lead}
+				if r.forecast != nil {
+					p.Forecast = map[corev1.ResourceName][]float64{cpu: r.forecast}
+				}
+				var got capacity.Resources
+				got, last = p.NextReserve(t0.Add(time.Duration(r.minute)*time.Minute), hold, last)
+				if got[cpu] != r.want {
+					t.Fatalf("minute %d: reserve %d, want %d", r.minute, got[cpu], r.want)
+				}
+			}
+		})
 	}
 }

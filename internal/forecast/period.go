@@ -54,10 +54,11 @@ const (
 // near tie (0.05) the shorter, which needs less history. seed draws the
 // shuffles.
 func DetectPeriod(s Series, candidates []time.Duration, seed uint64) Period {
-	n := len(s.Values)
 	if s.Step <= 0 {
 		return Period{Reason: "no period: the history has no step"}
 	}
+	s.Values = wholeUnits(s.Values, s.Step, candidates)
+	n := len(s.Values)
 	x, gapCount := filled(s.Values)
 	if x == nil {
 		return Period{Reason: fmt.Sprintf("no period: the history's %d samples are all gaps", n)}
@@ -134,6 +135,23 @@ func DetectPeriod(s Series, candidates []time.Duration, seed uint64) Period {
 	}
 	return Period{Steps: best.steps, Length: time.Duration(best.steps) * s.Step,
 		Reason: fmt.Sprintf("period %s: %s", time.Duration(best.steps)*s.Step, join(why))}
+}
+
+// wholeUnits keeps the last whole multiple of the shortest candidate
+// (whole days): the FFT's length then has small prime factors only (a
+// length with a large prime factor makes it quadratic), and every
+// candidate's frequency falls on a bin.
+func wholeUnits(values []float64, step time.Duration, candidates []time.Duration) []float64 {
+	unit := 0
+	for _, c := range candidates {
+		if c%step == 0 && (unit == 0 || int(c/step) < unit) {
+			unit = int(c / step)
+		}
+	}
+	if unit == 0 || len(values) < unit {
+		return values
+	}
+	return values[len(values)-len(values)/unit*unit:]
 }
 
 // periodogram returns |X_k|² for k in [0, n/2], reusing dst.
