@@ -147,3 +147,16 @@ func TestNextReserve(t *testing.T) {
 		})
 	}
 }
+
+func TestDescribeReserve(t *testing.T) {
+	cpu := corev1.ResourceCPU
+	p := Prediction{Observed: capacity.Resources{cpu: 88000}, Forecast: map[corev1.ResourceName][]float64{cpu: {88000, 112000}}}
+	want := "keeping 24000m cpu for the forecast peak of 112000m paid (now 88000m)"
+	if got := DescribeReserve(p); got != want {
+		t.Errorf("DescribeReserve = %q, want %q", got, want)
+	}
+	p.Forecast[cpu] = []float64{88000, 80000}
+	if got := DescribeReserve(p); got != "no reserve: the forecast peak is within the paid demand seen now" {
+		t.Errorf("DescribeReserve with no rise = %q", got)
+	}
+}

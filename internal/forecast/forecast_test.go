@@ -105,6 +105,7 @@ func TestChoose(t *testing.T) {
 		maxError float64
 	}{
 		{"daily office hours", office(14, false, 4, 3), false, 0.35},
+		{"daily, with an hour's gap every day", withGaps(office(14, false, 4, 3), 1440, 60), false, 0.35},
 		{"weekdays", office(14, true, 4, 3), false, 0.35},
 		{"random bursts", bursts(14, 3), true, 0},
 		{"one day", office(1, false, 4, 3), true, 0},
@@ -207,5 +208,19 @@ func BenchmarkDetectPeriod14Days(b *testing.B) {
 	s := office(14, true, 4, 1)
 	for b.Loop() {
 		DetectPeriod(s, Candidates, 1)
+	}
+}
+
+func TestForecastErrors(t *testing.T) {
+	m := Model{Method: SeasonalNaive, Period: Period{Steps: 1440, Length: 24 * time.Hour}}
+	if _, err := m.Forecast(office(1, false, 0, 1), 10); err == nil || !strings.Contains(err.Error(), "two periods") {
+		t.Errorf("a day of history for a daily model: err = %v, want it to ask for two periods", err)
+	}
+	empty := Series{Start: t0, Step: time.Minute, Values: gaps(100)}
+	if _, err := m.Forecast(empty, 10); err == nil || !strings.Contains(err.Error(), "no sample") {
+		t.Errorf("a history of gaps: err = %v", err)
+	}
+	if got := DetectPeriod(empty, Candidates, 1); got.Found() || !strings.Contains(got.Reason, "all gaps") {
+		t.Errorf("DetectPeriod on gaps = %+v", got)
 	}
 }

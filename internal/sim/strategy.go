@@ -20,7 +20,9 @@ const (
 	InstantLaw = "instant-law"
 )
 
-// Strategies lists every strategy, in report order.
+// Strategies lists the strategies run by default, in report order.
+// OpportunistPredictive (predictive.go) runs only when asked: it needs days
+// of simulated history before it differs from Opportunist.
 func Strategies() []string {
 	return []string{Opportunist, HPAWriteup, HPAExample, HPAAverageValue, InstantLaw}
 }
