@@ -188,7 +188,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"version", "-o", ""}, []string{"json", "yaml"}},
 		{[]string{"simulate", "--scenario", ""}, sim.BuiltinNames()}, // the shell keeps those that start with what was typed
 		{[]string{"simulate", "--strategy", "opportunist,hpa-w"}, []string{"opportunist,hpa-writeup"}},
-		{[]string{"simulate", "--strategy", "instant-law,"}, []string{"instant-law,opportunist", "instant-law,hpa-writeup", "instant-law,hpa-example", "instant-law,hpa-averagevalue"}},
+		{[]string{"simulate", "--strategy", "instant-law,"}, []string{"instant-law,opportunist", "instant-law,hpa-writeup", "instant-law,hpa-example", "instant-law,hpa-averagevalue", "instant-law,opportunist-predictive"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

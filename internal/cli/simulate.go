@@ -41,7 +41,7 @@ func (o *simulateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Scenario, "scenario", o.Scenario, "built-in scenario: "+strings.Join(sim.BuiltinNames(), ", "))
 	fs.StringVar(&o.ScenarioFile, "scenario-file", o.ScenarioFile, "scenario file (YAML, see docs/simulate.md)")
 	fs.StringVar(&o.Trace, "trace", o.Trace, "paid-load trace (CSV with the header time_s,name,replicas) replacing the load of the paid workloads it names")
-	fs.StringSliceVar(&o.Strategies, "strategy", o.Strategies, "strategies to compare: "+strings.Join(sim.Strategies(), ", "))
+	fs.StringSliceVar(&o.Strategies, "strategy", o.Strategies, "strategies to compare: "+strings.Join(sim.Strategies(), ", ")+" (and, if asked, "+sim.OpportunistPredictive+")")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the scenario's random noise and bursts: the same seed gives the same result")
 	fs.StringVarP(&o.Output, "output", "o", o.Output, "output format: table (the default: the columns to read first), wide (every column), json, yaml or csv")
 	fs.StringVar(&o.Format, "format", o.Format, "deprecated name of -o/--output")
@@ -104,6 +104,9 @@ how much it churns:
                     windows both ways; a stock controller (sync 15s)
   hpa-averagevalue  an HPA on opportunist_desired_replicas (External, AverageValue 1)
   instant-law       the control law with perfect, instant knowledge, no stabilisation
+  opportunist-predictive
+                    opportunist with a forecast of paid demand learned from the
+                    run's own past (docs/learning.md); not run unless asked
 
 The HPAs are modelled on the v1.37 controller; a scenario's hpa: section can
 give each its own HorizontalPodAutoscaler and controller flags (docs/hpa.md).
@@ -129,7 +132,7 @@ The scenario and trace formats are in docs/simulate.md.`,
 	o.AddFlags(cmd.Flags())
 	completeValues(cmd, "output", simulateOutputs)
 	completeValues(cmd, "scenario", sim.BuiltinNames())
-	completeList(cmd, "strategy", sim.Strategies())
+	completeList(cmd, "strategy", append(sim.Strategies(), sim.OpportunistPredictive))
 	return cmd
 }
 
@@ -252,16 +255,16 @@ func writeSimulateTable(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uin
 func writeSimulateWide(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uint64) error {
 	writeSimulateHeading(w, sc, seed)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tINSTANT-LAW core-h\tOF INSTANT LAW\tBOUND core-h\tOF BOUND\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES\tUNSCHEDULABLE pod-h")
+	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tINSTANT-LAW core-h\tOF INSTANT LAW\tBOUND core-h\tOF BOUND\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES\tUNSCHEDULABLE pod-h\tKILLED YOUNG")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f%%\t%.1f\t%.1f%%\t%.1f%%\t%.2f\t%.0f\t%s\t%d\t%d\t%.2f\n", r.Strategy, r.HarvestCoreHours, r.InstantLawCoreHours,
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f%%\t%.1f\t%.1f%%\t%.1f%%\t%.2f\t%.0f\t%s\t%d\t%d\t%.2f\t%d\n", r.Strategy, r.HarvestCoreHours, r.InstantLawCoreHours,
 			100*r.HarvestRatio, r.BoundCoreHours, 100*r.HarvestOfBound, 100*r.MeanUtilization, r.OvershootCoreHours, r.PaidPendingPodSeconds, shortDuration(r.MaxPaidWait),
-			r.ScaleEvents, r.DirectionChanges, r.UnboundOpportunisticPodHours)
+			r.ScaleEvents, r.DirectionChanges, r.UnboundOpportunisticPodHours, r.OpportunisticPodsKilledYoung)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\nThe paid load or the nodes changed %d times. UNSCHEDULABLE: opportunistic pods that fit nowhere (pod-hours).\n", rep.LoadChanges)
+	_, err := fmt.Fprintf(w, "\nThe paid load or the nodes changed %d times. UNSCHEDULABLE: opportunistic pods that fit nowhere (pod-hours). KILLED YOUNG: opportunistic pods stopped within 5 minutes of starting.\n", rep.LoadChanges)
 	return err
 }
 

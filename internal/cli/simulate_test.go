@@ -18,12 +18,12 @@ func TestSimulateOptionsValidate(t *testing.T) {
 		want   []string
 	}{
 		{name: "a built-in scenario", mutate: func(o *simulateOptions) { o.Scenario = "diurnal" }},
-		{name: "a scenario is required", mutate: func(*simulateOptions) {}, want: []string{"--scenario or --scenario-file is required (built in: diurnal, fragmented, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority)"}},
+		{name: "a scenario is required", mutate: func(*simulateOptions) {}, want: []string{"--scenario or --scenario-file is required (built in: daily-checkpoint, daily-office, diurnal, fragmented, random-bursts, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority)"}},
 		{name: "every problem at once", mutate: func(o *simulateOptions) {
 			o.Scenario, o.ScenarioFile, o.Strategies, o.Format, o.Plot = "x", "y.yaml", []string{"instant-law", "pid", "instant-law", "oracle"}, "xml", "plot.pdf"
 		}, want: []string{
 			"--scenario and --scenario-file are exclusive",
-			`--strategy: unknown strategy "pid" (known: opportunist, hpa-writeup, hpa-example, hpa-averagevalue, instant-law)`,
+			`--strategy: unknown strategy "pid" (known: opportunist, hpa-writeup, hpa-example, hpa-averagevalue, instant-law, opportunist-predictive)`,
 			`--strategy "instant-law" is given twice`,
 			`--strategy: strategy "oracle": it was renamed instant-law (the control law with perfect, instant knowledge, no stabilisation)`,
 			`--format must be table, wide, json, yaml or csv, got "xml"`,

@@ -74,6 +74,9 @@ type world struct {
 	pendingPaid int    // paid pods not bound
 	// maxPaidWait is the longest a paid pod waited to be bound.
 	maxPaidWait time.Duration
+	// killedYoung counts opportunistic pods stopped within killedYoungAge
+	// of being bound (young.go).
+	killedYoung int
 }
 
 type node struct {
@@ -468,6 +471,7 @@ func (w *world) deletePod(p *pod) {
 		w.version++
 		return
 	}
+	w.countKilledYoung(p)
 	p.terminating = true
 	rs.picker.Count(p.node, -1) // the scheduler's spreading counts pods not terminating
 	rs.bound--

@@ -11,6 +11,8 @@ var plainWords = map[string]string{
 		"scaling windows of the write-up's example manifest (examples/seed/hpa/worker-hpa.yaml).",
 	HPAAverageValue: "a stock HorizontalPodAutoscaler that follows opportunist's answer " +
 		"(the opportunist_desired_replicas metric, AverageValue 1): for clusters that keep the HPA.",
+	OpportunistPredictive: "this project's controller, learning: it forecasts paid demand from the cluster's own past " +
+		"(a daily or weekly pattern, when there is one) and hands room back before a predictable peak instead of after it.",
 	InstantLaw: "the control law with perfect, instant knowledge and no stabilisation: " +
 		"the yardstick harvest is measured against (its pods are virtual).",
 }

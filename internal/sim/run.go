@@ -80,6 +80,10 @@ type Result struct {
 	// fit nowhere: no harvest, and on a real cluster a cue for the
 	// cluster-autoscaler to buy nodes.
 	UnboundOpportunisticPodHours float64 `json:"unschedulablePodHours"`
+	// OpportunisticPodsKilledYoung counts opportunistic pods stopped within
+	// 5 minutes of starting (bound): work started and thrown away, what
+	// reacting to every dip of paid demand costs (young.go).
+	OpportunisticPodsKilledYoung int `json:"opportunisticPodsKilledYoung"`
 }
 
 // Series is a strategy's CPU requests over time, in cores, sampled evenly.
@@ -319,6 +323,7 @@ func simulateTraced(sc *Scenario, name string, load events, resyncAlways bool, s
 		r.DirectionChanges += rs.directionChanges
 	}
 	r.MaxPaidWait = w.maxPaidWait
+	r.OpportunisticPodsKilledYoung = w.killedYoung
 	for _, p := range w.pending {
 		if p.rs.paid {
 			r.MaxPaidWait = max(r.MaxPaidWait, sc.Duration-p.created)

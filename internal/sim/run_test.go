@@ -130,7 +130,7 @@ func TestRunErrors(t *testing.T) {
 		strategies []string
 		want       string
 	}{
-		{[]string{"opportunist", "hpa"}, `unknown strategy "hpa" (known: opportunist, hpa-writeup, hpa-example, hpa-averagevalue, instant-law)`},
+		{[]string{"opportunist", "hpa"}, `unknown strategy "hpa" (known: opportunist, hpa-writeup, hpa-example, hpa-averagevalue, instant-law, opportunist-predictive)`},
 		{[]string{"instant-law", "instant-law"}, `strategy "instant-law" is listed twice`},
 		{[]string{"oracle"}, `strategy "oracle": it was renamed instant-law (the control law with perfect, instant knowledge, no stabilisation)`},
 		{[]string{"hpa-seed"}, `strategy "hpa-seed": it was renamed: ask for hpa-writeup (` + presetDescriptions[HPAWriteup] + `) or hpa-example (` + presetDescriptions[HPAExample] + `)`},

@@ -16,11 +16,13 @@ const (
 	HPAExample      = "hpa-example"
 	HPAAverageValue = "hpa-averagevalue"
 	// InstantLaw is the control law with perfect, instant knowledge and no
-	// stabilisation: harvest_ratio grades harvest against it.
+	// stabilisation: harvestOfInstantLaw grades harvest against it.
 	InstantLaw = "instant-law"
 )
 
-// Strategies lists every strategy, in report order.
+// Strategies lists the strategies run by default, in report order.
+// OpportunistPredictive (predictive.go) runs only when asked: it needs days
+// of simulated history before it differs from Opportunist.
 func Strategies() []string {
 	return []string{Opportunist, HPAWriteup, HPAExample, HPAAverageValue, InstantLaw}
 }
@@ -34,13 +36,13 @@ var renamedStrategies = map[string]string{
 // CheckStrategy returns nil for a strategy that exists, and otherwise an
 // error that says what there is (and, for an old name, what it became).
 func CheckStrategy(name string) error {
-	if slices.Contains(Strategies(), name) {
+	if slices.Contains(Strategies(), name) || name == OpportunistPredictive {
 		return nil
 	}
 	if why, ok := renamedStrategies[name]; ok {
 		return fmt.Errorf("strategy %q: %s", name, why)
 	}
-	return fmt.Errorf("unknown strategy %q (known: %s)", name, strings.Join(Strategies(), ", "))
+	return fmt.Errorf("unknown strategy %q (known: %s)", name, strings.Join(append(Strategies(), OpportunistPredictive), ", "))
 }
 
 // strategy scales the opportunistic ReplicaSets of a world. act runs once a
@@ -54,6 +56,8 @@ func newStrategy(name string, sc *Scenario, w *world) (strategy, error) {
 	switch name {
 	case Opportunist:
 		return newOpportunist(sc, w, false), nil
+	case OpportunistPredictive:
+		return newPredictive(sc, w), nil
 	case HPAWriteup, HPAExample, HPAAverageValue:
 		return newHPAStrategy(name, sc, w)
 	case InstantLaw:
@@ -94,6 +98,9 @@ type opportunist struct {
 	settled bool
 	// resyncAlways runs every resync round (tests check skipping changes nothing).
 	resyncAlways bool
+	// adjust, when set, changes the scalers before each round
+	// (opportunist-predictive: the predictive budget, predictive.go).
+	adjust func([]control.Scaler)
 }
 
 func newOpportunist(sc *Scenario, w *world, dryRun bool) *opportunist {
@@ -142,6 +149,9 @@ func (o *opportunist) round(w *world) {
 	for i, rs := range w.opp {
 		key := namespace + "/" + rs.name
 		scalers[i] = o.sc.mustScaler(i, rs.replicas, counts[key], rs.priority, o.history[key])
+	}
+	if o.adjust != nil {
+		o.adjust(scalers)
 	}
 	cluster := control.ClusterOf(w.ledger)
 	cluster.Scoring = o.sc.SchedulerScoring
