@@ -95,6 +95,22 @@ func kwokBuild() buildSpec {
 	}
 }
 
+// kedaBuild is KEDA's operator and its metrics server (the adapter serving
+// external.metrics.k8s.io), stamped with the version as KEDA's Makefile does.
+func kedaBuild() buildSpec {
+	const pkg = "github.com/kedacore/keda/v2"
+	return buildSpec{
+		key:     "keda-" + kedaVersion,
+		module:  pkg,
+		version: kedaVersion,
+		binaries: map[string]string{
+			"keda":         pkg + "/cmd/operator",
+			"keda-adapter": pkg + "/cmd/adapter",
+		},
+		ldflags: []string{"-X", pkg + "/version.Version=" + strings.TrimPrefix(kedaVersion, "v")},
+	}
+}
+
 func (s buildSpec) binDir(cache string) string { return filepath.Join(cache, "bin", s.key) }
 
 func (s buildSpec) names() []string { return slices.Sorted(maps.Keys(s.binaries)) }

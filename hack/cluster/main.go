@@ -11,6 +11,8 @@
 //	go run ./hack/cluster hpa --sync-period 10s --downscale-stabilization 30s
 //	                                          restart the controller-manager with these HPA flags
 //	go run ./hack/cluster hpa --reset         ... with the defaults again
+//	go run ./hack/cluster keda                build KEDA's operator and metrics server if
+//	                                          needed; print their directory (last line)
 //
 // See README.md in this directory for caches, ports and variables.
 package main
@@ -35,6 +37,8 @@ commands:
                       restart the controller-manager with these HPA controller flags
                       (kept until --reset or down)
   hpa --reset         restart the controller-manager with the default HPA flags
+  keda                build KEDA's operator (keda) and metrics server (keda-adapter)
+                      if not cached; print their directory on the last line
 
 components: etcd, apiserver, controller-manager, scheduler, kwok
 `
@@ -107,6 +111,14 @@ func run(args []string) error {
 		return cmdStart(p, comp)
 	case "hpa":
 		return cmdHPA(p, rest)
+	case "keda":
+		return noArgs(cmd, rest, func() error {
+			dir, err := ensureBuilt(p.cache, kedaBuild())
+			if err == nil {
+				fmt.Println(dir)
+			}
+			return err
+		})
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
