@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -378,10 +379,12 @@ func kedaSeedRun(t *testing.T, ns string, trigger func(o *Opportunist, scalerAdd
 	startKEDA(t)
 	t.Logf("KEDA up (CRDs, operator, metrics server Available) in %s", time.Since(start).Round(time.Millisecond))
 	trace := traceReplicas(t, ns, "worker")
+	created := time.Now()
 	createScaledObject(t, ns, 15, 150, trigger(o, scalerAddress))
+	ready := time.Since(created)
 
-	took := waitForReplicas(t, 60*time.Second, ns, "worker", 116, 1)
-	t.Logf("phase 1: the worker settled at 116 (184 - 38 paid - 30 headroom) in %s", took.Round(time.Millisecond))
+	took := ready + waitForReplicas(t, 60*time.Second, ns, "worker", 116, 1)
+	t.Logf("phase 1: the worker settled at 116 (184 - 38 paid - 30 headroom) %s after the ScaledObject's creation (Ready after %s)", took.Round(time.Millisecond), ready.Round(time.Millisecond))
 
 	start = time.Now()
 	scaleDeployment(t, ns, "sample-metrics-app", 17)
@@ -393,6 +396,16 @@ func kedaSeedRun(t *testing.T, ns string, trigger func(o *Opportunist, scalerAdd
 	scaleDeployment(t, ns, "sample-metrics-app", 2)
 	took = waitForReplicas(t, 30*time.Second, ns, "worker", 116, 1)
 	t.Logf("phase 3: sample app back to 2: worker back at 116 after %s", took.Round(time.Millisecond))
+
+	// The writer was KEDA's HPA (the scaler only computes, in dryRun), on
+	// the trigger's one External metric.
+	hpa, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(context.Background(), "keda-hpa-worker", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("KEDA's HPA for the ScaledObject: %v", err)
+	}
+	if m := hpa.Spec.Metrics; len(m) != 1 || m[0].Type != autoscalingv2.ExternalMetricSourceType || hpa.Status.DesiredReplicas < 115 || hpa.Status.DesiredReplicas > 117 {
+		t.Errorf("KEDA's HPA: metrics %+v, desired %d; want one External metric and 116±1", m, hpa.Status.DesiredReplicas)
+	}
 
 	// As the calibration counts them: a move against the one before.
 	// 15 -> 116 -> 56 -> 116 is two, the load's own.
