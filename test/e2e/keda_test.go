@@ -325,7 +325,7 @@ func createScaledObject(t *testing.T, ns string, min, max int64, trigger map[str
 		// Without it the HPA ignores a change under 10% of the count: it
 		// rests at 108 when opportunist asks 116.
 		"tolerance": "0",
-		"policies":                   []any{map[string]any{"type": "Percent", "value": int64(1000), "periodSeconds": int64(1)}},
+		"policies":  []any{map[string]any{"type": "Percent", "value": int64(1000), "periodSeconds": int64(1)}},
 	}
 	so := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
@@ -385,6 +385,17 @@ func kedaSeedRun(t *testing.T, ns string, trigger func(o *Opportunist, scalerAdd
 	created := time.Now()
 	createScaledObject(t, ns, 15, 150, trigger(o, scalerAddress))
 	ready := time.Since(created)
+	t.Cleanup(func() { // registered after createScaledObject's: runs before the deletion
+		if !t.Failed() {
+			return
+		}
+		hpa, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(context.Background(), "keda-hpa-worker", metav1.GetOptions{})
+		if err != nil {
+			t.Logf("KEDA's HPA: %v", err)
+			return
+		}
+		t.Logf("KEDA's HPA: desired %d, current metrics %+v, conditions %+v", hpa.Status.DesiredReplicas, hpa.Status.CurrentMetrics, hpa.Status.Conditions)
+	})
 
 	took := ready + waitForReplicas(t, 60*time.Second, ns, "worker", 116, 1)
 	t.Logf("phase 1: the worker settled at 116 (184 - 38 paid - 30 headroom) %s after the ScaledObject's creation (Ready after %s)", took.Round(time.Millisecond), ready.Round(time.Millisecond))
