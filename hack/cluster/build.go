@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -95,6 +96,22 @@ func kwokBuild() buildSpec {
 	}
 }
 
+// kedaBuild is KEDA's operator and its metrics server (the adapter serving
+// external.metrics.k8s.io), stamped with the version as KEDA's Makefile does.
+func kedaBuild() buildSpec {
+	const pkg = "github.com/kedacore/keda/v2"
+	return buildSpec{
+		key:     "keda-" + kedaVersion,
+		module:  pkg,
+		version: kedaVersion,
+		binaries: map[string]string{
+			"keda":         pkg + "/cmd/operator",
+			"keda-adapter": pkg + "/cmd/adapter",
+		},
+		ldflags: []string{"-X", pkg + "/version.Version=" + strings.TrimPrefix(kedaVersion, "v")},
+	}
+}
+
 func (s buildSpec) binDir(cache string) string { return filepath.Join(cache, "bin", s.key) }
 
 func (s buildSpec) names() []string { return slices.Sorted(maps.Keys(s.binaries)) }
@@ -112,8 +129,8 @@ func (s buildSpec) complete(dir string) bool {
 }
 
 // ensureBuilt returns the directory holding the spec's binaries, building
-// them first if the cache does not have them.
-func ensureBuilt(cache string, s buildSpec) (string, error) {
+// them first if the cache does not have them; progress goes to progress.
+func ensureBuilt(cache string, s buildSpec, progress io.Writer) (string, error) {
 	dir := s.binDir(cache)
 	if s.complete(dir) {
 		return dir, nil
@@ -131,16 +148,16 @@ func ensureBuilt(cache string, s buildSpec) (string, error) {
 	if s.complete(dir) {
 		return dir, nil
 	}
-	fmt.Printf("building %s %s (first time, several minutes)...\n", strings.Join(s.names(), ", "), s.version)
+	fmt.Fprintf(progress, "building %s %s (first time, several minutes)...\n", strings.Join(s.names(), ", "), s.version)
 	start := time.Now()
-	if err := build(cache, s, dir); err != nil {
+	if err := build(cache, s, dir, progress); err != nil {
 		return "", err
 	}
-	fmt.Printf("built %s %s in %s into %s\n", strings.Join(s.names(), ", "), s.version, time.Since(start).Round(time.Second), dir)
+	fmt.Fprintf(progress, "built %s %s in %s into %s\n", strings.Join(s.names(), ", "), s.version, time.Since(start).Round(time.Second), dir)
 	return dir, nil
 }
 
-func build(cache string, s buildSpec, dir string) error {
+func build(cache string, s buildSpec, dir string, progress io.Writer) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return errors.New("the go command is not in PATH; it is needed to build the cluster binaries")
@@ -188,7 +205,7 @@ func build(cache string, s buildSpec, dir string) error {
 	// last element of its package path (etcd's would be "v3"). The shared
 	// packages compile once and come from the build cache after that.
 	for _, name := range s.names() {
-		fmt.Printf("  go build %s@%s -> %s\n", s.binaries[name], s.version, name)
+		fmt.Fprintf(progress, "  go build %s@%s -> %s\n", s.binaries[name], s.version, name)
 		args := []string{"build", "-mod=mod", "-trimpath",
 			"-ldflags=" + strings.Join(append([]string{"-s", "-w"}, s.ldflags...), " "),
 			"-o", filepath.Join(tmp, name)}

@@ -37,6 +37,8 @@ replace (
 
 replace go.etcd.io/etcd/api/v3 v3.6.0 => ../api
 replace go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY
+
+exclude github.com/go-chi/chi/v5 v5.2.3
 `
 	got, err := parseGoMod(text)
 	if err != nil {
@@ -51,6 +53,9 @@ replace go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY
 			"k8s.io/api",
 			"k8s.io/apimachinery",
 		},
+		// Main-module-only directives the build module must copy.
+		VersionReplaces: []string{"github.com/forked/lib v1.0.0 => github.com/me/lib v1.0.1"},
+		Excludes:        []string{"github.com/go-chi/chi/v5 v5.2.3"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("parseGoMod:\n got %+v\nwant %+v", got, want)
@@ -69,7 +74,8 @@ func TestParseGoModErrors(t *testing.T) {
 }
 
 func TestBuildGoMod(t *testing.T) {
-	info := goModInfo{Go: "1.26.0", Godebug: []string{"default=go1.26"}, LocalReplaces: []string{"k8s.io/api", "k8s.io/client-go"}}
+	info := goModInfo{Go: "1.26.0", Godebug: []string{"default=go1.26"}, LocalReplaces: []string{"k8s.io/api", "k8s.io/client-go"},
+		VersionReplaces: []string{"github.com/forked/lib v1.0.0 => github.com/me/lib v1.0.1"}, Excludes: []string{"github.com/bad/lib v1.0.0"}}
 	got := buildGoMod("opportunist.local/build/k8s", "k8s.io/kubernetes", "v1.37.2", "v0.37.2", info)
 	want := `module opportunist.local/build/k8s
 
@@ -82,14 +88,20 @@ require k8s.io/kubernetes v1.37.2
 replace (
 	k8s.io/api => k8s.io/api v0.37.2
 	k8s.io/client-go => k8s.io/client-go v0.37.2
+	github.com/forked/lib v1.0.0 => github.com/me/lib v1.0.1
+)
+
+exclude (
+	github.com/bad/lib v1.0.0
 )
 `
 	if got != want {
 		t.Fatalf("buildGoMod:\n%s\nwant:\n%s", got, want)
 	}
-	// The result must itself parse, with no local replaces left.
+	// The result must itself parse, with no local replaces left and the
+	// version replaces and excludes kept.
 	back, err := parseGoMod(got)
-	if err != nil || len(back.LocalReplaces) != 0 {
+	if err != nil || len(back.LocalReplaces) != 0 || !slices.Contains(back.VersionReplaces, info.VersionReplaces[0]) || !reflect.DeepEqual(back.Excludes, info.Excludes) {
 		t.Fatalf("reparse: %+v, %v", back, err)
 	}
 }
@@ -133,6 +145,28 @@ func TestRealGoMods(t *testing.T) {
 		if tc.count != 0 && len(info.LocalReplaces) != tc.count {
 			t.Errorf("%s: %d local replaces %v, want %d", tc.module, len(info.LocalReplaces), info.LocalReplaces, tc.count)
 		}
+	}
+}
+
+// TestKEDAGoMod: KEDA's go.mod has no local replaces but a version replace
+// and an exclude that its own build applies; the build module must too.
+func TestKEDAGoMod(t *testing.T) {
+	modcache := os.Getenv("GOMODCACHE")
+	if modcache == "" {
+		home, _ := os.UserHomeDir()
+		modcache = home + "/go/pkg/mod"
+	}
+	s := kedaBuild()
+	data, err := os.ReadFile(modcache + "/cache/download/" + s.module + "/@v/" + s.version + ".mod")
+	if err != nil {
+		t.Skipf("%s@%s not in the module cache", s.module, s.version)
+	}
+	info, err := parseGoMod(string(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.LocalReplaces) != 0 || len(info.VersionReplaces) == 0 || len(info.Excludes) == 0 {
+		t.Errorf("KEDA %s: local replaces %v, version replaces %v, excludes %v; want none, some, some", s.version, info.LocalReplaces, info.VersionReplaces, info.Excludes)
 	}
 }
 

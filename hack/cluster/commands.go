@@ -118,7 +118,7 @@ func ensureKubectl(p paths) error {
 	if err != nil {
 		return err
 	}
-	_, err = ensureBuilt(p.cache, spec)
+	_, err = ensureBuilt(p.cache, spec, os.Stdout)
 	return err
 }
 
@@ -324,7 +324,7 @@ func prepare(c *cluster, comps []*component) error {
 		}
 		dir, ok := built[spec.key]
 		if !ok {
-			if dir, err = ensureBuilt(c.p.cache, spec); err != nil {
+			if dir, err = ensureBuilt(c.p.cache, spec, os.Stdout); err != nil {
 				return err
 			}
 			built[spec.key] = dir

@@ -15,6 +15,9 @@ const (
 	k8sVersion  = "v1.37.2"
 	etcdVersion = "v3.6.16"
 	kwokVersion = "v0.8.0"
+	// KEDA is not part of the cluster: `keda` builds it for the e2e tests
+	// that run it beside opportunist (test/e2e/keda_test.go).
+	kedaVersion = "v2.21.0"
 )
 
 // Fixed cluster addressing. The API server certificate carries the first

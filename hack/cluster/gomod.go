@@ -21,6 +21,13 @@ type goModInfo struct {
 	// out: etcd "replaces" go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY only to
 	// keep it out of its build.
 	LocalReplaces []string
+	// VersionReplaces are upstream's replacements of one module version by
+	// another (KEDA's fork of nexus-proto-annotations), as "from [v] => to v".
+	// They apply only in the main module, so the build module copies them.
+	VersionReplaces []string
+	// Excludes are upstream's exclude directives ("module version"), for
+	// the same reason.
+	Excludes []string
 }
 
 // parseGoMod extracts goModInfo from the text of a go.mod file. It handles the
@@ -61,6 +68,8 @@ func parseGoMod(text string) (goModInfo, error) {
 			}
 		case "godebug":
 			info.Godebug = append(info.Godebug, strings.Join(strings.Fields(rest), ""))
+		case "exclude":
+			info.Excludes = append(info.Excludes, strings.Join(strings.Fields(rest), " "))
 		case "replace":
 			from, to, ok := strings.Cut(rest, "=>")
 			if !ok {
@@ -75,6 +84,8 @@ func parseGoMod(text string) (goModInfo, error) {
 			// ./ or ../ (go.mod requires that prefix for local paths).
 			if len(toFields) == 1 && (strings.HasPrefix(target, "./") || strings.HasPrefix(target, "../")) {
 				local = append(local, fromFields[0])
+			} else {
+				info.VersionReplaces = append(info.VersionReplaces, strings.Join(fromFields, " ")+" => "+strings.Join(toFields, " "))
 			}
 		}
 	}
@@ -93,8 +104,9 @@ func parseGoMod(text string) (goModInfo, error) {
 // buildGoMod renders the go.mod of a throw-away module that requires
 // module@version and points each of upstream's local replacements at the
 // same module path at replaceVersion on the proxy (k8s.io/api => k8s.io/api
-// v0.37.2 for Kubernetes v1.37.2). `go build -mod=mod` in that module then
-// builds upstream's commands exactly as pinned.
+// v0.37.2 for Kubernetes v1.37.2), and copies upstream's version replaces and
+// excludes. `go build -mod=mod` in that module then builds upstream's
+// commands exactly as pinned.
 func buildGoMod(name, module, version, replaceVersion string, info goModInfo) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "module %s\n\ngo %s\n", name, info.Go)
@@ -102,10 +114,20 @@ func buildGoMod(name, module, version, replaceVersion string, info goModInfo) st
 		fmt.Fprintf(&b, "\ngodebug %s\n", g)
 	}
 	fmt.Fprintf(&b, "\nrequire %s %s\n", module, version)
-	if len(info.LocalReplaces) > 0 {
+	if len(info.LocalReplaces)+len(info.VersionReplaces) > 0 {
 		b.WriteString("\nreplace (\n")
 		for _, p := range info.LocalReplaces {
 			fmt.Fprintf(&b, "\t%s => %s %s\n", p, p, replaceVersion)
+		}
+		for _, r := range info.VersionReplaces {
+			fmt.Fprintf(&b, "\t%s\n", r)
+		}
+		b.WriteString(")\n")
+	}
+	if len(info.Excludes) > 0 {
+		b.WriteString("\nexclude (\n")
+		for _, e := range info.Excludes {
+			fmt.Fprintf(&b, "\t%s\n", e)
 		}
 		b.WriteString(")\n")
 	}

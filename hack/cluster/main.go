@@ -11,6 +11,8 @@
 //	go run ./hack/cluster hpa --sync-period 10s --downscale-stabilization 30s
 //	                                          restart the controller-manager with these HPA flags
 //	go run ./hack/cluster hpa --reset         ... with the defaults again
+//	eval "$(go run ./hack/cluster keda)"      build KEDA's operator and metrics server if
+//	                                          needed; export KEDA_BIN and KEDA_CRDS
 //
 // See README.md in this directory for caches, ports and variables.
 package main
@@ -35,6 +37,9 @@ commands:
                       restart the controller-manager with these HPA controller flags
                       (kept until --reset or down)
   hpa --reset         restart the controller-manager with the default HPA flags
+  keda                build KEDA's operator (keda) and metrics server (keda-adapter)
+                      if not cached (progress on stderr); print export lines:
+                      KEDA_BIN (their directory), KEDA_CRDS (KEDA's CRDs)
 
 components: etcd, apiserver, controller-manager, scheduler, kwok
 `
@@ -107,6 +112,8 @@ func run(args []string) error {
 		return cmdStart(p, comp)
 	case "hpa":
 		return cmdHPA(p, rest)
+	case "keda":
+		return noArgs(cmd, rest, func() error { return cmdKEDA(p) })
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

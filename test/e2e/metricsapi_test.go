@@ -314,8 +314,19 @@ func summarize(samples []burstSample) (changes int, meanDistance float64) {
 }
 
 // hpaSetup is the seed run's cluster and paid load, and the worker with no
-// OpportunisticScaler writing to it (scaler, when set, only in dryRun).
+// OpportunisticScaler writing to it (scaler, when set, only in dryRun), and
+// opportunist serving the metrics APIs to the aggregator.
 func hpaSetup(t *testing.T, ns string, dryRunScaler bool) crclient.Client {
+	c := hpaSeed(t, ns, dryRunScaler)
+	port := freePort(t)
+	startOpportunist(t, "--round-interval", "1s", "--metrics-api-port", strconv.Itoa(port))
+	registerMetricsAPI(t, port)
+	return c
+}
+
+// hpaSeed is hpaSetup without opportunist: the seed run's cluster, paid
+// load and worker (at 15), and the scaler in dryRun when asked.
+func hpaSeed(t *testing.T, ns string, dryRunScaler bool) crclient.Client {
 	requireEmptyCluster(t)
 	c := installCRD(t)
 	seedCluster(t)
@@ -333,9 +344,6 @@ func hpaSetup(t *testing.T, ns string, dryRunScaler bool) crclient.Client {
 		s.Spec.Behavior.ScaleUp.StabilizationWindowSeconds = int32p(0) // the HPA stabilises; the answer must be current
 		createScaler(t, c, s)
 	}
-	port := freePort(t)
-	startOpportunist(t, "--round-interval", "1s", "--metrics-api-port", strconv.Itoa(port))
-	registerMetricsAPI(t, port)
 	return c
 }
 

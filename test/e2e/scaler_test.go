@@ -44,15 +44,29 @@ func installCRD(t *testing.T) crclient.Client {
 		t.Fatal(err)
 	}
 	cfg.QPS, cfg.Burst = 100, 200 // tests poll
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "config", "crd", "opportunist.io_opportunisticscalers.yaml"))
+	applyCRD(t, apiextensionsclient.NewForConfigOrDie(cfg), filepath.Join(repoRoot, "config", "crd", "opportunist.io_opportunisticscalers.yaml"))
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	c, err := crclient.New(cfg, crclient.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// applyCRD creates or replaces the CRD in file and waits until the API
+// serves it.
+func applyCRD(t *testing.T, ext apiextensionsclient.Interface, file string) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var crd apiextensionsv1.CustomResourceDefinition
 	if err := yaml.UnmarshalStrict(raw, &crd); err != nil {
-		t.Fatalf("config/crd: %v", err)
+		t.Fatalf("%s: %v", file, err)
 	}
-	ext := apiextensionsclient.NewForConfigOrDie(cfg)
 	ctx := context.Background()
 	_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
@@ -67,9 +81,9 @@ func installCRD(t *testing.T) crclient.Client {
 		})
 	}
 	if err != nil {
-		t.Fatalf("creating the CRD: %v", err)
+		t.Fatalf("creating the CRD %s: %v", crd.Name, err)
 	}
-	waitFor(t, 30*time.Second, "the OpportunisticScaler CRD to be established", func(ctx context.Context) (bool, error) {
+	waitFor(t, 30*time.Second, "the CRD "+crd.Name+" to be established", func(ctx context.Context) (bool, error) {
 		got, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -81,14 +95,6 @@ func installCRD(t *testing.T) crclient.Client {
 		}
 		return false, nil
 	})
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
-	c, err := crclient.New(cfg, crclient.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func int32p(v int32) *int32 { return &v }
