@@ -39,7 +39,10 @@ type Picker struct {
 	zones          int
 	classes        map[classKey]*placerHeap
 	class          []*placerHeap // nil where the pod does not fit
-	at             []int         // each node's position in its class's heap
+	// spare are emptied heaps for new classes: as the workload's pods come
+	// and go, classes (by count) do too.
+	spare []*placerHeap
+	at    []int // each node's position in its class's heap
 	// dirty lists the nodes changed since the last Pick, once each.
 	dirty   []int
 	isDirty []bool
@@ -131,6 +134,7 @@ func (p *Picker) set(i int, fits bool) {
 		heap.Remove(h, h.pos(i))
 		if len(h.nodes) == 0 {
 			delete(p.classes, h.key)
+			p.spare = append(p.spare, h)
 		}
 		p.class[i] = nil
 		p.feasible--
@@ -144,7 +148,12 @@ func (p *Picker) set(i int, fits bool) {
 	p.own[i] = p.ownScore(i)
 	h := p.classes[k]
 	if h == nil {
-		h = &placerHeap{key: k, own: p.own, rooms: p.rooms, at: p.at}
+		if n := len(p.spare); n > 0 {
+			h, p.spare = p.spare[n-1], p.spare[:n-1]
+			h.key = k
+		} else {
+			h = &placerHeap{key: k, own: p.own, rooms: p.rooms, at: p.at}
+		}
 		p.classes[k] = h
 	}
 	heap.Push(h, i)
