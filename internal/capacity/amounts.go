@@ -14,6 +14,12 @@ type amounts struct {
 	other  Resources // nil until a resource outside commonNames is added
 }
 
+// amount is one entry of a Resources.
+type amount struct {
+	name  corev1.ResourceName
+	value int64
+}
+
 // commonNames are the resources kept in amounts' array, by index.
 var commonNames = [...]corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourcePods, corev1.ResourceEphemeralStorage}
 

@@ -2,7 +2,9 @@ package capacity
 
 import (
 	"maps"
+	"reflect"
 	"sort"
+	"unsafe"
 )
 
 // Ledger keeps the capacity accounting of a cluster up to date one event at a
@@ -25,6 +27,9 @@ type Ledger struct {
 	pendingPaid, gatedPaid demand
 	usage                  map[string]*usage
 	workloadUsage          []*usage // usage by workload index
+	// last is the last Requests converted to amounts, lastRequests its map.
+	last         amounts
+	lastRequests unsafe.Pointer
 }
 
 // demand is Demand as the ledger sums it.
@@ -167,7 +172,7 @@ func (l *Ledger) DeleteNode(name string) {
 // moves no sums (a pod starting to terminate, a new deletion cost) costs
 // one lookup.
 func (l *Ledger) UpsertPod(p Pod) {
-	requests := amountsOf(p.Requests)
+	requests := l.amountsOf(p.Requests)
 	e := l.pods[p.Namespace+"/"+p.Name] // the key's concatenation stays on the stack
 	switch {
 	case e == nil:
@@ -179,7 +184,7 @@ func (l *Ledger) UpsertPod(p Pod) {
 		e.key = p.Key()
 		l.pods[e.key] = e
 	case e.pod.NodeName == p.NodeName && e.pod.Terminal == p.Terminal && e.pod.Gated == p.Gated &&
-		e.requests.same(&requests) && maps.Equal(e.pod.Labels, p.Labels):
+		e.requests.same(&requests) && sameLabels(e.pod.Labels, p.Labels):
 		e.pod = p // same workload, same sums
 		return
 	default:
@@ -189,6 +194,21 @@ func (l *Ledger) UpsertPod(p Pod) {
 	e.workload = l.classify(&e.pod)
 	e.usage = l.usage[e.workload]
 	l.account(e)
+}
+
+// amountsOf is amountsOf(r), converted once for the pods that share r
+// (the pods of one ReplicaSet, in a simulation): Pod.Requests is read only.
+func (l *Ledger) amountsOf(r Resources) amounts {
+	if ptr := reflect.ValueOf(r).UnsafePointer(); ptr != l.lastRequests || ptr == nil {
+		l.last, l.lastRequests = amountsOf(r), ptr
+	}
+	return l.last
+}
+
+// sameLabels is maps.Equal(a, b), at once when both are one map (a
+// simulated ReplicaSet's pods share theirs).
+func sameLabels(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() || maps.Equal(a, b)
 }
 
 // PendingPod is an unbound, non-terminal pod: demand for room.

@@ -46,6 +46,8 @@ type world struct {
 	timers         timerHeap
 	podSeq         int
 	slab           []pod // newPod's
+	// queue and ranked are schedulePending's and victims' buffers.
+	queue, ranked []*pod
 
 	// version counts the ledger's changes: event-driven controllers run
 	// when it moves.
@@ -767,7 +769,8 @@ func (w *world) victims(rs *replicaSet, n int) []*pod {
 			onNode[p.node+1]++
 		}
 	}
-	ranked := slices.Clone(rs.active)
+	ranked := append(w.ranked[:0], rs.active...)
+	w.ranked = ranked
 	slices.SortFunc(ranked, func(a, b *pod) int { // a total order (ids differ): no need for a stable sort
 		if c := cmp.Compare(boolRank(a.node < 0), boolRank(b.node < 0)); c != 0 {
 			return -c
@@ -809,7 +812,8 @@ func (w *world) schedulePending() {
 			return
 		}
 		w.reschedule = false
-		queue := slices.Clone(w.pending)
+		queue := append(w.queue[:0], w.pending...)
+		w.queue = queue
 		slices.SortFunc(queue, func(a, b *pod) int { // a total order (ids differ)
 			return cmp.Or(cmp.Compare(b.rs.priority, a.rs.priority), cmp.Compare(a.created, b.created), cmp.Compare(a.id, b.id))
 		})
