@@ -28,7 +28,7 @@ type Ledger struct {
 	usage                  map[string]*usage
 	workloadUsage          []*usage // usage by workload index
 	// last is the last Requests converted to amounts, lastRequests its map.
-	last         amounts
+	last         *amounts
 	lastRequests unsafe.Pointer
 }
 
@@ -66,14 +66,22 @@ type nodeEntry struct {
 
 type podEntry struct {
 	pod Pod
-	key string // pod.Key()
-	// workload is the key of the opportunistic workload owning the pod, "" if paid.
-	workload string
-	usage    *usage // the workload's, nil if paid
-	requests amounts
+	// usage is the opportunistic workload owning the pod, nil if paid.
+	usage *usage
+	// requests are pod.Requests as amounts, shared by the pods that share
+	// the map (read only).
+	requests *amounts
 	// at is the pod's index in Ledger.pending while pending, in its
 	// node's oppPods while there.
 	at int
+}
+
+// workload is the key of the opportunistic workload owning the pod, "" if paid.
+func (e *podEntry) workload() string {
+	if e.usage == nil {
+		return ""
+	}
+	return e.usage.key
 }
 
 type stateTotals struct {
@@ -181,26 +189,25 @@ func (l *Ledger) UpsertPod(p Pod) {
 		} else {
 			e = &podEntry{}
 		}
-		e.key = p.Key()
-		l.pods[e.key] = e
+		l.pods[p.Key()] = e
 	case e.pod.NodeName == p.NodeName && e.pod.Terminal == p.Terminal && e.pod.Gated == p.Gated &&
-		e.requests.same(&requests) && sameLabels(e.pod.Labels, p.Labels):
+		(e.requests == requests || e.requests.same(requests)) && sameLabels(e.pod.Labels, p.Labels):
 		e.pod = p // same workload, same sums
 		return
 	default:
 		l.unaccount(e)
 	}
 	e.pod, e.requests = p, requests
-	e.workload = l.classify(&e.pod)
-	e.usage = l.usage[e.workload]
+	e.usage = l.usage[l.classify(&e.pod)]
 	l.account(e)
 }
 
 // amountsOf is amountsOf(r), converted once for the pods that share r
 // (the pods of one ReplicaSet, in a simulation): Pod.Requests is read only.
-func (l *Ledger) amountsOf(r Resources) amounts {
+func (l *Ledger) amountsOf(r Resources) *amounts {
 	if ptr := reflect.ValueOf(r).UnsafePointer(); ptr != l.lastRequests || ptr == nil {
-		l.last, l.lastRequests = amountsOf(r), ptr
+		a := amountsOf(r)
+		l.last, l.lastRequests = &a, ptr
 	}
 	return l.last
 }
@@ -222,7 +229,7 @@ type PendingPod struct {
 func (l *Ledger) Pending() []PendingPod {
 	out := make([]PendingPod, 0, len(l.pending))
 	for _, e := range l.pending {
-		out = append(out, PendingPod{Pod: e.pod, Workload: e.workload})
+		out = append(out, PendingPod{Pod: e.pod, Workload: e.workload()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
 	return out
@@ -250,7 +257,7 @@ func (l *Ledger) Opportunistic() map[string][]BoundPod {
 		}
 		list := make([]BoundPod, 0, len(n.oppPods))
 		for _, e := range n.oppPods {
-			list = append(list, BoundPod{Key: e.key, Workload: e.workload, Requests: e.pod.Requests,
+			list = append(list, BoundPod{Key: e.pod.Key(), Workload: e.workload(), Requests: e.pod.Requests,
 				Terminating: e.pod.Terminating, DeletionCost: e.pod.DeletionCost})
 		}
 		sort.Slice(list, func(i, j int) bool { return list[i].Key < list[j].Key })
@@ -277,7 +284,7 @@ func (l *Ledger) WorkloadOf(namespace, name string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return e.workload, true
+	return e.workload(), true
 }
 
 func (l *Ledger) classify(p *Pod) string {
@@ -298,7 +305,7 @@ func (l *Ledger) apply(e *podEntry, sign int) {
 	if p.Terminal {
 		return
 	}
-	u, req, s64 := e.usage, &e.requests, int64(sign)
+	u, req, s64 := e.usage, e.requests, int64(sign)
 	if p.NodeName == "" {
 		if sign > 0 {
 			e.at = len(l.pending)
