@@ -52,3 +52,28 @@ func TestAmountsAreResources(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerSharedRequests: pods that share one requests map (a simulated
+// ReplicaSet's) are summed as pods with their own copies.
+func TestLedgerSharedRequests(t *testing.T) {
+	shared := Resources{corev1.ResourceCPU: 500, corev1.ResourceMemory: 1 << 20, corev1.ResourcePods: 1, "nvidia.com/gpu": 1}
+	own := Resources{corev1.ResourceCPU: 250, corev1.ResourcePods: 1}
+	l := NewLedger(nil)
+	l.UpsertNode(Node{Name: "n", Ready: true, Allocatable: Resources{corev1.ResourceCPU: 4000, corev1.ResourcePods: 10}})
+	pods := []Pod{
+		{Namespace: "d", Name: "a", NodeName: "n", Requests: shared},
+		{Namespace: "d", Name: "b", NodeName: "n", Requests: own},
+		{Namespace: "d", Name: "c", NodeName: "n", Requests: shared},
+		{Namespace: "d", Name: "d", Requests: shared},
+	}
+	for _, p := range pods {
+		l.UpsertPod(p)
+	}
+	l.UpsertPod(Pod{Namespace: "d", Name: "c", NodeName: "n", Requests: shared, Terminating: true}) // moves no sum
+	l.DeletePod("d", "a")
+	want := Summarize([]Node{{Name: "n", Ready: true, Allocatable: Resources{corev1.ResourceCPU: 4000, corev1.ResourcePods: 10}}},
+		[]Pod{pods[1], {Namespace: "d", Name: "c", NodeName: "n", Requests: shared.Clone(), Terminating: true}, {Namespace: "d", Name: "d", Requests: shared.Clone()}}, nil)
+	if got := l.Report(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("report %+v, want %+v", got, want)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"maps"
 	"reflect"
 	"sort"
-	"unsafe"
 )
 
 // Ledger keeps the capacity accounting of a cluster up to date one event at a
@@ -29,7 +28,7 @@ type Ledger struct {
 	workloadUsage          []*usage // usage by workload index
 	// last is the last Requests converted to amounts, lastRequests its map.
 	last         *amounts
-	lastRequests unsafe.Pointer
+	lastRequests Resources
 }
 
 // demand is Demand as the ledger sums it.
@@ -205,17 +204,22 @@ func (l *Ledger) UpsertPod(p Pod) {
 // amountsOf is amountsOf(r), converted once for the pods that share r
 // (the pods of one ReplicaSet, in a simulation): Pod.Requests is read only.
 func (l *Ledger) amountsOf(r Resources) *amounts {
-	if ptr := reflect.ValueOf(r).UnsafePointer(); ptr != l.lastRequests || ptr == nil {
+	if r == nil || !sameMap(r, l.lastRequests) {
 		a := amountsOf(r)
-		l.last, l.lastRequests = &a, ptr
+		l.last, l.lastRequests = &a, r
 	}
 	return l.last
+}
+
+// sameMap reports whether a and b are one map (not merely equal).
+func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // sameLabels is maps.Equal(a, b), at once when both are one map (a
 // simulated ReplicaSet's pods share theirs).
 func sameLabels(a, b map[string]string) bool {
-	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() || maps.Equal(a, b)
+	return sameMap(a, b) || maps.Equal(a, b)
 }
 
 // PendingPod is an unbound, non-terminal pod: demand for room.
