@@ -1,6 +1,10 @@
 package capacity
 
-import "sort"
+import (
+	"maps"
+	"reflect"
+	"sort"
+)
 
 // Ledger keeps the capacity accounting of a cluster up to date one event at a
 // time: adding, changing or removing a pod costs O(its resources), a node
@@ -10,14 +14,35 @@ type Ledger struct {
 	workloads []Workload
 	nodes     map[string]*nodeEntry
 	pods      map[string]*podEntry
-	// pending indexes the unbound, non-terminal pods, so listing them costs
-	// O(pending), not O(pods).
-	pending map[string]*podEntry
-	states  [numNodeStates]stateTotals
+	// pending lists the unbound, non-terminal pods (podEntry.at), in no
+	// order, so listing them costs O(pending), not O(pods).
+	pending []*podEntry
+	// free are entries of deleted pods, for the next new ones: a simulated
+	// cluster makes and deletes millions.
+	free   []*podEntry
+	states [numNodeStates]stateTotals
 	// pendingPaid is the demand of unbound, non-terminal paid pods that the
 	// scheduler may place; gatedPaid that of those with scheduling gates.
-	pendingPaid, gatedPaid Demand
-	usage                  map[string]*WorkloadUsage
+	pendingPaid, gatedPaid demand
+	usage                  map[string]*usage
+	workloadUsage          []*usage // usage by workload index
+	// last is the last Requests converted to amounts, lastRequests its map.
+	last         *amounts
+	lastRequests Resources
+}
+
+// demand is Demand as the ledger sums it.
+type demand struct {
+	pods     int
+	requests amounts
+}
+
+// usage is WorkloadUsage as the ledger sums it.
+type usage struct {
+	key                     string
+	index                   int // in the workloads
+	pods, stranded, pending int
+	requests                amounts
 }
 
 type nodeEntry struct {
@@ -25,30 +50,45 @@ type nodeEntry struct {
 	known bool
 	state NodeState
 	// requested and opportunistic sum the bound, non-terminal pods on the node.
-	requested     Resources
-	opportunistic Resources
+	requested     amounts
+	opportunistic amounts
 	pods          int
 	// workloadPods counts the bound, non-terminal pods of each opportunistic
 	// workload, so a change of the node's state moves them in or out of
 	// their workload's Stranded count.
-	workloadPods map[string]int
-	// oppPods indexes the bound, non-terminal opportunistic pods by key
-	// (nil until the first), so listing them costs O(them), not O(pods).
-	oppPods map[string]*podEntry
+	workloadPods []int // by workload index (nil until the first)
+	// oppPods lists the bound, non-terminal opportunistic pods
+	// (podEntry.at), in no order, so listing them costs O(them), not
+	// O(pods).
+	oppPods []*podEntry
 }
 
 type podEntry struct {
 	pod Pod
-	// workload is the key of the opportunistic workload owning the pod, "" if paid.
-	workload string
+	// usage is the opportunistic workload owning the pod, nil if paid.
+	usage *usage
+	// requests are pod.Requests as amounts, shared by the pods that share
+	// the map (read only).
+	requests *amounts
+	// at is the pod's index in Ledger.pending while pending, in its
+	// node's oppPods while there.
+	at int
+}
+
+// workload is the key of the opportunistic workload owning the pod, "" if paid.
+func (e *podEntry) workload() string {
+	if e.usage == nil {
+		return ""
+	}
+	return e.usage.key
 }
 
 type stateTotals struct {
 	nodes         int
 	capacity      Resources
 	allocatable   Resources
-	requested     Resources
-	opportunistic Resources
+	requested     amounts
+	opportunistic amounts
 }
 
 // Demand is what unbound pods ask for.
@@ -75,14 +115,12 @@ type WorkloadUsage struct {
 // opportunistic and every other pod as paid.
 func NewLedger(workloads []Workload) *Ledger {
 	l := &Ledger{
-		nodes:   map[string]*nodeEntry{},
-		pods:    map[string]*podEntry{},
-		pending: map[string]*podEntry{},
+		nodes: map[string]*nodeEntry{},
+		pods:  map[string]*podEntry{},
 	}
 	for i := range l.states {
-		l.states[i] = stateTotals{capacity: Resources{}, allocatable: Resources{}, requested: Resources{}, opportunistic: Resources{}}
+		l.states[i] = stateTotals{capacity: Resources{}, allocatable: Resources{}}
 	}
-	l.pendingPaid.Requests, l.gatedPaid.Requests = Resources{}, Resources{}
 	l.SetWorkloads(workloads)
 	return l
 }
@@ -98,9 +136,12 @@ func (l *Ledger) SetWorkloads(workloads []Workload) {
 		l.DeletePod(p.Namespace, p.Name)
 	}
 	l.workloads = append([]Workload(nil), workloads...)
-	l.usage = make(map[string]*WorkloadUsage, len(workloads))
-	for _, w := range workloads {
-		l.usage[w.Key] = &WorkloadUsage{Key: w.Key, Requests: Resources{}}
+	l.usage = make(map[string]*usage, len(workloads))
+	l.workloadUsage = nil
+	for i, w := range workloads {
+		u := &usage{key: w.Key, index: i}
+		l.usage[w.Key] = u
+		l.workloadUsage = append(l.workloadUsage, u)
 	}
 	for _, p := range pods {
 		l.UpsertPod(p)
@@ -111,7 +152,7 @@ func (l *Ledger) SetWorkloads(workloads []Workload) {
 func (l *Ledger) UpsertNode(n Node) {
 	e := l.nodes[n.Name]
 	if e == nil {
-		e = &nodeEntry{requested: Resources{}, opportunistic: Resources{}, state: NodeMissing}
+		e = &nodeEntry{state: NodeMissing}
 		l.nodes[n.Name] = e
 	} else if e.known {
 		l.removeRoom(e)
@@ -134,15 +175,51 @@ func (l *Ledger) DeleteNode(name string) {
 	l.dropIfEmpty(e)
 }
 
-// UpsertPod adds a pod or replaces what is known of it.
+// UpsertPod adds a pod or replaces what is known of it. A change that
+// moves no sums (a pod starting to terminate, a new deletion cost) costs
+// one lookup.
 func (l *Ledger) UpsertPod(p Pod) {
-	key := p.Key()
-	if old := l.pods[key]; old != nil {
-		l.unaccount(old)
+	requests := l.amountsOf(p.Requests)
+	e := l.pods[p.Namespace+"/"+p.Name] // the key's concatenation stays on the stack
+	switch {
+	case e == nil:
+		if n := len(l.free); n > 0 {
+			e, l.free = l.free[n-1], l.free[:n-1]
+		} else {
+			e = &podEntry{}
+		}
+		l.pods[p.Key()] = e
+	case e.pod.NodeName == p.NodeName && e.pod.Terminal == p.Terminal && e.pod.Gated == p.Gated &&
+		(e.requests == requests || e.requests.same(requests)) && sameLabels(e.pod.Labels, p.Labels):
+		e.pod = p // same workload, same sums
+		return
+	default:
+		l.unaccount(e)
 	}
-	e := &podEntry{pod: p, workload: l.classify(&p)}
-	l.pods[key] = e
+	e.pod, e.requests = p, requests
+	e.usage = l.usage[l.classify(&e.pod)]
 	l.account(e)
+}
+
+// amountsOf is amountsOf(r), converted once for the pods that share r
+// (the pods of one ReplicaSet, in a simulation): Pod.Requests is read only.
+func (l *Ledger) amountsOf(r Resources) *amounts {
+	if r == nil || !sameMap(r, l.lastRequests) {
+		a := amountsOf(r)
+		l.last, l.lastRequests = &a, r
+	}
+	return l.last
+}
+
+// sameMap reports whether a and b are one map (not merely equal).
+func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// sameLabels is maps.Equal(a, b), at once when both are one map (a
+// simulated ReplicaSet's pods share theirs).
+func sameLabels(a, b map[string]string) bool {
+	return sameMap(a, b) || maps.Equal(a, b)
 }
 
 // PendingPod is an unbound, non-terminal pod: demand for room.
@@ -156,7 +233,7 @@ type PendingPod struct {
 func (l *Ledger) Pending() []PendingPod {
 	out := make([]PendingPod, 0, len(l.pending))
 	for _, e := range l.pending {
-		out = append(out, PendingPod{Pod: e.pod, Workload: e.workload})
+		out = append(out, PendingPod{Pod: e.pod, Workload: e.workload()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
 	return out
@@ -184,7 +261,7 @@ func (l *Ledger) Opportunistic() map[string][]BoundPod {
 		}
 		list := make([]BoundPod, 0, len(n.oppPods))
 		for _, e := range n.oppPods {
-			list = append(list, BoundPod{Key: e.pod.Key(), Workload: e.workload, Requests: e.pod.Requests,
+			list = append(list, BoundPod{Key: e.pod.Key(), Workload: e.workload(), Requests: e.pod.Requests,
 				Terminating: e.pod.Terminating, DeletionCost: e.pod.DeletionCost})
 		}
 		sort.Slice(list, func(i, j int) bool { return list[i].Key < list[j].Key })
@@ -196,9 +273,11 @@ func (l *Ledger) Opportunistic() map[string][]BoundPod {
 // DeletePod forgets a pod.
 func (l *Ledger) DeletePod(namespace, name string) {
 	key := namespace + "/" + name
-	if e := l.pods[key]; e != nil {
+	if e := l.pods[key]; e != nil { // the key's concatenation stays on the stack
 		l.unaccount(e)
 		delete(l.pods, key)
+		*e = podEntry{}
+		l.free = append(l.free, e)
 	}
 }
 
@@ -209,7 +288,7 @@ func (l *Ledger) WorkloadOf(namespace, name string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return e.workload, true
+	return e.workload(), true
 }
 
 func (l *Ledger) classify(p *Pod) string {
@@ -230,55 +309,52 @@ func (l *Ledger) apply(e *podEntry, sign int) {
 	if p.Terminal {
 		return
 	}
-	usage := l.usage[e.workload] // nil for paid pods
+	u, req, s64 := e.usage, e.requests, int64(sign)
 	if p.NodeName == "" {
 		if sign > 0 {
-			l.pending[p.Key()] = e
+			e.at = len(l.pending)
+			l.pending = append(l.pending, e)
 		} else {
-			delete(l.pending, p.Key())
+			l.pending = unlist(l.pending, e)
 		}
 		switch {
-		case usage != nil:
-			usage.Pending += sign
+		case u != nil:
+			u.pending += sign
 		case p.Gated:
-			l.gatedPaid.Pods += sign
-			addSigned(l.gatedPaid.Requests, p.Requests, sign)
+			l.gatedPaid.pods += sign
+			l.gatedPaid.requests.add(req, s64)
 		default:
-			l.pendingPaid.Pods += sign
-			addSigned(l.pendingPaid.Requests, p.Requests, sign)
+			l.pendingPaid.pods += sign
+			l.pendingPaid.requests.add(req, s64)
 		}
 		return
 	}
 	n := l.nodes[p.NodeName]
 	if n == nil {
-		n = &nodeEntry{node: Node{Name: p.NodeName}, state: NodeMissing, requested: Resources{}, opportunistic: Resources{}}
+		n = &nodeEntry{node: Node{Name: p.NodeName}, state: NodeMissing}
 		l.nodes[p.NodeName] = n
 	}
 	st := &l.states[n.state]
 	n.pods += sign
-	addSigned(n.requested, p.Requests, sign)
-	addSigned(st.requested, p.Requests, sign)
-	if usage != nil {
-		usage.Pods += sign
+	n.requested.add(req, s64)
+	st.requested.add(req, s64)
+	if u != nil {
+		u.pods += sign
 		if n.state != NodeReady {
-			usage.Stranded += sign
+			u.stranded += sign
 		}
-		if n.workloadPods == nil {
-			n.workloadPods = map[string]int{}
+		if len(n.workloadPods) <= u.index {
+			n.workloadPods = append(n.workloadPods, make([]int, u.index+1-len(n.workloadPods))...)
 		}
-		if n.workloadPods[e.workload] += sign; n.workloadPods[e.workload] == 0 {
-			delete(n.workloadPods, e.workload)
-		}
-		addSigned(usage.Requests, p.Requests, sign)
-		addSigned(n.opportunistic, p.Requests, sign)
-		addSigned(st.opportunistic, p.Requests, sign)
+		n.workloadPods[u.index] += sign
+		u.requests.add(req, s64)
+		n.opportunistic.add(req, s64)
+		st.opportunistic.add(req, s64)
 		if sign > 0 {
-			if n.oppPods == nil {
-				n.oppPods = map[string]*podEntry{}
-			}
-			n.oppPods[p.Key()] = e
+			e.at = len(n.oppPods)
+			n.oppPods = append(n.oppPods, e)
 		} else {
-			delete(n.oppPods, p.Key())
+			n.oppPods = unlist(n.oppPods, e)
 		}
 	}
 	if sign < 0 {
@@ -286,12 +362,13 @@ func (l *Ledger) apply(e *podEntry, sign int) {
 	}
 }
 
-func addSigned(dst, src Resources, sign int) {
-	if sign > 0 {
-		dst.Add(src)
-	} else {
-		dst.Sub(src)
-	}
+// unlist takes e out of list (its index e.at), moving the last entry
+// into its place.
+func unlist(list []*podEntry, e *podEntry) []*podEntry {
+	last := list[len(list)-1]
+	list[e.at], last.at = last, e.at
+	list[len(list)-1] = nil
+	return list[:len(list)-1]
 }
 
 // moveRequests moves a node's pod requests into the totals of a new state.
@@ -300,18 +377,18 @@ func (l *Ledger) moveRequests(e *nodeEntry, to NodeState) {
 		return
 	}
 	from, dest := &l.states[e.state], &l.states[to]
-	from.requested.Sub(e.requested)
-	from.opportunistic.Sub(e.opportunistic)
-	dest.requested.Add(e.requested)
-	dest.opportunistic.Add(e.opportunistic)
+	from.requested.add(&e.requested, -1)
+	from.opportunistic.add(&e.opportunistic, -1)
+	dest.requested.add(&e.requested, 1)
+	dest.opportunistic.add(&e.opportunistic, 1)
 	if (e.state == NodeReady) != (to == NodeReady) {
 		sign := 1 // the pods become stranded
 		if to == NodeReady {
 			sign = -1
 		}
-		for key, n := range e.workloadPods {
-			if u := l.usage[key]; u != nil {
-				u.Stranded += sign * n
+		for i, n := range e.workloadPods {
+			if n != 0 { // past the workloads after SetWorkloads: zeros
+				l.workloadUsage[i].stranded += sign * n
 			}
 		}
 	}

@@ -46,6 +46,12 @@ func TestLedgerAgreesWithSummarize(t *testing.T) {
 				if got := l.Report(); !reflect.DeepEqual(got, want) {
 					t.Fatalf("step %d: incremental report differs from recompute:\n got  %+v\n want %+v", step, got, want)
 				}
+				for _, name := range []corev1.ResourceName{"cpu", "memory", "pods", "nvidia.com/gpu", "example.com/absent"} {
+					got, gotOK := l.ReadyResource(name)
+					if want, wantOK := want.Resource(name); got != want || gotOK != wantOK {
+						t.Fatalf("step %d: ReadyResource(%s) = %+v, %t; the report's is %+v, %t", step, name, got, gotOK, want, wantOK)
+					}
+				}
 				var wantPending, gotPending []string
 				for _, p := range livePods {
 					if p.NodeName == "" && !p.Terminal {

@@ -88,6 +88,8 @@ type Pod struct {
 	// deletes lower costs first among equally ready pods.
 	DeletionCost int32
 	// Requests are the effective requests, including one "pods" slot.
+	// The Ledger keeps the map: it is read only once given to it (so pods
+	// may share one).
 	Requests Resources
 	// Scheduling holds the placement constraints of a pod that is not bound
 	// yet (nil once bound: the model never needs them then).

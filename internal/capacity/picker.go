@@ -27,6 +27,10 @@ type Picker struct {
 	rooms    []NodeRoom // the caller's, read only
 	eligible []bool     // taints, selector and affinity allow the shape
 	nothing  bool       // the shape requests nothing: it fits nowhere (as in Fit)
+	// requests are the shape's positive requests as a list, scored its
+	// requests of the scored resources: read for every change of a node.
+	requests []amount
+	scored   [2]int64
 	counts   []int64
 	zone     []int // zone index per node, -1 without the zone label
 	inZone   []int64
@@ -39,7 +43,10 @@ type Picker struct {
 	zones          int
 	classes        map[classKey]*placerHeap
 	class          []*placerHeap // nil where the pod does not fit
-	at             []int         // each node's position in its class's heap
+	// spare are emptied heaps for new classes: as the workload's pods come
+	// and go, classes (by count) do too.
+	spare []*placerHeap
+	at    []int // each node's position in its class's heap
 	// dirty lists the nodes changed since the last Pick, once each.
 	dirty   []int
 	isDirty []bool
@@ -57,9 +64,13 @@ func NewPicker(scoring Scoring, rooms []NodeRoom, shape Shape, counts []int64) *
 		classes: map[classKey]*placerHeap{}, class: make([]*placerHeap, n), at: make([]int, n), isDirty: make([]bool, n),
 		held: map[int]Resources{}}
 	p.nothing = true
-	for _, v := range shape.Requests {
+	for name, v := range shape.Requests {
 		p.nothing = p.nothing && v <= 0
+		if v > 0 {
+			p.requests = append(p.requests, amount{name, v})
+		}
 	}
+	p.scored = scoredOf(shape.Requests)
 	copy(p.counts, counts)
 	elig := EligibilityOf(shape)
 	p.zone, p.inZone = zonesOf(rooms, p.counts)
@@ -81,8 +92,8 @@ func (p *Picker) fits(i int, extra Resources) bool {
 	if p.nothing || !p.eligible[i] || r.State != NodeReady {
 		return false
 	}
-	for name, v := range p.shape.Requests {
-		if v > 0 && r.Free(name)+extra[name] < v {
+	for _, a := range p.requests {
+		if r.Free(a.name)+extra[a.name] < a.value {
 			return false
 		}
 	}
@@ -113,7 +124,11 @@ func (p *Picker) Update(i int) {
 func (p *Picker) refresh() {
 	for _, i := range p.dirty {
 		p.isDirty[i] = false
-		p.set(i, p.fits(i, p.held[i]))
+		var held Resources
+		if len(p.held) > 0 { // rarely: skip the lookup
+			held = p.held[i]
+		}
+		p.set(i, p.fits(i, held))
 	}
 	p.dirty = p.dirty[:0]
 }
@@ -131,6 +146,7 @@ func (p *Picker) set(i int, fits bool) {
 		heap.Remove(h, h.pos(i))
 		if len(h.nodes) == 0 {
 			delete(p.classes, h.key)
+			p.spare = append(p.spare, h)
 		}
 		p.class[i] = nil
 		p.feasible--
@@ -144,7 +160,12 @@ func (p *Picker) set(i int, fits bool) {
 	p.own[i] = p.ownScore(i)
 	h := p.classes[k]
 	if h == nil {
-		h = &placerHeap{key: k, own: p.own, rooms: p.rooms, at: p.at}
+		if n := len(p.spare); n > 0 {
+			h, p.spare = p.spare[n-1], p.spare[:n-1]
+			h.key = k
+		} else {
+			h = &placerHeap{key: k, own: p.own, rooms: p.rooms, at: p.at}
+		}
 		p.classes[k] = h
 	}
 	heap.Push(h, i)
@@ -158,7 +179,8 @@ func (p *Picker) set(i int, fits bool) {
 // ownScore is node i's score for the pod without the spreading term.
 func (p *Picker) ownScore(i int) int64 {
 	r := &p.rooms[i]
-	return weightFit*p.scoring.Score(r, p.shape.Requests) + weightBalanced*balanced(r, p.shape.Requests)
+	l := loadOf(r)
+	return weightFit*p.scoring.score(&l, p.scored) + weightBalanced*balancedOf(&l, p.scored)
 }
 
 // Count adds delta to the workload's pods on node i.

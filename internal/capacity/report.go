@@ -75,13 +75,18 @@ func (r Report) Resource(name corev1.ResourceName) (ResourceSummary, bool) {
 func (l *Ledger) Report() Report {
 	ready := &l.states[NodeReady]
 	names := map[corev1.ResourceName]bool{}
-	for _, set := range []Resources{ready.capacity, ready.allocatable, ready.requested} {
+	for _, set := range []Resources{ready.capacity, ready.allocatable} {
 		for name, v := range set {
 			if v != 0 {
 				names[name] = true
 			}
 		}
 	}
+	ready.requested.each(func(name corev1.ResourceName, v int64) {
+		if v != 0 {
+			names[name] = true
+		}
+	})
 	rep := Report{}
 	ordered := make([]corev1.ResourceName, 0, len(names))
 	for name := range names {
@@ -89,16 +94,7 @@ func (l *Ledger) Report() Report {
 	}
 	SortNames(ordered)
 	for _, name := range ordered {
-		requests, opp := ready.requested[name], ready.opportunistic[name]
-		rep.Resources = append(rep.Resources, ResourceSummary{
-			Name:                  name,
-			Capacity:              ready.capacity[name],
-			Allocatable:           ready.allocatable[name],
-			Requests:              requests,
-			PaidRequests:          requests - opp,
-			OpportunisticRequests: opp,
-			Remaining:             ready.allocatable[name] - requests,
-		})
+		rep.Resources = append(rep.Resources, l.readySummary(name))
 	}
 	for _, s := range NodeStates {
 		st := &l.states[s]
@@ -107,16 +103,42 @@ func (l *Ledger) Report() Report {
 			Nodes:       st.nodes,
 			Capacity:    nonZero(st.capacity),
 			Allocatable: nonZero(st.allocatable),
-			Requests:    nonZero(st.requested),
+			Requests:    st.requested.resources(true),
 		})
 	}
-	rep.PendingPaid = Demand{Pods: l.pendingPaid.Pods, Requests: nonZero(l.pendingPaid.Requests)}
-	rep.GatedPaid = Demand{Pods: l.gatedPaid.Pods, Requests: nonZero(l.gatedPaid.Requests)}
+	rep.PendingPaid = Demand{Pods: l.pendingPaid.pods, Requests: l.pendingPaid.requests.resources(true)}
+	rep.GatedPaid = Demand{Pods: l.gatedPaid.pods, Requests: l.gatedPaid.requests.resources(true)}
 	for _, u := range l.usage {
-		rep.Workloads = append(rep.Workloads, WorkloadUsage{Key: u.Key, Pods: u.Pods, Requests: nonZero(u.Requests), Stranded: u.Stranded, Pending: u.Pending})
+		rep.Workloads = append(rep.Workloads, WorkloadUsage{Key: u.key, Pods: u.pods, Requests: u.requests.resources(true), Stranded: u.stranded, Pending: u.pending})
 	}
 	sort.Slice(rep.Workloads, func(i, j int) bool { return rep.Workloads[i].Key < rep.Workloads[j].Key })
 	return rep
+}
+
+// ReadyResource is Report().Resource(name) without building the report:
+// O(1), for a caller that reads one number often (a simulated metrics
+// adapter).
+func (l *Ledger) ReadyResource(name corev1.ResourceName) (ResourceSummary, bool) {
+	ready := &l.states[NodeReady]
+	if ready.capacity[name] == 0 && ready.allocatable[name] == 0 && ready.requested.get(name) == 0 {
+		return ResourceSummary{Name: name}, false
+	}
+	return l.readySummary(name), true
+}
+
+// readySummary is the row of one resource of the usable pool.
+func (l *Ledger) readySummary(name corev1.ResourceName) ResourceSummary {
+	ready := &l.states[NodeReady]
+	requests, opp := ready.requested.get(name), ready.opportunistic.get(name)
+	return ResourceSummary{
+		Name:                  name,
+		Capacity:              ready.capacity[name],
+		Allocatable:           ready.allocatable[name],
+		Requests:              requests,
+		PaidRequests:          requests - opp,
+		OpportunisticRequests: opp,
+		Remaining:             ready.allocatable[name] - requests,
+	}
 }
 
 func nonZero(r Resources) Resources {
@@ -162,8 +184,8 @@ func (l *Ledger) Rooms() []NodeRoom {
 			Taints:                 e.node.Taints,
 			State:                  e.state,
 			Allocatable:            e.node.Allocatable,
-			Requested:              e.requested.Clone(),
-			OpportunisticRequested: e.opportunistic.Clone(),
+			Requested:              e.requested.resources(false),
+			OpportunisticRequested: e.opportunistic.resources(false),
 			Pods:                   e.pods,
 		})
 	}

@@ -43,13 +43,36 @@ func ParseScoring(s string) (Scoring, error) {
 // as 100m CPU and 200 MiB, which opportunist's shapes never are (a shape
 // must request something to be counted).
 func (s Scoring) Score(r *NodeRoom, req Resources) int64 {
+	l := loadOf(r)
+	return s.score(&l, scoredOf(req))
+}
+
+// scored are the resources the default scores weigh: CPU and memory.
+var scored = [2]corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory}
+
+// load is what the default scores read of a node: its allocatable and
+// requested CPU and memory (by scored's index).
+type load struct{ alloc, requested [2]int64 }
+
+func loadOf(r *NodeRoom) load {
+	return load{alloc: [2]int64{r.Allocatable[scored[0]], r.Allocatable[scored[1]]},
+		requested: [2]int64{r.Requested[scored[0]], r.Requested[scored[1]]}}
+}
+
+// scoredOf is a pod's requests of the scored resources.
+func scoredOf(req Resources) [2]int64 {
+	return [2]int64{req[scored[0]], req[scored[1]]}
+}
+
+// score is Score over a node's load.
+func (s Scoring) score(l *load, req [2]int64) int64 {
 	var sum, n int64
-	for _, name := range [...]corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		alloc := r.Allocatable[name]
+	for k := range scored {
+		alloc := l.alloc[k]
 		if alloc <= 0 {
 			continue
 		}
-		used := min(max(r.Requested[name]+req[name], 0), alloc)
+		used := min(max(l.requested[k]+req[k], 0), alloc)
 		if s == MostAllocated {
 			sum += used * 100 / alloc
 		} else {
@@ -370,23 +393,31 @@ const maxNodeScore = 100
 // balanced is NodeResourcesBalancedAllocation's score (v1.37): how much
 // placing the pod improves the balance of CPU and memory on the node, 50-100.
 func balanced(r *NodeRoom, req Resources) int64 {
-	with := balance(r, req)
-	without := balance(r, nil)
+	l := loadOf(r)
+	return balancedOf(&l, scoredOf(req))
+}
+
+// balancedOf is balanced over a node's load.
+func balancedOf(l *load, req [2]int64) int64 {
+	with := balance(l, req)
+	without := balance(l, [2]int64{})
 	return maxNodeScore/2 + (maxNodeScore/2+with-without)/2
 }
 
 // balance is (1 - std) * 100 of the node's CPU and memory request fractions.
-func balance(r *NodeRoom, req Resources) int64 {
-	var fractions []float64
-	for _, name := range [...]corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		alloc := r.Allocatable[name]
+func balance(l *load, req [2]int64) int64 {
+	var fractions [2]float64
+	n := 0
+	for k := range scored {
+		alloc := l.alloc[k]
 		if alloc == 0 {
 			continue
 		}
-		fractions = append(fractions, min(float64(r.Requested[name]+req[name])/float64(alloc), 1))
+		fractions[n] = min(float64(l.requested[k]+req[k])/float64(alloc), 1)
+		n++
 	}
 	std := 0.0
-	if len(fractions) == 2 {
+	if n == 2 {
 		std = math.Abs((fractions[0] - fractions[1]) / 2)
 	}
 	return int64((1 - std) * maxNodeScore)

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"cmp"
-	"container/heap"
 	"math"
 	"slices"
 	"strconv"
@@ -46,6 +45,9 @@ type world struct {
 	heldByPriority map[int32]map[int]capacity.Resources
 	timers         timerHeap
 	podSeq         int
+	slab           []pod // newPod's
+	// queue and ranked are schedulePending's and victims' buffers.
+	queue, ranked []*pod
 
 	// version counts the ledger's changes: event-driven controllers run
 	// when it moves.
@@ -106,6 +108,12 @@ type replicaSet struct {
 	preempts bool
 	eligible []bool // by node: taints, selector and affinity allow it
 	inPool   bool   // a paid set that may run on a node of the opportunistic pool
+	// scheduling is its pending pods' placement constraints, shared by
+	// them (read only).
+	scheduling *capacity.Scheduling
+	// requests are its pods' requests (pods.Shape.Requests) as a list:
+	// adding them to a node's room skips a map iteration.
+	requests []amount
 	// picker is the scheduler's choice of node for the set's next pod,
 	// kept up to date as rooms and the set's pods move (nil for the
 	// oracle's virtual opportunistic sets, which make no pods).
@@ -215,6 +223,20 @@ func newWorld(sc *Scenario, virtualOpp bool) *world {
 	return w
 }
 
+// amount is one entry of a Resources.
+type amount struct {
+	name  corev1.ResourceName
+	value int64
+}
+
+// addTo is dst.Add (sign 1) or dst.Sub (sign -1) of the Resources that
+// list holds.
+func addTo(dst capacity.Resources, list []amount, sign int64) {
+	for _, a := range list {
+		dst[a.name] += sign * a.value
+	}
+}
+
 // holdsOne reports whether allocatable holds one pod of requests.
 func holdsOne(allocatable, requests capacity.Resources) bool {
 	for name, v := range requests {
@@ -232,6 +254,11 @@ func (w *world) newSet(name string, p Pods, paid bool) *replicaSet {
 		rs.priority = p.Priority
 		rs.preempts = p.Preempts
 	}
+	for name, v := range p.Shape.Requests {
+		rs.requests = append(rs.requests, amount{name, v})
+	}
+	rs.scheduling = &capacity.Scheduling{NodeSelector: p.Shape.NodeSelector, Affinity: p.Shape.Affinity,
+		Tolerations: p.Shape.Tolerations, NeverPreempts: !rs.preempts}
 	// A node is eligible when its taints, the pods' node selector and
 	// affinity allow it, whatever its room: the rule of the control law's
 	// pools. Node state is checked where it is used (nodes go down and up).
@@ -245,14 +272,31 @@ func (w *world) newSet(name string, p Pods, paid bool) *replicaSet {
 
 // ---- pods ----
 
+// newPod allocates a pod from a slab: the ReplicaSets of a churning
+// strategy make millions of pods a week.
+func (w *world) newPod() *pod {
+	if len(w.slab) == 0 {
+		w.slab = make([]pod, 256)
+	}
+	p := &w.slab[0]
+	w.slab = w.slab[1:]
+	return p
+}
+
+// podName is name-seq, built in one allocation.
+func podName(name string, seq int) string {
+	var buf [64]byte
+	b := append(append(buf[:0], name...), '-')
+	return string(strconv.AppendInt(b, int64(seq), 10))
+}
+
 func (w *world) ledgerPod(p *pod) capacity.Pod {
 	out := capacity.Pod{Namespace: namespace, Name: p.name, Labels: p.rs.labels, Priority: p.rs.priority, Requests: p.rs.pods.Shape.Requests,
 		Terminating: p.terminating, DeletionCost: p.cost}
 	if p.node >= 0 {
 		out.NodeName = w.nodes[p.node].name
 	} else {
-		out.Scheduling = &capacity.Scheduling{NodeSelector: p.rs.pods.Shape.NodeSelector, Affinity: p.rs.pods.Shape.Affinity,
-			Tolerations: p.rs.pods.Shape.Tolerations, NeverPreempts: !p.rs.preempts}
+		out.Scheduling = p.rs.scheduling
 	}
 	return out
 }
@@ -260,7 +304,8 @@ func (w *world) ledgerPod(p *pod) capacity.Pod {
 func (w *world) createPod(rs *replicaSet) {
 	rs.seq++
 	w.podSeq++
-	p := &pod{id: w.podSeq, name: rs.name + "-" + strconv.Itoa(rs.seq), rs: rs, node: -1, nominated: -1, created: w.now}
+	p := w.newPod()
+	*p = pod{id: w.podSeq, name: podName(rs.name, rs.seq), rs: rs, node: -1, nominated: -1, created: w.now}
 	p.activeAt = len(rs.active)
 	rs.active = append(rs.active, p)
 	p.pendingAt = len(w.pending)
@@ -283,7 +328,7 @@ func (w *world) bind(p *pod, i int) {
 	p.node = i
 	n := w.nodes[i]
 	n.pods = append(n.pods, p)
-	w.rooms[i].Requested.Add(p.rs.pods.Shape.Requests)
+	addTo(w.rooms[i].Requested, p.rs.requests, 1)
 	w.roomChanged(i)
 	p.rs.picker.Count(i, 1)
 	p.rs.bound++
@@ -293,7 +338,7 @@ func (w *world) bind(p *pod, i int) {
 		w.pendingPaid--
 		w.maxPaidWait = max(w.maxPaidWait, w.now-p.created)
 	} else {
-		w.rooms[i].OpportunisticRequested.Add(p.rs.pods.Shape.Requests)
+		addTo(w.rooms[i].OpportunisticRequested, p.rs.requests, 1)
 		w.boundOppCPU += p.rs.cpu
 	}
 	w.ledger.UpsertPod(w.ledgerPod(p))
@@ -302,7 +347,7 @@ func (w *world) bind(p *pod, i int) {
 	if p.rs.pods.Startup <= 0 {
 		w.setReady(p)
 	} else {
-		heap.Push(&w.timers, timer{at: w.now + p.rs.pods.Startup, seq: p.id, pod: p, ready: true})
+		w.timers.push(timer{at: w.now + p.rs.pods.Startup, seq: p.id, pod: p, ready: true})
 	}
 }
 
@@ -395,6 +440,9 @@ func (w *world) heldFor(p *pod) map[int]capacity.Resources {
 		}
 		return r
 	}
+	if len(w.heldByPriority) == 0 && p.nominated < 0 {
+		return nil // nothing held: no map to build
+	}
 	for prio, byNode := range w.heldByPriority {
 		if prio < p.rs.priority {
 			for i, r := range byNode {
@@ -482,7 +530,7 @@ func (w *world) deletePod(p *pod) {
 	}
 	w.ledger.UpsertPod(w.ledgerPod(p)) // its deletionTimestamp is set
 	w.version++
-	heap.Push(&w.timers, timer{at: w.now + rs.pods.Grace, seq: p.id, pod: p})
+	w.timers.push(timer{at: w.now + rs.pods.Grace, seq: p.id, pod: p})
 }
 
 // demands: a paid pod that is not terminating counts as paid demand unless
@@ -501,7 +549,7 @@ func (w *world) removePod(p *pod) {
 	i := p.node
 	n := w.nodes[i]
 	n.pods = slices.DeleteFunc(n.pods, func(q *pod) bool { return q == p })
-	w.rooms[i].Requested.Sub(p.rs.pods.Shape.Requests)
+	addTo(w.rooms[i].Requested, p.rs.requests, -1)
 	w.roomChanged(i)
 	if w.rooms[i].State == capacity.NodeReady {
 		if p.rs.paid {
@@ -511,7 +559,7 @@ func (w *world) removePod(p *pod) {
 		}
 	}
 	if !p.rs.paid {
-		w.rooms[i].OpportunisticRequested.Sub(p.rs.pods.Shape.Requests)
+		addTo(w.rooms[i].OpportunisticRequested, p.rs.requests, -1)
 	}
 	w.ledger.DeletePod(namespace, p.name)
 	w.version++
@@ -530,25 +578,55 @@ type timer struct {
 	node  int
 }
 
+// timerHeap is a min-heap of timers by time, then seq. It is
+// container/heap's algorithm step for step (timers of the same time and
+// seq come out in the same order), typed, so a timer is not boxed.
 type timerHeap []timer
 
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
+func (h timerHeap) less(i, j int) bool {
 	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].seq < h[j].seq
 }
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
-func (h *timerHeap) Pop() any {
+
+func (h *timerHeap) push(t timer) {
+	*h = append(*h, t)
+	for j := len(*h) - 1; ; { // container/heap's up
+		i := (j - 1) / 2
+		if i == j || !h.less(j, i) {
+			break
+		}
+		(*h)[i], (*h)[j] = (*h)[j], (*h)[i]
+		j = i
+	}
+}
+
+func (h *timerHeap) pop() timer {
 	old := *h
-	t := old[len(old)-1]
-	*h = old[:len(old)-1]
+	n := len(old) - 1
+	old[0], old[n] = old[n], old[0]
+	for i := 0; ; { // container/heap's down over the first n
+		j := 2*i + 1
+		if j >= n {
+			break
+		}
+		if j2 := j + 1; j2 < n && old.less(j2, j) {
+			j = j2
+		}
+		if !old.less(j, i) {
+			break
+		}
+		old[i], old[j] = old[j], old[i]
+		i = j
+	}
+	t := old[n]
+	old[n] = timer{} // drop the pod pointer
+	*h = old[:n]
 	return t
 }
 
 // fireTimers runs the pod transitions due by now.
 func (w *world) fireTimers() {
 	for len(w.timers) > 0 && w.timers[0].at <= w.now {
-		w.fire(heap.Pop(&w.timers).(timer))
+		w.fire(w.timers.pop())
 	}
 }
 
@@ -558,7 +636,7 @@ func (w *world) fireTimers() {
 func (w *world) settle() {
 	var keep []timer
 	for len(w.timers) > 0 {
-		t := heap.Pop(&w.timers).(timer)
+		t := w.timers.pop()
 		if t.evict {
 			keep = append(keep, t)
 			continue
@@ -566,7 +644,7 @@ func (w *world) settle() {
 		w.fire(t)
 	}
 	for _, t := range keep {
-		heap.Push(&w.timers, t)
+		w.timers.push(t)
 	}
 }
 
@@ -658,7 +736,7 @@ func (w *world) setNode(i int, up bool) {
 		if w.sc.PodEvictionTimeout <= 0 {
 			w.evict(i)
 		} else {
-			heap.Push(&w.timers, timer{at: w.now + w.sc.PodEvictionTimeout, seq: -1 - i, evict: true, node: i})
+			w.timers.push(timer{at: w.now + w.sc.PodEvictionTimeout, seq: -1 - i, evict: true, node: i})
 		}
 	}
 }
@@ -695,8 +773,9 @@ func (w *world) victims(rs *replicaSet, n int) []*pod {
 			onNode[p.node+1]++
 		}
 	}
-	ranked := slices.Clone(rs.active)
-	slices.SortStableFunc(ranked, func(a, b *pod) int {
+	ranked := append(w.ranked[:0], rs.active...)
+	w.ranked = ranked
+	slices.SortFunc(ranked, func(a, b *pod) int { // a total order (ids differ): no need for a stable sort
 		if c := cmp.Compare(boolRank(a.node < 0), boolRank(b.node < 0)); c != 0 {
 			return -c
 		}
@@ -737,8 +816,9 @@ func (w *world) schedulePending() {
 			return
 		}
 		w.reschedule = false
-		queue := slices.Clone(w.pending)
-		slices.SortStableFunc(queue, func(a, b *pod) int {
+		queue := append(w.queue[:0], w.pending...)
+		w.queue = queue
+		slices.SortFunc(queue, func(a, b *pod) int { // a total order (ids differ)
 			return cmp.Or(cmp.Compare(b.rs.priority, a.rs.priority), cmp.Compare(a.created, b.created), cmp.Compare(a.id, b.id))
 		})
 		unschedulable := map[*replicaSet]bool{}

@@ -55,7 +55,7 @@ func (s *hpaStrategy) act(w *world) {
 	m := metricValues{
 		object: func(string) (int64, error) { // cpuRemainingMetric: the only Object metric checked in
 			if remaining == nil {
-				cpu, _ := w.ledger.Report().Resource(corev1.ResourceCPU)
+				cpu, _ := w.ledger.ReadyResource(corev1.ResourceCPU)
 				// The custom metrics API serves the milli-cores as a plain
 				// number; the controller reads its milli-value.
 				v := cpu.Remaining * 1000
