@@ -19,7 +19,7 @@ DEMO_TAGS := nocluster
 
 .PHONY: demo
 demo: ## The main job: a simulated cluster filling and yielding, live at http://127.0.0.1:8090/
-	@echo "demo: building bin/opportunist-demo (demo and simulate, no cluster libraries): the first build compiles 371 packages, about 70 CPU-seconds, some 35 s on 2 idle cores, more while modules download; then seconds"
+	@echo "demo: building bin/opportunist-demo (demo and simulate, no cluster libraries): the first build compiles 371 packages, about 60-70 CPU-seconds, 32 s on 2 idle cores, more while modules download; then seconds"
 	@$(GO) build -tags $(DEMO_TAGS) -ldflags "$(LDFLAGS)" -o bin/opportunist-demo ./cmd/opportunist
 	@echo "demo: starting; open the URL it prints"
 	bin/opportunist-demo demo
