@@ -315,11 +315,6 @@ func startKEDA(t *testing.T) {
 // waited for, before KEDA stops: KEDA's finalizer would hold the namespace.
 func createScaledObject(t *testing.T, ns string, min, max int64, trigger map[string]any) {
 	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := dynamic.NewForConfigOrDie(cfg).Resource(scaledObjectGVR).Namespace(ns)
 	follow := map[string]any{
 		"stabilizationWindowSeconds": int64(0),
 		// Without it the HPA ignores a change under 10% of the count: it
@@ -327,19 +322,32 @@ func createScaledObject(t *testing.T, ns string, min, max int64, trigger map[str
 		"tolerance": "0",
 		"policies":  []any{map[string]any{"type": "Percent", "value": int64(1000), "periodSeconds": int64(1)}},
 	}
+	createScaledObjectWith(t, ns, min, max, map[string]any{"scaleUp": follow, "scaleDown": follow}, trigger)
+}
+
+// createScaledObjectWith is createScaledObject with the HPA's behavior
+// given; nil leaves it unset, as the write-up's HPA had it.
+func createScaledObjectWith(t *testing.T, ns string, min, max int64, behavior, trigger map[string]any) {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := dynamic.NewForConfigOrDie(cfg).Resource(scaledObjectGVR).Namespace(ns)
+	spec := map[string]any{
+		"scaleTargetRef":  map[string]any{"name": "worker"},
+		"pollingInterval": int64(1),
+		"minReplicaCount": min,
+		"maxReplicaCount": max,
+		"triggers":        []any{trigger},
+	}
+	if behavior != nil {
+		spec["advanced"] = map[string]any{"horizontalPodAutoscalerConfig": map[string]any{"behavior": behavior}}
+	}
 	so := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
 		"metadata": map[string]any{"namespace": ns, "name": "worker"},
-		"spec": map[string]any{
-			"scaleTargetRef":  map[string]any{"name": "worker"},
-			"pollingInterval": int64(1),
-			"minReplicaCount": min,
-			"maxReplicaCount": max,
-			"advanced": map[string]any{"horizontalPodAutoscalerConfig": map[string]any{
-				"behavior": map[string]any{"scaleUp": follow, "scaleDown": follow},
-			}},
-			"triggers": []any{trigger},
-		},
+		"spec":     spec,
 	}}
 	ctx := context.Background()
 	if _, err := res.Create(ctx, so, metav1.CreateOptions{}); err != nil {
