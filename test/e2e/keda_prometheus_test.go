@@ -250,7 +250,7 @@ func TestKEDAPrometheusTriggerWriteup(t *testing.T) {
 		t.Errorf("the worker never left its minimum of 15: %v", counts)
 	}
 	// The burst fills the cluster (the remaining capacity Prometheus
-	// scrapes reads 0: the paid pods preempt workers), so the next
+	// scrapes reads 0: paid pods and workers take it all), so the next
 	// recommendation is the minimum; the 30 s downscale stabilisation
 	// holds the last high one until then. Over three runs the count fell
 	// 150 -> 15 at 50.5 s, 8.5 s after the app went back to 2: late, but
