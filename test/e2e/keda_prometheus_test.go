@@ -184,6 +184,7 @@ func TestKEDAPrometheusTriggerWriteup(t *testing.T) {
 		sync   = 10 * time.Second
 		target = 30000 // milli-cores: the write-up's 30 cores of headroom
 	)
+	prometheusBinary(t) // fail before restarting anything when it is missing
 	hackCluster(t, "hpa", "--sync-period", sync.String(), "--downscale-stabilization", "30s")
 	t.Cleanup(func() { hackCluster(t, "hpa", "--reset") })
 	hpaSeed(t, ns, false)
