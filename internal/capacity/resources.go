@@ -102,16 +102,10 @@ func SortNames(names []corev1.ResourceName) {
 	})
 }
 
+// rank orders the common resources first, in commonNames' order.
 func rank(name corev1.ResourceName) int {
-	switch name {
-	case corev1.ResourceCPU:
-		return 0
-	case corev1.ResourceMemory:
-		return 1
-	case corev1.ResourcePods:
-		return 2
-	case corev1.ResourceEphemeralStorage:
-		return 3
+	if i := commonIndex(name); i >= 0 {
+		return i
 	}
-	return 4
+	return numCommon
 }

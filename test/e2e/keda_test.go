@@ -292,20 +292,7 @@ func startKEDA(t *testing.T) {
 		if err := adapter.exited(); err != nil {
 			return false, err
 		}
-		got, err := dyn.Resource(apiServiceGVR).Get(ctx, apiservice, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-		for _, c := range conds {
-			if m, ok := c.(map[string]any); ok && m["type"] == "Available" {
-				if m["status"] == "True" {
-					return true, nil
-				}
-				return false, fmt.Errorf("%v: %v", m["reason"], m["message"])
-			}
-		}
-		return false, nil
+		return apiServiceAvailable(ctx, dyn, apiservice)
 	})
 }
 

@@ -500,19 +500,25 @@ func grantMetricsReader(t *testing.T, ns, sa string) {
 func waitForAPIServiceAvailable(t *testing.T, dyn dynamic.Interface, name string) {
 	t.Helper()
 	waitFor(t, 30*time.Second, "APIService "+name+" to be Available", func(ctx context.Context) (bool, error) {
-		obj, err := dyn.Resource(apiServiceGVR).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
-		for _, c := range conds {
-			if m, ok := c.(map[string]any); ok && m["type"] == "Available" {
-				if m["status"] == "True" {
-					return true, nil
-				}
-				return false, fmt.Errorf("%v: %v", m["reason"], m["message"])
-			}
-		}
-		return false, nil
+		return apiServiceAvailable(ctx, dyn, name)
 	})
+}
+
+// apiServiceAvailable reports whether the APIService's Available condition
+// is True; when it is False, the error carries its reason and message.
+func apiServiceAvailable(ctx context.Context, dyn dynamic.Interface, name string) (bool, error) {
+	obj, err := dyn.Resource(apiServiceGVR).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false, err
+	}
+	conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == "Available" {
+			if m["status"] == "True" {
+				return true, nil
+			}
+			return false, fmt.Errorf("%v: %v", m["reason"], m["message"])
+		}
+	}
+	return false, nil
 }
