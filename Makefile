@@ -53,8 +53,8 @@ check: ## The fast tests, in about a minute: gofmt, go vet (e2e tag too), unit t
 test: lint unit e2e ## The full suite, as CI runs it: lint, unit tests with -race, end-to-end tests on a real control plane (about 20 min)
 
 .PHONY: unit
-unit: ## Unit tests with the race detector
-	$(GO) test -race -count=1 ./...
+unit: ## Unit tests with the race detector (TestImage builds the static binary cold: allow it more than go test's default 10 min)
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 .PHONY: e2e
 e2e: ## End-to-end tests on a local control plane (brought up if needed); RUN=<regex> selects tests

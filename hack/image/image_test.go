@@ -29,6 +29,12 @@ func TestImage(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Fatalf("the image test runs the linux binary it builds; this is %s", runtime.GOOS)
 	}
+	if testing.Short() {
+		// The static build (CGO_ENABLED=0, -trimpath) shares no build cache
+		// with the other tests: cold, it compiles every package again, which
+		// took over 10 minutes on a loaded two-core machine. make unit runs it.
+		t.Skip("builds the whole binary a second time (CGO_ENABLED=0, -trimpath): runs without -short, in make unit")
+	}
 	out := t.TempDir()
 	opts, err := parseFlags([]string{"-version", "v0.0.0-test", "-revision", "abc123", "-platforms", "linux/" + runtime.GOARCH,
 		"-out", out, "-source", "../..", "-created", "1700000000", "-ca-certs", ""})
