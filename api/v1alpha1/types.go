@@ -131,7 +131,8 @@ const (
 
 // Prediction tunes the forecast of paid demand.
 type Prediction struct {
-	// Mode is Off (default), Preview or Auto.
+	// Mode is Off (default), Preview or Auto. Quote "Off" in YAML (as for
+	// a VerticalPodAutoscaler's updateMode): bare, YAML reads it as false.
 	// +kubebuilder:default=Off
 	// +optional
 	Mode PredictionMode `json:"mode,omitempty"`
