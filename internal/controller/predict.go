@@ -159,6 +159,17 @@ func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRoun
 			}
 			sp.learnedByName[name] = h.Quantity
 		}
+		// A learned headroom was learned from the same rises the forecast
+		// sees coming: the larger of the two counts, not their sum.
+		if len(sp.learnedByName) > 0 && len(reserve) > 0 {
+			adjusted := capacity.Resources{}
+			for name, v := range reserve {
+				if v -= sp.learnedByName[name]; v > 0 {
+					adjusted[name] = v
+				}
+			}
+			reserve, sp.view.Reserve = adjusted, adjusted
+		}
 		if mode == v1alpha1.PredictionAuto && len(reserve) > 0 {
 			*in = control.Predictive(*in, alloc, reserve)
 			sp.applied, sp.reserveApplied = true, reserve

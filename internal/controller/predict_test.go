@@ -1,7 +1,11 @@
 package controller
 
 import (
+	"bytes"
+	"flag"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
@@ -229,5 +234,45 @@ func TestLearnedHeadroom(t *testing.T) {
 	l := p.LearnedHeadroom[0]
 	if l.Resource != corev1.ResourceCPU || l.Quantity.MilliValue() != 36000 || !strings.Contains(l.Source, "at this hour of the 24h0m0s period") {
 		t.Errorf("learned headroom %s %s from %q, want cpu 36 at this hour of the day", l.Resource, l.Quantity.String(), l.Source)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestPredictionStatusGolden renders the status of the Auto world (a 10 %
+// margin, a worker with a 60 s grace) as docs/learning.md shows it.
+func TestPredictionStatusGolden(t *testing.T) {
+	w := predictingWorld(t, v1alpha1.PredictionAuto)
+	w.targets.targets["worker"].grace = time.Minute
+	var s v1alpha1.OpportunisticScaler
+	if err := w.client.Get(t.Context(), client.ObjectKey{Namespace: testNamespace, Name: "worker"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Spec.Prediction.MarginPercent = 10
+	if err := w.client.Update(t.Context(), &s); err != nil {
+		t.Fatal(err)
+	}
+	w.round(t)
+	st := w.status(t, "worker")
+	st.Conditions = nil // their times move
+	out, err := yaml.Marshal(map[string]any{"status": st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "prediction-auto-status.yaml")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(out, want) {
+		t.Errorf("status differs from %s:\n%s", golden, out)
 	}
 }
