@@ -276,3 +276,24 @@ func TestPredictionStatusGolden(t *testing.T) {
 		t.Errorf("status differs from %s:\n%s", golden, out)
 	}
 }
+
+// TestHistorySnapshotWhileRounds: the leader's saver reads the histories
+// while rounds record (run with -race).
+func TestHistorySnapshotWhileRounds(t *testing.T) {
+	w := predictingWorld(t, v1alpha1.PredictionPreview)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 {
+			if h := w.r.HistorySnapshot()[testNamespace+"/worker"]; h == nil || h.Len() < 3*24*60 {
+				t.Errorf("snapshot %v lost the seeded history", h)
+				return
+			}
+		}
+	}()
+	for range 5 {
+		w.clock.Step(30 * time.Second)
+		w.round(t)
+	}
+	<-done
+}
