@@ -14,12 +14,15 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -34,6 +37,7 @@ import (
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/cluster"
 	"github.com/opportunist/opportunist/internal/control"
+	"github.com/opportunist/opportunist/internal/predict"
 	"github.com/opportunist/opportunist/internal/scalerspec"
 )
 
@@ -71,6 +75,9 @@ const (
 	// workload that does not exist. (Other failures to read it keep the
 	// target's reasons: TargetForbidden, NoPodTemplate, ...)
 	ReasonSlotShapeNotFound = "SlotShapeNotFound"
+	// ReasonPreYield: an Event of a scale-down ahead of a forecast peak
+	// (spec.prediction.mode Auto).
+	ReasonPreYield = "PreYield"
 )
 
 // RoundRequest is the one reconcile request: a round covers every scaler.
@@ -104,7 +111,22 @@ type Reconciler struct {
 	// fits on ("" is its default, LeastAllocated): scalers with slots place
 	// their new replicas as it would.
 	Scoring capacity.Scoring
-	spacing roundSpacing
+	// HistoryClock is the demand history's clock (nil: time.Now); tests
+	// compress time with it (--history-time-scale).
+	HistoryClock func() time.Time
+	// HistoryTimeScale is how much faster the history clock runs than the
+	// real one (0 counts as 1): lead times are real, the forecast's window
+	// is on the history clock.
+	HistoryTimeScale float64
+	spacing          roundSpacing
+
+	// recorders hold each scaler's demand history, by HistoryKey; the
+	// leader's saver reads them (HistorySnapshot) while rounds run.
+	historyMu sync.Mutex
+	recorders map[string]*predict.Recorder
+	// predictors forecast for scalers with spec.prediction or an "auto"
+	// headroom, on the recorders' histories.
+	predictors map[string]*predict.Predictor
 
 	history map[string]control.History
 	// seenPaidPending holds the paid pods pending at the last round's start
@@ -132,6 +154,9 @@ type scalerRound struct {
 	// warning and warningReason: another autoscaler writes the target too.
 	warning, warningReason string
 	input                  control.Scaler
+	// prediction is this round's forecast (nil: prediction Off and no
+	// learned headroom).
+	prediction *scalerPrediction
 	// scaledAt is when this round wrote the target, if it did.
 	scaledAt time.Time
 }
@@ -199,10 +224,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	cluster := control.ClusterOf(r.Capacity)
 	cluster.Scoring = r.Scoring
+	r.predictRound(&cluster, rounds, inputs)
 	decisions := control.Decide(now, cluster, inputs)
 	byKey := map[string]*control.Decision{}
 	published := map[string]Published{}
 	inputByKey := map[string]*control.Scaler{}
+	roundOf := map[string]*scalerRound{}
+	for _, sr := range rounds {
+		roundOf[sr.key] = sr
+	}
 	for i := range inputs {
 		inputByKey[inputs[i].Key] = &inputs[i]
 	}
@@ -210,6 +240,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		d, in := &decisions[i], inputByKey[decisions[i].Key]
 		byKey[d.Key] = d
 		r.history[d.Key] = d.History
+		if sr := roundOf[d.Key]; sr != nil {
+			if why := sr.prediction.preYield(in.Current, d.Desired, d.Limit); why != "" {
+				d.Reason = why + "; " + d.Reason // in status, the Event and the dashboard's decision feed
+			}
+		}
 		published[d.Key] = Published{Current: in.Current, Desired: d.Desired, Min: in.Min, Max: in.Max, Limit: string(d.Limit), Reason: d.Reason, PoolNodes: d.PoolNodes, Slots: d.Slots}
 	}
 	r.Decisions.replace(published)
@@ -428,6 +463,14 @@ func (r *Reconciler) forgetGone(rounds []*scalerRound) {
 			delete(r.history, key)
 		}
 	}
+	r.historyMu.Lock()
+	for key := range r.recorders {
+		if !live[key] {
+			delete(r.recorders, key)
+			delete(r.predictors, key)
+		}
+	}
+	r.historyMu.Unlock()
 	for key := range r.statusWritten {
 		if !live[key] {
 			delete(r.statusWritten, key)
@@ -465,6 +508,7 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 	status.BudgetReplicas, status.FitReplicas = d.Budget, d.Fit
 	status.PoolNodes, status.StrandedReplicas = int32(d.PoolNodes), d.Stranded
 	status.Slots = slotStatus(d.Slots)
+	status.Prediction = sr.prediction.status()
 	mode := ReasonActive
 	switch {
 	case s.Spec.Paused:
@@ -473,6 +517,7 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 		mode = ReasonDryRun
 	}
 	r.Metrics.Decision(sr.key, current, d)
+	r.Metrics.Forecast(sr.key, sr.prediction)
 	logArgs := []any{"scaler", sr.key, "target", sr.obj.Spec.ScaleTargetRef.Kind + "/" + sr.obj.Spec.ScaleTargetRef.Name,
 		"from", current, "to", d.Desired, "limitedBy", string(d.Limit), "budgetReplicas", d.Budget, "fitReplicas", d.Fit, "mode", mode, "reason", d.Reason}
 	switch {
@@ -490,7 +535,11 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 			return
 		}
 		r.Log.Info("scaled", logArgs...)
-		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "Scaled", "Scale", "scaled from %d to %d (limited by %s): %s", current, d.Desired, d.Limit, d.Reason)
+		reason := "Scaled"
+		if strings.HasPrefix(d.Reason, preYieldPrefix) {
+			reason = ReasonPreYield // d.Reason says which peak
+		}
+		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, reason, "Scale", "scaled from %d to %d (limited by %s): %s", current, d.Desired, d.Limit, d.Reason)
 		status.CurrentReplicas, status.LastScaleTime = d.Desired, &metav1.Time{Time: sr.scaledAt}
 	}
 	setCondition(status, ConditionReady, true, mode, fmt.Sprintf("%s: %s", mode, d.Reason), s.Generation)
@@ -584,6 +633,14 @@ func statusNeedsWrite(was, next *v1alpha1.OpportunisticScalerStatus, since, inte
 func withoutLiveNumbers(st *v1alpha1.OpportunisticScalerStatus) *v1alpha1.OpportunisticScalerStatus {
 	out := st.DeepCopy()
 	out.BudgetReplicas, out.FitReplicas, out.Reason = 0, 0, ""
+	if p := out.Prediction; p != nil {
+		// What moves with the demand and the clock; the mode, forecaster,
+		// period and lead time stay.
+		p.Reason, p.History, p.Peak, p.PeakTime, p.Reserve, p.BacktestError = "", "", nil, nil, nil, ""
+		for i := range p.LearnedHeadroom {
+			p.LearnedHeadroom[i].Quantity, p.LearnedHeadroom[i].Source = resource.Quantity{}, ""
+		}
+	}
 	for i := range out.Slots {
 		out.Slots[i].Fit, out.Slots[i].Nodes, out.Slots[i].MoreNodes = 0, nil, 0
 	}

@@ -368,6 +368,11 @@ type headroomValue struct {
 
 func (h *headroomValue) fromYAML(n *yaml.Node) error {
 	h.line = n.Line
+	if n.Value == "auto" {
+		// The controller learns it from the pool's recorded demand; a
+		// scenario states the headroom it wants simulated.
+		return fmt.Errorf("\"auto\" headroom is learned by the controller from its demand history, not simulated: give a quantity (30, 64Gi) or a percent (15%%)")
+	}
 	if pct, ok := strings.CutSuffix(n.Value, "%"); ok {
 		f, err := strconv.ParseFloat(pct, 64)
 		if err != nil || !(f >= 0 && f <= 100) { // written so that NaN fails too

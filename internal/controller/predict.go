@@ -1,0 +1,339 @@
+package controller
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/opportunist/opportunist/api/v1alpha1"
+	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/control"
+	"github.com/opportunist/opportunist/internal/forecast"
+	"github.com/opportunist/opportunist/internal/predict"
+)
+
+// preYieldPrefix starts the reason of a scale-down ahead of a forecast peak.
+const preYieldPrefix = "yielding "
+
+// Lead time parts the controller cannot measure (yet).
+const (
+	// schedulerDelay is the scheduler's share of the time to schedule.
+	schedulerDelay = time.Second
+	// DefaultStartup is the paid pods' start-up when it is not measured.
+	DefaultStartup = 30 * time.Second
+)
+
+// HistoryKey names a scaler's demand history: "<namespace>/<name>".
+func HistoryKey(s *v1alpha1.OpportunisticScaler) string { return s.Namespace + "/" + s.Name }
+
+// SeedHistory replaces the demand history of the scaler keyed key (a
+// leader calls it with the persisted history at start, before its first
+// round). Later rounds record onto it.
+func (r *Reconciler) SeedHistory(key string, h *forecast.History) {
+	r.historyMu.Lock()
+	defer r.historyMu.Unlock()
+	if r.recorders == nil {
+		r.recorders = map[string]*predict.Recorder{}
+	}
+	r.recorders[key] = predict.NewRecorder(predict.Clone(h), r.historyNow())
+	delete(r.predictors, key) // it forecasts from the new history
+}
+
+// HistorySnapshot returns a deep copy of every scaler's demand history,
+// by HistoryKey, for saving.
+func (r *Reconciler) HistorySnapshot() map[string]*forecast.History {
+	r.historyMu.Lock()
+	defer r.historyMu.Unlock()
+	out := make(map[string]*forecast.History, len(r.recorders))
+	for key, rec := range r.recorders {
+		out[key] = predict.Clone(rec.History)
+	}
+	return out
+}
+
+func (r *Reconciler) historyNow() time.Time {
+	if r.HistoryClock != nil {
+		return r.HistoryClock()
+	}
+	return time.Now()
+}
+
+// scalerPrediction is what one round's forecast says about one scaler,
+// for its status, Event and metrics.
+type scalerPrediction struct {
+	mode           v1alpha1.PredictionMode
+	view           predict.View
+	lead           time.Duration
+	leadSource     string
+	history        time.Duration
+	observed       capacity.Resources
+	margin         int32
+	quantile       float64
+	learned        []v1alpha1.LearnedHeadroom
+	learnedByName  capacity.Resources
+	predicting     bool // mode Preview or Auto
+	applied        bool // the reserve went into the budget (Auto)
+	reserveApplied capacity.Resources
+}
+
+// predictRound records each acting scaler's observed paid demand on the
+// history clock (the pool's bound, terminating and pending paid pods),
+// then, for scalers with spec.prediction or an "auto" headroom, runs the
+// shared predictor: Auto passes the scaler through control.Predictive,
+// Preview only reports, Off costs nothing beyond the recording.
+func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRound, inputs []control.Scaler) {
+	now := r.historyNow()
+	r.historyMu.Lock()
+	defer r.historyMu.Unlock()
+	if r.recorders == nil {
+		r.recorders = map[string]*predict.Recorder{}
+	}
+	byKey := map[string]*scalerRound{}
+	for _, sr := range rounds {
+		byKey[sr.key] = sr
+	}
+	for i := range inputs {
+		in := &inputs[i]
+		sr := byKey[in.Key]
+		rec, ok := r.recorders[in.Key]
+		if !ok {
+			rec = predict.NewRecorder(nil, now)
+			r.recorders[in.Key] = rec
+		}
+		alloc, paid := control.PoolDemand(cluster, in)
+		observed := shapeResources(paid, in)
+		rec.Observe(now, observed)
+
+		spec := sr.obj.Spec.Prediction
+		mode := v1alpha1.PredictionOff
+		if spec != nil && spec.Mode != "" {
+			mode = spec.Mode
+		}
+		auto := autoHeadroom(in)
+		if mode == v1alpha1.PredictionOff && len(auto) == 0 {
+			delete(r.predictors, in.Key)
+			continue
+		}
+		sp := &scalerPrediction{mode: mode, observed: observed, predicting: mode != v1alpha1.PredictionOff}
+		sr.prediction = sp
+		sp.history = time.Duration(rec.History.Len()-totalGaps(rec.History)) * rec.History.Step
+		sp.lead, sp.leadSource = r.leadTime(sr)
+		// The history runs on its own clock: the lead time in its time.
+		histLead := time.Duration(float64(sp.lead) * r.historyScale())
+		cfg := predict.Config{}
+		if spec != nil {
+			cfg.Quantile, _ = strconv.ParseFloat(spec.Quantile, 64) // validated by the API server; 0 takes the default
+			cfg.MarginPercent = float64(spec.MarginPercent)
+			sp.margin = spec.MarginPercent
+		}
+		p := r.predictors[in.Key]
+		if p == nil || p.Recorder != rec || p.Config().Quantile != withDefaultQuantile(cfg.Quantile) {
+			p = predict.New(cfg, rec, forecastResources(in)...)
+			if r.predictors == nil {
+				r.predictors = map[string]*predict.Predictor{}
+			}
+			r.predictors[in.Key] = p
+		}
+		p.SetMargin(cfg.MarginPercent)
+		sp.quantile = p.Config().Quantile
+		reserve := p.Next(now, histLead, observed)
+		sp.view = p.View()
+		for _, name := range auto {
+			period := forecast.Period{}
+			if m, ok := sp.view.Models[name]; ok {
+				period = m.Period
+			}
+			h := predict.LearnHeadroom(rec.History.Series(name), period, now, histLead, predict.HeadroomQuantile, alloc[name],
+				func(v int64) string { q := quantity(name, v); return q.String() })
+			in.Headroom[name] = control.Headroom{Auto: true, Quantity: h.Quantity}
+			sp.learned = append(sp.learned, v1alpha1.LearnedHeadroom{Resource: name, Quantity: quantity(name, h.Quantity), Source: h.Source})
+			if sp.learnedByName == nil {
+				sp.learnedByName = capacity.Resources{}
+			}
+			sp.learnedByName[name] = h.Quantity
+		}
+		// A learned headroom was learned from the same rises the forecast
+		// sees coming: the larger of the two counts, not their sum.
+		if len(sp.learnedByName) > 0 && len(reserve) > 0 {
+			adjusted := capacity.Resources{}
+			for name, v := range reserve {
+				if v -= sp.learnedByName[name]; v > 0 {
+					adjusted[name] = v
+				}
+			}
+			reserve, sp.view.Reserve = adjusted, adjusted
+		}
+		if mode == v1alpha1.PredictionAuto && len(reserve) > 0 {
+			*in = control.Predictive(*in, alloc, reserve)
+			sp.applied, sp.reserveApplied = true, reserve
+		}
+		sr.input = *in
+	}
+}
+
+func withDefaultQuantile(q float64) float64 {
+	if q <= 0 || q >= 1 {
+		return predict.DefaultQuantile
+	}
+	return q
+}
+
+func (r *Reconciler) historyScale() float64 {
+	if r.HistoryTimeScale > 0 {
+		return r.HistoryTimeScale
+	}
+	return 1
+}
+
+// leadTime is how long before a peak the scaler must start handing room
+// back: spec.prediction.leadTime, else its pods' termination grace, plus
+// a round and the scheduler, plus the start-up (not measured yet: a default).
+func (r *Reconciler) leadTime(sr *scalerRound) (time.Duration, string) {
+	if p := sr.obj.Spec.Prediction; p != nil && p.LeadTime != nil {
+		return p.LeadTime.Duration, "spec.prediction.leadTime"
+	}
+	grace := sr.target.TerminationGrace
+	scheduling := r.Resync + schedulerDelay
+	lead := control.LeadTime(grace, scheduling, DefaultStartup)
+	return lead, fmt.Sprintf("termination grace %s (the pod template's) + scheduling %s (a round of %s and the scheduler) + start-up %s (a default: start-up is not measured yet)",
+		grace, scheduling, r.Resync, DefaultStartup)
+}
+
+// autoHeadroom lists the resources whose headroom is learned ("auto").
+func autoHeadroom(in *control.Scaler) []corev1.ResourceName {
+	var out []corev1.ResourceName
+	for name, h := range in.Headroom {
+		if h.Auto {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// forecastResources are the resources forecast: those a replica requests
+// (its budget's), but its pod slot.
+func forecastResources(in *control.Scaler) []corev1.ResourceName {
+	var out []corev1.ResourceName
+	for _, name := range in.Shape.Requests.Names() {
+		if name != corev1.ResourcePods && in.Shape.Requests[name] > 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// totalGaps counts the steps where no resource is known (a resource
+// recorded later than the others is not a gap of the history).
+func totalGaps(h *forecast.History) int {
+	n := h.Len()
+	for name := range h.Demand {
+		n = min(n, h.Series(name).Gaps())
+	}
+	return n
+}
+
+// shapeResources keeps the resources a replica requests: the ones its
+// budget counts, so the history holds nothing the forecast never reads.
+func shapeResources(demand capacity.Resources, in *control.Scaler) capacity.Resources {
+	out := capacity.Resources{}
+	for name, v := range in.Shape.Requests {
+		if v > 0 {
+			out[name] = demand[name]
+		}
+	}
+	return out
+}
+
+// quantity is a canonical amount as a Kubernetes quantity.
+func quantity(name corev1.ResourceName, v int64) resource.Quantity {
+	if name == corev1.ResourceCPU {
+		return *resource.NewMilliQuantity(v, resource.DecimalSI)
+	}
+	if name == corev1.ResourceMemory || name == corev1.ResourceEphemeralStorage || strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix) {
+		return *resource.NewQuantity(v, resource.BinarySI)
+	}
+	return *resource.NewQuantity(v, resource.DecimalSI)
+}
+
+func resourceList(r capacity.Resources) corev1.ResourceList {
+	if len(r) == 0 {
+		return nil
+	}
+	out := corev1.ResourceList{}
+	for name, v := range r {
+		out[name] = quantity(name, v)
+	}
+	return out
+}
+
+// predictionStatus is status.prediction of a round's prediction.
+func (sp *scalerPrediction) status() *v1alpha1.PredictionStatus {
+	if sp == nil {
+		return nil
+	}
+	st := &v1alpha1.PredictionStatus{Mode: sp.mode, LearnedHeadroom: sp.learned,
+		History: sp.history.Truncate(time.Minute).String()}
+	if !sp.predicting {
+		return st
+	}
+	st.LeadTime, st.LeadTimeSource = &metav1.Duration{Duration: sp.lead}, sp.leadSource
+	st.Reason = sp.view.Reason
+	st.Forecaster = string(forecast.None)
+	for _, name := range slices.Sorted(maps.Keys(sp.view.Models)) {
+		m := sp.view.Models[name]
+		if m.Period.Found() {
+			st.Period = m.Period.Length.String()
+		}
+		if !m.Reactive() || st.Forecaster == string(forecast.None) {
+			st.Forecaster = string(m.Method)
+			if !m.Reactive() {
+				st.BacktestError = fmt.Sprintf("%.1f%%", 100*m.Error)
+			}
+			if st.Reason == "" {
+				st.Reason = m.Reason
+			}
+		}
+		if !m.Reactive() {
+			break // the first resource forecast (cpu before memory) speaks
+		}
+	}
+	st.Peak = resourceList(sp.view.Peak)
+	if sp.view.PeakAt != nil {
+		st.PeakTime = &metav1.Time{Time: sp.view.PeakAt.Truncate(time.Second)}
+	}
+	st.Reserve = resourceList(sp.view.Reserve)
+	return st
+}
+
+// preYield says why an Auto scale-down comes before the demand does, e.g.
+// "yielding 24 replicas ahead of the 09:00 peak: forecast 112 cpu paid at
+// 08:58 (now 88; q0.9 band, +10 % margin)"; "" when it does not.
+func (sp *scalerPrediction) preYield(from, to int32, limit control.Limit) string {
+	if sp == nil || !sp.applied || to >= from || sp.view.PeakAt == nil || limit != control.LimitBudget {
+		return ""
+	}
+	names := slices.Sorted(maps.Keys(sp.reserveApplied))
+	var parts []string
+	for _, name := range names {
+		parts = append(parts, fmt.Sprintf("%s paid (now %s)", humanAmount(name, sp.view.Peak[name]), humanAmount(name, sp.observed[name])))
+	}
+	return fmt.Sprintf(preYieldPrefix+"%d replicas ahead of the %s peak: forecast %s (q%g band, +%d %% margin)",
+		from-to, sp.view.PeakAt.UTC().Format("15:04"), strings.Join(parts, ", "), sp.quantile, sp.margin)
+}
+
+// humanAmount is an amount as an operator says it: "112 cores", "64Gi memory".
+func humanAmount(name corev1.ResourceName, v int64) string {
+	q := quantity(name, v)
+	if name == corev1.ResourceCPU {
+		return strconv.FormatFloat(float64(v)/1000, 'f', -1, 64) + " cores"
+	}
+	return q.String() + " " + string(name)
+}
