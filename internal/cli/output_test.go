@@ -119,7 +119,7 @@ func TestYAMLHasTheJSONFields(t *testing.T) {
 // notes fit a terminal of 120 columns (the web-* scenarios take seconds each
 // and are left out).
 func TestSimulateTableFits120Columns(t *testing.T) {
-	for _, scenario := range []string{"seed-burst", "fragmented", "tainted-pool", "spiky"} {
+	for _, scenario := range []string{"seed-burst", "fragmented", "tainted-pool", "spiky", "idle-requests"} {
 		t.Run(scenario, func(t *testing.T) {
 			out, err := execute(t, "simulate", "--scenario", scenario)
 			if err != nil {
@@ -254,7 +254,8 @@ func TestJSONNamesSayTheirUnits(t *testing.T) {
 	}
 	camel := regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
 	unitSuffix := regexp.MustCompile(`(CoreHours|Cores|MilliCores|Bytes|Seconds|PodHours)$`)
-	ratios := regexp.MustCompile(`^(harvestOf[A-Z]\w*|meanUtilization)$`)
+	// A ratio says what it is a fraction of: harvestOfBound, paidCpuContentionOfNodeTime.
+	ratios := regexp.MustCompile(`^(\w+Of[A-Z]\w*|meanUtilization)$`)
 	// A count names what it counts: opportunisticPodsKilledYoung, scaleEvents, poolNodes.
 	counts := regexp.MustCompile(`(?i)(pods|nodes|replicas|events|changes|slots|stranded|pending|wanted|fit)`)
 	var walk func(path string, v any)
