@@ -4,6 +4,7 @@ import (
 	"maps"
 	"reflect"
 	"sort"
+	"time"
 )
 
 // Ledger keeps the capacity accounting of a cluster up to date one event at a
@@ -43,6 +44,23 @@ type usage struct {
 	index                   int // in the workloads
 	pods, stranded, pending int
 	requests                amounts
+	// startUps are the workload's last pods' start-ups (creation to
+	// Ready), a ring of at most keptStartUps, next at startUpNext.
+	startUps    []time.Duration
+	startUpNext int
+}
+
+// keptStartUps bounds the start-ups kept per workload: enough for a
+// median that one slow pod does not move.
+const keptStartUps = 16
+
+func (u *usage) noteStartUp(d time.Duration) {
+	if len(u.startUps) < keptStartUps {
+		u.startUps = append(u.startUps, d)
+		return
+	}
+	u.startUps[u.startUpNext] = d
+	u.startUpNext = (u.startUpNext + 1) % keptStartUps
 }
 
 type nodeEntry struct {
@@ -191,14 +209,34 @@ func (l *Ledger) UpsertPod(p Pod) {
 		l.pods[p.Key()] = e
 	case e.pod.NodeName == p.NodeName && e.pod.Terminal == p.Terminal && e.pod.Gated == p.Gated &&
 		(e.requests == requests || e.requests.same(requests)) && sameLabels(e.pod.Labels, p.Labels):
+		started := p.StartUp > 0 && e.pod.StartUp == 0
 		e.pod = p // same workload, same sums
+		if started && e.usage != nil {
+			e.usage.noteStartUp(p.StartUp)
+		}
 		return
 	default:
 		l.unaccount(e)
 	}
+	started := p.StartUp > 0 && e.pod.StartUp == 0 // a recycled entry is zeroed
 	e.pod, e.requests = p, requests
 	e.usage = l.usage[l.classify(&e.pod)]
+	if started && e.usage != nil {
+		e.usage.noteStartUp(p.StartUp)
+	}
 	l.account(e)
+}
+
+// StartUps returns the start-ups (creation to Ready) of the last pods of
+// an opportunistic workload that became Ready while watched, oldest
+// first among those kept; nil for an unknown workload.
+func (l *Ledger) StartUps(workload string) []time.Duration {
+	u := l.usage[workload]
+	if u == nil || len(u.startUps) == 0 {
+		return nil
+	}
+	out := append([]time.Duration(nil), u.startUps[u.startUpNext:]...)
+	return append(out, u.startUps[:u.startUpNext]...)
 }
 
 // amountsOf is amountsOf(r), converted once for the pods that share r

@@ -6,9 +6,11 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // TestLedgerAgreesWithSummarize drives a ledger through random node and pod
@@ -162,13 +164,49 @@ func TestFromPodYieldFields(t *testing.T) {
 		{name: "deletion cost", pod: corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{DeletionCostAnnotation: "-1000"}}}, want: Pod{DeletionCost: -1000}},
 		{name: "invalid deletion cost counts as 0", pod: corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{DeletionCostAnnotation: "cheap"}}}, want: Pod{}},
 		{name: "deletion cost beyond int32 counts as 0", pod: corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{DeletionCostAnnotation: "3000000000"}}}, want: Pod{}},
+		{name: "ready: start-up is creation to Ready", pod: readyPod(now, now.Add(7*time.Second), corev1.ConditionTrue), want: Pod{StartUp: 7 * time.Second}},
+		{name: "not ready: no start-up yet", pod: readyPod(now, now.Add(7*time.Second), corev1.ConditionFalse), want: Pod{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := FromPod(&tc.pod)
-			if got.Terminating != tc.want.Terminating || got.Gated != tc.want.Gated || got.DeletionCost != tc.want.DeletionCost {
-				t.Errorf("terminating %v gated %v cost %d, want %v %v %d", got.Terminating, got.Gated, got.DeletionCost, tc.want.Terminating, tc.want.Gated, tc.want.DeletionCost)
+			if got.Terminating != tc.want.Terminating || got.Gated != tc.want.Gated || got.DeletionCost != tc.want.DeletionCost || got.StartUp != tc.want.StartUp {
+				t.Errorf("terminating %v gated %v cost %d start-up %v, want %v %v %d %v", got.Terminating, got.Gated, got.DeletionCost, got.StartUp,
+					tc.want.Terminating, tc.want.Gated, tc.want.DeletionCost, tc.want.StartUp)
 			}
 		})
+	}
+}
+
+func readyPod(created metav1.Time, ready time.Time, status corev1.ConditionStatus) corev1.Pod {
+	return corev1.Pod{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: created},
+		Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: status, LastTransitionTime: metav1.NewTime(ready)}}}}
+}
+
+// TestStartUps keeps the last start-ups of a workload's pods, each counted
+// once when the pod first turns Ready, oldest first.
+func TestStartUps(t *testing.T) {
+	w := Workload{Key: "d/w", Namespace: "d", Selector: labels.SelectorFromSet(labels.Set{"app": "w"})}
+	l := NewLedger([]Workload{w})
+	pod := func(i int, up time.Duration) Pod {
+		return Pod{Namespace: "d", Name: fmt.Sprintf("w-%d", i), Labels: map[string]string{"app": "w"}, NodeName: "n",
+			Requests: Resources{corev1.ResourceCPU: 1000}, StartUp: up}
+	}
+	if got := l.StartUps("d/w"); got != nil {
+		t.Fatalf("no pod Ready yet: got %v", got)
+	}
+	l.UpsertPod(pod(0, 0))
+	l.UpsertPod(pod(0, 3*time.Second))
+	l.UpsertPod(pod(0, 3*time.Second)) // an update of a Ready pod counts nothing
+	l.UpsertPod(Pod{Namespace: "d", Name: "paid", NodeName: "n", Requests: Resources{corev1.ResourceCPU: 1000}, StartUp: time.Minute})
+	if got := l.StartUps("d/w"); !slices.Equal(got, []time.Duration{3 * time.Second}) {
+		t.Fatalf("got %v, want [3s]: one pod, counted once; paid pods are not the workload's", got)
+	}
+	for i := 1; i <= keptStartUps+2; i++ {
+		l.UpsertPod(pod(i, time.Duration(i)*time.Second))
+	}
+	got := l.StartUps("d/w")
+	if len(got) != keptStartUps || got[0] != 3*time.Second || got[len(got)-1] != time.Duration(keptStartUps+2)*time.Second {
+		t.Fatalf("got %v: want the last %d, oldest first", got, keptStartUps)
 	}
 }

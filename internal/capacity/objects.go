@@ -2,6 +2,7 @@ package capacity
 
 import (
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -94,6 +95,10 @@ type Pod struct {
 	// Scheduling holds the placement constraints of a pod that is not bound
 	// yet (nil once bound: the model never needs them then).
 	Scheduling *Scheduling
+	// StartUp is how long the pod took from creation to Ready (0 while it
+	// has not been Ready): an opportunistic workload's start-ups are part of
+	// the lead time a forecast must look ahead (internal/predict).
+	StartUp time.Duration
 }
 
 // Scheduling is where a pod may be placed.
@@ -170,12 +175,27 @@ func FromPod(p *corev1.Pod) Pod {
 
 		Terminating:  p.DeletionTimestamp != nil,
 		DeletionCost: deletionCost(p.Annotations),
+		StartUp:      startUp(p),
 	}
 	if out.NodeName == "" && !out.Terminal {
 		out.Scheduling = &Scheduling{NodeSelector: p.Spec.NodeSelector, Affinity: p.Spec.Affinity, Tolerations: p.Spec.Tolerations,
 			NeverPreempts: p.Spec.PreemptionPolicy != nil && *p.Spec.PreemptionPolicy == corev1.PreemptNever}
 	}
 	return out
+}
+
+// startUp is creation to the Ready condition's last transition, 0 when the
+// pod is not Ready (or its clock went back).
+func startUp(p *corev1.Pod) time.Duration {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			if c.Status != corev1.ConditionTrue || c.LastTransitionTime.IsZero() {
+				return 0
+			}
+			return max(0, c.LastTransitionTime.Sub(p.CreationTimestamp.Time))
+		}
+	}
+	return 0
 }
 
 // DeletionCostAnnotation ranks the pods a ReplicaSet deletes when it

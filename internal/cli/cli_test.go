@@ -152,7 +152,7 @@ func TestStatusGolden(t *testing.T) {
 			Prediction: &v1alpha1.PredictionStatus{Mode: v1alpha1.PredictionPreview, Forecaster: "seasonal-naive", BacktestError: "7.5%", Period: "24h0m0s",
 				Reason:  "seasonal-naive over a 24h0m0s period, backtest error 7.5 % (seasonal-naive 7.5 %, low-pass-fft 16.4 %, holt-winters 9.0 %, none 129.9 %)",
 				History: "336h0m0s", LeadTime: &metav1.Duration{Duration: 96 * time.Second},
-				LeadTimeSource: "termination grace 1m0s (the pod template's) + scheduling 6s (a round of 5s and the scheduler) + start-up 30s (a default: start-up is not measured yet)",
+				LeadTimeSource: "termination grace 1m0s (the pod template's) + scheduling 6s (a round of 5s and the scheduler) + start-up 30s (a default: none of its pods has become Ready while watched)",
 				Peak:           corev1.ResourceList{"cpu": resource.MustParse("112")}, PeakTime: &peakAt,
 				Reserve: corev1.ResourceList{"cpu": resource.MustParse("24")},
 				LearnedHeadroom: []v1alpha1.LearnedHeadroom{{Resource: "cpu", Quantity: resource.MustParse("18"),

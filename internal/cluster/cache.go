@@ -253,6 +253,14 @@ func (c *Cache) Pending() []capacity.PendingPod {
 	return c.ledger.Pending()
 }
 
+// StartUps returns the last start-ups (creation to Ready) of an
+// opportunistic workload's pods (capacity.Ledger.StartUps).
+func (c *Cache) StartUps(workload string) []time.Duration {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ledger.StartUps(workload)
+}
+
 // Opportunistic returns the opportunistic pods bound to each node.
 func (c *Cache) Opportunistic() map[string][]capacity.BoundPod {
 	c.mu.RLock()

@@ -194,16 +194,38 @@ func (r *Reconciler) historyScale() float64 {
 
 // leadTime is how long before a peak the scaler must start handing room
 // back: spec.prediction.leadTime, else its pods' termination grace, plus
-// a round and the scheduler, plus the start-up (not measured yet: a default).
+// a round and the scheduler, plus the start-up of its own pods (the median
+// of the last ones that became Ready, creation to Ready; a default until
+// one has).
 func (r *Reconciler) leadTime(sr *scalerRound) (time.Duration, string) {
 	if p := sr.obj.Spec.Prediction; p != nil && p.LeadTime != nil {
 		return p.LeadTime.Duration, "spec.prediction.leadTime"
 	}
 	grace := sr.target.TerminationGrace
 	scheduling := r.Resync + schedulerDelay
-	lead := control.LeadTime(grace, scheduling, DefaultStartup)
-	return lead, fmt.Sprintf("termination grace %s (the pod template's) + scheduling %s (a round of %s and the scheduler) + start-up %s (a default: start-up is not measured yet)",
-		grace, scheduling, r.Resync, DefaultStartup)
+	startup, startupSource := DefaultStartup, "a default: none of its pods has become Ready while watched"
+	if src, ok := r.Capacity.(startUpSource); ok {
+		if ups := src.StartUps(sr.key); len(ups) > 0 {
+			startup = medianDuration(ups)
+			startupSource = fmt.Sprintf("the median of its last %d pods' creation to Ready", len(ups))
+		}
+	}
+	lead := control.LeadTime(grace, scheduling, startup)
+	return lead, fmt.Sprintf("termination grace %s (the pod template's) + scheduling %s (a round of %s and the scheduler) + start-up %s (%s)",
+		grace, scheduling, r.Resync, startup, startupSource)
+}
+
+// startUpSource is the part of the live capacity model that measures how
+// long the workload's pods take to become Ready (cluster.Cache); a
+// Capacity without it leaves the start-up at its default.
+type startUpSource interface {
+	StartUps(workload string) []time.Duration
+}
+
+func medianDuration(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // autoHeadroom lists the resources whose headroom is learned ("auto").
