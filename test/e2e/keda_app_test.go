@@ -10,14 +10,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // The write-up's demo, driven by traffic as the write-up meant it: the
@@ -233,5 +239,104 @@ func TestKEDAAppScalesOnTraffic(t *testing.T) {
 	}
 	if !inOrder(workerSeen, quietWorker, burstWorker, quietWorker) || slices.Min(workerSeen) != burstWorker || reversals(workerSeen) != 1 {
 		t.Errorf("worker replicas %v: want %d, down to %d (no lower) and back, one reversal", workerSeen, quietWorker, burstWorker)
+	}
+}
+
+// TestKEDASeedFullWalkthrough runs examples/seed-keda/README.md's commands
+// as written, as TestSeedWalkthrough runs the walkthrough's: KEDA, the app,
+// Prometheus and the load generator as the reader starts them, on fixed
+// loopback ports. The README's `kubectl wait`s fail the script when a count
+// is not reached; the traces check the order.
+func TestKEDASeedFullWalkthrough(t *testing.T) {
+	requireEmptyCluster(t)
+	prometheusBinary(t)
+	const readme = "examples/seed-keda/README.md"
+	script, blocks := walkthroughScript(t, readme)
+	if blocks < 7 {
+		t.Fatalf("%s has %d sh blocks; the full variant has at least 7 steps", readme, blocks)
+	}
+	dir := testDir(t)
+	scriptPath := filepath.Join(dir, "walkthrough.sh")
+	if err := os.WriteFile(scriptPath, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	demoDir := filepath.Join(dir, "demo")
+	if err := os.RemoveAll(demoDir); err != nil { // an earlier run's pid files and Prometheus data
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cleanUpWalkthrough(t, demoDir) })
+	t.Cleanup(func() { cleanUpKEDAWalkthrough(t, demoDir) }) // first: KEDA must release the ScaledObject
+	dumpOnFailure(t, nil)
+	apps := traceReplicas(t, "demo", "sample-metrics-app")
+	workers := traceReplicas(t, "demo", "worker")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", scriptPath)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "DEMO_LISTEN="+freeAddress(t), "DEMO_DIR="+demoDir)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	logPath := filepath.Join(dir, "walkthrough.log")
+	_ = os.WriteFile(logPath, []byte(out.String()), 0o644)
+	if err != nil {
+		t.Fatalf("the walkthrough failed after %s (%v); full output in %s, logs in %s; last lines:\n%s",
+			took.Round(time.Millisecond), err, logPath, demoDir, lastLines(out.String(), 40))
+	}
+	t.Logf("%s: %d sh blocks ran in %s (output: %s); %s", readme, blocks, took.Round(time.Millisecond), logPath, blockTimes(out.String(), took))
+
+	_, a := apps.directionChanges()
+	_, w := workers.directionChanges()
+	t.Logf("sample-metrics-app replicas seen: %v; worker replicas seen: %v", a, w)
+	if !inOrder(a, quietApp, burstApp, quietApp) {
+		t.Errorf("sample-metrics-app replicas %v: want %d, %d (load up), %d (load down)", a, quietApp, burstApp, quietApp)
+	}
+	if !inOrder(w, quietWorker, burstWorker, quietWorker) {
+		t.Errorf("worker replicas %v: want %d, %d, %d", w, quietWorker, burstWorker, quietWorker)
+	}
+	// Step 4's `kubectl get hpa`: the rate per pod, about 375m (0.75 req/s
+	// over 2 pods), against 500m; not <unknown>.
+	if m := regexp.MustCompile(`\s(3[6-9]\d)m/500m`).FindStringSubmatch(out.String()); m == nil {
+		t.Errorf("the walkthrough's output shows no KEDA HPA target of about 375m/500m (see %s)", logPath)
+	}
+}
+
+// cleanUpKEDAWalkthrough undoes what a failed full variant left before
+// cleanUpWalkthrough's part: the ScaledObject while KEDA still runs (its
+// finalizer), then the processes the README started.
+func cleanUpKEDAWalkthrough(t *testing.T, demoDir string) {
+	ctx := context.Background()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	res := dynamic.NewForConfigOrDie(cfg).Resource(scaledObjectGVR).Namespace("demo")
+	if err := res.Delete(ctx, "sample-metrics-app", metav1.DeleteOptions{}); err == nil {
+		gone := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			_, err := res.Get(ctx, "sample-metrics-app", metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		})
+		if gone != nil { // KEDA is gone: drop its finalizer, or the namespace stays
+			_, _ = res.Patch(ctx, "sample-metrics-app", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+		}
+	}
+	for _, p := range []string{"load", "app", "prometheus", "keda-adapter", "keda"} {
+		raw, err := os.ReadFile(filepath.Join(demoDir, p+".pid"))
+		if err != nil {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscan(string(raw), &pid); err == nil && pid > 0 {
+			if proc, err := os.FindProcess(pid); err == nil && proc.Signal(os.Interrupt) == nil {
+				t.Logf("stopped the walkthrough's %s (pid %d), which it had left running", p, pid)
+			}
+		}
+	}
+	if err := client.CoreV1().Namespaces().Delete(ctx, kedaNamespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Errorf("deleting namespace %s: %v", kedaNamespace, err)
 	}
 }
