@@ -188,7 +188,11 @@ func TestKEDAAppScalesOnTraffic(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		return perPod > 0 && desired == quietApp, fmt.Errorf("%.3f a pod, desired %d", perPod, desired)
+		if perPod <= 0 || desired != quietApp {
+			return false, fmt.Errorf("%.3f a pod, desired %d", perPod, desired)
+		}
+		t.Logf("quiet load %g req/s: KEDA's HPA reads %.3f a pod, desired %d", quietRate, perPod, desired)
+		return true, nil
 	})
 	apps := traceReplicas(t, ns, "sample-metrics-app")
 	workers := traceReplicas(t, ns, "worker")
