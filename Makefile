@@ -33,8 +33,8 @@ build: ## Build bin/opportunist, every command (make demo builds bin/opportunist
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/opportunist ./cmd/opportunist
 
 .PHONY: examples
-examples: ## Build the examples, static: bin/sample-metrics-app and bin/worker (see examples/seed)
-	CGO_ENABLED=0 $(GO) build -o bin/ ./examples/sample-metrics-app ./examples/worker
+examples: ## Build the examples, static: bin/sample-metrics-app, bin/worker and bin/load (see examples/seed, examples/seed-keda)
+	CGO_ENABLED=0 $(GO) build -o bin/ ./examples/sample-metrics-app ./examples/worker ./examples/load
 
 .PHONY: plugin
 plugin: build ## Build bin/kubectl-opportunist and its completion bin/kubectl_complete-opportunist (put bin on PATH: kubectl opportunist status)

@@ -47,6 +47,22 @@ func prometheusBinary(t *testing.T) string {
 // and returns its URL once query has one sample.
 func startPrometheus(t *testing.T, target, query string) string {
 	t.Helper()
+	config := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+- job_name: opportunist
+  static_configs:
+  - targets: [%q]
+`, target)
+	return startPrometheusConfig(t, config, query)
+}
+
+// startPrometheusConfig runs Prometheus with the configuration given (its
+// targets static, on 127.0.0.1) and returns its URL once query has one
+// sample.
+func startPrometheusConfig(t *testing.T, config, query string) string {
+	t.Helper()
 	bin := prometheusBinary(t)
 	// A fresh TSDB: series of an earlier run's target would make the
 	// trigger's query return two samples, which KEDA refuses.
@@ -57,14 +73,6 @@ func startPrometheus(t *testing.T, target, query string) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	config := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-- job_name: opportunist
-  static_configs:
-  - targets: [%q]
-`, target)
 	configPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
@@ -76,7 +84,7 @@ scrape_configs:
 		"--web.listen-address="+addr,
 		"--log.level=info")
 	u := "http://" + addr
-	waitFor(t, 30*time.Second, "Prometheus to answer "+query+" from its scrapes of "+target, func(ctx context.Context) (bool, error) {
+	waitFor(t, 30*time.Second, "Prometheus to answer "+query, func(ctx context.Context) (bool, error) {
 		if err := p.exited(); err != nil {
 			return false, err
 		}

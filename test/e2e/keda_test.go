@@ -347,8 +347,15 @@ func createScaledObjectWith(t *testing.T, ns string, min, max int64, behavior, t
 			return apierrors.IsNotFound(err), nil
 		})
 	})
-	waitFor(t, 60*time.Second, "ScaledObject "+ns+"/worker to be Ready", func(ctx context.Context) (bool, error) {
-		got, err := res.Get(ctx, "worker", metav1.GetOptions{})
+	waitForScaledObjectReady(t, res, "worker")
+}
+
+// waitForScaledObjectReady waits until KEDA reports the ScaledObject Ready,
+// failing early with KEDA's reason when it says False.
+func waitForScaledObjectReady(t *testing.T, res dynamic.ResourceInterface, name string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, "ScaledObject "+name+" to be Ready", func(ctx context.Context) (bool, error) {
+		got, err := res.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
