@@ -36,7 +36,11 @@ func render(recs []recording) string {
 	}
 	b.WriteString("\nThe worker's counts, each change once:\n\n")
 	for _, r := range recs {
-		fmt.Fprintf(&b, "- %s (HPA sync %s): `%s`\n", r.Pipeline, r.HPASync, counts(distinct(r.Samples, r.LengthSeconds)))
+		sync := "no HPA"
+		if r.HPASync != "-" {
+			sync = "HPA sync " + r.HPASync
+		}
+		fmt.Fprintf(&b, "- %s (%s): `%s`\n", r.Pipeline, sync, counts(distinct(r.Samples, r.LengthSeconds)))
 	}
 	b.WriteString("\n![the worker's replicas over time under the three pipelines](img/compare-keda.png)\n\n")
 	return b.String()
