@@ -68,6 +68,10 @@ keda: ## Build KEDA v2.21.0's operator and metrics server for the KEDA e2e tests
 record: ## Recordings on the local control plane, not in CI: the calibration (docs/data/calibration-*.csv, docs/img/calibration.png) and the 5-minute HPA runs of docs/hpa.md; RECORD=<regex> selects tests
 	RECORD='$(value RECORD)' hack/record.sh
 
+.PHONY: compare-keda
+compare-keda: ## Side by side on one burst, not in CI: the write-up's pipeline (Prometheus + KEDA), opportunist direct, opportunist through KEDA; the table of docs/keda.md and docs/img/compare-keda.png (about 8 min once KEDA is built)
+	hack/compare-keda.sh
+
 .PHONY: e2e-scale
 e2e-scale: ## Scale test, not in CI: 1,000 kwok nodes, 30,000 pods (SCALE_NODES, SCALE_PODS); see docs/scale.md
 	hack/e2e-scale.sh
