@@ -96,6 +96,13 @@ type OpportunisticScalerSpec struct {
 	// +optional
 	Behavior Behavior `json:"behavior,omitempty"`
 
+	// Reclaim lets the workload also use room that paid pods request but
+	// leave idle, measured from metrics.k8s.io (docs/reclaim.md). Its pods
+	// must request the extended resource opportunist.io/reclaimable-cpu (in
+	// milli-cores) plus a tiny native cpu request, with a cpu limit.
+	// +optional
+	Reclaim *Reclaim `json:"reclaim,omitempty"`
+
 	// Paused stops all writes to the target; status still reports.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
@@ -167,6 +174,43 @@ type SlotShapeSource struct {
 	Namespace string `json:"namespace,omitempty"`
 }
 
+// Reclaim is usage-based reclaim of requested but idle room. Each node's
+// reclaimable room is theta × allocatable − system usage − Σ reservations
+// of paid pods − margin (at least 0); a paid pod's reservation starts at its
+// request and decays towards a high percentile of its recent usage.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.margin) || self.margin.all(k, k in (has(self.resources) ? self.resources : ['cpu']))",message="margin may name only the reclaimed resources (spec.reclaim.resources, default [cpu])"
+type Reclaim struct {
+	// Enabled turns reclaim on.
+	Enabled bool `json:"enabled"`
+
+	// Resources to reclaim: cpu (the default) and, only when asked,
+	// memory. Memory is not compressible: a paid pod that needs its idle
+	// memory back can only get it by killing a reclaiming pod.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:items:Enum=cpu;memory
+	// +kubebuilder:validation:XValidation:rule="self.all(x, self.exists_one(y, y == x))",message="resources must not repeat: list cpu and memory at most once each"
+	// +listType=atomic
+	// +optional
+	Resources []corev1.ResourceName `json:"resources,omitempty"`
+
+	// Theta is the share of a node's allocatable that paid reservations
+	// and reclaimed pods may fill together, a decimal in (0, 1] (default
+	// "0.65").
+	// +kubebuilder:validation:MaxLength=8
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0?[.][0-9]+|1([.]0+)?)$') && double(self.startsWith('.') ? '0' + self : self) > 0.0",message="theta must be a decimal above 0 and at most 1, e.g. \"0.65\""
+	// +optional
+	Theta string `json:"theta,omitempty"`
+
+	// Margin is kept free on each node, per reclaimed resource: a quantity
+	// ("500m", "2Gi") or a percent of the node's allocatable ("5%")
+	// (default: cpu 500m, memory 5%).
+	// +kubebuilder:validation:MaxProperties=2
+	// +optional
+	Margin map[corev1.ResourceName]HeadroomValue `json:"margin,omitempty"`
+}
+
 // Behavior tunes scaling in each direction.
 type Behavior struct {
 	// ScaleUp defaults to a 30 s stabilisation window and no step limit.
@@ -209,7 +253,7 @@ type OpportunisticScalerStatus struct {
 	// +optional
 	DesiredReplicas int32 `json:"desiredReplicas"`
 	// LimitedBy names the bound that set DesiredReplicas: Budget, Fit, Max,
-	// Min, PendingPaid, Slots, Stabilized or StepLimit.
+	// Min, PendingPaid, Reclaim, Slots, Stabilized or StepLimit.
 	// +optional
 	LimitedBy string `json:"limitedBy,omitempty"`
 	// BudgetReplicas is how many replicas the headroom allows in total.

@@ -3,11 +3,14 @@ package control
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/opportunist/opportunist/internal/reclaim"
 )
 
 // HeadroomOf is the room the scaler keeps free in one resource of a pool
@@ -16,8 +19,14 @@ import (
 // The budget counts it; the simulator measures overshoot against
 // KeptFree, which builds on it. There is no other copy of this arithmetic.
 func HeadroomOf(s *Scaler, name corev1.ResourceName, alloc int64) int64 {
+	if s.Reclaim != nil && slices.Contains(s.Reclaim.Resources, name) {
+		return 0 // its pods request a token of it: see Scaler.Reclaim
+	}
 	if h, ok := s.Headroom[name]; ok {
 		return max(h.Quantity, percentOf(alloc, h.Percent))
+	}
+	if _, ext := reclaim.Native(name); ext {
+		return 0 // reclaimed room has its own safety: theta and margin
 	}
 	if u := s.TargetUtilizationPercent; u > 0 {
 		return percentOf(alloc, 100-u)

@@ -33,6 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/reclaim"
 )
 
 // Cluster is the cluster as the capacity model sees it.
@@ -51,6 +52,11 @@ type Cluster struct {
 	// where a scaler with Slots expects its new replicas to land ("" is
 	// LeastAllocated, the scheduler's default).
 	Scoring capacity.Scoring
+	// Reclaim is each node's reclaim accounting (reclaim.Room), by node
+	// name, when some scaler reclaims: its numbers explain a Reclaim limit.
+	// The room itself is what the nodes publish (their extended resources
+	// in Rooms, see WithReclaim), as the scheduler sees it.
+	Reclaim map[string]reclaim.NodeRoom
 	// opportunistic lists Opportunistic on demand (ClusterOf): a scaler with
 	// Slots reads its pods every round.
 	opportunistic func() map[string][]capacity.BoundPod
@@ -119,6 +125,11 @@ type Scaler struct {
 	ScaleUp, ScaleDown Behavior
 	// History is what the previous decision returned (zero the first time).
 	History History
+	// Reclaim is the scaler's spec.reclaim when enabled (nil: off). Its pods
+	// request the extended resources of Reclaim.Resources (reclaim.Extended)
+	// and only a token of the native ones, so no headroom applies to those:
+	// theta and the margin keep reclaimed room safe.
+	Reclaim *reclaim.RoomConfig
 }
 
 // Headroom is room kept free for paid work in one resource. When both forms
@@ -229,6 +240,7 @@ type Decision struct {
 // not matter.
 func Decide(now time.Time, cluster Cluster, scalers []Scaler) []Decision {
 	m := newModel(cluster.Rooms)
+	m.reclaimRooms = cluster.Reclaim
 	plans := make([]*plan, len(scalers))
 	for i := range scalers {
 		plans[i] = m.newPlan(&scalers[i])
@@ -315,6 +327,7 @@ func (m *model) decide(now time.Time, p *plan, yield *yieldPlan, slots *slotRoun
 			reason = yield.why[s.Key]
 		}
 	}
+	finalLimit, reason = m.reclaimLimit(p, finalLimit, reason)
 
 	var slotFits []SlotFit
 	if sp == nil {

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/opportunist/opportunist/internal/capacity"
+	"github.com/opportunist/opportunist/internal/reclaim"
 )
 
 // model is one round's working view of the Ready nodes, in name order (the
@@ -26,6 +27,8 @@ type model struct {
 	// poolIDs numbers the distinct pools of the round (by their node
 	// indexes), so that scalers with the same pool share cached answers.
 	poolIDs map[string]int
+	// reclaimRooms is Cluster.Reclaim: numbers for reclaiming scalers' reasons.
+	reclaimRooms map[string]reclaim.NodeRoom
 }
 
 func newModel(rooms []capacity.NodeRoom) *model {

@@ -45,6 +45,7 @@ type SlotShapes func(namespace string, ref autoscalingv2.CrossVersionObjectRefer
 // its Err* reason.
 func ToControl(s *v1alpha1.OpportunisticScaler, t *Target, pods control.PodCounts, history control.History, shapes SlotShapes) (control.Scaler, error) {
 	key := s.Namespace + "/" + s.Name
+	var err error
 	out := control.Scaler{
 		Key:         key,
 		Shape:       t.Shape,
@@ -81,6 +82,9 @@ func ToControl(s *v1alpha1.OpportunisticScaler, t *Target, pods control.PodCount
 		out.PoolSelector = sel
 	} else {
 		out.PoolSelector = labels.Everything()
+	}
+	if out.Reclaim, err = ReclaimConfig(s.Spec.Reclaim); err != nil {
+		return control.Scaler{}, err
 	}
 	slots, err := headroomSlots(s, shapes)
 	if err != nil {
