@@ -104,7 +104,10 @@ type Reconciler struct {
 	// fits on ("" is its default, LeastAllocated): scalers with slots place
 	// their new replicas as it would.
 	Scoring capacity.Scoring
-	spacing roundSpacing
+	// Reclaimer, when set, runs usage-based reclaim for the scalers with
+	// spec.reclaim enabled (reclaim.go).
+	Reclaimer *Reclaimer
+	spacing   roundSpacing
 
 	history map[string]control.History
 	// seenPaidPending holds the paid pods pending at the last round's start
@@ -134,6 +137,10 @@ type scalerRound struct {
 	input                  control.Scaler
 	// scaledAt is when this round wrote the target, if it did.
 	scaledAt time.Time
+	// reclaim is the round's reclaim view, for a scaler with reclaim on;
+	// reclaimOff: it asks for reclaim, which this controller does not run.
+	reclaim    *reclaimRound
+	reclaimOff bool
 }
 
 // Reconcile runs one round over all scalers.
@@ -199,7 +206,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	cluster := control.ClusterOf(r.Capacity)
 	cluster.Scoring = r.Scoring
+	reclaimed := r.reclaimRooms(ctx, now, rounds, inputs, &cluster)
 	decisions := control.Decide(now, cluster, inputs)
+	reclaimPressure(reclaimed, decisions)
 	byKey := map[string]*control.Decision{}
 	published := map[string]Published{}
 	inputByKey := map[string]*control.Scaler{}
@@ -451,6 +460,13 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 		status.LastScaleTime = &metav1.Time{Time: sr.scaledAt}
 	}
 	setCondition(status, ConditionConflicting, sr.warning != "", sr.warningReason, sr.warning, s.Generation)
+	setReclaimCondition(status, sr)
+	if sr.reclaim != nil {
+		status.Reclaim = reclaimStatus(sr.key, sr.reclaim)
+	} else if s.Spec.Reclaim == nil || !s.Spec.Reclaim.Enabled {
+		status.Reclaim = nil
+		meta.RemoveStatusCondition(&status.Conditions, ConditionReclaim)
+	}
 	if sr.problem != "" || d == nil {
 		if sr.problem == "" {
 			sr.problem, sr.message = ReasonInvalidSpec, "no decision was made for this scaler"
@@ -584,6 +600,9 @@ func statusNeedsWrite(was, next *v1alpha1.OpportunisticScalerStatus, since, inte
 func withoutLiveNumbers(st *v1alpha1.OpportunisticScalerStatus) *v1alpha1.OpportunisticScalerStatus {
 	out := st.DeepCopy()
 	out.BudgetReplicas, out.FitReplicas, out.Reason = 0, 0, ""
+	if out.Reclaim != nil {
+		out.Reclaim.Nodes, out.Reclaim.MoreNodes = nil, 0
+	}
 	for i := range out.Slots {
 		out.Slots[i].Fit, out.Slots[i].Nodes, out.Slots[i].MoreNodes = 0, nil, 0
 	}
