@@ -338,10 +338,10 @@ type NodeReclaimStatus struct {
 	Node string `json:"node"`
 	// Reclaimable is the idle part of paid requests that may be
 	// reclaimed: theta × allocatable − system − reserved − margin.
-	Reclaimable int64 `json:"reclaimable"`
+	Reclaimable int64 `json:"reclaimableMilliCores"`
 	// Published is the node's opportunist.io/reclaimable-cpu: the larger
 	// of Reclaimable and what requests leave free.
-	Published int64 `json:"published"`
+	Published int64 `json:"publishedMilliCores"`
 	// Formula is the arithmetic behind both, with its numbers.
 	// +optional
 	Formula string `json:"formula,omitempty"`
