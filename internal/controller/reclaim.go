@@ -349,8 +349,12 @@ func (r *Reconciler) reclaimRooms(ctx context.Context, now time.Time, rounds []*
 		rc.Metrics.Rooms(nil)
 		return nil
 	}
+	usage := rc.Usage.Snapshot(now)
+	if usage.Hold {
+		return nil // nothing read yet: leave the nodes as they are
+	}
 	opportunistic := r.Capacity.Opportunistic()
-	rr := computeRooms(now, cluster.Rooms, rc.Paid.Paid(), opportunistic, rc.Usage.Snapshot(now), rc.Reservation, scalers)
+	rr := computeRooms(now, cluster.Rooms, rc.Paid.Paid(), opportunistic, usage, rc.Reservation, scalers)
 	rr.opportunistic, rr.scalers = opportunistic, scalers
 	r.publish(ctx, cluster.Rooms, rr.rooms)
 	r.unpublish(ctx, cluster.Rooms, rr.rooms)

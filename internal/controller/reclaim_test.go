@@ -155,9 +155,20 @@ func TestUsageHistory(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(start)
 	reader := &fakeUsage{}
 	h := &UsageHistory{Reader: reader, Clock: clk, Log: slog.New(slog.DiscardHandler), Interval: 15 * time.Second, Window: time.Minute, StaleAfter: 2 * time.Minute}
-	if s := h.Snapshot(start); s.Stale == nil {
-		t.Fatal("fresh before any sample")
+	if s := h.Snapshot(start); s.Stale == nil || !s.Hold {
+		t.Fatalf("before any read: stale %v, hold %t; want stale and hold", s.Stale, s.Hold)
 	}
+	// Reads failing from the start: missing usage holds until StaleAfter,
+	// then counts as stale.
+	reader.err = errors.New("no metrics API")
+	h.Poll(context.Background())
+	if s := h.Snapshot(start.Add(time.Minute)); !s.Hold {
+		t.Fatal("no hold a minute after the start with no sample yet")
+	}
+	if s := h.Snapshot(start.Add(3 * time.Minute)); s.Hold || s.Stale == nil {
+		t.Fatalf("3 minutes without a sample: hold %t stale %v, want stale, no hold", s.Hold, s.Stale)
+	}
+	reader.err = nil
 	for i := range 8 {
 		at := start.Add(time.Duration(i) * 15 * time.Second)
 		clk.SetTime(at)
@@ -166,8 +177,8 @@ func TestUsageHistory(t *testing.T) {
 		h.Poll(context.Background()) // the same sample again: kept once
 	}
 	s := h.Snapshot(clk.Now())
-	if s.Stale != nil {
-		t.Fatalf("stale: %v", s.Stale)
+	if s.Stale != nil || s.Hold {
+		t.Fatalf("stale: %v, hold %t", s.Stale, s.Hold)
 	}
 	// Within the one-minute window: 45 s, 30 s, 15 s, 0 s ago, and the one
 	// at 60 s is cut (older than the window) once a newer one exists.

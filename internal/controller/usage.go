@@ -211,6 +211,11 @@ type UsageSnapshot struct {
 	// Stale, when not nil, says why usage cannot be trusted now: nothing
 	// may be reclaimed.
 	Stale error
+	// Hold: no sample has come yet, but it is too early to call usage
+	// missing (the first read, or StaleAfter since the start, is not over):
+	// a round neither publishes nor yields, so a restarted controller does
+	// not send reclaiming pods away before it has read usage once.
+	Hold bool
 }
 
 // ErrUsageStale wraps every UsageSnapshot.Stale.
@@ -228,12 +233,13 @@ func (h *UsageHistory) Snapshot(now time.Time) UsageSnapshot {
 		out.Nodes[k] = v
 	}
 	out.Stale = h.staleness(now)
+	out.Hold = h.newest.IsZero() && (h.started.IsZero() || now.Sub(h.started) < h.StaleAfter)
 	return out
 }
 
 // staleness: usage is stale when its newest sample is older than
-// StaleAfter, or when no sample came within StaleAfter of the start (or yet
-// at all: nothing is reclaimed before the first sample).
+// StaleAfter, or when none has come yet (Snapshot's Hold says whether it is
+// too early to act on that).
 func (h *UsageHistory) staleness(now time.Time) error {
 	cause := ""
 	if h.lastErr != nil {
