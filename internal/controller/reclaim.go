@@ -297,18 +297,23 @@ func boundOf(key string, opportunistic map[string][]capacity.BoundPod) int32 {
 
 // applyPressure lowers a decision for the victims: the scaler keeps its
 // bound pods minus them (its unbound ones would only race for the room),
-// never below its Min, and those pods are marked to go first.
+// never below its Min. Whenever the decision lowers the count, by this or
+// by the law's own budget (which sees the pool's total, not where the room
+// went), the victims are marked to go first, so the pods leave the nodes
+// under pressure and not the others.
 func applyPressure(d *control.Decision, in *control.Scaler, bound int32, victims, why []string) {
 	if len(victims) == 0 {
 		return
 	}
 	keep := max(bound-int32(len(victims)), in.Min)
-	if keep >= d.Desired {
+	if keep < d.Desired {
+		d.Desired = keep
+		d.Limit = control.LimitReclaim
+		d.Reason = fmt.Sprintf("paid usage rose where %d reclaiming pods run: yielding them (%s); %s", len(victims), strings.Join(why, "; "), d.Reason)
+	}
+	if d.Desired >= bound {
 		return
 	}
-	d.Desired = keep
-	d.Limit = control.LimitReclaim
-	d.Reason = fmt.Sprintf("paid usage rose where %d reclaiming pods run: yielding them (%s); %s", len(victims), strings.Join(why, "; "), d.Reason)
 	for _, v := range victims {
 		if !containsString(d.Yield, v) {
 			d.Yield = append(d.Yield, v)

@@ -3,16 +3,21 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/control"
 	"github.com/opportunist/opportunist/internal/reclaim"
@@ -80,11 +85,18 @@ func TestApplyPressure(t *testing.T) {
 	if d.Desired != 1 {
 		t.Fatalf("desired %d, want Min 1", d.Desired)
 	}
-	// Already lower: untouched.
+	// The law already goes lower (its budget sees the pool's total): the
+	// count stays its, but the victims go first.
 	d = &control.Decision{Key: "ns/w", Desired: 2, Limit: control.LimitBudget}
 	applyPressure(d, in, 5, []string{"ns/a"}, nil)
-	if d.Desired != 2 || d.Limit != control.LimitBudget || d.Yield != nil {
-		t.Fatalf("a lower decision changed: %+v", d)
+	if d.Desired != 2 || d.Limit != control.LimitBudget || !reflect.DeepEqual(d.Yield, []string{"ns/a"}) {
+		t.Fatalf("a lower decision: %+v, want 2 by Budget with ns/a marked", d)
+	}
+	// Nothing goes: nothing marked.
+	d = &control.Decision{Key: "ns/w", Desired: 5}
+	applyPressure(d, &control.Scaler{Min: 5}, 5, []string{"ns/a"}, nil)
+	if d.Desired != 5 || d.Yield != nil {
+		t.Fatalf("held at Min: %+v, want 5 and nothing marked", d)
 	}
 }
 
@@ -199,5 +211,75 @@ func TestUsageHistory(t *testing.T) {
 	h.Poll(context.Background())
 	if s := h.Snapshot(clk.Now()); len(s.Pods) != 0 {
 		t.Fatalf("gone pod kept: %v", s.Pods)
+	}
+}
+
+// fixedUsage is a UsageSource with a fixed snapshot.
+type fixedUsage struct{ s UsageSnapshot }
+
+func (f fixedUsage) Snapshot(time.Time) UsageSnapshot { return f.s }
+
+// recordingNodes is a NodeStatus that records what was published.
+type recordingNodes struct{ set map[string]int64 }
+
+func (r *recordingNodes) SetExtended(_ context.Context, node string, res corev1.ResourceName, v int64) error {
+	r.set[node+"/"+string(res)] = v
+	return nil
+}
+
+// TestReconcileYieldsOnPressure: one round with reclaim, from usage to
+// /scale. A 16-core node full of paid requests publishes 4300m and holds 4
+// reclaiming pods; the paid pod's usage rises to 15 cores: the round
+// publishes what requests leave (0), and the worker goes from 4 to 0 at
+// once, limited by Reclaim, with the Reclaim condition True (usage fresh).
+func TestReconcileYieldsOnPressure(t *testing.T) {
+	c := newCapacity(16, 16)
+	l := c.Ledger
+	l.UpsertNode(capacity.FromNode(&corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-1"},
+		Status: corev1.NodeStatus{
+			Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("16"), corev1.ResourceMemory: resource.MustParse("256Gi"),
+				corev1.ResourcePods: resource.MustParse("500"), ext: resource.MustParse("4300")},
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+		},
+	}))
+	for i := range 4 {
+		l.UpsertPod(capacity.FromPod(&corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: fmt.Sprintf("worker-%d", i), Labels: map[string]string{"app": "worker"}},
+			Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0"), ext: resource.MustParse("1000")}}}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning},
+		}))
+	}
+	targets := newFakeTargets()
+	targets.add("worker", &fakeTarget{replicas: 4, cpu: "0", extended: corev1.ResourceList{ext: resource.MustParse("1000")}})
+	s := scaler("worker", 100, nil)
+	s.Spec.Reclaim = &v1alpha1.Reclaim{Enabled: true, Theta: "0.65"}
+	w := newWorld(t, c, targets, s)
+	nodes := &recordingNodes{set: map[string]int64{}}
+	var samples []reclaim.Usage
+	for i := range 40 {
+		samples = append(samples, reclaim.Usage{At: roundStart.Add(-time.Duration(40-i) * 15 * time.Second), CPUMilli: 2000})
+	}
+	samples = append(samples, reclaim.Usage{At: roundStart, CPUMilli: 15000})
+	w.r.Reclaimer = &Reclaimer{
+		Usage: fixedUsage{UsageSnapshot{Pods: map[string][]reclaim.Usage{"paid/app": samples},
+			Nodes: map[string]reclaim.Usage{"node-1": {At: roundStart, CPUMilli: 15004}}}},
+		Paid: c.Ledger, Nodes: nodes, Reservation: reclaim.DefaultReservation,
+		Metrics: NewReclaimMetrics(prometheus.NewRegistry()), Log: w.r.Log,
+	}
+	w.round(t)
+	if got, ok := nodes.set["node-1/"+ext]; !ok || got != 0 {
+		t.Fatalf("published %v (%t), want 0 on node-1: %v", got, ok, nodes.set)
+	}
+	if got := targets.replicas("worker"); got != 0 {
+		t.Fatalf("worker at %d, want 0: its 4 pods no longer fit the node's room", got)
+	}
+	st := w.status(t, "worker")
+	if !strings.Contains(st.Reason, "reclaim") {
+		t.Errorf("reason %q does not say reclaim", st.Reason)
+	}
+	if st.Reclaim == nil || !st.Reclaim.UsageFresh || len(st.Reclaim.Nodes) != 1 || st.Reclaim.Nodes[0].Published != 0 {
+		t.Errorf("status.reclaim %+v", st.Reclaim)
 	}
 }
