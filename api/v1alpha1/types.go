@@ -197,9 +197,9 @@ type Reclaim struct {
 
 	// Theta is the share of a node's allocatable that paid reservations
 	// and reclaimed pods may fill together, a decimal in (0, 1] (default
-	// "0.65").
+	// "0.75").
 	// +kubebuilder:validation:MaxLength=8
-	// +kubebuilder:validation:XValidation:rule="self.matches('^(0?[.][0-9]+|1([.]0+)?)$') && double(self.startsWith('.') ? '0' + self : self) > 0.0",message="theta must be a decimal above 0 and at most 1, e.g. \"0.65\""
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0?[.][0-9]+|1([.]0+)?)$') && double(self.startsWith('.') ? '0' + self : self) > 0.0",message="theta must be a decimal above 0 and at most 1, e.g. \"0.75\""
 	// +optional
 	Theta string `json:"theta,omitempty"`
 

@@ -30,7 +30,7 @@ func TestDemoOptionsValidate(t *testing.T) {
 		{name: "every problem at once", mutate: func(o *demoOptions) {
 			o.Scenario, o.Strategy, o.Compare, o.Speed, o.Listen = "monday", "instant-law", "pid", 0, "8090"
 		}, want: []string{
-			`--scenario "monday" is not built in (built in: daily-checkpoint, daily-office, diurnal, fragmented, random-bursts, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority)`,
+			`--scenario "monday" is not built in (built in: daily-checkpoint, daily-office, diurnal, fragmented, idle-requests, random-bursts, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority)`,
 			`--strategy "instant-law" is not one of opportunist, hpa-writeup, hpa-example, hpa-averagevalue`,
 			`--compare "pid" is not one of opportunist, hpa-writeup, hpa-example, hpa-averagevalue`,
 			`--speed must be above 0 and at most 100000, got 0`,

@@ -254,7 +254,8 @@ func TestJSONNamesSayTheirUnits(t *testing.T) {
 	}
 	camel := regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
 	unitSuffix := regexp.MustCompile(`(CoreHours|Cores|MilliCores|Bytes|Seconds|PodHours)$`)
-	ratios := regexp.MustCompile(`^(harvestOf[A-Z]\w*|meanUtilization)$`)
+	// A ratio says what it is a fraction of: harvestOfBound, paidCpuContentionOfNodeTime.
+	ratios := regexp.MustCompile(`^(\w+Of[A-Z]\w*|meanUtilization)$`)
 	// A count names what it counts: opportunisticPodsKilledYoung, scaleEvents, poolNodes.
 	counts := regexp.MustCompile(`(?i)(pods|nodes|replicas|events|changes|slots|stranded|pending|wanted|fit)`)
 	var walk func(path string, v any)

@@ -168,7 +168,11 @@ func (o *simulateOptions) run(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rep, err := sim.Run(sc, sim.Options{Seed: o.Seed, Strategies: o.Strategies, StepTrace: o.TraceOut != ""})
+	strategies := o.Strategies
+	if sc.Reclaims() && slices.Equal(strategies, sim.Strategies()) {
+		strategies = nil // the default: Run picks the strategies that reclaim
+	}
+	rep, err := sim.Run(sc, sim.Options{Seed: o.Seed, Strategies: strategies, StepTrace: o.TraceOut != ""})
 	if err != nil {
 		return err
 	}
@@ -248,24 +252,41 @@ func writeSimulateTable(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uin
 			fmt.Fprintf(w, "%s left %.2f pod-h of opportunistic pods unschedulable (they fit nowhere).\n", r.Strategy, r.UnboundOpportunisticPodHours)
 		}
 	}
+	writeReclaimLines(w, sc, rep)
 	return nil
+}
+
+// writeReclaimLines says, in a scenario that reclaims, what each strategy
+// reclaimed from idle paid requests, at what cost to paid pods, and its
+// harvest over the opportunist's with reclaim off (docs/reclaim.md).
+func writeReclaimLines(w io.Writer, sc *sim.Scenario, rep *sim.Report) {
+	if !sc.Reclaims() {
+		return
+	}
+	for _, r := range rep.Results {
+		fmt.Fprintf(w, "%s reclaimed %.1f core-h from idle paid requests; paid CPU contention %.0f node-s (%.3f%% of node-time); harvest %.2fx the %.1f core-h of requests alone.\n",
+			r.Strategy, r.ReclaimedCoreHours, r.PaidCPUContentionSeconds, 100*r.PaidCPUContentionOfNodeTime, r.HarvestOfRequestsOnly, r.RequestsOnlyCoreHours)
+	}
 }
 
 // writeSimulateWide prints every column.
 func writeSimulateWide(w io.Writer, sc *sim.Scenario, rep *sim.Report, seed uint64) error {
 	writeSimulateHeading(w, sc, seed)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tINSTANT-LAW core-h\tOF INSTANT LAW\tBOUND core-h\tOF BOUND\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES\tUNSCHEDULABLE pod-h\tKILLED YOUNG")
+	fmt.Fprintln(tw, "STRATEGY\tHARVEST core-h\tINSTANT-LAW core-h\tOF INSTANT LAW\tBOUND core-h\tOF BOUND\tUTILIZATION\tOVERSHOOT core-h\tPAID PENDING pod-s\tLONGEST WAIT\tSCALES\tDIRECTION CHANGES\tUNSCHEDULABLE pod-h\tKILLED YOUNG\tRECLAIMED core-h\tCONTENTION node-s\tCONTENTION OF NODE-TIME\tREQUESTS-ONLY core-h\tOF REQUESTS-ONLY")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f%%\t%.1f\t%.1f%%\t%.1f%%\t%.2f\t%.0f\t%s\t%d\t%d\t%.2f\t%d\n", r.Strategy, r.HarvestCoreHours, r.InstantLawCoreHours,
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f%%\t%.1f\t%.1f%%\t%.1f%%\t%.2f\t%.0f\t%s\t%d\t%d\t%.2f\t%d\t%.1f\t%.0f\t%.3f%%\t%.1f\t%.2fx\n", r.Strategy, r.HarvestCoreHours, r.InstantLawCoreHours,
 			100*r.HarvestRatio, r.BoundCoreHours, 100*r.HarvestOfBound, 100*r.MeanUtilization, r.OvershootCoreHours, r.PaidPendingPodSeconds, shortDuration(r.MaxPaidWait),
-			r.ScaleEvents, r.DirectionChanges, r.UnboundOpportunisticPodHours, r.OpportunisticPodsKilledYoung)
+			r.ScaleEvents, r.DirectionChanges, r.UnboundOpportunisticPodHours, r.OpportunisticPodsKilledYoung,
+			r.ReclaimedCoreHours, r.PaidCPUContentionSeconds, 100*r.PaidCPUContentionOfNodeTime, r.RequestsOnlyCoreHours, r.HarvestOfRequestsOnly)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\nThe paid load or the nodes changed %d times. UNSCHEDULABLE: opportunistic pods that fit nowhere (pod-hours). KILLED YOUNG: opportunistic pods stopped within 5 minutes of starting.\n", rep.LoadChanges)
-	return err
+	if _, err := fmt.Fprintf(w, "\nThe paid load or the nodes changed %d times. UNSCHEDULABLE: opportunistic pods that fit nowhere (pod-hours). KILLED YOUNG: opportunistic pods stopped within 5 minutes of starting. RECLAIMED, CONTENTION, REQUESTS-ONLY: docs/reclaim.md (0 without reclaim).\n", rep.LoadChanges); err != nil {
+		return err
+	}
+	return nil
 }
 
 // writeSimulateHeading names the scenario, wrapped to the table's width.

@@ -18,7 +18,7 @@ func TestSimulateOptionsValidate(t *testing.T) {
 		want   []string
 	}{
 		{name: "a built-in scenario", mutate: func(o *simulateOptions) { o.Scenario = "diurnal" }},
-		{name: "a scenario is required", mutate: func(*simulateOptions) {}, want: []string{"--scenario or --scenario-file is required (built in: daily-checkpoint, daily-office, diurnal, fragmented, random-bursts, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority)"}},
+		{name: "a scenario is required", mutate: func(*simulateOptions) {}, want: []string{"--scenario or --scenario-file is required (built in: daily-checkpoint, daily-office, diurnal, fragmented, idle-requests, random-bursts, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority)"}},
 		{name: "every problem at once", mutate: func(o *simulateOptions) {
 			o.Scenario, o.ScenarioFile, o.Strategies, o.Format, o.Plot = "x", "y.yaml", []string{"instant-law", "pid", "instant-law", "oracle"}, "xml", "plot.pdf"
 		}, want: []string{

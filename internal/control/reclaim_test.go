@@ -42,8 +42,8 @@ func TestReclaim(t *testing.T) {
 		wantLimit Limit
 		wantWhy   string
 	}{
-		// per node: floor(0.65·16000) − 4400 reserved − 500 margin = 5500 > 2000 free
-		{"fresh usage reclaims idle requests", true, 10, LimitReclaim, "reclaim: opportunist.io/reclaimable-cpu 11000m published on the pool (11000m by usage, requests alone leave 4000m)"},
+		// per node: floor(0.75·16000) − 4400 reserved − 500 margin = 7100 > 2000 free
+		{"fresh usage reclaims idle requests", true, 14, LimitReclaim, "reclaim: opportunist.io/reclaimable-cpu 14200m published on the pool (14200m by usage, requests alone leave 4000m)"},
 		{"stale usage leaves requests alone", false, 4, LimitBudget, "reclaim: usage stale on all 2 nodes, requests alone: 4000m free"},
 	}
 	for _, tt := range tests {

@@ -85,17 +85,17 @@ func TestRoom(t *testing.T) {
 		Fresh:       true,
 	}
 	r := Room(node, DefaultRoomConfig())
-	// floor(0.65·32000) − 1200 − 5400 − 500 = 20800 − 7100
-	if got := r.Reclaimable[corev1.ResourceCPU]; got != 13700 {
-		t.Errorf("reclaimable = %d, want 13700", got)
+	// floor(0.75·32000) − 1200 − 5400 − 500 = 24000 − 7100
+	if got := r.Reclaimable[corev1.ResourceCPU]; got != 16900 {
+		t.Errorf("reclaimable = %d, want 16900", got)
 	}
-	if got := r.Publish[corev1.ResourceCPU]; got != 13700 {
-		t.Errorf("publish = %d, want 13700 (more than the 2000 requests leave)", got)
+	if got := r.Publish[corev1.ResourceCPU]; got != 16900 {
+		t.Errorf("publish = %d, want 16900 (more than the 2000 requests leave)", got)
 	}
 	if _, ok := r.Reclaimable[corev1.ResourceMemory]; ok {
 		t.Error("memory reclaimed although only cpu was asked for")
 	}
-	want := "cpu: 0.65 × 32 alloc − 1.2 system − 5.4 reserved by 6 paid pods − 0.5 margin = 13.7 reclaimable; requests leave 2 free; publish 13.7 (opportunist.io/reclaimable-cpu 13700)"
+	want := "cpu: 0.75 × 32 alloc − 1.2 system − 5.4 reserved by 6 paid pods − 0.5 margin = 16.9 reclaimable; requests leave 2 free; publish 16.9 (opportunist.io/reclaimable-cpu 16900)"
 	if r.Formula != want {
 		t.Errorf("formula:\n got %s\nwant %s", r.Formula, want)
 	}

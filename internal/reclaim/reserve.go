@@ -74,11 +74,12 @@ type ReservationConfig struct {
 }
 
 // DefaultReservation is the default shape (docs/reclaim.md says why): Borg's
-// 300 s settling time, the 95th percentile of the last 30 minutes (120
-// samples of metrics-server) plus 10 % of the request.
+// 300 s settling time, the 90th percentile of the last 30 minutes (120
+// samples of metrics-server: bursts shorter than 3 minutes in the half hour
+// are left to theta's buffer) plus 10 % of the request.
 var DefaultReservation = ReservationConfig{
 	Settle:        5 * time.Minute,
-	Quantile:      0.95,
+	Quantile:      0.9,
 	MarginPercent: 10,
 	Window:        30 * time.Minute,
 }

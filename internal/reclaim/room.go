@@ -52,7 +52,7 @@ type RoomConfig struct {
 
 // Defaults (docs/reclaim.md says why).
 const (
-	DefaultTheta = 0.65
+	DefaultTheta = 0.75
 	// DefaultMaxAge: usage older than this reclaims nothing (Koordinator's
 	// 15 minutes).
 	DefaultMaxAge = 15 * time.Minute
@@ -132,7 +132,7 @@ func Room(node NodeInput, cfg RoomConfig) NodeRoom {
 }
 
 // formula spells one resource's arithmetic, e.g.
-// "cpu: 0.65 × 32 alloc − 1.2 system − 5.4 reserved by 6 paid pods − 0.5 margin = 13.7 reclaimable; requests leave 2 free; publish 13.7 (opportunist.io/reclaimable-cpu 13700)".
+// "cpu: 0.75 × 32 alloc − 1.2 system − 5.4 reserved by 6 paid pods − 0.5 margin = 16.9 reclaimable; requests leave 2 free; publish 16.9 (opportunist.io/reclaimable-cpu 16900)".
 func formula(name corev1.ResourceName, r *NodeRoom, paid int) string {
 	f := func(v int64) string { return human(name, v) }
 	ext, _ := Extended(name)

@@ -21,7 +21,7 @@ func TestReclaimConfig(t *testing.T) {
 	}{
 		{"absent is off", nil, nil, ""},
 		{"disabled is off", &v1alpha1.Reclaim{Theta: "0.5"}, nil, ""},
-		{"defaults", &v1alpha1.Reclaim{Enabled: true}, &reclaim.RoomConfig{Theta: 0.65,
+		{"defaults", &v1alpha1.Reclaim{Enabled: true}, &reclaim.RoomConfig{Theta: 0.75,
 			Resources: []corev1.ResourceName{cpu}, Margin: map[corev1.ResourceName]reclaim.Margin{cpu: {Quantity: 500}}}, ""},
 		{"memory when asked, margins given", &v1alpha1.Reclaim{Enabled: true, Resources: []corev1.ResourceName{cpu, mem}, Theta: ".6",
 			Margin: map[corev1.ResourceName]v1alpha1.HeadroomValue{cpu: "1", mem: "2Gi"}},

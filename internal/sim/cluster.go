@@ -12,6 +12,7 @@ import (
 
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/control"
+	"github.com/opportunist/opportunist/internal/reclaim"
 )
 
 // namespace holds every simulated pod.
@@ -79,6 +80,8 @@ type world struct {
 	// killedYoung counts opportunistic pods stopped within killedYoungAge
 	// of being bound (young.go).
 	killedYoung int
+	// reclaim publishes reclaimable room when a scaler reclaims (nil: none does).
+	reclaim *reclaimWorld
 }
 
 type node struct {
@@ -248,8 +251,10 @@ func holdsOne(allocatable, requests capacity.Resources) bool {
 }
 
 func (w *world) newSet(name string, p Pods, paid bool) *replicaSet {
-	rs := &replicaSet{name: name, paid: paid, pods: p, labels: map[string]string{"app": name}, cpu: p.Shape.Requests[corev1.ResourceCPU],
-		boundOn: make([]int32, len(w.rooms))}
+	// cpu is what a pod of the set holds of the nodes' CPU: its request,
+	// plus the reclaimed cpu a reclaiming pod requests as an extended resource.
+	rs := &replicaSet{name: name, paid: paid, pods: p, labels: map[string]string{"app": name},
+		cpu: p.Shape.Requests[corev1.ResourceCPU] + p.Shape.Requests[reclaim.ExtendedResourceCPU], boundOn: make([]int32, len(w.rooms))}
 	if w.priorities {
 		rs.priority = p.Priority
 		rs.preempts = p.Preempts

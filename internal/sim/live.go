@@ -88,7 +88,11 @@ func NewLive(sc *Scenario, strategyName string, seed uint64) (*Live, error) {
 	if strategyName == InstantLaw {
 		return nil, fmt.Errorf("strategy %s cannot be played live: its pods are virtual", InstantLaw)
 	}
+	if sc.Reclaims() && strategyName != Opportunist {
+		return nil, fmt.Errorf("strategy %q: scenario %s reclaims idle paid requests, which only opportunist does live", strategyName, sc.Name)
+	}
 	w := newWorld(sc, false)
+	w.initReclaim(seed)
 	strat, err := newStrategy(strategyName, sc, w)
 	if err != nil {
 		return nil, err
@@ -123,6 +127,7 @@ func (l *Live) Step() {
 	w := l.w
 	l.applyLoad()
 	w.fireTimers()
+	w.publish()
 	l.strat.act(w)
 	w.reconcileSets()
 	w.schedulePending()

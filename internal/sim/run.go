@@ -56,13 +56,15 @@ type Result struct {
 	// instant, the most that the opportunistic shapes could hold beside the
 	// paid pods as this run placed them, capped by allocatable - headroom -
 	// paid demand. No strategy's harvest beyond the overshoot exceeds it.
-	// HarvestOfBound is harvest over it: the law graded without the law.
+	// HarvestOfBound is harvest over it: the law graded without the law
+	// (harvest less ReclaimedCoreHours: reclaimed CPU is not in the bound).
 	BoundCoreHours float64 `json:"boundCoreHours"`
 	HarvestOfBound float64 `json:"harvestOfBound"`
 	// MeanUtilization: requests of bound pods over allocatable, averaged over time.
 	MeanUtilization float64 `json:"meanUtilization"`
 	// OvershootCoreHours: harvest beyond allocatable - headroom - paid demand
-	// (paid pods bound or waiting), i.e. harvest that ate into the headroom.
+	// (paid pods bound or waiting), i.e. harvest that ate into the headroom;
+	// CPU reclaimed from idle paid requests is not overshoot.
 	OvershootCoreHours float64 `json:"overshootCoreHours"`
 	// PaidPendingPodSeconds: seconds paid pods spent unbound (their start-up
 	// delay runs from binding, so all of it is waiting beyond it).
@@ -80,6 +82,22 @@ type Result struct {
 	// fit nowhere: no harvest, and on a real cluster a cue for the
 	// cluster-autoscaler to buy nodes.
 	UnboundOpportunisticPodHours float64 `json:"unschedulablePodHours"`
+	// ReclaimedCoreHours: CPU held by Ready opportunistic pods beyond what
+	// requests leave free on their nodes (allocatable − paid requests),
+	// i.e. harvested from paid requests left idle (usage.go). 0 without reclaim.
+	ReclaimedCoreHours float64 `json:"reclaimedCoreHours"`
+	// PaidCPUContentionSeconds: node-seconds during which a node's total
+	// CPU usage (paid usage by its model + opportunistic pods using all
+	// they hold) exceeded its allocatable while reclaiming pods ran there.
+	// PaidCPUContentionOfNodeTime is it over the node-seconds of the run.
+	PaidCPUContentionSeconds    float64 `json:"paidCpuContentionSeconds"`
+	PaidCPUContentionOfNodeTime float64 `json:"paidCpuContentionOfNodeTime"`
+	// RequestsOnlyCoreHours is the opportunist strategy's harvest on the
+	// same scenario with reclaim off (the reclaiming pods requesting their
+	// reclaimed cpu as cpu), and HarvestOfRequestsOnly harvest over it.
+	// 0 in a scenario without reclaim.
+	RequestsOnlyCoreHours float64 `json:"requestsOnlyCoreHours"`
+	HarvestOfRequestsOnly float64 `json:"harvestOfRequestsOnly"`
 	// OpportunisticPodsKilledYoung counts opportunistic pods stopped within
 	// 5 minutes of starting (bound): work started and thrown away, what
 	// reacting to every dip of paid demand costs (young.go).
@@ -112,10 +130,16 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 	names := opts.Strategies
 	if len(names) == 0 {
 		names = Strategies()
+		if sc.Reclaims() {
+			names = []string{Opportunist, InstantLaw}
+		}
 	}
 	for i, n := range names {
 		if err := CheckStrategy(n); err != nil {
 			return nil, err
+		}
+		if sc.Reclaims() && n != Opportunist && n != InstantLaw {
+			return nil, fmt.Errorf("strategy %q: scenario %s reclaims idle paid requests, which only opportunist and instant-law do (docs/reclaim.md)", n, sc.Name)
 		}
 		if slices.Index(names, n) != i {
 			return nil, fmt.Errorf("strategy %q is listed twice", n)
@@ -131,6 +155,10 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 	}
 	outs := make([]outcome, len(run))
 	var wg sync.WaitGroup
+	var requestsOnly outcome // the opportunist with reclaim off
+	if sc.Reclaims() {
+		wg.Go(func() { requestsOnly = simulate(sc.withoutReclaim(), Opportunist, load, false) })
+	}
 	for i, name := range run {
 		var steps *stepTrace
 		if opts.StepTrace && i < len(names) {
@@ -140,6 +168,9 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 	}
 	wg.Wait()
 	var instantHours float64
+	if requestsOnly.err != nil {
+		return nil, requestsOnly.err
+	}
 	for _, o := range outs {
 		if o.err != nil {
 			return nil, o.err
@@ -156,7 +187,14 @@ func Run(sc *Scenario, opts Options) (*Report, error) {
 			r.HarvestRatio = r.HarvestCoreHours / instantHours
 		}
 		if r.BoundCoreHours > 0 {
-			r.HarvestOfBound = r.HarvestCoreHours / r.BoundCoreHours
+			// The bound counts what requests allow: reclaimed CPU is beside it.
+			r.HarvestOfBound = (r.HarvestCoreHours - r.ReclaimedCoreHours) / r.BoundCoreHours
+		}
+		if sc.Reclaims() {
+			r.RequestsOnlyCoreHours = requestsOnly.result.HarvestCoreHours
+			if r.RequestsOnlyCoreHours > 0 {
+				r.HarvestOfRequestsOnly = r.HarvestCoreHours / r.RequestsOnlyCoreHours
+			}
 		}
 		rep.Results = append(rep.Results, r.rounded())
 		rep.Series = append(rep.Series, outs[i].series)
@@ -180,6 +218,11 @@ func (r Result) rounded() Result {
 	r.PaidPendingPodSeconds = round(r.PaidPendingPodSeconds, 1)
 	r.LongestPaidWaitSeconds = round(r.MaxPaidWait.Seconds(), 1)
 	r.UnboundOpportunisticPodHours = round(r.UnboundOpportunisticPodHours, 2)
+	r.ReclaimedCoreHours = round(r.ReclaimedCoreHours, 3)
+	r.PaidCPUContentionSeconds = round(r.PaidCPUContentionSeconds, 1)
+	r.PaidCPUContentionOfNodeTime = round(r.PaidCPUContentionOfNodeTime, 5)
+	r.RequestsOnlyCoreHours = round(r.RequestsOnlyCoreHours, 3)
+	r.HarvestOfRequestsOnly = round(r.HarvestOfRequestsOnly, 4)
 	return r
 }
 
@@ -188,6 +231,7 @@ func (r Result) rounded() Result {
 type events struct {
 	list    []event
 	changes int
+	seed    uint64 // draws paid usage too (usage.go)
 }
 
 type event struct {
@@ -198,7 +242,7 @@ type event struct {
 }
 
 func loadEvents(sc *Scenario, seed uint64) events {
-	var out events
+	out := events{seed: seed}
 	for i := range sc.Paid {
 		for _, st := range sc.Paid[i].Load.schedule(sc.Paid[i].Name, sc.Duration, seed) {
 			out.list = append(out.list, event{at: st.At, paid: i, replicas: st.Replicas})
@@ -239,6 +283,9 @@ type accounting struct {
 	utilization        float64 // fraction x seconds
 	pending            float64 // paid pod seconds
 	unboundOpp         float64 // opportunistic pod seconds
+	reclaimed          float64 // milli-core seconds
+	contention         float64 // node seconds
+	nodeSeconds        float64
 	seconds            float64
 
 	every  time.Duration
@@ -255,6 +302,7 @@ func simulate(sc *Scenario, name string, load events, resyncAlways bool) outcome
 // unless nil.
 func simulateTraced(sc *Scenario, name string, load events, resyncAlways bool, steps *stepTrace) outcome {
 	w := newWorld(sc, name == InstantLaw)
+	w.initReclaim(load.seed)
 	strat, err := newStrategy(name, sc, w)
 	if err != nil {
 		return outcome{err: err}
@@ -294,6 +342,7 @@ func simulateTraced(sc *Scenario, name string, load events, resyncAlways bool, s
 	for w.now = 0; w.now < sc.Duration; w.now += sc.Step {
 		apply()
 		w.fireTimers()
+		w.publish()
 		if !instant {
 			strat.act(w)
 		}
@@ -315,6 +364,11 @@ func simulateTraced(sc *Scenario, name string, load events, resyncAlways bool, s
 	r.BoundCoreHours = acc.bound / milliCoreSecondsPerCoreHour
 	r.PaidPendingPodSeconds = acc.pending
 	r.UnboundOpportunisticPodHours = acc.unboundOpp / 3600
+	r.ReclaimedCoreHours = acc.reclaimed / milliCoreSecondsPerCoreHour
+	r.PaidCPUContentionSeconds = acc.contention
+	if acc.nodeSeconds > 0 {
+		r.PaidCPUContentionOfNodeTime = acc.contention / acc.nodeSeconds
+	}
 	if acc.seconds > 0 {
 		r.MeanUtilization = acc.utilization / acc.seconds
 	}
@@ -361,15 +415,28 @@ func (a *accounting) add(w *world, dt time.Duration) {
 	}
 	headroom, poolHeadroom := w.keptFree(corev1.ResourceCPU, w.allocCPU), w.keptFree(corev1.ResourceCPU, w.poolCPU)
 	allowed := w.poolCPU - poolHeadroom - w.paidPoolCPU
-	over := min(max(harvest-allowed, 0), harvest)
+	// Reclaimed CPU is harvest beyond what requests allow by design: the
+	// overshoot and the packing bound (requests both) judge the rest.
+	var reclaimed int64
+	if w.reclaim != nil {
+		nodes, r := w.contention()
+		if w.virtualOpp { // no pods to place: reclaimed is what requests leave short, cluster-wide
+			r = max(harvest-max(w.allocCPU-w.boundPaidCPU, 0), 0)
+		}
+		a.contention += float64(nodes) * secs
+		a.reclaimed += float64(r) * secs
+		reclaimed = min(r, harvest)
+	}
+	over := min(max(harvest-reclaimed-allowed, 0), harvest-reclaimed)
 	a.harvest += float64(harvest) * secs
 	a.overshoot += float64(over) * secs
 	ceiling := min(a.packing.of(w), max(allowed, 0)) // the packing bound now
 	a.bound += float64(ceiling) * secs
-	if min(harvest, allowed) > ceiling {
+	if min(harvest-reclaimed, allowed) > ceiling {
 		a.aboveBound++ // never: bound_test.go
 	}
 	a.pending += float64(w.pendingPaid) * secs
+	a.nodeSeconds += float64(len(w.nodes)) * secs
 	a.unboundOpp += float64(len(w.pending)-w.pendingPaid) * secs
 	a.seconds += secs
 	if w.allocCPU > 0 {

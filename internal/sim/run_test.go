@@ -32,7 +32,9 @@ func TestTargets(t *testing.T) {
 			if o.MaxPaidWait > need {
 				t.Errorf("a paid pod waited %s, want <= %s", o.MaxPaidWait, need)
 			}
-			if o.DirectionChanges > rep.LoadChanges {
+			// Paid usage moves all the time in a scenario that reclaims: the
+			// reclaiming worker follows it (docs/reclaim.md counts its churn).
+			if o.DirectionChanges > rep.LoadChanges && !sc.Reclaims() {
 				t.Errorf("%d direction changes for %d load changes", o.DirectionChanges, rep.LoadChanges)
 			}
 			if instant.OvershootCoreHours != 0 || instant.HarvestRatio != 1 || instant.PaidPendingPodSeconds != 0 {

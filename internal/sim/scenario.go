@@ -47,10 +47,14 @@ type Scenario struct {
 	// the simulated scheduler places pods with it, and the control law
 	// (control.Cluster.Scoring) assumes it.
 	SchedulerScoring capacity.Scoring
-	NodeGroups       []NodeGroup
-	Paid             []PaidWorkload
-	NodeEvents       []NodeEvent
-	Opportunistic    []OpportunisticWorkload
+	// MetricsInterval is metrics-server's resolution: how often a
+	// reclaiming scenario samples paid usage and publishes each node's
+	// reclaimable room (usage.go).
+	MetricsInterval time.Duration
+	NodeGroups      []NodeGroup
+	Paid            []PaidWorkload
+	NodeEvents      []NodeEvent
+	Opportunistic   []OpportunisticWorkload
 	// HPA configures the HPA strategies, by strategy name (hpa-writeup,
 	// hpa-example, hpa-averagevalue): the preset's, with the scenario's hpa:
 	// section over it.
@@ -87,6 +91,8 @@ type PaidWorkload struct {
 	Name string
 	Pods
 	Load Load
+	// Usage is its pods' CPU usage (nil: they use their requests).
+	Usage *UsageModel
 }
 
 // Load is a paid workload's replica count over time: Replicas until the first
@@ -174,6 +180,7 @@ type scenarioFile struct {
 	PriorityClasses  priorityClassesFile `yaml:"priorityClasses"`
 	RoundInterval    duration            `yaml:"roundInterval"`
 	SchedulerScoring string              `yaml:"schedulerScoring"`
+	MetricsInterval  duration            `yaml:"metricsInterval"`
 	Trace            string              `yaml:"trace"`
 	NodeGroups       []nodeGroupFile     `yaml:"nodeGroups"`
 	Paid             []paidFile          `yaml:"paid"`
@@ -236,6 +243,7 @@ type paidFile struct {
 		Duration     duration `yaml:"duration"`
 		Replicas     int32    `yaml:"replicas"`
 	} `yaml:"bursts"`
+	Usage *usageFile `yaml:"usage"`
 }
 
 type stepFile struct {
@@ -275,6 +283,7 @@ type opportunistFile struct {
 	ScalerPriority           int32                    `yaml:"scalerPriority"`
 	Weight                   int32                    `yaml:"weight"`
 	HeadroomSlots            []slotFile               `yaml:"headroomSlots"`
+	Reclaim                  *reclaimFile             `yaml:"reclaim"`
 	Behavior                 struct {
 		ScaleUp   *scalingRulesFile `yaml:"scaleUp"`
 		ScaleDown *scalingRulesFile `yaml:"scaleDown"`
@@ -356,6 +365,10 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		Step:            f.Step.or(defaultStep),
 		PriorityClasses: f.PriorityClasses.on,
 		RoundInterval:   f.RoundInterval.or(defaultRoundInterval),
+		MetricsInterval: f.MetricsInterval.or(defaultMetricsInterval),
+	}
+	if s.MetricsInterval <= 0 {
+		c.field(f.pos, "metricsInterval", "must be positive")
 	}
 	s.PodEvictionTimeout = f.PodEvictionTimeout.or(defaultPodEvictionTimeout)
 	if sc, err := capacity.ParseScoring(f.SchedulerScoring); err != nil {
@@ -401,6 +414,7 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 		p := &f.Paid[i]
 		checkName(p.pos, p.Name)
 		w := convertPaid(c, p, s.Duration)
+		w.Usage = convertUsage(c, p.Usage)
 		w.Priority, w.Preempts = prio.resolve(c, p.podFields(), true)
 		s.Paid = append(s.Paid, w)
 	}
@@ -450,6 +464,7 @@ func convert(c *errs, f *scenarioFile) *Scenario {
 			}
 		}
 	}
+	checkReclaim(c, f, s)
 	s.HPA = convertHPASection(c, &f.HPA)
 	checkLimits(c, f, s)
 	return s
@@ -640,6 +655,7 @@ func convertOpportunistic(c *errs, o *opportunistFile) OpportunisticWorkload {
 			spec.PoolSelector = &metav1.LabelSelector{MatchLabels: o.PoolSelector}
 		}
 	}
+	spec.Reclaim = convertReclaim(c, o.Reclaim)
 	out.Scaler = v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: o.Name}, Spec: spec}
 	return out
 }

@@ -19,7 +19,7 @@ import (
 
 func TestBuiltinScenarios(t *testing.T) {
 	names := BuiltinNames()
-	want := []string{"daily-checkpoint", "daily-office", "diurnal", "fragmented", "random-bursts", "seed-burst", "spiky", "tainted-pool", "web-headroom", "web-headroom-priority", "web-slots", "web-slots-priority"}
+	want := []string{"daily-checkpoint", "daily-office", "diurnal", "fragmented", "idle-requests", "random-bursts", "seed-burst", "spiky", "tainted-pool", "web-headroom", "web-headroom-priority", "web-slots", "web-slots-priority"}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Fatalf("built-in scenarios %v, want %v", names, want)
 	}
@@ -34,7 +34,7 @@ func TestBuiltinScenarios(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Builtin("nope"); err == nil || !strings.Contains(err.Error(), "built in: daily-checkpoint, daily-office, diurnal, fragmented, random-bursts, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority") {
+	if _, err := Builtin("nope"); err == nil || !strings.Contains(err.Error(), "built in: daily-checkpoint, daily-office, diurnal, fragmented, idle-requests, random-bursts, seed-burst, spiky, tainted-pool, web-headroom, web-headroom-priority, web-slots, web-slots-priority") {
 		t.Errorf("unknown built-in: %v, want the list of built-ins", err)
 	}
 }
@@ -165,7 +165,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{
 			name: "unknown field",
 			yaml: strings.Replace(minimal, "  replicas: 1\n", "  replica: 1\n", 1),
-			want: []string{"bad.yaml:10: paid[0].replica: unknown field (known: name, requests, containers, initContainers, overhead, priority, priorityClassName, nodeSelector, tolerations, affinity, startup, terminationGracePeriod, replicas, steps, repeatEvery, noise, bursts)"},
+			want: []string{"bad.yaml:10: paid[0].replica: unknown field (known: name, requests, containers, initContainers, overhead, priority, priorityClassName, nodeSelector, tolerations, affinity, startup, terminationGracePeriod, replicas, steps, repeatEvery, noise, bursts, usage)"},
 		},
 		{
 			name: "bad quantity",
@@ -287,7 +287,7 @@ func TestParseScenarioErrors(t *testing.T) {
 			yaml: "duration: 0s\nstep: -1s\nnodeGroups: []\nopportunistic: []\nsurprise: 1\n",
 			want: []string{
 				`bad.yaml:2: step: "-1s" is negative`,
-				"bad.yaml:5: surprise: unknown field (known: name, description, duration, step, priorityClasses, roundInterval, schedulerScoring, trace, nodeGroups, paid, nodeEvents, opportunistic, hpa, podEvictionTimeout)",
+				"bad.yaml:5: surprise: unknown field (known: name, description, duration, step, priorityClasses, roundInterval, schedulerScoring, metricsInterval, trace, nodeGroups, paid, nodeEvents, opportunistic, hpa, podEvictionTimeout)",
 			},
 		},
 		{

@@ -155,6 +155,9 @@ func (o *opportunist) round(w *world) {
 	}
 	cluster := control.ClusterOf(w.ledger)
 	cluster.Scoring = o.sc.SchedulerScoring
+	if w.reclaim != nil {
+		cluster.Reclaim = w.reclaim.published
+	}
 	decisions := control.Decide(epoch.Add(w.now), cluster, scalers)
 	o.decisions = decisions
 	byKey := make(map[string]*control.Decision, len(decisions))
@@ -218,6 +221,9 @@ func (o *instantLaw) act(w *world) {
 		scalers[i] = s
 	}
 	cluster := control.Cluster{Rooms: w.ledger.Rooms(), Pending: w.ledger.Pending(), Scoring: w.sc.SchedulerScoring}
+	if w.reclaim != nil {
+		cluster.Reclaim = w.reclaim.published
+	}
 	decisions := control.Decide(epoch.Add(w.now), cluster, scalers)
 	for i, rs := range w.opp {
 		for _, d := range decisions {

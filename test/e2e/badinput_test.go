@@ -91,7 +91,7 @@ func TestInvalidScalersRejected(t *testing.T) {
 		{"shapeFrom without name", target + "maxReplicas: 5\nheadroomSlots: [{shapeFrom: {apiVersion: apps/v1, kind: Deployment}, count: 1}]",
 			[]string{"spec.headroomSlots[0].shapeFrom.name: Required value"}},
 		{"reclaim theta above 1", target + "maxReplicas: 5\nreclaim: {enabled: true, theta: \"1.5\"}",
-			[]string{"spec.reclaim.theta: Invalid value", `theta must be a decimal above 0 and at most 1, e.g. "0.65"`}},
+			[]string{"spec.reclaim.theta: Invalid value", `theta must be a decimal above 0 and at most 1, e.g. "0.75"`}},
 		{"reclaim theta 0", target + "maxReplicas: 5\nreclaim: {enabled: true, theta: \"0.0\"}",
 			[]string{"spec.reclaim.theta: Invalid value", "theta must be a decimal above 0"}},
 		{"reclaim of pods", target + "maxReplicas: 5\nreclaim: {enabled: true, resources: [pods]}",
