@@ -65,7 +65,7 @@ keda: ## Build KEDA v2.21.0's operator and metrics server for the KEDA e2e tests
 	$(GO) run ./hack/cluster keda >/dev/null
 
 .PHONY: metrics-server
-metrics-server: ## Build metrics-server v0.8.0 for the reclaim e2e tests, once (cached like the control plane)
+metrics-server: ## Build metrics-server v0.8.0 for the reclaim e2e tests, once (cached like the control plane; about 6 CPU-minutes the first time, hack/cluster/README.md)
 	$(GO) run ./hack/cluster metrics-server >/dev/null
 
 .PHONY: record
