@@ -121,7 +121,10 @@ func TestReclaimFromIdleRequests(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		return on[nodes[0]] == 4 && on[nodes[1]] == 4, fmt.Errorf("%v", on)
+		if on[nodes[0]] != 4 || on[nodes[1]] != 4 {
+			return false, fmt.Errorf("%v", on)
+		}
+		return true, nil
 	})
 	t.Logf("phase 1: the worker grew to 8 (4 a node) on idle paid requests %s after opportunist started", took.Round(time.Millisecond))
 	for _, n := range nodes {
@@ -156,7 +159,10 @@ func TestReclaimFromIdleRequests(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		return on[nodes[0]] == 0, fmt.Errorf("%v", on)
+		if on[nodes[0]] != 0 {
+			return false, fmt.Errorf("%v", on)
+		}
+		return true, nil
 	})
 	shrunk := time.Since(start)
 	if v, err := publishedRoom(ctx, nodes[0]); err != nil || v != 0 {
@@ -189,7 +195,10 @@ func TestReclaimFromIdleRequests(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		return on[nodes[0]]+on[nodes[1]] == 0, fmt.Errorf("worker pods %v", on)
+		if on[nodes[0]]+on[nodes[1]] != 0 {
+			return false, fmt.Errorf("worker pods %v", on)
+		}
+		return true, nil
 	})
 	t.Logf("phase 3: metrics-server stopped: reclaim off and the worker at 0 %s later (stale after 30 s)", time.Since(start).Round(time.Millisecond))
 	waitFor(t, 30*time.Second, "the scaler's Reclaim condition to say usage is stale", func(ctx context.Context) (bool, error) {
@@ -198,7 +207,10 @@ func TestReclaimFromIdleRequests(t *testing.T) {
 		}
 		for _, cond := range s.Status.Conditions {
 			if cond.Type == "Reclaim" {
-				return cond.Status == metav1.ConditionFalse && cond.Reason == "UsageStale", fmt.Errorf("%s %s: %s", cond.Status, cond.Reason, cond.Message)
+				if cond.Status != metav1.ConditionFalse || cond.Reason != "UsageStale" {
+					return false, fmt.Errorf("%s %s: %s", cond.Status, cond.Reason, cond.Message)
+				}
+				return true, nil
 			}
 		}
 		return false, fmt.Errorf("no Reclaim condition in %+v", s.Status.Conditions)
