@@ -84,6 +84,10 @@ func TestReclaimFromIdleRequests(t *testing.T) {
 		setUsage(n, "2")
 	}
 
+	// Made before metrics-server is registered, so that it deletes the
+	// example's namespace after the APIService is gone: with an aggregated
+	// API registered but down (phase 3), namespace deletion waits.
+	a := newApplier(t, "e2e-reclaim")
 	ms := startMetricsServer(t)
 	mc := metricsClient(t)
 	for _, n := range nodes {
@@ -93,7 +97,6 @@ func TestReclaimFromIdleRequests(t *testing.T) {
 	// The example as a user applies it, with the class it names; then a
 	// short scale-up window, as the other e2e scalers have.
 	createPriorityClass(t, "opportunistic", -100, false)
-	a := newApplier(t, "e2e-reclaim")
 	a.apply(t, readManifests(t, "examples/reclaim"))
 	wns := "batch-reclaim"
 	var s v1alpha1.OpportunisticScaler
