@@ -119,7 +119,7 @@ func TestYAMLHasTheJSONFields(t *testing.T) {
 // notes fit a terminal of 120 columns (the web-* scenarios take seconds each
 // and are left out).
 func TestSimulateTableFits120Columns(t *testing.T) {
-	for _, scenario := range []string{"seed-burst", "fragmented", "tainted-pool", "spiky"} {
+	for _, scenario := range []string{"seed-burst", "fragmented", "tainted-pool", "spiky", "idle-requests"} {
 		t.Run(scenario, func(t *testing.T) {
 			out, err := execute(t, "simulate", "--scenario", scenario)
 			if err != nil {

@@ -264,8 +264,9 @@ func writeReclaimLines(w io.Writer, sc *sim.Scenario, rep *sim.Report) {
 		return
 	}
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "%s reclaimed %.1f core-h from idle paid requests; paid CPU contention %.0f node-s (%.3f%% of node-time); harvest %.2fx the %.1f core-h of requests alone.\n",
+		line := fmt.Sprintf("%s reclaimed %.1f core-h from idle paid requests; paid CPU contention %.0f node-s (%.3f%% of node-time); harvest %.2fx the %.1f core-h of requests alone.",
 			r.Strategy, r.ReclaimedCoreHours, r.PaidCPUContentionSeconds, 100*r.PaidCPUContentionOfNodeTime, r.HarvestOfRequestsOnly, r.RequestsOnlyCoreHours)
+		fmt.Fprintln(w, wrap(line, tableWidth))
 	}
 }
 

@@ -43,7 +43,8 @@ func TestReclaim(t *testing.T) {
 		wantWhy   string
 	}{
 		// per node: floor(0.75·16000) − 4400 reserved − 500 margin = 7100 > 2000 free
-		{"fresh usage reclaims idle requests", true, 14, LimitReclaim, "reclaim: opportunist.io/reclaimable-cpu 14200m published on the pool (14200m by usage, requests alone leave 4000m)"},
+		{"fresh usage reclaims idle requests", true, 14, LimitReclaim, "reclaim: opportunist.io/reclaimable-cpu 14200m published on the pool (14200m by usage, requests alone leave 4000m); " +
+			"e.g. n1: cpu: 0.75 × 16 alloc − 0 system − 4.4 reserved by 1 paid pods − 0.5 margin = 7.1 reclaimable; requests leave 2 free; publish 7.1 (opportunist.io/reclaimable-cpu 7100)"},
 		{"stale usage leaves requests alone", false, 4, LimitBudget, "reclaim: usage stale on all 2 nodes, requests alone: 4000m free"},
 	}
 	for _, tt := range tests {

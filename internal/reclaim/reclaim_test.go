@@ -138,3 +138,25 @@ func TestExtended(t *testing.T) {
 		t.Error("pods are not reclaimed")
 	}
 }
+
+func TestFresh(t *testing.T) {
+	tests := []struct {
+		name   string
+		last   time.Time
+		maxAge time.Duration
+		want   bool
+	}{
+		{"never sampled", time.Time{}, 0, false},
+		{"just sampled", t0.Add(-15 * time.Second), 0, true},
+		{"15 minutes is still fresh", t0.Add(-15 * time.Minute), 0, true},
+		{"older than the default", t0.Add(-15*time.Minute - time.Second), 0, false},
+		{"configured shorter", t0.Add(-2 * time.Minute), time.Minute, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Fresh(tt.last, t0, tt.maxAge); got != tt.want {
+				t.Errorf("Fresh = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

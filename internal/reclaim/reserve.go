@@ -65,7 +65,8 @@ func (u Usage) of(name corev1.ResourceName) int64 {
 // ReservationConfig shapes a reservation: it stays at the request for
 // Settle after the pod is first seen, then decays over another Settle
 // towards the Quantile of the samples of the last Window plus
-// MarginPercent of the request.
+// MarginPercent of the request. A pod's age is read from its oldest sample,
+// so a caller that keeps only Window of samples needs Window ≥ 2·Settle.
 type ReservationConfig struct {
 	Settle        time.Duration
 	Quantile      float64 // in (0, 1]

@@ -156,3 +156,13 @@ func human(name corev1.ResourceName, v int64) string {
 	}
 	return strconv.FormatInt(v, 10)
 }
+
+// Fresh says whether usage last sampled at last is recent enough at now to
+// reclaim by (NodeInput.Fresh): within maxAge (DefaultMaxAge when 0). A
+// zero last (never sampled) is stale.
+func Fresh(last, now time.Time, maxAge time.Duration) bool {
+	if maxAge <= 0 {
+		maxAge = DefaultMaxAge
+	}
+	return !last.IsZero() && now.Sub(last) <= maxAge
+}

@@ -130,7 +130,6 @@ type reclaimWorld struct {
 	samples  map[*pod][]reclaim.Usage
 	// published is the last publication, by node name (control.Cluster.Reclaim).
 	published map[string]reclaim.NodeRoom
-	ownMaps   bool // the nodes' allocatable maps were copied (groups share one)
 }
 
 // initReclaim starts the publisher when a scaler reclaims: the nodes
@@ -163,14 +162,7 @@ func (w *world) usageOf(p *pod) int64 {
 	if u == nil {
 		return req
 	}
-	return int64(math.Round(u.fraction(w.reclaim.seedOrZero(), p.name, w.now) * float64(req)))
-}
-
-func (r *reclaimWorld) seedOrZero() uint64 {
-	if r == nil {
-		return 0
-	}
-	return r.seed
+	return int64(math.Round(u.fraction(w.reclaim.seed, p.name, w.now) * float64(req)))
 }
 
 // publish samples, reserves and publishes; due every metrics interval.
@@ -180,13 +172,6 @@ func (w *world) publish() {
 		return
 	}
 	r.next = w.now + r.interval
-	if !r.ownMaps {
-		for i, n := range w.nodes {
-			n.spec.Allocatable = n.spec.Allocatable.Clone()
-			w.rooms[i].Allocatable = n.spec.Allocatable
-		}
-		r.ownMaps = true
-	}
 	at := epoch.Add(w.now)
 	samples := make(map[*pod][]reclaim.Usage, len(r.samples))
 	published := make(map[string]reclaim.NodeRoom, len(w.nodes))
@@ -220,7 +205,10 @@ func (w *world) publish() {
 		published[n.name] = room
 		v := room.Publish[corev1.ResourceCPU]
 		if n.spec.Allocatable[reclaim.ExtendedResourceCPU] != v {
-			n.spec.Allocatable[reclaim.ExtendedResourceCPU] = v
+			// A new map: the ledger subtracts the one it holds (and groups share theirs).
+			alloc := n.spec.Allocatable.Clone()
+			alloc[reclaim.ExtendedResourceCPU] = v
+			n.spec.Allocatable, w.rooms[i].Allocatable = alloc, alloc
 			w.ledger.UpsertNode(n.spec)
 			w.roomChanged(i)
 			w.version++
