@@ -41,6 +41,9 @@ const (
 	ConditionReclaim = "Reclaim"
 	ReasonUsageFresh = "UsageFresh"
 	ReasonUsageStale = "UsageStale"
+	// ReasonReclaimNotRunning: spec.reclaim is enabled but the controller
+	// runs without --reclaim (the chart's reclaim.enabled).
+	ReasonReclaimNotRunning = "ReclaimNotRunning"
 )
 
 // UsageSource is what a round reads of the usage history.
@@ -462,8 +465,8 @@ func reclaimStatus(key string, rr *reclaimRound) *v1alpha1.ReclaimStatus {
 func setReclaimCondition(status *v1alpha1.OpportunisticScalerStatus, sr *scalerRound) {
 	switch {
 	case sr.reclaimOff:
-		setCondition(status, ConditionReclaim, false, ReasonUsageStale,
-			"spec.reclaim is enabled but this controller runs without --reclaim: nothing is reclaimed", sr.obj.Generation)
+		setCondition(status, ConditionReclaim, false, ReasonReclaimNotRunning,
+			"spec.reclaim is enabled but the controller runs without --reclaim (the chart's reclaim.enabled): nothing is reclaimed", sr.obj.Generation)
 	case sr.reclaim == nil:
 		return
 	case sr.reclaim.stale != nil:
