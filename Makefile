@@ -64,6 +64,10 @@ e2e: ## End-to-end tests on a local control plane (brought up if needed); RUN=<r
 keda: ## Build KEDA v2.21.0's operator and metrics server for the KEDA e2e tests, once (cached like the control plane; about 7 min of two idle cores the first time, then 0.3 s)
 	$(GO) run ./hack/cluster keda >/dev/null
 
+.PHONY: metrics-server
+metrics-server: ## Build metrics-server v0.8.0 for the reclaim e2e tests, once (cached like the control plane; about 6 CPU-minutes the first time, hack/cluster/README.md)
+	$(GO) run ./hack/cluster metrics-server >/dev/null
+
 .PHONY: record
 record: ## Recordings on the local control plane, not in CI: the calibration (docs/data/calibration-*.csv, docs/img/calibration.png) and the 5-minute HPA runs of docs/hpa.md; RECORD=<regex> selects tests
 	RECORD='$(value RECORD)' hack/record.sh

@@ -24,6 +24,10 @@ eval "$(go run ./hack/cluster env)"
 if [ -z "${RUN:-}" ] || [[ "${RUN,,}" == *keda* ]]; then
   go run ./hack/cluster keda >/dev/null
 fi
+# Likewise metrics-server for the reclaim tests.
+if [ -z "${RUN:-}" ] || [[ "${RUN,,}" == *reclaim* ]] || [[ "${RUN,,}" == *metricsserver* ]]; then
+  go run ./hack/cluster metrics-server >/dev/null
+fi
 args=(-tags "${E2E_TAGS:-e2e}" -count=1 -timeout 30m -v ./test/e2e)
 if [ -n "${RUN:-}" ]; then
   args+=(-run "$RUN")

@@ -331,6 +331,10 @@ type OpportunisticScalerStatus struct {
 	// +listType=atomic
 	// +optional
 	Slots []SlotStatus `json:"slots,omitempty"`
+	// Reclaim says, for a scaler with spec.reclaim enabled, whether usage
+	// is fresh and each pool node's reclaimable room with its formula.
+	// +optional
+	Reclaim *ReclaimStatus `json:"reclaim,omitempty"`
 	// Reason explains the decision with its numbers.
 	// +optional
 	Reason string `json:"reason,omitempty"`
@@ -422,6 +426,42 @@ type SlotStatus struct {
 	// +optional
 	MoreNodes int32 `json:"moreNodes,omitempty"`
 }
+
+// ReclaimStatus is the reclaim side of a decision.
+type ReclaimStatus struct {
+	// UsageFresh is false while usage from metrics.k8s.io is stale or
+	// missing: nothing is reclaimed then.
+	UsageFresh bool `json:"usageFresh"`
+	// Message says why usage is not fresh.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Nodes are the pool's nodes (at most MaxReclaimNodes, by name).
+	// +listType=atomic
+	// +optional
+	Nodes []NodeReclaimStatus `json:"nodes,omitempty"`
+	// MoreNodes counts the pool's nodes left out of Nodes.
+	// +optional
+	MoreNodes int32 `json:"moreNodes,omitempty"`
+}
+
+// NodeReclaimStatus is one node's room for reclaiming pods, in
+// milli-cores.
+type NodeReclaimStatus struct {
+	Node string `json:"node"`
+	// Reclaimable is the idle part of paid requests that may be
+	// reclaimed: theta × allocatable − system − reserved − margin.
+	Reclaimable int64 `json:"reclaimableMilliCores"`
+	// Published is the node's opportunist.io/reclaimable-cpu: the larger
+	// of Reclaimable and what requests leave free.
+	Published int64 `json:"publishedMilliCores"`
+	// Formula is the arithmetic behind both, with its numbers.
+	// +optional
+	Formula string `json:"formula,omitempty"`
+}
+
+// MaxReclaimNodes caps ReclaimStatus.Nodes, so a status stays small on a
+// large pool.
+const MaxReclaimNodes = 20
 
 // MaxSlotNodes caps SlotStatus.Nodes, so a status stays small on a large pool.
 const MaxSlotNodes = 20

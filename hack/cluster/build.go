@@ -112,6 +112,19 @@ func kedaBuild() buildSpec {
 	}
 }
 
+// metricsServerBuild is metrics-server, stamped as its Makefile does (it
+// reports its version through client-go's version package).
+func metricsServerBuild() buildSpec {
+	const pkg = "k8s.io/client-go/pkg/version"
+	return buildSpec{
+		key:      "metrics-server-" + metricsServerVersion,
+		module:   "sigs.k8s.io/metrics-server",
+		version:  metricsServerVersion,
+		binaries: map[string]string{"metrics-server": "sigs.k8s.io/metrics-server/cmd/metrics-server"},
+		ldflags:  []string{"-X", pkg + ".gitVersion=" + metricsServerVersion},
+	}
+}
+
 func (s buildSpec) binDir(cache string) string { return filepath.Join(cache, "bin", s.key) }
 
 func (s buildSpec) names() []string { return slices.Sorted(maps.Keys(s.binaries)) }

@@ -353,8 +353,8 @@ func prepare(c *cluster, comps []*component) error {
 	return nil
 }
 
-// writeKwokConfig concatenates upstream's Stage files, read from the module
-// cache, into the config kwok is started with.
+// writeKwokConfig concatenates upstream's Stage and metrics files, read from
+// the module cache, into the config kwok is started with.
 func writeKwokConfig(p paths) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -365,12 +365,12 @@ func writeKwokConfig(p paths) error {
 		return err
 	}
 	var b bytes.Buffer
-	for _, f := range kwokStageFiles {
-		data, err := os.ReadFile(filepath.Join(stageDir(mod.Dir), f))
+	for _, f := range kwokConfigFiles {
+		data, err := os.ReadFile(filepath.Join(kustomizeDir(mod.Dir), f))
 		if err != nil {
-			return fmt.Errorf("kwok stage file: %v", err)
+			return fmt.Errorf("kwok config file: %v", err)
 		}
-		fmt.Fprintf(&b, "---\n# sigs.k8s.io/kwok@%s kustomize/stage/%s\n", kwokVersion, f)
+		fmt.Fprintf(&b, "---\n# sigs.k8s.io/kwok@%s kustomize/%s\n", kwokVersion, f)
 		b.Write(bytes.TrimRight(data, "\n"))
 		b.WriteString("\n")
 	}

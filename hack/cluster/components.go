@@ -276,17 +276,24 @@ func kwokArgs(c *cluster) []string {
 	}
 }
 
-// kwokStageFiles are the upstream Stage definitions (relative to the kwok
-// module's kustomize/stage/) that make kwok act like a fast kubelet: nodes
-// become Ready and keep a lease, pods become Ready, finish and go away.
-var kwokStageFiles = []string{
-	"node/fast/node-initialize.yaml",
-	"node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
-	"pod/fast/pod-ready.yaml",
-	"pod/fast/pod-complete.yaml",
-	"pod/fast/pod-delete.yaml",
+// kwokConfigFiles are the upstream files (relative to the kwok module's
+// kustomize/) that make kwok act like a fast kubelet: nodes become Ready and
+// keep a lease, pods become Ready, finish and go away; and like a kubelet's
+// resource-metrics endpoint, which metrics-server scrapes (the reclaim
+// tests): each pod's CPU and memory use is the quantity in its annotation
+// kwok.x-k8s.io/usage-cpu / usage-memory (1m and 1Mi without), served for a
+// node at /metrics/nodes/<node>/metrics/resource on kwok's server. The metrics
+// cost nothing until scraped (kwok's pod cache is filled lazily).
+var kwokConfigFiles = []string{
+	"stage/node/fast/node-initialize.yaml",
+	"stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+	"stage/pod/fast/pod-ready.yaml",
+	"stage/pod/fast/pod-complete.yaml",
+	"stage/pod/fast/pod-delete.yaml",
+	"metrics/resource/metrics-resource.yaml",
+	"metrics/usage/usage-from-annotation.yaml",
 }
 
-func stageDir(kwokModuleDir string) string {
-	return filepath.Join(kwokModuleDir, "kustomize", "stage")
+func kustomizeDir(kwokModuleDir string) string {
+	return filepath.Join(kwokModuleDir, "kustomize")
 }

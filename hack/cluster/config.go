@@ -18,6 +18,9 @@ const (
 	// KEDA is not part of the cluster: `keda` builds it for the e2e tests
 	// that run it beside opportunist (test/e2e/keda_test.go).
 	kedaVersion = "v2.21.0"
+	// metrics-server is not part of the cluster either: `metrics-server`
+	// builds it for the reclaim tests (test/e2e/reclaim_test.go).
+	metricsServerVersion = "v0.8.0"
 )
 
 // Fixed cluster addressing. The API server certificate carries the first

@@ -13,6 +13,8 @@
 //	go run ./hack/cluster hpa --reset         ... with the defaults again
 //	eval "$(go run ./hack/cluster keda)"      build KEDA's operator and metrics server if
 //	                                          needed; export KEDA_BIN and KEDA_CRDS
+//	eval "$(go run ./hack/cluster metrics-server)"
+//	                                          build metrics-server if needed; export METRICS_SERVER_BIN
 //
 // See README.md in this directory for caches, ports and variables.
 package main
@@ -40,6 +42,8 @@ commands:
   keda                build KEDA's operator (keda) and metrics server (keda-adapter)
                       if not cached (progress on stderr); print export lines:
                       KEDA_BIN (their directory), KEDA_CRDS (KEDA's CRDs)
+  metrics-server      build metrics-server if not cached (progress on stderr); print
+                      an export line: METRICS_SERVER_BIN (its directory)
 
 components: etcd, apiserver, controller-manager, scheduler, kwok
 `
@@ -114,6 +118,8 @@ func run(args []string) error {
 		return cmdHPA(p, rest)
 	case "keda":
 		return noArgs(cmd, rest, func() error { return cmdKEDA(p) })
+	case "metrics-server":
+		return noArgs(cmd, rest, func() error { return cmdMetricsServer(p) })
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

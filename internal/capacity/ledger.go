@@ -308,6 +308,24 @@ func (l *Ledger) Opportunistic() map[string][]BoundPod {
 	return out
 }
 
+// Paid returns the bound, non-terminal paid pods of every node, by node
+// name, each sorted by key (Workload is empty): O(pods), for reclaim, which
+// reserves room for each paid pod by its usage.
+func (l *Ledger) Paid() map[string][]BoundPod {
+	out := map[string][]BoundPod{}
+	for _, e := range l.pods {
+		if e.usage != nil || e.pod.NodeName == "" || e.pod.Terminal {
+			continue
+		}
+		out[e.pod.NodeName] = append(out[e.pod.NodeName], BoundPod{Key: e.pod.Key(), Requests: e.pod.Requests,
+			Terminating: e.pod.Terminating, DeletionCost: e.pod.DeletionCost})
+	}
+	for _, list := range out {
+		sort.Slice(list, func(i, j int) bool { return list[i].Key < list[j].Key })
+	}
+	return out
+}
+
 // DeletePod forgets a pod.
 func (l *Ledger) DeletePod(namespace, name string) {
 	key := namespace + "/" + name

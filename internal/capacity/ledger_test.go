@@ -84,6 +84,23 @@ func TestLedgerAgreesWithSummarize(t *testing.T) {
 				if !reflect.DeepEqual(gotOpp, wantOpp) {
 					t.Fatalf("step %d: opportunistic pods per node %v, want %v", step, gotOpp, wantOpp)
 				}
+				wantPaid, gotPaid := map[string][]string{}, map[string][]string{}
+				for _, p := range livePods {
+					if p.NodeName != "" && !p.Terminal && !workloads[0].matches(&p) {
+						wantPaid[p.NodeName] = append(wantPaid[p.NodeName], p.Key())
+					}
+				}
+				for node := range wantPaid {
+					slices.Sort(wantPaid[node])
+				}
+				for node, pods := range l.Paid() {
+					for _, bp := range pods {
+						gotPaid[node] = append(gotPaid[node], bp.Key)
+					}
+				}
+				if !reflect.DeepEqual(gotPaid, wantPaid) {
+					t.Fatalf("step %d: paid pods per node %v, want %v", step, gotPaid, wantPaid)
+				}
 			}
 			// Changing the workload set reclassifies every pod.
 			l.SetWorkloads(nil)

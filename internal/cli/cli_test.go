@@ -159,7 +159,13 @@ func TestStatusGolden(t *testing.T) {
 					Source: "the 0.99-quantile of the paid demand's rise within the lead time 1m36s (at this hour of the 24h0m0s period), 840 samples"}}},
 			Conditions: []metav1.Condition{{Type: "Conflicting", Status: metav1.ConditionTrue, Reason: "ScaledObjectScalesTarget",
 				Message: "KEDA ScaledObject batch (through HorizontalPodAutoscaler keda-hpa-batch) also scales Deployment batch; the two will fight: set dryRun: true here and point the ScaledObject's trigger at this scaler (docs/keda.md)"}}}}
-	st, err := collectStatus(context.Background(), client, []v1alpha1.OpportunisticScaler{scaler, plain})
+	reclaiming := v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "reclaimer"},
+		Status: v1alpha1.OpportunisticScalerStatus{PoolNodes: 2, CurrentReplicas: 4, DesiredReplicas: 4, LimitedBy: "Reclaim",
+			Reclaim: &v1alpha1.ReclaimStatus{UsageFresh: true, Nodes: []v1alpha1.NodeReclaimStatus{
+				{Node: "kontron-1", Reclaimable: 4300, Published: 4300, Formula: "cpu: 0.65 × 16 alloc − 0 system − 5.6 reserved by 2 paid pods − 0.5 margin = 4.3 reclaimable; requests leave 0 free; publish 4.3 (opportunist.io/reclaimable-cpu 4300)"},
+				{Node: "kontron-2", Reclaimable: 0, Published: 500, Formula: "cpu: 0.65 × 16 alloc − 0.2 system − 16 reserved by 2 paid pods − 0.5 margin = 0 reclaimable; requests leave 0.5 free; publish 0.5 (opportunist.io/reclaimable-cpu 500)"},
+			}}}}
+	st, err := collectStatus(context.Background(), client, []v1alpha1.OpportunisticScaler{scaler, plain, reclaiming})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/scale"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -24,6 +25,7 @@ import (
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/cluster"
 	"github.com/opportunist/opportunist/internal/controller"
+	"github.com/opportunist/opportunist/internal/reclaim"
 )
 
 // crdInstalled reports whether the API server serves OpportunisticScalers.
@@ -106,7 +108,19 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 		// Rounds start at most once per --min-round-interval.
 		MinRoundInterval: o.MinRoundInterval,
 	}
-	if err := r.SetupWithManager(mgr, capacity.Changes()); err != nil {
+	changes := capacity.Changes()
+	if o.Reclaim.Enabled {
+		rc, usage, err := o.reclaimer(cfg, kube, capacity, reg, log)
+		if err != nil {
+			return nil, err
+		}
+		if err := mgr.Add(usage); err != nil {
+			return nil, fmt.Errorf("setting up the usage reader: %w", err)
+		}
+		r.Reclaimer = rc
+		changes = merge(ctx, changes, usage.Changes())
+	}
+	if err := r.SetupWithManager(mgr, changes); err != nil {
 		return nil, fmt.Errorf("setting up the reconciler: %w", err)
 	}
 	mirror := &controller.StatusMirror{Reader: mgr.GetClient(), Store: decisions, Elected: mgr.Elected(), Interval: time.Second}
@@ -116,4 +130,47 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	return done, nil
+}
+
+// reclaimer wires usage-based reclaim: metrics.k8s.io read every
+// --reclaim-usage-interval by the leader, node rooms published on nodes/status.
+func (o *runOptions) reclaimer(cfg *rest.Config, kube kubernetes.Interface, c *cluster.Cache, reg prometheus.Registerer, log *slog.Logger) (*controller.Reclaimer, *controller.UsageHistory, error) {
+	mc, err := metricsclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating the metrics.k8s.io client: %w", err)
+	}
+	usage := &controller.UsageHistory{
+		Reader: controller.MetricsAPIUsage{Client: mc.MetricsV1beta1()}, Clock: clock.RealClock{}, Log: log,
+		Interval: o.Reclaim.UsageInterval, Window: o.Reclaim.Window, StaleAfter: o.Reclaim.StaleAfter,
+	}
+	res := reclaim.DefaultReservation
+	res.Settle, res.Window = o.Reclaim.Settle, o.Reclaim.Window
+	return &controller.Reclaimer{
+		Usage: usage, Paid: c, Nodes: controller.NodeStatusPatcher{Kube: kube},
+		Reservation: res, Metrics: controller.NewReclaimMetrics(reg), Log: log,
+	}, usage, nil
+}
+
+// merge forwards a signal of either channel, until ctx ends.
+func merge(ctx context.Context, a, b <-chan struct{}) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case out <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a:
+				signal()
+			case <-b:
+				signal()
+			}
+		}
+	}()
+	return out
 }

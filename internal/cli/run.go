@@ -36,6 +36,7 @@ import (
 	"github.com/opportunist/opportunist/internal/exporter"
 	"github.com/opportunist/opportunist/internal/keda"
 	"github.com/opportunist/opportunist/internal/metricsapi"
+	"github.com/opportunist/opportunist/internal/reclaim"
 	"github.com/opportunist/opportunist/internal/version"
 )
 
@@ -72,6 +73,18 @@ type runOptions struct {
 	// KEDAScalerAddress serves KEDA's external scaler gRPC protocol ("": off).
 	KEDAScalerAddress string
 	KEDAScalerTLS     keda.TLSOptions
+	// Reclaim runs usage-based reclaim (docs/reclaim.md) for the scalers
+	// with spec.reclaim enabled.
+	Reclaim reclaimOptions
+}
+
+// reclaimOptions are the live reclaim's flags.
+type reclaimOptions struct {
+	Enabled       bool
+	UsageInterval time.Duration
+	StaleAfter    time.Duration
+	Settle        time.Duration
+	Window        time.Duration
 }
 
 func defaultRunOptions() *runOptions {
@@ -95,6 +108,12 @@ func defaultRunOptions() *runOptions {
 		MetricsService:   "cluster-metrics",
 		// A burst of events within a second is one round.
 		MinRoundInterval: time.Second,
+		Reclaim: reclaimOptions{
+			UsageInterval: 15 * time.Second, // metrics-server's resolution
+			StaleAfter:    reclaim.DefaultMaxAge,
+			Settle:        reclaim.DefaultReservation.Settle,
+			Window:        reclaim.DefaultReservation.Window,
+		},
 	}
 }
 
@@ -126,6 +145,11 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.KEDAScalerTLS.CertFile, "keda-scaler-tls-cert-file", o.KEDAScalerTLS.CertFile, "serving certificate of the KEDA scaler (for the trigger's enableTLS and caCert); empty: plaintext")
 	fs.StringVar(&o.KEDAScalerTLS.KeyFile, "keda-scaler-tls-private-key-file", o.KEDAScalerTLS.KeyFile, "private key of --keda-scaler-tls-cert-file")
 	fs.StringVar(&o.KEDAScalerTLS.ClientCAFile, "keda-scaler-client-ca-file", o.KEDAScalerTLS.ClientCAFile, "CA bundle whose client certificates the KEDA scaler requires (the trigger's tlsClientCert and tlsClientKey); empty: no client certificate asked")
+	fs.BoolVar(&o.Reclaim.Enabled, "reclaim", o.Reclaim.Enabled, "run usage-based reclaim for the scalers with spec.reclaim enabled: read usage from metrics.k8s.io (metrics-server) and publish each pool node's room as the extended resource opportunist.io/reclaimable-cpu (needs RBAC to patch nodes/status and read metrics.k8s.io; docs/reclaim.md)")
+	fs.DurationVar(&o.Reclaim.UsageInterval, "reclaim-usage-interval", o.Reclaim.UsageInterval, "how often usage is read from metrics.k8s.io (metrics-server's resolution is 15s)")
+	fs.DurationVar(&o.Reclaim.StaleAfter, "reclaim-stale-after", o.Reclaim.StaleAfter, "usage older than this (or none read yet) reclaims nothing: each node's room falls to what requests allow")
+	fs.DurationVar(&o.Reclaim.Settle, "reclaim-settle", o.Reclaim.Settle, "how long a paid pod's reservation stays at its request before it decays (over as long again) towards its recent usage")
+	fs.DurationVar(&o.Reclaim.Window, "reclaim-window", o.Reclaim.Window, "how much of each paid pod's usage history its reservation's quantile covers")
 	fs.StringVar(&o.MetricsService, "metrics-service", o.MetricsService, "Service name on which the cluster-wide metrics are served as Object metrics (the write-up's HPA names cluster-metrics)")
 }
 
@@ -171,6 +195,17 @@ func (o *runOptions) Validate() []error {
 	}
 	if o.StaleAfter < 0 {
 		errs = append(errs, fmt.Errorf("--stale-after must not be negative, got %s", o.StaleAfter))
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"reclaim-usage-interval", o.Reclaim.UsageInterval}, {"reclaim-stale-after", o.Reclaim.StaleAfter}, {"reclaim-window", o.Reclaim.Window}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("--%s must be positive, got %s", d.flag, d.v))
+		}
+	}
+	if o.Reclaim.Settle < 0 {
+		errs = append(errs, fmt.Errorf("--reclaim-settle must not be negative, got %s", o.Reclaim.Settle))
 	}
 	if err := (controller.StalePolicy{Behaviour: controller.StaleBehaviour(o.OnStale)}).Valid(); err != nil {
 		errs = append(errs, fmt.Errorf("--%s", err))

@@ -114,6 +114,9 @@ type scalerStatus struct {
 	// Prediction is its status.prediction: the forecast of paid demand
 	// and the learned headroom.
 	Prediction *v1alpha1.PredictionStatus `json:"prediction,omitempty"`
+	// Reclaim is its status.reclaim (spec.reclaim enabled): each pool
+	// node's reclaimable and published room with the formula.
+	Reclaim *v1alpha1.ReclaimStatus `json:"reclaim,omitempty"`
 }
 
 // opportunisticScalers lists the OpportunisticScalers; none when the CRD
@@ -169,7 +172,7 @@ func collectStatus(ctx context.Context, client kubernetes.Interface, scalers []v
 		s := &scalers[i]
 		key := s.Namespace + "/" + s.Name
 		st.Scalers = append(st.Scalers, scalerStatus{Name: key, PoolNodes: s.Status.PoolNodes, Current: s.Status.CurrentReplicas,
-			Desired: s.Status.DesiredReplicas, LimitedBy: s.Status.LimitedBy, Pods: usage[key].Pods, Stranded: usage[key].Stranded, Slots: s.Status.Slots,
+			Desired: s.Status.DesiredReplicas, LimitedBy: s.Status.LimitedBy, Pods: usage[key].Pods, Stranded: usage[key].Stranded, Slots: s.Status.Slots, Reclaim: s.Status.Reclaim,
 			Conflict: conflictOf(s.Status.Conditions), Prediction: s.Status.Prediction})
 	}
 	sort.Slice(st.Scalers, func(i, j int) bool { return st.Scalers[i].Name < st.Scalers[j].Name })
@@ -244,6 +247,11 @@ func printStatus(w io.Writer, st clusterStatus, output string) error {
 		if err := printPredictions(w, st.Scalers, output == "wide"); err != nil {
 			return err
 		}
+		if output == "wide" {
+			if err := printReclaimNodes(w, st.Scalers); err != nil {
+				return err
+			}
+		}
 	}
 	if output != "wide" {
 		return nil
@@ -279,6 +287,38 @@ func slotsFit(slots []v1alpha1.SlotStatus) string {
 		parts[i] = fmt.Sprintf("%s %d/%d", s.Name, s.Fit, s.Wanted)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// printReclaimNodes lists, per reclaiming scaler, each pool node's room as
+// its status reports it (at most 20, the rest counted), with the formula
+// that makes the number (docs/reclaim.md).
+func printReclaimNodes(w io.Writer, scalers []scalerStatus) error {
+	found := false
+	for _, sc := range scalers {
+		found = found || sc.Reclaim != nil
+	}
+	if !found {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "SCALER\tNODE\tRECLAIMABLE (cores)\tPUBLISHED (cores)\tFORMULA")
+	for _, sc := range scalers {
+		r := sc.Reclaim
+		if r == nil {
+			continue
+		}
+		if !r.UsageFresh {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tusage stale: %s\n", sc.Name, r.Message)
+		}
+		for _, n := range r.Nodes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", sc.Name, n.Node, quantity(corev1.ResourceCPU, n.Reclaimable), quantity(corev1.ResourceCPU, n.Published), n.Formula)
+		}
+		if r.MoreNodes > 0 {
+			fmt.Fprintf(tw, "%s\tand %d more nodes\t\t\t\n", sc.Name, r.MoreNodes)
+		}
+	}
+	return tw.Flush()
 }
 
 // printSlotNodes lists, per scaler and slot, the nodes its fitting slots

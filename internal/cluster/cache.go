@@ -268,6 +268,13 @@ func (c *Cache) Opportunistic() map[string][]capacity.BoundPod {
 	return c.ledger.Opportunistic()
 }
 
+// Paid returns the paid pods bound to each node.
+func (c *Cache) Paid() map[string][]capacity.BoundPod {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ledger.Paid()
+}
+
 // SetWorkloads changes which pods count as opportunistic.
 func (c *Cache) SetWorkloads(ws []capacity.Workload) {
 	c.update(func(l *capacity.Ledger) { l.SetWorkloads(ws) })

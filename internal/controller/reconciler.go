@@ -111,6 +111,9 @@ type Reconciler struct {
 	// fits on ("" is its default, LeastAllocated): scalers with slots place
 	// their new replicas as it would.
 	Scoring capacity.Scoring
+	// Reclaimer, when set, runs usage-based reclaim for the scalers with
+	// spec.reclaim enabled (reclaim.go).
+	Reclaimer *Reclaimer
 	// HistoryClock is the demand history's clock (nil: time.Now); tests
 	// compress time with it (--history-time-scale).
 	HistoryClock func() time.Time
@@ -118,7 +121,6 @@ type Reconciler struct {
 	// real one (0 counts as 1): lead times are real, the forecast's window
 	// is on the history clock.
 	HistoryTimeScale float64
-	spacing          roundSpacing
 
 	// recorders hold each scaler's demand history, by HistoryKey; the
 	// leader's saver reads them (HistorySnapshot) while rounds run.
@@ -127,6 +129,7 @@ type Reconciler struct {
 	// predictors forecast for scalers with spec.prediction or an "auto"
 	// headroom, on the recorders' histories.
 	predictors map[string]*predict.Predictor
+	spacing    roundSpacing
 
 	history map[string]control.History
 	// seenPaidPending holds the paid pods pending at the last round's start
@@ -159,6 +162,10 @@ type scalerRound struct {
 	prediction *scalerPrediction
 	// scaledAt is when this round wrote the target, if it did.
 	scaledAt time.Time
+	// reclaim is the round's reclaim view, for a scaler with reclaim on;
+	// reclaimOff: it asks for reclaim, which this controller does not run.
+	reclaim    *reclaimRound
+	reclaimOff bool
 }
 
 // Reconcile runs one round over all scalers.
@@ -225,7 +232,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	cluster := control.ClusterOf(r.Capacity)
 	cluster.Scoring = r.Scoring
 	r.predictRound(&cluster, rounds, inputs)
+	reclaimed := r.reclaimRooms(ctx, now, rounds, inputs, &cluster)
 	decisions := control.Decide(now, cluster, inputs)
+	reclaimPressure(reclaimed, decisions)
 	byKey := map[string]*control.Decision{}
 	published := map[string]Published{}
 	inputByKey := map[string]*control.Scaler{}
@@ -494,6 +503,13 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 		status.LastScaleTime = &metav1.Time{Time: sr.scaledAt}
 	}
 	setCondition(status, ConditionConflicting, sr.warning != "", sr.warningReason, sr.warning, s.Generation)
+	setReclaimCondition(status, sr)
+	if sr.reclaim != nil {
+		status.Reclaim = reclaimStatus(sr.key, sr.reclaim)
+	} else if s.Spec.Reclaim == nil || !s.Spec.Reclaim.Enabled {
+		status.Reclaim = nil
+		meta.RemoveStatusCondition(&status.Conditions, ConditionReclaim)
+	}
 	if sr.problem != "" || d == nil {
 		if sr.problem == "" {
 			sr.problem, sr.message = ReasonInvalidSpec, "no decision was made for this scaler"
@@ -640,6 +656,9 @@ func withoutLiveNumbers(st *v1alpha1.OpportunisticScalerStatus) *v1alpha1.Opport
 		for i := range p.LearnedHeadroom {
 			p.LearnedHeadroom[i].Quantity, p.LearnedHeadroom[i].Source = resource.Quantity{}, ""
 		}
+	}
+	if out.Reclaim != nil {
+		out.Reclaim.Nodes, out.Reclaim.MoreNodes = nil, 0
 	}
 	for i := range out.Slots {
 		out.Slots[i].Fit, out.Slots[i].Nodes, out.Slots[i].MoreNodes = 0, nil, 0

@@ -41,6 +41,8 @@ type fakeTarget struct {
 	replicas int32
 	cpu      string // one replica's CPU request
 	grace    time.Duration
+	// extended are one replica's extended resource requests (reclaim's).
+	extended corev1.ResourceList
 	priority int32
 	version  int // resourceVersion
 	// readErr is what Read returns instead of the target.
@@ -108,6 +110,14 @@ func (t *fakeTarget) scale(namespace, name string) *autoscalingv1.Scale {
 	}
 }
 
+func (t *fakeTarget) requests() corev1.ResourceList {
+	out := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(t.cpu)}
+	for k, v := range t.extended {
+		out[k] = v
+	}
+	return out
+}
+
 func (f *fakeTargets) Read(_ context.Context, namespace string, ref autoscalingv2.CrossVersionObjectReference) (*scalerspec.Target, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -121,7 +131,7 @@ func (f *fakeTargets) Read(_ context.Context, namespace string, ref autoscalingv
 	out := &scalerspec.Target{
 		GroupResource:    deployments,
 		Scale:            t.scale(namespace, ref.Name),
-		Shape:            capacity.ShapeOf(&corev1.PodSpec{Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(t.cpu)}}}}}),
+		Shape:            capacity.ShapeOf(&corev1.PodSpec{Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{Requests: t.requests()}}}}),
 		PodPriority:      t.priority,
 		TerminationGrace: t.grace,
 	}

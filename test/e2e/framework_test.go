@@ -141,6 +141,7 @@ type NodeShape struct {
 	// Extended resources, e.g. {"nvidia.com/gpu": "4"}.
 	Extended      map[string]string
 	Labels        map[string]string
+	Annotations   map[string]string
 	Taints        []corev1.Taint
 	Unschedulable bool
 	// NotReady nodes are not managed by kwok; their Ready condition is False.
@@ -172,6 +173,9 @@ func createNode(t *testing.T, name string, s NodeShape) *corev1.Node {
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: map[string]string{}},
 		Spec:       corev1.NodeSpec{Taints: s.Taints, Unschedulable: s.Unschedulable},
 		Status:     corev1.NodeStatus{Capacity: alloc, Allocatable: alloc},
+	}
+	for k, v := range s.Annotations {
+		n.Annotations[k] = v
 	}
 	if !s.NotReady {
 		n.Annotations[kwokAnnotation] = "fake"

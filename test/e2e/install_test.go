@@ -16,6 +16,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -301,6 +302,52 @@ func TestInstall(t *testing.T) {
 	}
 	if got, err := deploymentReplicas(ctx, installTargetNS, "unscaled"); err != nil || got != 1 {
 		t.Errorf("Deployment %s/unscaled has %d replicas (%v), want 1", installTargetNS, got, err)
+	}
+	checkReclaimGrants(t, sa)
+}
+
+// checkReclaimGrants: reclaim.enabled grants exactly patch on nodes/status
+// (used: a merge patch of the extended resource, done here with the
+// account's token) and list on metrics.k8s.io pods and nodes, nothing more
+// of either; and a rendering without it grants neither.
+func checkReclaimGrants(t *testing.T, sa kubernetes.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	patch := []byte(`{"status":{"capacity":{"opportunist.io/reclaimable-cpu":"0"},"allocatable":{"opportunist.io/reclaimable-cpu":"0"}}}`)
+	if _, err := sa.CoreV1().Nodes().Patch(ctx, "install-1", types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		t.Errorf("patching nodes/status as the ServiceAccount (reclaim.enabled grants it): %v", err)
+	}
+	if _, err := sa.CoreV1().Nodes().Patch(ctx, "install-1", types.MergePatchType, []byte(`{"metadata":{"labels":{"e2e":"x"}}}`), metav1.PatchOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("patching a node itself as the ServiceAccount: %v, want Forbidden (only nodes/status)", err)
+	}
+	user := "system:serviceaccount:" + releaseNamespace + ":" + releaseAccount
+	for _, c := range []struct {
+		group, resource, sub, verb string
+		want                       bool
+	}{
+		{"", "nodes", "status", "patch", true},
+		{"metrics.k8s.io", "pods", "", "list", true},
+		{"metrics.k8s.io", "nodes", "", "list", true},
+		{"", "nodes", "status", "update", false},
+		{"", "nodes", "", "delete", false},
+		{"metrics.k8s.io", "pods", "", "get", false},
+		{"metrics.k8s.io", "pods", "", "watch", false},
+	} {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Group: c.group, Resource: c.resource, Subresource: c.sub, Verb: c.verb}}}
+		got, err := client.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Allowed != c.want {
+			t.Errorf("%s %s.%s/%s as %s: allowed %t, want %t", c.verb, c.resource, c.group, c.sub, user, got.Status.Allowed, c.want)
+		}
+	}
+	for _, m := range find(helmTemplate(t), "ClusterRole") {
+		text, _ := json.Marshal(m.obj.Object["rules"])
+		if strings.Contains(string(text), "nodes/status") || strings.Contains(string(text), "metrics.k8s.io") {
+			t.Errorf("the default rendering's %s grants reclaim's permissions: %s", m, text)
+		}
 	}
 }
 
