@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -34,6 +35,7 @@ import (
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/cluster"
 	"github.com/opportunist/opportunist/internal/control"
+	"github.com/opportunist/opportunist/internal/predict"
 	"github.com/opportunist/opportunist/internal/scalerspec"
 )
 
@@ -104,7 +106,15 @@ type Reconciler struct {
 	// fits on ("" is its default, LeastAllocated): scalers with slots place
 	// their new replicas as it would.
 	Scoring capacity.Scoring
-	spacing roundSpacing
+	// HistoryClock is the demand history's clock (nil: time.Now); tests
+	// compress time with it (--history-time-scale).
+	HistoryClock func() time.Time
+	spacing      roundSpacing
+
+	// recorders hold each scaler's demand history, by HistoryKey; the
+	// leader's saver reads them (HistorySnapshot) while rounds run.
+	historyMu sync.Mutex
+	recorders map[string]*predict.Recorder
 
 	history map[string]control.History
 	// seenPaidPending holds the paid pods pending at the last round's start
@@ -199,6 +209,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	cluster := control.ClusterOf(r.Capacity)
 	cluster.Scoring = r.Scoring
+	r.recordDemand(&cluster, inputs)
 	decisions := control.Decide(now, cluster, inputs)
 	byKey := map[string]*control.Decision{}
 	published := map[string]Published{}
@@ -428,6 +439,13 @@ func (r *Reconciler) forgetGone(rounds []*scalerRound) {
 			delete(r.history, key)
 		}
 	}
+	r.historyMu.Lock()
+	for key := range r.recorders {
+		if !live[key] {
+			delete(r.recorders, key)
+		}
+	}
+	r.historyMu.Unlock()
 	for key := range r.statusWritten {
 		if !live[key] {
 			delete(r.statusWritten, key)
