@@ -52,6 +52,17 @@ func TestRunOptionsValidate(t *testing.T) {
 			want: []string{"give both --keda-scaler-tls-cert-file and --keda-scaler-tls-private-key-file, or neither"}},
 		{name: "KEDA scaler TLS without the scaler", mutate: func(o *runOptions) { o.KEDAScalerTLS.ClientCAFile = "ca.crt" },
 			want: []string{"need --keda-scaler-address"}},
+		{name: "history backfill from Prometheus", mutate: func(o *runOptions) {
+			o.HistoryPrometheusURL, o.HistoryPrometheusQuery = "http://127.0.0.1:9090", []string{"cpu=cpu_requests_total"}
+		}},
+		{name: "history flags all wrong", mutate: func(o *runOptions) {
+			o.HistorySaveInterval, o.HistoryTimeScale, o.HistoryPrometheusURL = -time.Second, 0, "prometheus:9090"
+		}, want: []string{"--history-save-interval must not be negative", "--history-time-scale must be positive", `--history-prometheus-url: "prometheus:9090" is not a Prometheus URL`}},
+		{name: "history query without URL", mutate: func(o *runOptions) { o.HistoryPrometheusQuery = []string{"cpu=x"} },
+			want: []string{"--history-prometheus-query needs --history-prometheus-url"}},
+		{name: "history query not resource=promql", mutate: func(o *runOptions) {
+			o.HistoryPrometheusURL, o.HistoryPrometheusQuery = "http://127.0.0.1:9090", []string{"sum(cpu_requests_total)"}
+		}, want: []string{`--history-prometheus-query "sum(cpu_requests_total)": want resource=promql`}},
 		{name: "missing kubeconfig file", mutate: func(o *runOptions) { o.kube.Kubeconfig = "/does/not/exist" }, want: []string{"--kubeconfig /does/not/exist: no such file or directory"}},
 	}
 	for _, tt := range tests {

@@ -72,6 +72,12 @@ type runOptions struct {
 	// KEDAScalerAddress serves KEDA's external scaler gRPC protocol ("": off).
 	KEDAScalerAddress string
 	KEDAScalerTLS     keda.TLSOptions
+	// History* persist and backfill the demand history (history.go).
+	HistoryNamespace       string
+	HistorySaveInterval    time.Duration
+	HistoryPrometheusURL   string
+	HistoryPrometheusQuery []string
+	HistoryTimeScale       float64
 }
 
 func defaultRunOptions() *runOptions {
@@ -94,7 +100,9 @@ func defaultRunOptions() *runOptions {
 		MetricsAPI:       metricsapi.ServerOptions{BindAddress: "0.0.0.0"},
 		MetricsService:   "cluster-metrics",
 		// A burst of events within a second is one round.
-		MinRoundInterval: time.Second,
+		MinRoundInterval:    time.Second,
+		HistorySaveInterval: 5 * time.Minute,
+		HistoryTimeScale:    1,
 	}
 }
 
@@ -126,6 +134,7 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.KEDAScalerTLS.CertFile, "keda-scaler-tls-cert-file", o.KEDAScalerTLS.CertFile, "serving certificate of the KEDA scaler (for the trigger's enableTLS and caCert); empty: plaintext")
 	fs.StringVar(&o.KEDAScalerTLS.KeyFile, "keda-scaler-tls-private-key-file", o.KEDAScalerTLS.KeyFile, "private key of --keda-scaler-tls-cert-file")
 	fs.StringVar(&o.KEDAScalerTLS.ClientCAFile, "keda-scaler-client-ca-file", o.KEDAScalerTLS.ClientCAFile, "CA bundle whose client certificates the KEDA scaler requires (the trigger's tlsClientCert and tlsClientKey); empty: no client certificate asked")
+	o.addHistoryFlags(fs)
 	fs.StringVar(&o.MetricsService, "metrics-service", o.MetricsService, "Service name on which the cluster-wide metrics are served as Object metrics (the write-up's HPA names cluster-metrics)")
 }
 
@@ -157,6 +166,7 @@ func (o *runOptions) Validate() []error {
 	} else if o.KEDAScalerTLS != (keda.TLSOptions{}) {
 		errs = append(errs, errors.New("the --keda-scaler-tls-* and --keda-scaler-client-ca-file flags need --keda-scaler-address"))
 	}
+	errs = append(errs, o.validateHistory()...)
 	if o.MetricsService == "" {
 		errs = append(errs, errors.New("--metrics-service must not be empty"))
 	}

@@ -109,7 +109,10 @@ type Reconciler struct {
 	// HistoryClock is the demand history's clock (nil: time.Now); tests
 	// compress time with it (--history-time-scale).
 	HistoryClock func() time.Time
-	spacing      roundSpacing
+	// HistoryLoaded, when set, holds the first round until it is closed:
+	// the leader's persisted histories are seeded first (history.go).
+	HistoryLoaded <-chan struct{}
+	spacing       roundSpacing
 
 	// recorders hold each scaler's demand history, by HistoryKey; the
 	// leader's saver reads them (HistorySnapshot) while rounds run.
@@ -148,6 +151,9 @@ type scalerRound struct {
 
 // Reconcile runs one round over all scalers.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	if err := r.waitHistory(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
 	r.spacing.min = r.MinRoundInterval
 	if wait := r.spacing.wait(r.Clock.Now()); wait > 0 {
 		if !r.newPaidPending() {
