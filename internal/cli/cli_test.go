@@ -56,8 +56,8 @@ func TestRunOptionsValidate(t *testing.T) {
 			o.HistoryPrometheusURL, o.HistoryPrometheusQuery = "http://127.0.0.1:9090", []string{"cpu=cpu_requests_total"}
 		}},
 		{name: "history flags all wrong", mutate: func(o *runOptions) {
-			o.HistorySaveInterval, o.HistoryTimeScale, o.HistoryPrometheusURL = -time.Second, 0, "prometheus:9090"
-		}, want: []string{"--history-save-interval must not be negative", "--history-time-scale must be positive", `--history-prometheus-url: "prometheus:9090" is not a Prometheus URL`}},
+			o.HistorySaveInterval, o.HistoryTimeScale, o.HistoryTimeOrigin, o.HistoryPrometheusURL = -time.Second, 0, "noon", "prometheus:9090"
+		}, want: []string{"--history-save-interval must not be negative", "--history-time-scale must be positive", `--history-time-origin "noon"`, `--history-prometheus-url: "prometheus:9090" is not a Prometheus URL`}},
 		{name: "history query without URL", mutate: func(o *runOptions) { o.HistoryPrometheusQuery = []string{"cpu=x"} },
 			want: []string{"--history-prometheus-query needs --history-prometheus-url"}},
 		{name: "history query not resource=promql", mutate: func(o *runOptions) {

@@ -23,7 +23,9 @@ func (o *runOptions) addHistoryFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.HistoryPrometheusURL, "history-prometheus-url", o.HistoryPrometheusURL, "a Prometheus whose past 14 days fill the demand histories' gaps when a leader starts, e.g. http://prometheus.monitoring:9090 (default queries: opportunist's own paid-demand metrics; see --history-prometheus-query)")
 	fs.StringArrayVar(&o.HistoryPrometheusQuery, "history-prometheus-query", o.HistoryPrometheusQuery, "resource=PromQL returning one series of paid demand in milli-cores (cpu) or bytes, e.g. 'cpu=cpu_requests_total' for the write-up's exporter; repeat per resource; replaces the default queries")
 	fs.Float64Var(&o.HistoryTimeScale, "history-time-scale", o.HistoryTimeScale, "tests only: the demand history's clock runs this many times faster than the real one from the start")
+	fs.StringVar(&o.HistoryTimeOrigin, "history-time-origin", o.HistoryTimeOrigin, "tests only: the instant (RFC 3339) from which --history-time-scale counts, the same for every replica so that a failover keeps the clock (default: this process's start)")
 	_ = fs.MarkHidden("history-time-scale")
+	_ = fs.MarkHidden("history-time-origin")
 }
 
 func (o *runOptions) validateHistory() []error {
@@ -33,6 +35,9 @@ func (o *runOptions) validateHistory() []error {
 	}
 	if !(o.HistoryTimeScale > 0) {
 		errs = append(errs, fmt.Errorf("--history-time-scale must be positive, got %v", o.HistoryTimeScale))
+	}
+	if _, err := o.timeOrigin(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := o.backfill(); err != nil {
 		errs = append(errs, err)
@@ -60,14 +65,32 @@ func (o *runOptions) backfill() (*history.Backfill, error) {
 	return b, nil
 }
 
-// historyClock is --history-time-scale's clock: from start, it runs scale
-// times faster than the real one (nil at 1: the reconciler's default).
-func historyClock(start time.Time, scale float64) func() time.Time {
-	if scale == 1 {
+// timeOrigin is --history-time-origin (zero when not set).
+func (o *runOptions) timeOrigin() (time.Time, error) {
+	if o.HistoryTimeOrigin == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, o.HistoryTimeOrigin)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--history-time-origin %q: want an RFC 3339 time, e.g. 2026-12-02T12:00:00Z", o.HistoryTimeOrigin)
+	}
+	return t, nil
+}
+
+// historyClock is --history-time-scale's clock: from origin (default
+// start), it runs scale times faster than the real one (nil at 1 without
+// an origin: the reconciler's default, time.Now).
+func (o *runOptions) historyClock(start time.Time) func() time.Time {
+	origin, _ := o.timeOrigin() // checked by Validate
+	if o.HistoryTimeScale == 1 && origin.IsZero() {
 		return nil
 	}
+	if origin.IsZero() {
+		origin = start
+	}
+	scale := o.HistoryTimeScale
 	return func() time.Time {
-		return start.Add(time.Duration(float64(time.Since(start)) * scale))
+		return origin.Add(time.Duration(float64(time.Since(origin)) * scale))
 	}
 }
 

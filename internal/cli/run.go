@@ -78,6 +78,7 @@ type runOptions struct {
 	HistoryPrometheusURL   string
 	HistoryPrometheusQuery []string
 	HistoryTimeScale       float64
+	HistoryTimeOrigin      string
 }
 
 func defaultRunOptions() *runOptions {

@@ -85,7 +85,7 @@ func Encode(h *forecast.History) ([]byte, error) {
 	var out bytes.Buffer
 	out.WriteString(magic)
 	out.WriteByte(Version)
-	zw, _ := gzip.NewWriterLevel(&out, gzip.BestCompression) // a valid level: no error
+	zw, _ := gzip.NewWriterLevel(&out, gzip.DefaultCompression) // a valid level: no error
 	if _, err := zw.Write(body); err != nil {
 		return nil, err
 	}
