@@ -186,3 +186,37 @@ func TestHistoryKeeperBackfill(t *testing.T) {
 		t.Errorf("backfilled %v samples, want 8", v)
 	}
 }
+
+// TestFirstRoundWaitsForHistory: a new leader's first round runs only once
+// the keeper has seeded the persisted history, and records on top of it.
+func TestFirstRoundWaitsForHistory(t *testing.T) {
+	targets := newFakeTargets()
+	targets.add("worker", &fakeTarget{replicas: 2})
+	capa := newCapacity(64, 4)
+	w := newWorld(t, capa, targets, scaler("worker", 100, nil))
+	key := testNamespace + "/worker"
+	store := &history.Fake{}
+	store.Save(context.Background(), key, cpuHistory(roundStart.Add(-3*time.Minute), 1000, math.NaN(), 3000))
+	k := &HistoryKeeper{Store: store, Holder: w.r, Interval: time.Hour, Log: quiet()}
+	w.r.HistoryLoaded = k.Loaded()
+	now := roundStart
+	w.r.HistoryClock = func() time.Time { return now }
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := w.r.Reconcile(ctx, RoundRequest); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a round before the history was loaded: err = %v, want it held until then", err)
+	}
+	if n := testutil.ToFloat64(w.metrics.rounds); n != 0 {
+		t.Fatalf("%v rounds ran before the history was loaded", n)
+	}
+	stop := run(t, k)
+	defer stop(false)
+	w.round(t)
+	now = now.Add(time.Minute)
+	w.round(t)
+	got := w.r.HistorySnapshot()[key].Series(corev1.ResourceCPU)
+	if !got.Start.Equal(roundStart.Add(-3*time.Minute)) || len(got.Values) != 4 || got.Values[0] != 1000 || !math.IsNaN(got.Values[1]) || got.Values[3] != 4000 {
+		t.Errorf("history after the first rounds: %v from %s, want [1000 NaN 3000 4000] from %s", got.Values, got.Start, roundStart.Add(-3*time.Minute))
+	}
+}
