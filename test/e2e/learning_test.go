@@ -6,7 +6,11 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,4 +195,100 @@ func mustEncode(t *testing.T, h *forecast.History) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// backfillCores is the paid cpu (in cores) the backfill test's Prometheus
+// holds for minute at: a different value every minute of the day.
+func backfillCores(at time.Time) float64 {
+	m := at.UTC().Hour()*60 + at.UTC().Minute()
+	return 10 + float64(m%17)/4
+}
+
+// TestHistoryBackfillFromPrometheus: a scaler with no persisted history gets
+// one from a real Prometheus (Debian's) holding two days of opportunist's
+// own paid-demand series, written as TSDB blocks by promtool: the minutes
+// Prometheus has are the history's, the ones it has not are gaps.
+func TestHistoryBackfillFromPrometheus(t *testing.T) {
+	requireEmptyCluster(t)
+	c := installCRD(t)
+	ns := "e2e-backfill"
+	createNamespace(t, ns)
+	createNode(t, "backfill-1", NodeShape{CPU: "16", Memory: "64Gi", Pods: 110})
+	createDeployment(t, ns, "worker", DeploymentSpec{Replicas: 0, Requests: requests("cpu", "1", "memory", "64Mi")})
+	createScaler(t, c, scalerFor(ns, "worker", "worker", 0, 20, map[corev1.ResourceName]v1alpha1.HeadroomValue{"cpu": "2"}))
+	key := ns + "/worker"
+
+	// Two days of samples, every minute, ending 30 minutes ago.
+	bin := prometheusBinary(t)
+	dir := filepath.Join(testDir(t), "prometheus")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().UTC().Truncate(time.Minute).Add(-30 * time.Minute)
+	start := end.Add(-48 * time.Hour)
+	var om strings.Builder
+	om.WriteString("# TYPE opportunist_pool_requests gauge\n")
+	for at := start; !at.After(end); at = at.Add(time.Minute) {
+		fmt.Fprintf(&om, "opportunist_pool_requests{class=\"paid\",resource=\"cpu\",unit=\"core\"} %g %d\n", backfillCores(at), at.Unix())
+	}
+	for at := start; !at.After(end); at = at.Add(time.Minute) {
+		fmt.Fprintf(&om, "opportunist_pool_requests{class=\"paid\",resource=\"memory\",unit=\"byte\"} %d %d\n", int64(backfillCores(at)*(1<<30)), at.Unix())
+	}
+	om.WriteString("# EOF\n")
+	omPath := filepath.Join(dir, "history.om")
+	if err := os.WriteFile(omPath, []byte(om.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := exec.Command(filepath.Join(filepath.Dir(bin), "promtool"), "tsdb", "create-blocks-from", "openmetrics", omPath, data).CombinedOutput(); err != nil {
+		t.Fatalf("promtool tsdb create-blocks-from openmetrics: %v\n%s", err, out)
+	}
+	configPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(configPath, []byte("global: {scrape_interval: 1m}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddress(t)
+	p := startKEDAProcess(t, filepath.Dir(bin), filepath.Base(bin), nil,
+		"--config.file="+configPath, "--storage.tsdb.path="+data, "--web.listen-address="+addr)
+	promURL := "http://" + addr
+	waitFor(t, 30*time.Second, "Prometheus to serve the written blocks", func(ctx context.Context) (bool, error) {
+		if err := p.exited(); err != nil {
+			return false, err
+		}
+		v, ok, err := promQuery(ctx, promURL, `count_over_time(opportunist_pool_requests{resource="cpu"}[3d])`)
+		return ok && v == 48*60+1, err
+	})
+
+	startOpportunist(t, "--round-interval", "1s", "--leader-election-namespace", ns,
+		"--history-save-interval", "2s", "--history-prometheus-url", promURL)
+	var saved *forecast.History
+	waitFor(t, 60*time.Second, "the backfilled history to be saved", func(ctx context.Context) (bool, error) {
+		h, err := persistedHistory(ctx, ns, key)
+		if err != nil {
+			return false, err
+		}
+		saved = h
+		return !h.Start.After(start), fmt.Errorf("history from %s, want from %s", h.Start, start)
+	})
+	cpu := saved.Series(corev1.ResourceCPU)
+	mem := saved.Series(corev1.ResourceMemory)
+	for at := start.Add(time.Minute); !at.After(end); at = at.Add(37 * time.Minute) {
+		i := int(at.Sub(saved.Start) / time.Minute)
+		if want := backfillCores(at) * 1000; cpu.Values[i] != want {
+			t.Errorf("cpu at %s = %v, want %v (Prometheus' cores in milli-cores)", at.Format(time.RFC3339), cpu.Values[i], want)
+		}
+		if want := float64(int64(backfillCores(at) * (1 << 30))); mem.Values[i] != want {
+			t.Errorf("memory at %s = %v, want %v", at.Format(time.RFC3339), mem.Values[i], want)
+		}
+	}
+	// After Prometheus' last sample (and its 5-minute lookback) until
+	// opportunist started: gaps, not zeros.
+	i := int(end.Add(10*time.Minute).Sub(saved.Start) / time.Minute)
+	if !math.IsNaN(cpu.Values[i]) {
+		t.Errorf("cpu 10 minutes after Prometheus' last sample = %v, want a gap", cpu.Values[i])
+	}
+	t.Logf("backfilled %d cpu samples from %s; %d gaps", len(cpu.Values)-cpu.Gaps(), cpu.Start.Format(time.RFC3339), cpu.Gaps())
 }
