@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -47,8 +48,10 @@ type OpportunisticScalerSpec struct {
 	MaxReplicas int32 `json:"maxReplicas"`
 
 	// Headroom is the room left free for paid work, per resource: a quantity
-	// ("30" cores, "64Gi") or a percent of the pool's allocatable ("15%").
-	// Resources not listed fall back to TargetUtilizationPercent, else to no
+	// ("30" cores, "64Gi"), a percent of the pool's allocatable ("15%"), or
+	// "auto": learned from the pool's demand history (the 0.99-quantile of
+	// the paid demand's rise within one lead time; status.prediction says
+	// the number and where it came from). Resources not listed fall back to TargetUtilizationPercent, else to no
 	// headroom (fill to allocatable).
 	// +kubebuilder:validation:MaxProperties=16
 	// +optional
@@ -103,13 +106,65 @@ type OpportunisticScalerSpec struct {
 	// DryRun computes and reports the desired count without writing it.
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
+
+	// Prediction forecasts the pool's paid demand from its own history and
+	// hands room back before a forecast peak arrives (default mode Off).
+	// +optional
+	Prediction *Prediction `json:"prediction,omitempty"`
 }
 
-// HeadroomValue is a non-negative quantity ("30", "500m", "64Gi") or a
-// percent of allocatable from 0% to 100% ("15%", "12.5%").
+// PredictionMode says what the forecast of paid demand does.
+// +kubebuilder:validation:Enum=Off;Preview;Auto
+type PredictionMode string
+
+// Prediction modes.
+const (
+	// PredictionOff: the budget reacts to the paid demand it sees (no forecast).
+	PredictionOff PredictionMode = "Off"
+	// PredictionPreview forecasts and reports in status what Auto would do,
+	// and changes nothing.
+	PredictionPreview PredictionMode = "Preview"
+	// PredictionAuto keeps room free for the highest forecast paid demand
+	// within the lead time; it never refills room on a forecast alone.
+	PredictionAuto PredictionMode = "Auto"
+)
+
+// Prediction tunes the forecast of paid demand.
+type Prediction struct {
+	// Mode is Off (default), Preview or Auto. Quote "Off" in YAML (as for
+	// a VerticalPodAutoscaler's updateMode): bare, YAML reads it as false.
+	// +kubebuilder:default=Off
+	// +optional
+	Mode PredictionMode `json:"mode,omitempty"`
+
+	// Quantile of the forecast's backtest errors added to the forecast, as
+	// a decimal between 0 and 1 ("0.9", the default): the forecast peak is
+	// short of the paid demand that rarely.
+	// +kubebuilder:validation:MaxLength=8
+	// +kubebuilder:validation:XValidation:rule="self.matches('^0?[.][0-9]+$') && double(self) > 0.0",message="must be a decimal between 0 and 1, e.g. \"0.9\""
+	// +optional
+	Quantile string `json:"quantile,omitempty"`
+
+	// MarginPercent is added on top of the forecast peak (default 0).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MarginPercent int32 `json:"marginPercent,omitempty"`
+
+	// LeadTime is how long before a peak the room starts to be handed back
+	// (default: measured from the workload's pods: their termination grace,
+	// plus a round and the scheduler, plus the start-up of its recent pods).
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('6h')",message="must be a duration between 0s and 6h, e.g. \"90s\""
+	// +optional
+	LeadTime *metav1.Duration `json:"leadTime,omitempty"`
+}
+
+// HeadroomValue is a non-negative quantity ("30", "500m", "64Gi"), a
+// percent of allocatable from 0% to 100% ("15%", "12.5%"), or "auto"
+// (learned from the demand history).
 //
 // +kubebuilder:validation:MaxLength=32
-// +kubebuilder:validation:XValidation:rule="isQuantity(self) || self.matches('^[0-9]+([.][0-9]+)?%$')",message="must be a quantity (\"30\", \"64Gi\") or a percent (\"15%\")"
+// +kubebuilder:validation:XValidation:rule="self == 'auto' || isQuantity(self) || self.matches('^[0-9]+([.][0-9]+)?%$')",message="must be a quantity (\"30\", \"64Gi\"), a percent (\"15%\") or \"auto\" (learned from the demand history)"
 // +kubebuilder:validation:XValidation:rule="!isQuantity(self) || !quantity(self).isLessThan(quantity('0'))",message="must not be negative"
 // +kubebuilder:validation:XValidation:rule="!self.endsWith('%') || double(self.substring(0, size(self) - 1)) <= 100.0",message="a percent must be at most 100%"
 type HeadroomValue string
@@ -241,11 +296,68 @@ type OpportunisticScalerStatus struct {
 	// Selector is the target's pod selector, as its /scale reports it.
 	// +optional
 	Selector string `json:"selector,omitempty"`
+	// Prediction reports the forecast of paid demand (spec.prediction) and
+	// the learned headroom.
+	// +optional
+	Prediction *PredictionStatus `json:"prediction,omitempty"`
 	// Conditions: Ready (the scaler works), Scaling (the last round wrote).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// PredictionStatus is what the forecast of paid demand says and does.
+type PredictionStatus struct {
+	// Mode is spec.prediction.mode as applied.
+	Mode PredictionMode `json:"mode"`
+	// Forecaster in use: SeasonalNaive, LowPassFFT, HoltWinters, or None
+	// (reactive).
+	// +optional
+	Forecaster string `json:"forecaster,omitempty"`
+	// BacktestError is the forecaster's error on the last period
+	// (asymmetric: under-forecasts weigh 4x), e.g. "12.5%".
+	// +optional
+	BacktestError string `json:"backtestError,omitempty"`
+	// Period found in the history (e.g. "24h0m0s").
+	// +optional
+	Period string `json:"period,omitempty"`
+	// Reason says why the budget is reactive, or how the forecaster was
+	// chosen, with the numbers.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// History is how much demand history is held (e.g. "336h0m0s").
+	// +optional
+	History string `json:"history,omitempty"`
+	// LeadTime is how long before a peak the room starts to be handed back.
+	// +optional
+	LeadTime *metav1.Duration `json:"leadTime,omitempty"`
+	// LeadTimeSource says where LeadTime came from (spec, or the
+	// workload's grace, scheduling and start-up with their numbers).
+	// +optional
+	LeadTimeSource string `json:"leadTimeSource,omitempty"`
+	// Peak is the highest forecast paid demand within the lead time (band
+	// and margin included), PeakTime when it is.
+	// +optional
+	Peak corev1.ResourceList `json:"peak,omitempty"`
+	// +optional
+	PeakTime *metav1.Time `json:"peakTime,omitempty"`
+	// Reserve is the room kept for the forecast peak on top of the
+	// headroom: applied in Auto, what Auto would apply in Preview.
+	// +optional
+	Reserve corev1.ResourceList `json:"reserve,omitempty"`
+	// LearnedHeadroom is each "auto" headroom's value and where it came from.
+	// +listType=atomic
+	// +optional
+	LearnedHeadroom []LearnedHeadroom `json:"learnedHeadroom,omitempty"`
+}
+
+// LearnedHeadroom is one resource's headroom learned from the history.
+type LearnedHeadroom struct {
+	Resource corev1.ResourceName `json:"resource"`
+	Quantity resource.Quantity   `json:"quantity"`
+	// Source says how it was learned, with its numbers.
+	Source string `json:"source"`
 }
 
 // SlotStatus is how many pods of one slot's shape fit.

@@ -107,7 +107,7 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 		// Rounds start at most once per --min-round-interval.
 		MinRoundInterval: o.MinRoundInterval,
 	}
-	r.HistoryClock = o.historyClock(time.Now())
+	r.HistoryClock, r.HistoryTimeScale = o.historyClock(time.Now()), o.HistoryTimeScale
 	ns := o.HistoryNamespace
 	if ns == "" {
 		ns = o.LeaderElectionNamespace

@@ -127,6 +127,9 @@ type Headroom struct {
 	// Quantity is in the canonical unit of capacity.Resources: milli-cores,
 	// bytes, or a count.
 	Quantity int64
+	// Auto: learned from the demand history (spec "auto"); the caller
+	// sets Quantity to the learned value, zero until there is one.
+	Auto bool
 	// Percent (0-100) of the pool's allocatable, to 1e-4 %.
 	Percent float64
 }

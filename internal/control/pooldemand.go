@@ -14,12 +14,18 @@ import (
 // The pool is the budget's: Ready nodes matching the pool selector that a
 // replica is eligible for.
 func PaidDemand(c *Cluster, s *Scaler) capacity.Resources {
+	_, paid := PoolDemand(c, s)
+	return paid
+}
+
+// PoolDemand is PaidDemand with the pool's allocatable room.
+func PoolDemand(c *Cluster, s *Scaler) (alloc, paid capacity.Resources) {
 	sel := s.PoolSelector
 	if sel != nil && sel.Empty() {
 		sel = nil
 	}
 	eligibility := capacity.EligibilityOf(s.Shape)
-	out := capacity.Resources{}
+	out, alloc := capacity.Resources{}, capacity.Resources{}
 	var pool []*capacity.NodeRoom
 	for i := range c.Rooms {
 		r := &c.Rooms[i]
@@ -30,6 +36,9 @@ func PaidDemand(c *Cluster, s *Scaler) capacity.Resources {
 			continue
 		}
 		pool = append(pool, r)
+		for name, v := range r.Allocatable {
+			alloc[name] += v
+		}
 		for name, v := range r.Requested {
 			out[name] += v - r.OpportunisticRequested[name]
 		}
@@ -49,5 +58,5 @@ func PaidDemand(c *Cluster, s *Scaler) capacity.Resources {
 			}
 		}
 	}
-	return out
+	return alloc, out
 }

@@ -25,6 +25,8 @@ type Metrics struct {
 	rounds    prometheus.Counter
 	stale     *prometheus.GaugeVec
 	slots     *prometheus.GaugeVec
+	// forecast is the opportunist_forecast_* family (forecast.go).
+	forecast forecastMetrics
 }
 
 // NewMetrics creates the reconciler's metrics and registers them.
@@ -42,7 +44,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		stale:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_stale_behaviour", Help: "1 while the capacity data has been stale for longer than --stale-after and the --on-stale behaviour (freeze or shrink-to-min) is applied, else 0."}, []string{"behaviour"}),
 		slots:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_headroom_slots", Help: "Pods of each headroom slot's shape (spec.headroomSlots) kept free node by node: wanted (its count) and fit (how many fit now)."}, []string{"scaler", "shape", "state"}),
 	}
+	m.forecast = newForecastMetrics()
 	reg.MustRegister(m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem, m.scales, m.rounds, m.stale, m.slots)
+	m.forecast.register(reg)
 	for _, b := range StaleBehaviours {
 		m.stale.WithLabelValues(string(b)).Set(0) // present from the start, for alerts
 	}
@@ -145,7 +149,7 @@ func (m *Metrics) Forget(live map[string]bool) {
 		if live[key] {
 			continue
 		}
-		for _, vec := range []*prometheus.GaugeVec{m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem, m.slots} {
+		for _, vec := range append([]*prometheus.GaugeVec{m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem, m.slots}, m.forecast.vecs()...) {
 			vec.DeletePartialMatch(prometheus.Labels{"scaler": key})
 		}
 		m.scales.DeletePartialMatch(prometheus.Labels{"scaler": key})

@@ -1,13 +1,33 @@
 package controller
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/control"
 	"github.com/opportunist/opportunist/internal/forecast"
 	"github.com/opportunist/opportunist/internal/predict"
+)
+
+// preYieldPrefix starts the reason of a scale-down ahead of a forecast peak.
+const preYieldPrefix = "yielding "
+
+// Lead time parts the controller cannot measure (yet).
+const (
+	// schedulerDelay is the scheduler's share of the time to schedule.
+	schedulerDelay = time.Second
+	// DefaultStartup is the paid pods' start-up when it is not measured.
+	DefaultStartup = 30 * time.Second
 )
 
 // HistoryKey names a scaler's demand history: "<namespace>/<name>".
@@ -23,6 +43,7 @@ func (r *Reconciler) SeedHistory(key string, h *forecast.History) {
 		r.recorders = map[string]*predict.Recorder{}
 	}
 	r.recorders[key] = predict.NewRecorder(predict.Clone(h), r.historyNow())
+	delete(r.predictors, key) // it forecasts from the new history
 }
 
 // HistorySnapshot returns a deep copy of every scaler's demand history,
@@ -44,24 +65,166 @@ func (r *Reconciler) historyNow() time.Time {
 	return time.Now()
 }
 
-// recordDemand records each acting scaler's observed paid demand, on the
-// history clock: the pool's bound (terminating too) and pending paid pods.
-func (r *Reconciler) recordDemand(cluster *control.Cluster, inputs []control.Scaler) {
+// scalerPrediction is what one round's forecast says about one scaler,
+// for its status, Event and metrics.
+type scalerPrediction struct {
+	mode           v1alpha1.PredictionMode
+	view           predict.View
+	lead           time.Duration
+	leadSource     string
+	history        time.Duration
+	observed       capacity.Resources
+	margin         int32
+	quantile       float64
+	learned        []v1alpha1.LearnedHeadroom
+	learnedByName  capacity.Resources
+	predicting     bool // mode Preview or Auto
+	applied        bool // the reserve went into the budget (Auto)
+	reserveApplied capacity.Resources
+}
+
+// predictRound records each acting scaler's observed paid demand on the
+// history clock (the pool's bound, terminating and pending paid pods),
+// then, for scalers with spec.prediction or an "auto" headroom, runs the
+// shared predictor: Auto passes the scaler through control.Predictive,
+// Preview only reports, Off costs nothing beyond the recording.
+func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRound, inputs []control.Scaler) {
 	now := r.historyNow()
 	r.historyMu.Lock()
 	defer r.historyMu.Unlock()
 	if r.recorders == nil {
 		r.recorders = map[string]*predict.Recorder{}
 	}
+	byKey := map[string]*scalerRound{}
+	for _, sr := range rounds {
+		byKey[sr.key] = sr
+	}
 	for i := range inputs {
 		in := &inputs[i]
+		sr := byKey[in.Key]
 		rec, ok := r.recorders[in.Key]
 		if !ok {
 			rec = predict.NewRecorder(nil, now)
 			r.recorders[in.Key] = rec
 		}
-		rec.Observe(now, shapeResources(control.PaidDemand(cluster, in), in))
+		alloc, paid := control.PoolDemand(cluster, in)
+		observed := shapeResources(paid, in)
+		rec.Observe(now, observed)
+
+		spec := sr.obj.Spec.Prediction
+		mode := v1alpha1.PredictionOff
+		if spec != nil && spec.Mode != "" {
+			mode = spec.Mode
+		}
+		auto := autoHeadroom(in)
+		if mode == v1alpha1.PredictionOff && len(auto) == 0 {
+			delete(r.predictors, in.Key)
+			continue
+		}
+		sp := &scalerPrediction{mode: mode, observed: observed, predicting: mode != v1alpha1.PredictionOff}
+		sr.prediction = sp
+		sp.history = time.Duration(rec.History.Len()-totalGaps(rec.History)) * rec.History.Step
+		sp.lead, sp.leadSource = r.leadTime(sr)
+		// The history runs on its own clock: the lead time in its time.
+		histLead := time.Duration(float64(sp.lead) * r.historyScale())
+		cfg := predict.Config{}
+		if spec != nil {
+			cfg.Quantile, _ = strconv.ParseFloat(spec.Quantile, 64) // validated by the API server; 0 takes the default
+			cfg.MarginPercent = float64(spec.MarginPercent)
+			sp.margin = spec.MarginPercent
+		}
+		p := r.predictors[in.Key]
+		if p == nil || p.Recorder != rec || p.Config().Quantile != withDefaultQuantile(cfg.Quantile) {
+			p = predict.New(cfg, rec, forecastResources(in)...)
+			if r.predictors == nil {
+				r.predictors = map[string]*predict.Predictor{}
+			}
+			r.predictors[in.Key] = p
+		}
+		p.SetMargin(cfg.MarginPercent)
+		sp.quantile = p.Config().Quantile
+		reserve := p.Next(now, histLead, observed)
+		sp.view = p.View()
+		for _, name := range auto {
+			period := forecast.Period{}
+			if m, ok := sp.view.Models[name]; ok {
+				period = m.Period
+			}
+			h := predict.LearnHeadroom(rec.History.Series(name), period, now, histLead, predict.HeadroomQuantile, alloc[name],
+				func(v int64) string { q := quantity(name, v); return q.String() })
+			in.Headroom[name] = control.Headroom{Auto: true, Quantity: h.Quantity}
+			sp.learned = append(sp.learned, v1alpha1.LearnedHeadroom{Resource: name, Quantity: quantity(name, h.Quantity), Source: h.Source})
+			if sp.learnedByName == nil {
+				sp.learnedByName = capacity.Resources{}
+			}
+			sp.learnedByName[name] = h.Quantity
+		}
+		if mode == v1alpha1.PredictionAuto && len(reserve) > 0 {
+			*in = control.Predictive(*in, alloc, reserve)
+			sp.applied, sp.reserveApplied = true, reserve
+		}
+		sr.input = *in
 	}
+}
+
+func withDefaultQuantile(q float64) float64 {
+	if q <= 0 || q >= 1 {
+		return predict.DefaultQuantile
+	}
+	return q
+}
+
+func (r *Reconciler) historyScale() float64 {
+	if r.HistoryTimeScale > 0 {
+		return r.HistoryTimeScale
+	}
+	return 1
+}
+
+// leadTime is how long before a peak the scaler must start handing room
+// back: spec.prediction.leadTime, else its pods' termination grace, plus
+// a round and the scheduler, plus the start-up (not measured yet: a default).
+func (r *Reconciler) leadTime(sr *scalerRound) (time.Duration, string) {
+	if p := sr.obj.Spec.Prediction; p != nil && p.LeadTime != nil {
+		return p.LeadTime.Duration, "spec.prediction.leadTime"
+	}
+	grace := sr.target.TerminationGrace
+	scheduling := r.Resync + schedulerDelay
+	lead := control.LeadTime(grace, scheduling, DefaultStartup)
+	return lead, fmt.Sprintf("termination grace %s (the pod template's) + scheduling %s (a round of %s and the scheduler) + start-up %s (a default: start-up is not measured yet)",
+		grace, scheduling, r.Resync, DefaultStartup)
+}
+
+// autoHeadroom lists the resources whose headroom is learned ("auto").
+func autoHeadroom(in *control.Scaler) []corev1.ResourceName {
+	var out []corev1.ResourceName
+	for name, h := range in.Headroom {
+		if h.Auto {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// forecastResources are the resources forecast: those a replica requests
+// (its budget's), but its pod slot.
+func forecastResources(in *control.Scaler) []corev1.ResourceName {
+	var out []corev1.ResourceName
+	for _, name := range in.Shape.Requests.Names() {
+		if name != corev1.ResourcePods && in.Shape.Requests[name] > 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func totalGaps(h *forecast.History) int {
+	n := 0
+	for _, name := range slices.Sorted(maps.Keys(h.Demand)) {
+		n = max(n, h.Series(name).Gaps())
+	}
+	return n
 }
 
 // shapeResources keeps the resources a replica requests: the ones its
@@ -74,4 +237,84 @@ func shapeResources(demand capacity.Resources, in *control.Scaler) capacity.Reso
 		}
 	}
 	return out
+}
+
+// quantity is a canonical amount as a Kubernetes quantity.
+func quantity(name corev1.ResourceName, v int64) resource.Quantity {
+	if name == corev1.ResourceCPU {
+		return *resource.NewMilliQuantity(v, resource.DecimalSI)
+	}
+	if name == corev1.ResourceMemory || name == corev1.ResourceEphemeralStorage || strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix) {
+		return *resource.NewQuantity(v, resource.BinarySI)
+	}
+	return *resource.NewQuantity(v, resource.DecimalSI)
+}
+
+func resourceList(r capacity.Resources) corev1.ResourceList {
+	if len(r) == 0 {
+		return nil
+	}
+	out := corev1.ResourceList{}
+	for name, v := range r {
+		out[name] = quantity(name, v)
+	}
+	return out
+}
+
+// predictionStatus is status.prediction of a round's prediction.
+func (sp *scalerPrediction) status() *v1alpha1.PredictionStatus {
+	if sp == nil {
+		return nil
+	}
+	st := &v1alpha1.PredictionStatus{Mode: sp.mode, LearnedHeadroom: sp.learned,
+		History: sp.history.Truncate(time.Minute).String()}
+	if !sp.predicting {
+		return st
+	}
+	st.LeadTime, st.LeadTimeSource = &metav1.Duration{Duration: sp.lead}, sp.leadSource
+	st.Reason = sp.view.Reason
+	st.Forecaster = string(forecast.None)
+	for _, name := range slices.Sorted(maps.Keys(sp.view.Models)) {
+		m := sp.view.Models[name]
+		if m.Period.Found() {
+			st.Period = m.Period.Length.String()
+		}
+		if !m.Reactive() || st.Forecaster == string(forecast.None) {
+			st.Forecaster = string(m.Method)
+			if !m.Reactive() {
+				st.BacktestError = fmt.Sprintf("%.1f%%", 100*m.Error)
+			}
+			if st.Reason == "" {
+				st.Reason = m.Reason
+			}
+		}
+		if !m.Reactive() {
+			break // the first resource forecast (cpu before memory) speaks
+		}
+	}
+	st.Peak = resourceList(sp.view.Peak)
+	if sp.view.PeakAt != nil {
+		st.PeakTime = &metav1.Time{Time: sp.view.PeakAt.Truncate(time.Second)}
+	}
+	st.Reserve = resourceList(sp.view.Reserve)
+	return st
+}
+
+// preYield says why an Auto scale-down comes before the demand does, e.g.
+// "yielding 24 replicas ahead of the 09:00 peak: forecast 112 cpu paid at
+// 08:58 (now 88; q0.9 band, +10 % margin)"; "" when it does not.
+func (sp *scalerPrediction) preYield(from, to int32, limit control.Limit) string {
+	if sp == nil || !sp.applied || to >= from || sp.view.PeakAt == nil || limit != control.LimitBudget {
+		return ""
+	}
+	names := slices.Sorted(maps.Keys(sp.reserveApplied))
+	var parts []string
+	for _, name := range names {
+		peak := quantity(name, sp.view.Peak[name])
+		now := quantity(name, sp.observed[name])
+		parts = append(parts, fmt.Sprintf("%s %s paid (now %s)", peak.String(), name, now.String()))
+	}
+	at := sp.view.PeakAt.UTC().Format("15:04")
+	return fmt.Sprintf(preYieldPrefix+"%d replicas ahead of the %s peak: forecast %s at %s (q%g band, +%d %% margin)",
+		from-to, at, strings.Join(parts, ", "), at, sp.quantile, sp.margin)
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -73,6 +75,9 @@ const (
 	// workload that does not exist. (Other failures to read it keep the
 	// target's reasons: TargetForbidden, NoPodTemplate, ...)
 	ReasonSlotShapeNotFound = "SlotShapeNotFound"
+	// ReasonPreYield: an Event of a scale-down ahead of a forecast peak
+	// (spec.prediction.mode Auto).
+	ReasonPreYield = "PreYield"
 )
 
 // RoundRequest is the one reconcile request: a round covers every scaler.
@@ -112,12 +117,19 @@ type Reconciler struct {
 	// HistoryLoaded, when set, holds the first round until it is closed:
 	// the leader's persisted histories are seeded first (history.go).
 	HistoryLoaded <-chan struct{}
-	spacing       roundSpacing
+	// HistoryTimeScale is how much faster the history clock runs than the
+	// real one (0 counts as 1): lead times are real, the forecast's window
+	// is on the history clock.
+	HistoryTimeScale float64
+	spacing          roundSpacing
 
 	// recorders hold each scaler's demand history, by HistoryKey; the
 	// leader's saver reads them (HistorySnapshot) while rounds run.
 	historyMu sync.Mutex
 	recorders map[string]*predict.Recorder
+	// predictors forecast for scalers with spec.prediction or an "auto"
+	// headroom, on the recorders' histories.
+	predictors map[string]*predict.Predictor
 
 	history map[string]control.History
 	// seenPaidPending holds the paid pods pending at the last round's start
@@ -145,6 +157,9 @@ type scalerRound struct {
 	// warning and warningReason: another autoscaler writes the target too.
 	warning, warningReason string
 	input                  control.Scaler
+	// prediction is this round's forecast (nil: prediction Off and no
+	// learned headroom).
+	prediction *scalerPrediction
 	// scaledAt is when this round wrote the target, if it did.
 	scaledAt time.Time
 }
@@ -215,11 +230,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	cluster := control.ClusterOf(r.Capacity)
 	cluster.Scoring = r.Scoring
-	r.recordDemand(&cluster, inputs)
+	r.predictRound(&cluster, rounds, inputs)
 	decisions := control.Decide(now, cluster, inputs)
 	byKey := map[string]*control.Decision{}
 	published := map[string]Published{}
 	inputByKey := map[string]*control.Scaler{}
+	roundOf := map[string]*scalerRound{}
+	for _, sr := range rounds {
+		roundOf[sr.key] = sr
+	}
 	for i := range inputs {
 		inputByKey[inputs[i].Key] = &inputs[i]
 	}
@@ -227,6 +246,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		d, in := &decisions[i], inputByKey[decisions[i].Key]
 		byKey[d.Key] = d
 		r.history[d.Key] = d.History
+		if sr := roundOf[d.Key]; sr != nil {
+			if why := sr.prediction.preYield(in.Current, d.Desired, d.Limit); why != "" {
+				d.Reason = why + "; " + d.Reason // in status, the Event and the dashboard's decision feed
+			}
+		}
 		published[d.Key] = Published{Current: in.Current, Desired: d.Desired, Min: in.Min, Max: in.Max, Limit: string(d.Limit), Reason: d.Reason, PoolNodes: d.PoolNodes, Slots: d.Slots}
 	}
 	r.Decisions.replace(published)
@@ -449,6 +473,7 @@ func (r *Reconciler) forgetGone(rounds []*scalerRound) {
 	for key := range r.recorders {
 		if !live[key] {
 			delete(r.recorders, key)
+			delete(r.predictors, key)
 		}
 	}
 	r.historyMu.Unlock()
@@ -489,6 +514,7 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 	status.BudgetReplicas, status.FitReplicas = d.Budget, d.Fit
 	status.PoolNodes, status.StrandedReplicas = int32(d.PoolNodes), d.Stranded
 	status.Slots = slotStatus(d.Slots)
+	status.Prediction = sr.prediction.status()
 	mode := ReasonActive
 	switch {
 	case s.Spec.Paused:
@@ -497,6 +523,7 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 		mode = ReasonDryRun
 	}
 	r.Metrics.Decision(sr.key, current, d)
+	r.Metrics.Forecast(sr.key, sr.prediction)
 	logArgs := []any{"scaler", sr.key, "target", sr.obj.Spec.ScaleTargetRef.Kind + "/" + sr.obj.Spec.ScaleTargetRef.Name,
 		"from", current, "to", d.Desired, "limitedBy", string(d.Limit), "budgetReplicas", d.Budget, "fitReplicas", d.Fit, "mode", mode, "reason", d.Reason}
 	switch {
@@ -514,7 +541,11 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 			return
 		}
 		r.Log.Info("scaled", logArgs...)
-		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "Scaled", "Scale", "scaled from %d to %d (limited by %s): %s", current, d.Desired, d.Limit, d.Reason)
+		reason := "Scaled"
+		if strings.HasPrefix(d.Reason, preYieldPrefix) {
+			reason = ReasonPreYield // d.Reason says which peak
+		}
+		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, reason, "Scale", "scaled from %d to %d (limited by %s): %s", current, d.Desired, d.Limit, d.Reason)
 		status.CurrentReplicas, status.LastScaleTime = d.Desired, &metav1.Time{Time: sr.scaledAt}
 	}
 	setCondition(status, ConditionReady, true, mode, fmt.Sprintf("%s: %s", mode, d.Reason), s.Generation)
@@ -608,6 +639,14 @@ func statusNeedsWrite(was, next *v1alpha1.OpportunisticScalerStatus, since, inte
 func withoutLiveNumbers(st *v1alpha1.OpportunisticScalerStatus) *v1alpha1.OpportunisticScalerStatus {
 	out := st.DeepCopy()
 	out.BudgetReplicas, out.FitReplicas, out.Reason = 0, 0, ""
+	if p := out.Prediction; p != nil {
+		// What moves with the demand and the clock; the mode, forecaster,
+		// period and lead time stay.
+		p.Reason, p.History, p.Peak, p.PeakTime, p.Reserve, p.BacktestError = "", "", nil, nil, nil, ""
+		for i := range p.LearnedHeadroom {
+			p.LearnedHeadroom[i].Quantity, p.LearnedHeadroom[i].Source = resource.Quantity{}, ""
+		}
+	}
 	for i := range out.Slots {
 		out.Slots[i].Fit, out.Slots[i].Nodes, out.Slots[i].MoreNodes = 0, nil, 0
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -94,7 +95,16 @@ func (r *TargetReader) Read(ctx context.Context, namespace string, ref autoscali
 	if err != nil {
 		return nil, err
 	}
-	return &scalerspec.Target{GroupResource: gr, Scale: sc, Shape: shape, PodPriority: prio}, nil
+	return &scalerspec.Target{GroupResource: gr, Scale: sc, Shape: shape, PodPriority: prio, TerminationGrace: terminationGrace(&tpl.Spec)}, nil
+}
+
+// terminationGrace is a pod spec's grace period, or the API server's
+// default (30 s) when unset.
+func terminationGrace(spec *corev1.PodSpec) time.Duration {
+	if g := spec.TerminationGracePeriodSeconds; g != nil {
+		return time.Duration(*g) * time.Second
+	}
+	return corev1.DefaultTerminationGracePeriodSeconds * time.Second
 }
 
 // Shape reads the shape of the pods ref's template makes, like Read reads a

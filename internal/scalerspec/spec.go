@@ -159,8 +159,11 @@ func requestsShape(list corev1.ResourceList) (capacity.Shape, error) {
 	return capacity.Shape{Requests: r}, nil
 }
 
-// parseHeadroom reads "30", "500m", "64Gi" or "15%" into canonical units.
+// parseHeadroom reads "30", "500m", "64Gi", "15%" or "auto" into canonical units.
 func parseHeadroom(name corev1.ResourceName, v string) (control.Headroom, error) {
+	if v == "auto" {
+		return control.Headroom{Auto: true}, nil // learned by the controller (internal/predict)
+	}
 	if pct, ok := strings.CutSuffix(v, "%"); ok {
 		f, err := strconv.ParseFloat(pct, 64)
 		if err != nil || !(f >= 0 && f <= 100) { // written so that NaN fails too

@@ -2,6 +2,7 @@ package scalerspec
 
 import (
 	"errors"
+	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -38,4 +39,8 @@ type Target struct {
 	Shape capacity.Shape
 	// PodPriority is the priority its pods get from their PriorityClass.
 	PodPriority int32
+	// TerminationGrace is its pods' terminationGracePeriodSeconds (the
+	// Kubernetes default, 30 s, when the template leaves it unset): how long
+	// a yielded pod may still hold its room.
+	TerminationGrace time.Duration
 }
