@@ -9,13 +9,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/forecast"
@@ -291,4 +295,264 @@ func TestHistoryBackfillFromPrometheus(t *testing.T) {
 		t.Errorf("cpu 10 minutes after Prometheus' last sample = %v, want a gap", cpu.Values[i])
 	}
 	t.Logf("backfilled %d cpu samples from %s; %d gaps", len(cpu.Values)-cpu.Gaps(), cpu.Start.Format(time.RFC3339), cpu.Gaps())
+}
+
+// graceFinalizer holds a deleted worker pod for its termination grace: kwok
+// deletes pods at once, so the test plays the kubelet that honours the
+// grace, removing it when the pod's deletionTimestamp (deletion + grace)
+// has passed. Until then the pod holds its room, as a checkpointing batch
+// pod would.
+const graceFinalizer = "e2e.opportunist.io/termination-grace"
+
+// createGracefulWorker is a 1-core worker whose pods take grace to stop.
+func createGracefulWorker(t *testing.T, ns, name string, grace int64) {
+	t.Helper()
+	labels := map[string]string{"app": name}
+	replicas := int32(0)
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Finalizers: []string{graceFinalizer}},
+				Spec: corev1.PodSpec{
+					Containers:                    []corev1.Container{{Name: "main", Image: "fake", Resources: corev1.ResourceRequirements{Requests: requests("cpu", "1", "memory", "64Mi")}}},
+					NodeSelector:                  mergeSelector(nil),
+					TerminationGracePeriodSeconds: &grace,
+				},
+			},
+		},
+	}
+	if _, err := client.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating deployment %s/%s: %v", ns, name, err)
+	}
+}
+
+// honourGrace removes graceFinalizer from the namespace's pods once their
+// grace is over (all of them at once when the test ends, so the namespace
+// can go).
+func honourGrace(t *testing.T, ns string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	release := func(ctx context.Context, all bool) int {
+		pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return -1
+		}
+		held := 0
+		for _, p := range pods.Items {
+			if !slices.Contains(p.Finalizers, graceFinalizer) {
+				continue
+			}
+			if p.DeletionTimestamp == nil || (!all && time.Now().Before(p.DeletionTimestamp.Time)) {
+				held++
+				continue
+			}
+			patch := []byte(`{"metadata":{"finalizers":null}}`)
+			if _, err := client.CoreV1().Pods(ns).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				held++
+			}
+		}
+		return held
+	}
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			release(ctx, false)
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		// No more pods with the finalizer: the template loses it, the
+		// worker goes to zero, and every pod left is released.
+		bg := context.Background()
+		patch := []byte(`{"spec":{"replicas":0,"template":{"metadata":{"finalizers":null}}}}`)
+		_, _ = client.AppsV1().Deployments(ns).Patch(bg, "worker", types.MergePatchType, patch, metav1.PatchOptions{})
+		deadline := time.Now().Add(30 * time.Second)
+		for release(bg, true) != 0 && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+}
+
+// forecastOf reads a replica's forecast for the scaler from its /metrics:
+// the cpu peak (cores) and the forecaster in use ("" while reactive).
+func forecastOf(ctx context.Context, o *Opportunist, key string) (float64, string, error) {
+	code, body, err := httpGet(ctx, o.URL+"/metrics")
+	if err != nil || code != 200 {
+		return 0, "", fmt.Errorf("/metrics: %d %v", code, err)
+	}
+	peak, forecaster := math.NaN(), ""
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.Contains(line, `scaler="`+key+`"`) || !strings.Contains(line, `resource="cpu"`) {
+			continue
+		}
+		if strings.HasPrefix(line, "opportunist_forecast_peak{") {
+			f := strings.Fields(line)
+			peak, _ = strconv.ParseFloat(f[len(f)-1], 64)
+		}
+		if rest, ok := strings.CutPrefix(line, "opportunist_forecast_backtest_error_ratio{"); ok {
+			if _, after, ok := strings.Cut(rest, `forecaster="`); ok {
+				forecaster, _, _ = strings.Cut(after, `"`)
+			}
+		}
+	}
+	if math.IsNaN(peak) || forecaster == "" {
+		return 0, "", fmt.Errorf("no forecast for %s yet (peak %v, forecaster %q)", key, peak, forecaster)
+	}
+	return peak, forecaster, nil
+}
+
+// TestLearnedPreYield is issue 14's end-to-end test. A pool with two weeks
+// of a known daily shape of paid demand (4 cores, and 20 for eight hours a
+// day), persisted as the history ConfigMap before opportunist starts; a
+// worker whose pods take 60 s to stop, with spec.prediction.mode Auto; the
+// history clock 120 times faster than the real one. The paid Deployment
+// follows the shape: when the peak comes, the worker has already handed the
+// room back, and the paid pods run at once instead of waiting for the
+// worker's grace. Killed in between, the leader's standby loads the history
+// and forecasts the same.
+func TestLearnedPreYield(t *testing.T) {
+	const scale = 120
+	requireEmptyCluster(t)
+	c := installCRD(t)
+	ns := "e2e-learning"
+	createNamespace(t, ns)
+	honourGrace(t, ns)
+	createNode(t, "learning-1", NodeShape{CPU: "32", Memory: "128Gi", Pods: 110})
+	createDeployment(t, ns, "paid", DeploymentSpec{Replicas: 2, Requests: requests("cpu", "2", "memory", "2000Mi")})
+	createGracefulWorker(t, ns, "worker", 60)
+	waitForRunningPods(t, ns, "paid", 2)
+	s := scalerFor(ns, "worker", "worker", 0, 100, map[corev1.ResourceName]v1alpha1.HeadroomValue{"cpu": "2"})
+	s.Spec.Prediction = &v1alpha1.Prediction{Mode: v1alpha1.PredictionAuto}
+	createScaler(t, c, s)
+	key := ns + "/worker"
+
+	// The shape on the history clock, which reads origin at origin: 4 cores
+	// of paid pods, 20 from origin+4h30 for eight hours, every day. The
+	// lead time is the worker's 60 s grace + 2 s of scheduling + 30 s of
+	// start-up = 92 s, 184 minutes of history: the window reaches the peak
+	// about 43 s after origin, the peak comes 135 s after it.
+	origin := time.Now().UTC().Truncate(time.Minute)
+	peakStart := 4*time.Hour + 30*time.Minute
+	shape := func(at time.Time) float64 {
+		phase := at.Sub(origin) % (24 * time.Hour)
+		if phase < 0 {
+			phase += 24 * time.Hour
+		}
+		if phase >= peakStart && phase < peakStart+8*time.Hour {
+			return 20000
+		}
+		return 4000
+	}
+	n := 14 * 1440
+	h := forecast.NewHistory(origin.Add(-time.Duration(n)*time.Minute), forecast.DefaultStep, 14*24*time.Hour)
+	cpu, mem := make([]float64, n), make([]float64, n)
+	for i := range n {
+		cpu[i] = shape(h.Start.Add(time.Duration(i) * time.Minute))
+		mem[i] = cpu[i] * (1 << 20) // a paid pod: 2 cores, 2000Mi
+	}
+	h.Demand[corev1.ResourceCPU], h.Demand[corev1.ResourceMemory] = cpu, mem
+	cm, err := history.ConfigMapOf(ns, key, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().ConfigMaps(ns).Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("persisted two weeks of history: ConfigMap %s, %d bytes", cm.Name, len(cm.BinaryData[history.DataKey]))
+	peakAt := origin.Add(peakStart / scale) // real time
+	args := []string{"--round-interval", "1s", "--leader-elect", "--leader-election-namespace", ns,
+		"--leader-election-lease-duration", "4s", "--leader-election-renew-deadline", "3s", "--leader-election-retry-period", "1s",
+		"--history-save-interval", "2s", "--history-time-scale", strconv.Itoa(scale), "--history-time-origin", origin.Format(time.RFC3339)}
+	leader := startOpportunistAs(t, identity{}, "leader", args...)
+	standby := startOpportunistAs(t, identity{}, "standby", args...)
+
+	// Before the window reaches the peak: the worker fills 32 - 2 - 4 = 26.
+	waitForReplicas(t, 40*time.Second, ns, "worker", 26, 0)
+	waitForRunningPods(t, ns, "worker", 26)
+	filled := time.Now()
+	if filled.After(peakAt.Add(-60 * time.Second)) {
+		t.Fatalf("the worker filled at %s, less than its grace before the peak (%s): too slow a start to test anything", filled.Format(time.RFC3339), peakAt.Format(time.RFC3339))
+	}
+
+	// Ahead of the peak: 32 - 2 - 20 = 10, handed back at least the grace
+	// before the peak.
+	var leaderPeak float64
+	var leaderForecaster string
+	waitFor(t, time.Until(peakAt), "the worker to be scaled down to 10 ahead of the peak", func(ctx context.Context) (bool, error) {
+		got, err := deploymentReplicas(ctx, ns, "worker")
+		if err != nil {
+			return false, err
+		}
+		return got <= 10, fmt.Errorf("at %d", got)
+	})
+	yielded := time.Now()
+	t.Logf("pre-yield %s before the peak", peakAt.Sub(yielded).Round(time.Second))
+	waitFor(t, 10*time.Second, "the leader's forecast", func(ctx context.Context) (bool, error) {
+		var err error
+		leaderPeak, leaderForecaster, err = forecastOf(ctx, leader, key)
+		return err == nil, err
+	})
+	if leaderPeak < 20 {
+		t.Errorf("the leader's forecast peak is %v cores, want at least the 20 of the history", leaderPeak)
+	}
+
+	// Kill the leader: the standby leads, loads the history, forecasts
+	// the same and keeps the room free.
+	if err := leader.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-leader.done
+	waitFor(t, 20*time.Second, "the standby's forecast, once it leads", func(ctx context.Context) (bool, error) {
+		peak, forecaster, err := forecastOf(ctx, standby, key)
+		if err != nil {
+			return false, err
+		}
+		if peak != leaderPeak || forecaster != leaderForecaster {
+			return false, fmt.Errorf("standby forecasts %v cores with %s, the leader %v with %s", peak, forecaster, leaderPeak, leaderForecaster)
+		}
+		return true, nil
+	})
+	t.Logf("the standby forecasts a peak of %v cores with %s, as the killed leader did", leaderPeak, leaderForecaster)
+
+	// The paid peak comes, on the history clock.
+	if d := time.Until(peakAt); d > 0 {
+		waitFor(t, d+time.Second, "the history clock to reach the peak", func(context.Context) (bool, error) {
+			return !time.Now().Before(peakAt), fmt.Errorf("%s to go", time.Until(peakAt).Round(time.Second))
+		})
+	} else {
+		t.Fatalf("the peak (%s) passed before the failover was checked", peakAt.Format(time.RFC3339))
+	}
+	pods, err := client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=worker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) > 10 {
+		t.Errorf("%d worker pods still hold room when the peak comes (terminating ones included), want at most 10", len(pods.Items))
+	}
+	scaleDeployment(t, ns, "paid", 10)
+	waitForRunningPods(t, ns, "paid", 10)
+	paid, err := client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=paid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var longest time.Duration
+	for _, p := range paid.Items {
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionTrue {
+				longest = max(longest, cond.LastTransitionTime.Sub(p.CreationTimestamp.Time))
+			}
+		}
+	}
+	t.Logf("the longest paid pod waited %s to be scheduled (whole seconds)", longest)
+	if longest > 5*time.Second {
+		t.Errorf("a paid pod waited %s to be scheduled: the worker's 60 s grace was not handed back ahead of the peak", longest)
+	}
 }
