@@ -31,10 +31,12 @@ const magic = "OPPHIST"
 const Version = 1
 
 // Limits that keep a corrupt or hostile object from costing more than a
-// real one could: 400 days at one sample a minute per resource, 64 resources.
+// real one could (a run of gaps is a few bytes for many samples): 69 days
+// at one sample a minute per resource (14 are kept), 32 resources; at most
+// 26 MB decoded.
 const (
-	maxSamples   = 400 * 24 * 60
-	maxResources = 64
+	maxSamples   = 100_000
+	maxResources = 32
 	maxNameLen   = 253
 	// maxDecoded bounds the inflated body (a zip bomb stops here).
 	maxDecoded = 64 << 20
