@@ -435,12 +435,12 @@ func TestLearnedPreYield(t *testing.T) {
 	key := ns + "/worker"
 
 	// The shape on the history clock, which reads origin at origin: 4 cores
-	// of paid pods, 20 from origin+4h30 for eight hours, every day. The
+	// of paid pods, 20 from origin+5h30 for eight hours, every day. The
 	// lead time is the worker's 60 s grace + 2 s of scheduling + 30 s of
 	// start-up = 92 s, 184 minutes of history: the window reaches the peak
-	// about 43 s after origin, the peak comes 135 s after it.
+	// about 73 s after origin, the peak comes 165 s after it.
 	origin := time.Now().UTC().Truncate(time.Minute)
-	peakStart := 4*time.Hour + 30*time.Minute
+	peakStart := 5*time.Hour + 30*time.Minute
 	shape := func(at time.Time) float64 {
 		phase := at.Sub(origin) % (24 * time.Hour)
 		if phase < 0 {
@@ -475,7 +475,7 @@ func TestLearnedPreYield(t *testing.T) {
 	standby := startOpportunistAs(t, identity{}, "standby", args...)
 
 	// Before the window reaches the peak: the worker fills 32 - 2 - 4 = 26.
-	waitForReplicas(t, 40*time.Second, ns, "worker", 26, 0)
+	waitForReplicas(t, 60*time.Second, ns, "worker", 26, 0)
 	waitForRunningPods(t, ns, "worker", 26)
 	filled := time.Now()
 	if filled.After(peakAt.Add(-60 * time.Second)) {
