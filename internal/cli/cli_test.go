@@ -157,8 +157,17 @@ func TestStatusGolden(t *testing.T) {
 				{Name: "big", Wanted: 30, Fit: 25, Nodes: []v1alpha1.NodeSlotStatus{{Node: "kontron-1", Slots: 1}}, MoreNodes: 24},
 				{Name: "gpu", Wanted: 1, Fit: 0},
 			}}}
+	peakAt := metav1.NewTime(time.Date(2026, 12, 1, 8, 58, 0, 0, time.UTC))
 	plain := v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "batch"},
 		Status: v1alpha1.OpportunisticScalerStatus{PoolNodes: 2, CurrentReplicas: 0, DesiredReplicas: 0, LimitedBy: "Budget",
+			Prediction: &v1alpha1.PredictionStatus{Mode: v1alpha1.PredictionPreview, Forecaster: "seasonal-naive", BacktestError: "7.5%", Period: "24h0m0s",
+				Reason:  "seasonal-naive over a 24h0m0s period, backtest error 7.5 % (seasonal-naive 7.5 %, low-pass-fft 16.4 %, holt-winters 9.0 %, none 129.9 %)",
+				History: "336h0m0s", LeadTime: &metav1.Duration{Duration: 96 * time.Second},
+				LeadTimeSource: "termination grace 1m0s (the pod template's) + scheduling 6s (a round of 5s and the scheduler) + start-up 30s (a default: start-up is not measured yet)",
+				Peak:           corev1.ResourceList{"cpu": resource.MustParse("112")}, PeakTime: &peakAt,
+				Reserve: corev1.ResourceList{"cpu": resource.MustParse("24")},
+				LearnedHeadroom: []v1alpha1.LearnedHeadroom{{Resource: "cpu", Quantity: resource.MustParse("18"),
+					Source: "the 0.99-quantile of the paid demand's rise within the lead time 1m36s (at this hour of the 24h0m0s period), 840 samples"}}},
 			Conditions: []metav1.Condition{{Type: "Conflicting", Status: metav1.ConditionTrue, Reason: "ScaledObjectScalesTarget",
 				Message: "KEDA ScaledObject batch (through HorizontalPodAutoscaler keda-hpa-batch) also scales Deployment batch; the two will fight: set dryRun: true here and point the ScaledObject's trigger at this scaler (docs/keda.md)"}}}}
 	st, err := collectStatus(context.Background(), client, []v1alpha1.OpportunisticScaler{scaler, plain})

@@ -111,6 +111,9 @@ type scalerStatus struct {
 	// Conflict is its Conflicting condition's message: another autoscaler
 	// (an HPA, a KEDA ScaledObject) writes the same target.
 	Conflict string `json:"conflict,omitempty"`
+	// Prediction is its status.prediction: the forecast of paid demand
+	// and the learned headroom.
+	Prediction *v1alpha1.PredictionStatus `json:"prediction,omitempty"`
 }
 
 // opportunisticScalers lists the OpportunisticScalers; none when the CRD
@@ -167,7 +170,7 @@ func collectStatus(ctx context.Context, client kubernetes.Interface, scalers []v
 		key := s.Namespace + "/" + s.Name
 		st.Scalers = append(st.Scalers, scalerStatus{Name: key, PoolNodes: s.Status.PoolNodes, Current: s.Status.CurrentReplicas,
 			Desired: s.Status.DesiredReplicas, LimitedBy: s.Status.LimitedBy, Pods: usage[key].Pods, Stranded: usage[key].Stranded, Slots: s.Status.Slots,
-			Conflict: conflictOf(s.Status.Conditions)})
+			Conflict: conflictOf(s.Status.Conditions), Prediction: s.Status.Prediction})
 	}
 	sort.Slice(st.Scalers, func(i, j int) bool { return st.Scalers[i].Name < st.Scalers[j].Name })
 	return st, nil
@@ -237,6 +240,9 @@ func printStatus(w io.Writer, st clusterStatus, output string) error {
 			if err := printSlotNodes(w, st.Scalers); err != nil {
 				return err
 			}
+		}
+		if err := printPredictions(w, st.Scalers, output == "wide"); err != nil {
+			return err
 		}
 	}
 	if output != "wide" {
@@ -323,4 +329,84 @@ func quantity(name corev1.ResourceName, v int64) string {
 		return resource.NewQuantity(v, resource.BinarySI).String()
 	}
 	return fmt.Sprint(v)
+}
+
+// printPredictions lists the forecast of each scaler with spec.prediction
+// or a learned headroom (nothing when none has): mode, forecaster and its
+// backtest error, lead time, forecast peak and when, the reserve (applied
+// in Auto, what Auto would apply in Preview) and the learned headroom;
+// with wide, where the lead time and each learned headroom came from.
+func printPredictions(w io.Writer, scalers []scalerStatus, wide bool) error {
+	var with []scalerStatus
+	for _, sc := range scalers {
+		if sc.Prediction != nil {
+			with = append(with, sc)
+		}
+	}
+	if len(with) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "SCALER\tPREDICTION\tFORECASTER\tBACKTEST ERROR\tLEAD TIME\tPEAK\tRESERVE\tLEARNED HEADROOM")
+	for _, sc := range with {
+		p := sc.Prediction
+		lead, peak := "-", resources(p.Peak)
+		if p.LeadTime != nil {
+			lead = p.LeadTime.Duration.String()
+		}
+		if p.PeakTime != nil && peak != "-" {
+			peak += " at " + p.PeakTime.UTC().Format("15:04")
+		}
+		var learned []string
+		for _, l := range p.LearnedHeadroom {
+			learned = append(learned, string(l.Resource)+" "+l.Quantity.String())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sc.Name, p.Mode, dash(p.Forecaster), dash(p.BacktestError), lead, peak,
+			resources(p.Reserve), dash(strings.Join(learned, ", ")))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, sc := range with {
+		p := sc.Prediction
+		if p.Reason != "" {
+			fmt.Fprintf(w, "%s: %s\n", sc.Name, p.Reason)
+		}
+		if !wide {
+			continue
+		}
+		if p.LeadTimeSource != "" {
+			fmt.Fprintf(w, "%s: lead time from %s\n", sc.Name, p.LeadTimeSource)
+		}
+		for _, l := range p.LearnedHeadroom {
+			fmt.Fprintf(w, "%s: %s headroom %s: %s\n", sc.Name, l.Resource, l.Quantity.String(), l.Source)
+		}
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// resources renders a resource list as "cpu 36, memory 8Gi", "-" for none.
+func resources(list corev1.ResourceList) string {
+	if len(list) == 0 {
+		return "-"
+	}
+	names := make([]string, 0, len(list))
+	for name := range list {
+		names = append(names, string(name))
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, name := range names {
+		q := list[corev1.ResourceName(name)]
+		parts[i] = name + " " + q.String()
+	}
+	return strings.Join(parts, ", ")
 }

@@ -159,6 +159,17 @@ func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRoun
 			}
 			sp.learnedByName[name] = h.Quantity
 		}
+		// A learned headroom was learned from the same rises the forecast
+		// sees coming: the larger of the two counts, not their sum.
+		if len(sp.learnedByName) > 0 && len(reserve) > 0 {
+			adjusted := capacity.Resources{}
+			for name, v := range reserve {
+				if v -= sp.learnedByName[name]; v > 0 {
+					adjusted[name] = v
+				}
+			}
+			reserve, sp.view.Reserve = adjusted, adjusted
+		}
 		if mode == v1alpha1.PredictionAuto && len(reserve) > 0 {
 			*in = control.Predictive(*in, alloc, reserve)
 			sp.applied, sp.reserveApplied = true, reserve
@@ -219,10 +230,12 @@ func forecastResources(in *control.Scaler) []corev1.ResourceName {
 	return out
 }
 
+// totalGaps counts the steps where no resource is known (a resource
+// recorded later than the others is not a gap of the history).
 func totalGaps(h *forecast.History) int {
-	n := 0
-	for _, name := range slices.Sorted(maps.Keys(h.Demand)) {
-		n = max(n, h.Series(name).Gaps())
+	n := h.Len()
+	for name := range h.Demand {
+		n = min(n, h.Series(name).Gaps())
 	}
 	return n
 }
@@ -310,11 +323,17 @@ func (sp *scalerPrediction) preYield(from, to int32, limit control.Limit) string
 	names := slices.Sorted(maps.Keys(sp.reserveApplied))
 	var parts []string
 	for _, name := range names {
-		peak := quantity(name, sp.view.Peak[name])
-		now := quantity(name, sp.observed[name])
-		parts = append(parts, fmt.Sprintf("%s %s paid (now %s)", peak.String(), name, now.String()))
+		parts = append(parts, fmt.Sprintf("%s paid (now %s)", humanAmount(name, sp.view.Peak[name]), humanAmount(name, sp.observed[name])))
 	}
-	at := sp.view.PeakAt.UTC().Format("15:04")
-	return fmt.Sprintf(preYieldPrefix+"%d replicas ahead of the %s peak: forecast %s at %s (q%g band, +%d %% margin)",
-		from-to, at, strings.Join(parts, ", "), at, sp.quantile, sp.margin)
+	return fmt.Sprintf(preYieldPrefix+"%d replicas ahead of the %s peak: forecast %s (q%g band, +%d %% margin)",
+		from-to, sp.view.PeakAt.UTC().Format("15:04"), strings.Join(parts, ", "), sp.quantile, sp.margin)
+}
+
+// humanAmount is an amount as an operator says it: "112 cores", "64Gi memory".
+func humanAmount(name corev1.ResourceName, v int64) string {
+	q := quantity(name, v)
+	if name == corev1.ResourceCPU {
+		return strconv.FormatFloat(float64(v)/1000, 'f', -1, 64) + " cores"
+	}
+	return q.String() + " " + string(name)
 }

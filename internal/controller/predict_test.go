@@ -1,14 +1,22 @@
 package controller
 
 import (
+	"bytes"
+	"flag"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
+	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/forecast"
 )
@@ -94,5 +102,177 @@ func TestHistoryRecordsPaidDemand(t *testing.T) {
 		if gap != math.IsNaN(v) || !gap && v != 4000 && i != 0 {
 			t.Errorf("sample %d = %v, want %s", i, v, map[bool]string{true: "a gap", false: "4000"}[gap])
 		}
+	}
+}
+
+// dailyHistory is three days of paid CPU demand up to roundStart (12:00):
+// 4 cores, and 40 cores each day from 12:01 to 13:00.
+func dailyHistory() *forecast.History {
+	start := roundStart.Add(-72 * time.Hour)
+	h := forecast.NewHistory(start, forecast.DefaultStep, 14*24*time.Hour)
+	for at := start; at.Before(roundStart); at = at.Add(forecast.DefaultStep) {
+		cpu := 4000.0
+		if m := at.Hour()*60 + at.Minute(); m >= 12*60+1 && m < 13*60 {
+			cpu = 40000
+		}
+		if err := h.Record(at, map[corev1.ResourceName]float64{corev1.ResourceCPU: cpu}); err != nil {
+			panic(err)
+		}
+	}
+	return h
+}
+
+// predictingWorld is a 64-core node with 4 paid cores, a worker of 60
+// one-core replicas with spec.prediction.mode, seeded with dailyHistory:
+// the forecast sees 36 more paid cores within its lead time.
+func predictingWorld(t *testing.T, mode v1alpha1.PredictionMode) *world {
+	targets := newFakeTargets()
+	targets.add("worker", &fakeTarget{replicas: 60})
+	s := scaler("worker", 100, nil)
+	if mode != "" {
+		s.Spec.Prediction = &v1alpha1.Prediction{Mode: mode}
+	}
+	w := newWorld(t, newCapacity(64, 4), targets, s)
+	w.r.HistoryClock = w.clock.Now
+	w.r.SeedHistory(testNamespace+"/worker", dailyHistory())
+	return w
+}
+
+func TestPredictionModes(t *testing.T) {
+	tests := []struct {
+		mode        v1alpha1.PredictionMode
+		wantDesired func(int32) bool
+		says        string
+		status      bool
+	}{
+		{mode: "", wantDesired: func(d int32) bool { return d == 60 }, says: "today's behaviour: no forecast"},
+		{mode: v1alpha1.PredictionOff, wantDesired: func(d int32) bool { return d == 60 }, says: "Off: no forecast", status: true},
+		{mode: v1alpha1.PredictionPreview, wantDesired: func(d int32) bool { return d == 60 }, says: "Preview changes nothing", status: true},
+		{mode: v1alpha1.PredictionAuto, wantDesired: func(d int32) bool { return d <= 24 }, says: "Auto hands back the 36 cores of the peak before it comes", status: true},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			w := predictingWorld(t, tc.mode)
+			w.round(t)
+			got := w.targets.replicas("worker")
+			if !tc.wantDesired(got) {
+				t.Fatalf("worker scaled to %d: %s", got, tc.says)
+			}
+			st := w.status(t, "worker")
+			if tc.mode == "" || tc.mode == v1alpha1.PredictionOff {
+				if st.Prediction != nil {
+					t.Errorf("status.prediction %+v with prediction %q, want none", st.Prediction, tc.mode)
+				}
+				return
+			}
+			p := st.Prediction
+			if p == nil || p.Mode != tc.mode {
+				t.Fatalf("status.prediction %+v, want mode %s", p, tc.mode)
+			}
+			if p.Forecaster == "" || p.Forecaster == string(forecast.None) || p.Period != "24h0m0s" || p.BacktestError == "" {
+				t.Errorf("forecaster %q over period %q, error %q: want one found on the daily history (%s)", p.Forecaster, p.Period, p.BacktestError, p.Reason)
+			}
+			peak := p.Peak[corev1.ResourceCPU]
+			reserve := p.Reserve[corev1.ResourceCPU]
+			if peak.MilliValue() < 40000 || reserve.MilliValue() < 36000 || p.PeakTime == nil || !p.PeakTime.Time.Equal(roundStart.Add(time.Minute)) {
+				t.Errorf("peak %s at %v, reserve %s: want 40 cores (and more: band) at 12:01 and a reserve of at least 36", peak.String(), p.PeakTime, reserve.String())
+			}
+			if p.LeadTime == nil || p.LeadTimeSource == "" {
+				t.Errorf("lead time %v from %q, want it and where it came from", p.LeadTime, p.LeadTimeSource)
+			}
+			if tc.mode == v1alpha1.PredictionAuto {
+				w.wantEvent(t, "Normal PreYield scaled from 60 to")
+				if !strings.HasPrefix(st.Reason, "yielding ") || !strings.Contains(st.Reason, "ahead of the 12:01 peak") {
+					t.Errorf("reason %q, want it to say it yields ahead of the 12:01 peak", st.Reason)
+				}
+			}
+		})
+	}
+}
+
+// TestPredictionAfterRestart: a new leader seeded with the history the
+// old one saved forecasts the same peak and reserve.
+func TestPredictionAfterRestart(t *testing.T) {
+	w := predictingWorld(t, v1alpha1.PredictionPreview)
+	w.round(t)
+	before := w.status(t, "worker").Prediction
+	saved := w.r.HistorySnapshot()
+
+	w.r = w.newReconciler(newCapacity(64, 4))
+	w.r.HistoryClock = w.clock.Now
+	for key, h := range saved {
+		w.r.SeedHistory(key, h)
+	}
+	w.clock.Step(time.Second)
+	w.round(t)
+	after := w.status(t, "worker").Prediction
+	if before == nil || after == nil || !equality(before.Peak, after.Peak) || !equality(before.Reserve, after.Reserve) || !before.PeakTime.Equal(after.PeakTime) || before.Forecaster != after.Forecaster {
+		t.Fatalf("after a restart the forecast is %+v, before it was %+v", after, before)
+	}
+}
+
+// TestLearnedHeadroom: headroom {cpu: auto} keeps the rise the history
+// saw at this hour of the day within one lead time, with prediction Off.
+func TestLearnedHeadroom(t *testing.T) {
+	w := predictingWorld(t, "")
+	var s v1alpha1.OpportunisticScaler
+	if err := w.client.Get(t.Context(), client.ObjectKey{Namespace: testNamespace, Name: "worker"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Spec.Headroom = map[corev1.ResourceName]v1alpha1.HeadroomValue{corev1.ResourceCPU: "auto"}
+	if err := w.client.Update(t.Context(), &s); err != nil {
+		t.Fatal(err)
+	}
+	w.round(t)
+	if got := w.targets.replicas("worker"); got != 24 {
+		t.Errorf("worker scaled to %d, want 24: 64 cores - 4 paid - 36 learned headroom", got)
+	}
+	p := w.status(t, "worker").Prediction
+	if p == nil || len(p.LearnedHeadroom) != 1 {
+		t.Fatalf("status.prediction %+v, want the learned headroom", p)
+	}
+	l := p.LearnedHeadroom[0]
+	if l.Resource != corev1.ResourceCPU || l.Quantity.MilliValue() != 36000 || !strings.Contains(l.Source, "at this hour of the 24h0m0s period") {
+		t.Errorf("learned headroom %s %s from %q, want cpu 36 at this hour of the day", l.Resource, l.Quantity.String(), l.Source)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestPredictionStatusGolden renders the status of the Auto world (a 10 %
+// margin, a worker with a 60 s grace) as docs/learning.md shows it.
+func TestPredictionStatusGolden(t *testing.T) {
+	w := predictingWorld(t, v1alpha1.PredictionAuto)
+	w.targets.targets["worker"].grace = time.Minute
+	var s v1alpha1.OpportunisticScaler
+	if err := w.client.Get(t.Context(), client.ObjectKey{Namespace: testNamespace, Name: "worker"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Spec.Prediction.MarginPercent = 10
+	if err := w.client.Update(t.Context(), &s); err != nil {
+		t.Fatal(err)
+	}
+	w.round(t)
+	st := w.status(t, "worker")
+	st.Conditions = nil // their times move
+	out, err := yaml.Marshal(map[string]any{"status": st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "prediction-auto-status.yaml")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(out, want) {
+		t.Errorf("status differs from %s:\n%s", golden, out)
 	}
 }

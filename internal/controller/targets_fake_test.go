@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -39,6 +40,7 @@ type fakeTargets struct {
 type fakeTarget struct {
 	replicas int32
 	cpu      string // one replica's CPU request
+	grace    time.Duration
 	priority int32
 	version  int // resourceVersion
 	// readErr is what Read returns instead of the target.
@@ -117,10 +119,11 @@ func (f *fakeTargets) Read(_ context.Context, namespace string, ref autoscalingv
 		return nil, t.readErr
 	}
 	out := &scalerspec.Target{
-		GroupResource: deployments,
-		Scale:         t.scale(namespace, ref.Name),
-		Shape:         capacity.ShapeOf(&corev1.PodSpec{Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(t.cpu)}}}}}),
-		PodPriority:   t.priority,
+		GroupResource:    deployments,
+		Scale:            t.scale(namespace, ref.Name),
+		Shape:            capacity.ShapeOf(&corev1.PodSpec{Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(t.cpu)}}}}}),
+		PodPriority:      t.priority,
+		TerminationGrace: t.grace,
 	}
 	if t.writesAfterRead > 0 {
 		t.writesAfterRead--
