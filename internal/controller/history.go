@@ -145,11 +145,13 @@ func (k *HistoryKeeper) backfill(ctx context.Context) {
 	anchor := now.Truncate(forecast.DefaultStep)
 	fetchCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	began := time.Now()
 	past, err := k.Backfill.Fetch(fetchCtx, anchor, now, predict.Keep, forecast.DefaultStep)
 	if err != nil {
 		k.Log.Error("demand history backfill from Prometheus failed: the history starts from what was persisted", "err", err)
 		return
 	}
+	k.Log.Info("demand history fetched from Prometheus", "from", past.Start, "samples", past.Len(), "took", time.Since(began).Round(time.Millisecond))
 	snapshot := k.Holder.HistorySnapshot()
 	total := 0
 	for _, key := range keys {
