@@ -58,6 +58,9 @@ func TestRunOptionsValidate(t *testing.T) {
 		{name: "history flags all wrong", mutate: func(o *runOptions) {
 			o.HistorySaveInterval, o.HistoryTimeScale, o.HistoryTimeOrigin, o.HistoryPrometheusURL = -time.Second, 0, "noon", "prometheus:9090"
 		}, want: []string{"--history-save-interval must not be negative", "--history-time-scale must be positive", `--history-time-origin "noon"`, `--history-prometheus-url: "prometheus:9090" is not a Prometheus URL`}},
+		{name: "history backfill without persistence", mutate: func(o *runOptions) { o.HistoryPrometheusURL, o.HistorySaveInterval = "http://127.0.0.1:9090", 0 },
+			want: []string{"--history-prometheus-url fills the persisted history"}},
+		{name: "history not persisted is valid", mutate: func(o *runOptions) { o.HistorySaveInterval = 0 }},
 		{name: "history query without URL", mutate: func(o *runOptions) { o.HistoryPrometheusQuery = []string{"cpu=x"} },
 			want: []string{"--history-prometheus-query needs --history-prometheus-url"}},
 		{name: "history query not resource=promql", mutate: func(o *runOptions) {

@@ -41,6 +41,8 @@ func (o *runOptions) validateHistory() []error {
 	}
 	if _, err := o.backfill(); err != nil {
 		errs = append(errs, err)
+	} else if o.HistoryPrometheusURL != "" && o.HistorySaveInterval == 0 {
+		errs = append(errs, errors.New("--history-prometheus-url fills the persisted history: it needs --history-save-interval above 0"))
 	}
 	return errs
 }
@@ -96,12 +98,12 @@ func (o *runOptions) historyClock(start time.Time) func() time.Time {
 
 // historyKeeper builds the leader's history keeper (nil when the history
 // is not persisted).
-func (o *runOptions) historyKeeper(ctx context.Context, kube history.Store, holder controller.HistoryHolder, reader client.Reader, now func() time.Time, m *controller.HistoryMetrics, log *slog.Logger) *controller.HistoryKeeper {
+func (o *runOptions) historyKeeper(ctx context.Context, store history.Store, holder controller.HistoryHolder, reader client.Reader, now func() time.Time, m *controller.HistoryMetrics, log *slog.Logger) *controller.HistoryKeeper {
 	if o.HistorySaveInterval == 0 {
 		return nil
 	}
 	k := &controller.HistoryKeeper{
-		Store: kube, Holder: holder, Interval: o.HistorySaveInterval,
+		Store: store, Holder: holder, Interval: o.HistorySaveInterval,
 		Log: log, Stopping: ctx.Done(), Now: now, Metrics: m,
 		Scalers: func(ctx context.Context) ([]string, error) {
 			var list v1alpha1.OpportunisticScalerList
