@@ -156,6 +156,25 @@ func Fill(h, past *forecast.History) (*forecast.History, int, error) {
 	if past == nil {
 		return h, 0, nil
 	}
+	// Prometheus' retention may start later than the span asked: leading
+	// minutes it knows nothing of are not kept.
+	first := past.Len()
+	for _, vs := range past.Demand {
+		for i, v := range vs {
+			if !math.IsNaN(v) {
+				first = min(first, i)
+				break
+			}
+		}
+	}
+	if first == past.Len() {
+		return h, 0, nil // nothing known
+	}
+	trimmed := forecast.NewHistory(past.Start.Add(time.Duration(first)*past.Step), past.Step, past.Keep)
+	for name, vs := range past.Demand {
+		trimmed.Demand[name] = vs[min(first, len(vs)):]
+	}
+	past = trimmed
 	if h == nil {
 		out := forecast.NewHistory(past.Start, past.Step, past.Keep)
 		n := 0
@@ -166,9 +185,6 @@ func Fill(h, past *forecast.History) (*forecast.History, int, error) {
 					n++
 				}
 			}
-		}
-		if n == 0 {
-			return nil, 0, nil // nothing known: no history rather than one of gaps
 		}
 		return out, n, nil
 	}

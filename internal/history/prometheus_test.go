@@ -155,11 +155,15 @@ func TestFill(t *testing.T) {
 	if n != 2 {
 		t.Errorf("filled %d, want 2 (one before the history, one gap)", n)
 	}
-	if _, _, err := Fill(h, &forecast.History{Start: t0.Add(30 * time.Second), Step: time.Minute}); err == nil {
+	if _, _, err := Fill(h, &forecast.History{Start: t0.Add(30 * time.Second), Step: time.Minute, Demand: map[corev1.ResourceName][]float64{cpu: {1}}}); err == nil {
 		t.Error("a backfill off the grid was taken")
 	}
 	if got, n, _ := Fill(nil, past); n != 5 || got.Len() != 6 {
 		t.Errorf("Fill(nil) = %d samples, %d filled", got.Len(), n)
+	}
+	// Minutes before Prometheus' first sample are not kept.
+	if got, n, _ := Fill(nil, &forecast.History{Start: t0, Step: time.Minute, Demand: map[corev1.ResourceName][]float64{cpu: {nan, nan, 2, nan, 3}}}); n != 2 || !got.Start.Equal(t0.Add(2*time.Minute)) || got.Len() != 3 {
+		t.Errorf("Fill(nil) of a backfill starting with gaps: %d samples from %s, %d filled; want 3 from the first known one", got.Len(), got.Start, n)
 	}
 	if got, _, _ := Fill(nil, &forecast.History{Start: t0, Step: time.Minute, Demand: map[corev1.ResourceName][]float64{cpu: {nan}}}); got != nil {
 		t.Errorf("a backfill of gaps only gave %v, want no history", got)

@@ -123,7 +123,10 @@ func TestHistorySurvivesFailover(t *testing.T) {
 			return false, err
 		}
 		saved = h
-		return knownSamples(h) >= knownSamples(seeded)+2*10, fmt.Errorf("%d known samples, seeded %d", knownSamples(h), knownSamples(seeded))
+		if knownSamples(h) < knownSamples(seeded)+2*10 {
+			return false, fmt.Errorf("%d known samples, seeded %d", knownSamples(h), knownSamples(seeded))
+		}
+		return true, nil
 	})
 	if !saved.Start.Equal(seeded.Start) {
 		t.Fatalf("saved history starts at %s, seeded at %s", saved.Start, seeded.Start)
@@ -275,7 +278,10 @@ func TestHistoryBackfillFromPrometheus(t *testing.T) {
 			return false, err
 		}
 		saved = h
-		return !h.Start.After(start), fmt.Errorf("history from %s, want from %s", h.Start, start)
+		if h.Start.After(start) {
+			return false, fmt.Errorf("history from %s, want from %s", h.Start, start)
+		}
+		return true, nil
 	})
 	cpu := saved.Series(corev1.ResourceCPU)
 	mem := saved.Series(corev1.ResourceMemory)
