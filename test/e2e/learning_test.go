@@ -497,7 +497,10 @@ func TestLearnedPreYield(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		return got <= 10, fmt.Errorf("at %d", got)
+		if got > 10 {
+			return false, fmt.Errorf("at %d", got)
+		}
+		return true, nil
 	})
 	yielded := time.Now()
 	t.Logf("pre-yield %s before the peak", peakAt.Sub(yielded).Round(time.Second))
@@ -531,7 +534,10 @@ func TestLearnedPreYield(t *testing.T) {
 	// The paid peak comes, on the history clock.
 	if d := time.Until(peakAt); d > 0 {
 		waitFor(t, d+time.Second, "the history clock to reach the peak", func(context.Context) (bool, error) {
-			return !time.Now().Before(peakAt), fmt.Errorf("%s to go", time.Until(peakAt).Round(time.Second))
+			if time.Now().Before(peakAt) {
+				return false, fmt.Errorf("%s to go", time.Until(peakAt).Round(time.Second))
+			}
+			return true, nil
 		})
 	} else {
 		t.Fatalf("the peak (%s) passed before the failover was checked", peakAt.Format(time.RFC3339))
