@@ -384,6 +384,15 @@ func honourGrace(t *testing.T, ns string) {
 		for release(bg, true) != 0 && time.Now().Before(deadline) {
 			time.Sleep(200 * time.Millisecond)
 		}
+		// Let the worker's pods go before the namespace does: the namespace
+		// controller backs off while content it deleted is still there.
+		for time.Now().Before(deadline) {
+			pods, err := client.CoreV1().Pods(ns).List(bg, metav1.ListOptions{LabelSelector: "app=worker"})
+			if err != nil || len(pods.Items) == 0 {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	})
 }
 
