@@ -52,6 +52,20 @@ func TestRunOptionsValidate(t *testing.T) {
 			want: []string{"give both --keda-scaler-tls-cert-file and --keda-scaler-tls-private-key-file, or neither"}},
 		{name: "KEDA scaler TLS without the scaler", mutate: func(o *runOptions) { o.KEDAScalerTLS.ClientCAFile = "ca.crt" },
 			want: []string{"need --keda-scaler-address"}},
+		{name: "history backfill from Prometheus", mutate: func(o *runOptions) {
+			o.HistoryPrometheusURL, o.HistoryPrometheusQuery = "http://127.0.0.1:9090", []string{"cpu=cpu_requests_total"}
+		}},
+		{name: "history flags all wrong", mutate: func(o *runOptions) {
+			o.HistorySaveInterval, o.HistoryTimeScale, o.HistoryTimeOrigin, o.HistoryPrometheusURL = -time.Second, 0, "noon", "prometheus:9090"
+		}, want: []string{"--history-save-interval must not be negative", "--history-time-scale must be positive", `--history-time-origin "noon"`, `--history-prometheus-url: "prometheus:9090" is not a Prometheus URL`}},
+		{name: "history backfill without persistence", mutate: func(o *runOptions) { o.HistoryPrometheusURL, o.HistorySaveInterval = "http://127.0.0.1:9090", 0 },
+			want: []string{"--history-prometheus-url fills the persisted history"}},
+		{name: "history not persisted is valid", mutate: func(o *runOptions) { o.HistorySaveInterval = 0 }},
+		{name: "history query without URL", mutate: func(o *runOptions) { o.HistoryPrometheusQuery = []string{"cpu=x"} },
+			want: []string{"--history-prometheus-query needs --history-prometheus-url"}},
+		{name: "history query not resource=promql", mutate: func(o *runOptions) {
+			o.HistoryPrometheusURL, o.HistoryPrometheusQuery = "http://127.0.0.1:9090", []string{"sum(cpu_requests_total)"}
+		}, want: []string{`--history-prometheus-query "sum(cpu_requests_total)": want resource=promql`}},
 		{name: "missing kubeconfig file", mutate: func(o *runOptions) { o.kube.Kubeconfig = "/does/not/exist" }, want: []string{"--kubeconfig /does/not/exist: no such file or directory"}},
 	}
 	for _, tt := range tests {

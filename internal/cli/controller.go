@@ -25,6 +25,7 @@ import (
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/cluster"
 	"github.com/opportunist/opportunist/internal/controller"
+	"github.com/opportunist/opportunist/internal/history"
 	"github.com/opportunist/opportunist/internal/reclaim"
 )
 
@@ -107,6 +108,18 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 		StatusInterval: o.StatusInterval,
 		// Rounds start at most once per --min-round-interval.
 		MinRoundInterval: o.MinRoundInterval,
+	}
+	r.HistoryClock, r.HistoryTimeScale = o.historyClock(time.Now()), o.HistoryTimeScale
+	ns := o.HistoryNamespace
+	if ns == "" {
+		ns = o.LeaderElectionNamespace
+	}
+	store := &history.ConfigMapStore{Client: kube, Namespace: ns, Logf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }}
+	if keeper := o.historyKeeper(ctx, store, r, mgr.GetClient(), r.HistoryClock, controller.NewHistoryMetrics(reg), log); keeper != nil {
+		r.HistoryLoaded = keeper.Loaded()
+		if err := mgr.Add(keeper); err != nil {
+			return nil, fmt.Errorf("setting up the demand history keeper: %w", err)
+		}
 	}
 	changes := capacity.Changes()
 	if o.Reclaim.Enabled {

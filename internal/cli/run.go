@@ -73,6 +73,13 @@ type runOptions struct {
 	// KEDAScalerAddress serves KEDA's external scaler gRPC protocol ("": off).
 	KEDAScalerAddress string
 	KEDAScalerTLS     keda.TLSOptions
+	// History* persist and backfill the demand history (history.go).
+	HistoryNamespace       string
+	HistorySaveInterval    time.Duration
+	HistoryPrometheusURL   string
+	HistoryPrometheusQuery []string
+	HistoryTimeScale       float64
+	HistoryTimeOrigin      string
 	// Reclaim runs usage-based reclaim (docs/reclaim.md) for the scalers
 	// with spec.reclaim enabled.
 	Reclaim reclaimOptions
@@ -114,6 +121,8 @@ func defaultRunOptions() *runOptions {
 			Settle:        reclaim.DefaultReservation.Settle,
 			Window:        reclaim.DefaultReservation.Window,
 		},
+		HistorySaveInterval: 5 * time.Minute,
+		HistoryTimeScale:    1,
 	}
 }
 
@@ -150,6 +159,7 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Reclaim.StaleAfter, "reclaim-stale-after", o.Reclaim.StaleAfter, "usage older than this (or none read yet) reclaims nothing: each node's room falls to what requests allow")
 	fs.DurationVar(&o.Reclaim.Settle, "reclaim-settle", o.Reclaim.Settle, "how long a paid pod's reservation stays at its request before it decays (over as long again) towards its recent usage")
 	fs.DurationVar(&o.Reclaim.Window, "reclaim-window", o.Reclaim.Window, "how much of each paid pod's usage history its reservation's quantile covers")
+	o.addHistoryFlags(fs)
 	fs.StringVar(&o.MetricsService, "metrics-service", o.MetricsService, "Service name on which the cluster-wide metrics are served as Object metrics (the write-up's HPA names cluster-metrics)")
 }
 
@@ -181,6 +191,7 @@ func (o *runOptions) Validate() []error {
 	} else if o.KEDAScalerTLS != (keda.TLSOptions{}) {
 		errs = append(errs, errors.New("the --keda-scaler-tls-* and --keda-scaler-client-ca-file flags need --keda-scaler-address"))
 	}
+	errs = append(errs, o.validateHistory()...)
 	if o.MetricsService == "" {
 		errs = append(errs, errors.New("--metrics-service must not be empty"))
 	}

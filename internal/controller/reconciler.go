@@ -117,6 +117,9 @@ type Reconciler struct {
 	// HistoryClock is the demand history's clock (nil: time.Now); tests
 	// compress time with it (--history-time-scale).
 	HistoryClock func() time.Time
+	// HistoryLoaded, when set, holds the first round until it is closed:
+	// the leader's persisted histories are seeded first (history.go).
+	HistoryLoaded <-chan struct{}
 	// HistoryTimeScale is how much faster the history clock runs than the
 	// real one (0 counts as 1): lead times are real, the forecast's window
 	// is on the history clock.
@@ -170,6 +173,9 @@ type scalerRound struct {
 
 // Reconcile runs one round over all scalers.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	if err := r.waitHistory(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
 	r.spacing.min = r.MinRoundInterval
 	if wait := r.spacing.wait(r.Clock.Now()); wait > 0 {
 		if !r.newPaidPending() {

@@ -288,6 +288,13 @@ func TestInstall(t *testing.T) {
 	if _, err := sa.CoreV1().Secrets("kube-system").Get(ctx, "any", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("reading a Secret in kube-system as the ServiceAccount: %v, want Forbidden", err)
 	}
+	// The demand histories' ConfigMaps: the release namespace only.
+	if _, err := sa.CoreV1().ConfigMaps(releaseNamespace).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("listing ConfigMaps in %s (the demand histories) as the ServiceAccount: %v", releaseNamespace, err)
+	}
+	if _, err := sa.CoreV1().ConfigMaps(installTargetNS).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("listing ConfigMaps in %s as the ServiceAccount: %v, want Forbidden", installTargetNS, err)
+	}
 	sc, err := sa.AppsV1().Deployments(installTargetNS).GetScale(ctx, "unscaled", metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("reading /scale of a Deployment (granted read-only everywhere): %v", err)
