@@ -308,6 +308,19 @@ func (l *Ledger) Opportunistic() map[string][]BoundPod {
 	return out
 }
 
+// PaidBound returns the effective requests of the bound, non-terminal paid
+// pods (terminating ones too: they hold their room), by node name: what
+// the history of a headroom slot's pods counts. O(pods).
+func (l *Ledger) PaidBound() map[string][]Resources {
+	out := map[string][]Resources{}
+	for _, e := range l.pods {
+		if e.usage == nil && e.pod.NodeName != "" && !e.pod.Terminal {
+			out[e.pod.NodeName] = append(out[e.pod.NodeName], e.pod.Requests)
+		}
+	}
+	return out
+}
+
 // DeletePod forgets a pod.
 func (l *Ledger) DeletePod(namespace, name string) {
 	key := namespace + "/" + name

@@ -261,6 +261,13 @@ func (c *Cache) StartUps(workload string) []time.Duration {
 	return c.ledger.StartUps(workload)
 }
 
+// PaidBound returns the requests of the paid pods bound to each node.
+func (c *Cache) PaidBound() map[string][]capacity.Resources {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ledger.PaidBound()
+}
+
 // Opportunistic returns the opportunistic pods bound to each node.
 func (c *Cache) Opportunistic() map[string][]capacity.BoundPod {
 	c.mu.RLock()

@@ -366,7 +366,9 @@ type slotCount int32
 func (c *slotCount) fromYAML(n *yaml.Node) error {
 	if n.Value == "auto" {
 		// As for "auto" headroom: learned from the pool's recorded history
-		// of paid pods, which a scenario does not have.
+		// of paid pods, which a scenario does not have. (1: one error, not
+		// a second one about the range.)
+		*c = 1
 		return fmt.Errorf("\"auto\" slot count is learned by the controller from its history of paid pods, not simulated: give a number of pods (1 to %d)", maxSlotCount)
 	}
 	i, err := strconv.ParseInt(n.Value, 10, 32)
