@@ -95,6 +95,7 @@ func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRoun
 	if r.recorders == nil {
 		r.recorders = map[string]*predict.Recorder{}
 	}
+	var paidBound map[string][]capacity.Resources // read on first need
 	byKey := map[string]*scalerRound{}
 	for _, sr := range rounds {
 		byKey[sr.key] = sr
@@ -115,11 +116,10 @@ func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRoun
 		if len(slots) > 0 {
 			// An "auto" slot's history is how many paid pods of its shape
 			// the pool held, a series of the same history ("slots/<name>").
-			var bound map[string][]capacity.Resources
-			if src, ok := r.Capacity.(paidBoundSource); ok {
-				bound = src.PaidBound()
+			if src, ok := r.Capacity.(paidBoundSource); ok && paidBound == nil {
+				paidBound = src.PaidBound() // O(pods): once a round
 			}
-			slotPods = control.SlotPods(cluster, in, bound)
+			slotPods = control.SlotPods(cluster, in, paidBound)
 			recorded = observed.Clone()
 			for _, j := range slots {
 				recorded[SlotResource(in.Slots[j].Name)] = int64(slotPods[j])
