@@ -395,14 +395,18 @@ type PredictionStatus struct {
 	// headroom: applied in Auto, what Auto would apply in Preview.
 	// +optional
 	Reserve corev1.ResourceList `json:"reserve,omitempty"`
-	// LearnedHeadroom is each "auto" headroom's value and where it came from.
+	// LearnedHeadroom is each "auto" headroom's value and where it came
+	// from, and each "auto" slot's count (resource "slots/<slot name>").
 	// +listType=atomic
 	// +optional
 	LearnedHeadroom []LearnedHeadroom `json:"learnedHeadroom,omitempty"`
 }
 
-// LearnedHeadroom is one resource's headroom learned from the history.
+// LearnedHeadroom is one resource's headroom, or one slot's count,
+// learned from the history.
 type LearnedHeadroom struct {
+	// Resource is the headroom's resource, or "slots/<slot name>" for a
+	// slot's count (Quantity is then a number of pods).
 	Resource corev1.ResourceName `json:"resource"`
 	Quantity resource.Quantity   `json:"quantity"`
 	// Source says how it was learned, with its numbers.
