@@ -5,6 +5,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // OpportunisticScaler keeps a scalable workload (anything with a /scale
@@ -203,10 +204,14 @@ type HeadroomSlot struct {
 	// +optional
 	Requests corev1.ResourceList `json:"requests,omitempty"`
 
-	// Count is how many pods of the shape must fit, node by node.
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=10000
-	Count int32 `json:"count"`
+	// Count is how many pods of the shape must fit, node by node: a number
+	// from 1 to 10000, or "auto": learned from the pool's history of paid
+	// pods of the shape (the 0.99-quantile of how many more of them came
+	// within one lead time; status.prediction.learnedHeadroom says the
+	// number and where it came from, as resource "slots/<name>").
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == string ? self == 'auto' : (self >= 1 && self <= 10000)",message="must be a number of pods from 1 to 10000, or \"auto\" (learned from the pool's history of paid pods of the shape)"
+	Count intstr.IntOrString `json:"count"`
 }
 
 // SlotShapeSource names a workload whose pod template gives a slot's shape:
@@ -394,14 +399,18 @@ type PredictionStatus struct {
 	// headroom: applied in Auto, what Auto would apply in Preview.
 	// +optional
 	Reserve corev1.ResourceList `json:"reserve,omitempty"`
-	// LearnedHeadroom is each "auto" headroom's value and where it came from.
+	// LearnedHeadroom is each "auto" headroom's value and where it came
+	// from, and each "auto" slot's count (resource "slots/<slot name>").
 	// +listType=atomic
 	// +optional
 	LearnedHeadroom []LearnedHeadroom `json:"learnedHeadroom,omitempty"`
 }
 
-// LearnedHeadroom is one resource's headroom learned from the history.
+// LearnedHeadroom is one resource's headroom, or one slot's count,
+// learned from the history.
 type LearnedHeadroom struct {
+	// Resource is the headroom's resource, or "slots/<slot name>" for a
+	// slot's count (Quantity is then a number of pods).
 	Resource corev1.ResourceName `json:"resource"`
 	Quantity resource.Quantity   `json:"quantity"`
 	// Source says how it was learned, with its numbers.

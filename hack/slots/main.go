@@ -77,7 +77,7 @@ func run(doc, plotFile string) error {
 			kept := "cpu: 16"
 			if len(sc.Opportunistic[0].Scaler.Spec.HeadroomSlots) > 0 {
 				s := sc.Opportunistic[0].Scaler.Spec.HeadroomSlots[0]
-				kept = fmt.Sprintf("%d × %s slots", s.Count, scalerspec.SlotName(0, &s))
+				kept = fmt.Sprintf("%s × %s slots", s.Count.String(), scalerspec.SlotName(0, &s))
 			}
 			fmt.Fprintf(&table, "| %s | %s | %s | %.1f | %.1f %% | %s | %.0f | %s | %s | `opportunist simulate --scenario %s --strategy opportunist,instant-law` |\n",
 				name, onOff(sc.PriorityClasses), kept, r.HarvestCoreHours, 100*r.HarvestRatio,

@@ -86,7 +86,7 @@ func keptFree(o sim.OpportunisticWorkload) string {
 		if name == "" && s.ShapeFrom != nil {
 			name = s.ShapeFrom.Name
 		}
-		parts = append(parts, fmt.Sprintf("room for %d %s pods", s.Count, name))
+		parts = append(parts, fmt.Sprintf("room for %s %s pods", s.Count.String(), name))
 	}
 	return strings.Join(parts, " and ")
 }

@@ -153,6 +153,10 @@ type Slot struct {
 	// selector, required node affinity and tolerations.
 	Shape capacity.Shape
 	Count int32
+	// Auto: Count is learned from the pool's history of paid pods of the
+	// shape (internal/predict.LearnSlots); the controller sets it each
+	// round, and until then it is 1, the least a learned count is.
+	Auto bool
 }
 
 // SlotFit is how many of one slot's pods fit on the pool after a decision.

@@ -223,7 +223,6 @@ func knownSamples(h *forecast.History) (int, time.Duration) {
 	return n, time.Duration(h.Len()) * h.Step
 }
 
-
 // HistoryMetrics are the keeper's metrics (a nil *HistoryMetrics records
 // nothing).
 type HistoryMetrics struct {

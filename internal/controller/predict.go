@@ -95,6 +95,7 @@ func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRoun
 	if r.recorders == nil {
 		r.recorders = map[string]*predict.Recorder{}
 	}
+	var paidBound map[string][]capacity.BoundPod // read on first need
 	byKey := map[string]*scalerRound{}
 	for _, sr := range rounds {
 		byKey[sr.key] = sr
@@ -109,7 +110,22 @@ func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRoun
 		}
 		alloc, paid := control.PoolDemand(cluster, in)
 		observed := shapeResources(paid, in)
-		rec.Observe(now, observed)
+		slots := autoSlots(in)
+		var slotPods []int
+		recorded := observed
+		if len(slots) > 0 {
+			// An "auto" slot's history is how many paid pods of its shape
+			// the pool held, a series of the same history ("slots/<name>").
+			if src, ok := r.Capacity.(paidBoundSource); ok && paidBound == nil {
+				paidBound = src.Paid() // O(pods): once a round
+			}
+			slotPods = control.SlotPods(cluster, in, paidBound)
+			recorded = observed.Clone()
+			for _, j := range slots {
+				recorded[SlotResource(in.Slots[j].Name)] = int64(slotPods[j])
+			}
+		}
+		rec.Observe(now, recorded)
 
 		spec := sr.obj.Spec.Prediction
 		mode := v1alpha1.PredictionOff
@@ -117,7 +133,7 @@ func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRoun
 			mode = spec.Mode
 		}
 		auto := autoHeadroom(in)
-		if mode == v1alpha1.PredictionOff && len(auto) == 0 {
+		if mode == v1alpha1.PredictionOff && len(auto) == 0 && len(slots) == 0 {
 			delete(r.predictors, in.Key)
 			continue
 		}
@@ -158,6 +174,13 @@ func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRoun
 				sp.learnedByName = capacity.Resources{}
 			}
 			sp.learnedByName[name] = h.Quantity
+		}
+		for _, j := range slots {
+			slot := &in.Slots[j]
+			name := SlotResource(slot.Name)
+			count, source := predict.LearnSlots(rec.History.Series(name), anyPeriod(sp.view), now, histLead, predict.HeadroomQuantile, slotPods[j])
+			slot.Count = count
+			sp.learned = append(sp.learned, v1alpha1.LearnedHeadroom{Resource: name, Quantity: *resource.NewQuantity(int64(count), resource.DecimalSI), Source: source})
 		}
 		// A learned headroom was learned from the same rises the forecast
 		// sees coming: the larger of the two counts, not their sum.
@@ -238,6 +261,42 @@ func autoHeadroom(in *control.Scaler) []corev1.ResourceName {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// SlotResource names the series of an "auto" slot's pods in a demand
+// history, and its entry in status.prediction.learnedHeadroom.
+func SlotResource(slot string) corev1.ResourceName {
+	return corev1.ResourceName("slots/" + slot)
+}
+
+// autoSlots lists the indexes of the slots whose count is learned ("auto").
+func autoSlots(in *control.Scaler) []int {
+	var out []int
+	for j := range in.Slots {
+		if in.Slots[j].Auto {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// anyPeriod is the period the forecast found in the paid demand (the
+// first resource's, cpu before memory), if any: the hours of the day a
+// slot's pods arrive follow the paid demand's.
+func anyPeriod(v predict.View) forecast.Period {
+	for _, name := range slices.Sorted(maps.Keys(v.Models)) {
+		if p := v.Models[name].Period; p.Found() {
+			return p
+		}
+	}
+	return forecast.Period{}
+}
+
+// paidBoundSource is the part of the live capacity model that lists the
+// paid pods bound to each node (cluster.Cache, capacity.Ledger): an
+// "auto" slot's history counts them. Without it only pending pods count.
+type paidBoundSource interface {
+	Paid() map[string][]capacity.BoundPod
 }
 
 // forecastResources are the resources forecast: those a replica requests

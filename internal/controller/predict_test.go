@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -296,4 +297,69 @@ func TestHistorySnapshotWhileRounds(t *testing.T) {
 		w.round(t)
 	}
 	<-done
+}
+
+// TestLearnedSlots: a slot with count "auto" learns its count from the
+// history of how many paid pods of its shape the pool held (1 pod of 4
+// cores, 10 each day from 12:01 to 13:00: 9 more within the lead time at
+// this hour of the day), records that history on, and says in status
+// where the number came from; without history it is 10 % of the pods of
+// the shape seen now, at least 1.
+func TestLearnedSlots(t *testing.T) {
+	slot := []v1alpha1.HeadroomSlot{{Name: "web", Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}, Count: intstr.FromString("auto")}}
+	key := testNamespace + "/worker"
+	for _, tc := range []struct {
+		name     string
+		seed     bool
+		count    int32
+		replicas int32
+		source   string
+	}{
+		{name: "learned", seed: true, count: 9, replicas: 24, source: "the 0.99-quantile of the number of paid pods of the shape's rise within the lead time"},
+		{name: "default", count: 1, replicas: 56, source: "10% of the 1 paid pods of the shape seen now, at least 1, until 24h0m0s of history is held"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			targets := newFakeTargets()
+			targets.add("worker", &fakeTarget{replicas: 60})
+			s := scaler("worker", 100, nil)
+			s.Spec.HeadroomSlots = slot
+			w := newWorld(t, newCapacity(64, 4), targets, s) // the paid "app" pod is one pod of the slot's shape
+			w.r.HistoryClock = w.clock.Now
+			if tc.seed {
+				h := dailyHistory()
+				pods := h.Series(corev1.ResourceCPU).Values
+				h.Demand[SlotResource("web")] = make([]float64, len(pods))
+				for i, v := range pods {
+					h.Demand[SlotResource("web")][i] = v / 4000 // 1 pod, 10 at the peak
+				}
+				w.r.SeedHistory(key, h)
+			}
+			w.round(t)
+			if got := w.targets.replicas("worker"); got != tc.replicas {
+				t.Errorf("worker scaled to %d, want %d: 64 cores - 4 paid - %d slots of 4 cores", got, tc.replicas, tc.count)
+			}
+			st := w.status(t, "worker")
+			if len(st.Slots) != 1 || st.Slots[0].Wanted != tc.count {
+				t.Errorf("status.slots %+v, want web wanted %d", st.Slots, tc.count)
+			}
+			if st.Prediction == nil || len(st.Prediction.LearnedHeadroom) != 1 {
+				t.Fatalf("status.prediction %+v, want the learned count", st.Prediction)
+			}
+			l := st.Prediction.LearnedHeadroom[0]
+			t.Logf("learned %s %s: %s", l.Resource, l.Quantity.String(), l.Source)
+			if l.Resource != "slots/web" || l.Quantity.Value() != int64(tc.count) || !strings.Contains(l.Source, tc.source) {
+				t.Errorf("learned %s %s from %q, want slots/web %d from %q", l.Resource, l.Quantity.String(), l.Source, tc.count, tc.source)
+			}
+			if tc.seed && !strings.Contains(l.Source, "at this hour of the 24h0m0s period") {
+				t.Errorf("learned from %q, want at this hour of the day", l.Source)
+			}
+			// The round's count of the slot's pods goes on the history.
+			w.clock.Step(time.Minute)
+			w.round(t)
+			got := w.r.HistorySnapshot()[key].Series(SlotResource("web")).Values
+			if len(got) == 0 || got[len(got)-1] != 1 {
+				t.Errorf("slots/web history ends %v, want the 1 pod of the shape seen", got[max(len(got)-3, 0):])
+			}
+		})
+	}
 }

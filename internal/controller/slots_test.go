@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
@@ -60,7 +61,7 @@ func TestReconcileSlotShapeNotFound(t *testing.T) {
 	targets.add("worker", &fakeTarget{replicas: 2})
 	targets.add("other", &fakeTarget{replicas: 2})
 	s := scaler("worker", 10, nil)
-	s.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Count: 4}}
+	s.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Count: intstr.FromInt32(4)}}
 	w := newWorld(t, newCapacity(40, 0), targets, s, scaler("other", 5, nil))
 	w.round(t)
 	if got := targets.replicas("worker"); got != 2 {
@@ -197,7 +198,7 @@ func TestReconcileSlots(t *testing.T) {
 			targets := newFakeTargets()
 			targets.add("worker", &fakeTarget{replicas: 0})
 			s := scaler("worker", 100, nil)
-			s.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{Name: "web", Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}, Count: 2}}
+			s.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{Name: "web", Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}, Count: intstr.FromInt32(2)}}
 			w := newWorld(t, twoNodes(), targets, s)
 			w.r.Scoring = tc.scoring
 			w.round(t)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
@@ -350,7 +351,7 @@ func TestTargetCacheSweep(t *testing.T) {
 func TestTargetCacheShape(t *testing.T) {
 	scaler := v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "w"}}
 	scaler.Spec.ScaleTargetRef = targetRef("Deployment", "worker")
-	scaler.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{ShapeFrom: &v1alpha1.SlotShapeSource{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}, Count: 4}}
+	scaler.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{ShapeFrom: &v1alpha1.SlotShapeSource{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}, Count: intstr.FromInt32(4)}}
 	f := newCacheFixture(t, []v1alpha1.OpportunisticScaler{scaler}, workload(deploymentsGVR, "web", "5", 3, ""))
 	for range 3 {
 		shape, err := f.reader.Shape(context.Background(), "w", targetRef("Deployment", "web"))

@@ -99,3 +99,42 @@ func TestPredictorReactiveUntilTwoDays(t *testing.T) {
 		t.Errorf("after 36 h: reserve %v, reason %q; want none, reactive until two days are held", reserve, p.View().Reason)
 	}
 }
+
+// TestLearnSlots: a slot's count is learned from the history of how many
+// paid pods of its shape there were, as a headroom is: 2 pods all day, 11
+// from 09:00 to 10:00.
+func TestLearnSlots(t *testing.T) {
+	day := forecast.Period{Steps: 24 * 60, Length: 24 * time.Hour}
+	pods := daily(3)
+	for i, v := range pods.Values {
+		pods.Values[i] = 2
+		if v > 4000 { // daily's peak hour
+			pods.Values[i] = 11
+		}
+	}
+	tests := []struct {
+		name    string
+		s       forecast.Series
+		period  forecast.Period
+		now     time.Time
+		current int
+		want    int32
+		source  string
+	}{
+		{name: "the morning's 9 more pods at 08:xx", s: pods, period: day, now: t0.Add(3*24*time.Hour + 8*time.Hour + 30*time.Minute), want: 9,
+			source: "the 0.99-quantile of the number of paid pods of the shape's rise within the lead time 2m0s (at this hour of the 24h0m0s period), 180 samples"},
+		{name: "a quiet afternoon: the floor", s: pods, period: day, now: t0.Add(3*24*time.Hour + 15*time.Hour), want: 1, source: "the floor, 1: the 0.99-quantile"},
+		{name: "no period: the whole history", s: pods, now: t0.Add(3*24*time.Hour + 8*time.Hour), want: 1, source: "over the whole history), 4319 samples gave 0"},
+		{name: "less than a day: 10 % of the pods seen now", s: forecast.Series{Start: t0, Step: time.Minute, Values: pods.Values[:600]}, now: t0.Add(10 * time.Hour), current: 25, want: 3,
+			source: "10% of the 25 paid pods of the shape seen now, at least 1, until 24h0m0s of history is held (10h0m0s now)"},
+		{name: "less than a day, none seen: 1", s: forecast.Series{Start: t0, Step: time.Minute}, now: t0, want: 1, source: "10% of the 0 paid pods"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, source := LearnSlots(tc.s, tc.period, tc.now, 2*time.Minute, HeadroomQuantile, tc.current)
+			if got != tc.want || !strings.Contains(source, tc.source) {
+				t.Errorf("learned %d (%s), want %d from %q", got, source, tc.want, tc.source)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
@@ -46,28 +47,35 @@ func TestToControlSlots(t *testing.T) {
 	}{
 		{name: "none"},
 		{name: "shapeFrom in the scaler's namespace, named after it",
-			slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Count: 4}},
+			slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Count: intstr.FromInt32(4)}},
 			want:  []control.Slot{{Name: "web", Shape: web, Count: 4}}, read: []string{"batch/Deployment/web"}},
 		{name: "shapeFrom in another namespace, named",
-			slots: []v1alpha1.HeadroomSlot{{Name: "shop-web", ShapeFrom: shapeFrom("web", "shop"), Count: 2}},
+			slots: []v1alpha1.HeadroomSlot{{Name: "shop-web", ShapeFrom: shapeFrom("web", "shop"), Count: intstr.FromInt32(2)}},
 			want:  []control.Slot{{Name: "shop-web", Shape: capacity.Shape{Requests: capacity.Resources{"cpu": 2000, "pods": 1}}, Count: 2}}, read: []string{"shop/Deployment/web"}},
 		{name: "requests are one pod in canonical units",
-			slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Count: 4}, {Requests: corev1.ResourceList{"cpu": resource.MustParse("4"), "memory": resource.MustParse("8Gi"), "pods": resource.MustParse("3")}, Count: 2}},
+			slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Count: intstr.FromInt32(4)}, {Requests: corev1.ResourceList{"cpu": resource.MustParse("4"), "memory": resource.MustParse("8Gi"), "pods": resource.MustParse("3")}, Count: intstr.FromInt32(2)}},
 			want: []control.Slot{{Name: "web", Shape: web, Count: 4},
 				{Name: "slot-1", Shape: capacity.Shape{Requests: capacity.Resources{"cpu": 4000, "memory": 8 << 30, "pods": 1}}, Count: 2}},
 			read: []string{"batch/Deployment/web"}},
-		{name: "missing shapeFrom", slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("gone", ""), Count: 1}},
+		{name: "missing shapeFrom", slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("gone", ""), Count: intstr.FromInt32(1)}},
 			err: "spec.headroomSlots[0].shapeFrom: Deployment batch/gone not found: TargetNotFound", is: ErrTargetMissing, read: []string{"batch/Deployment/gone"}},
 		{name: "one name twice",
-			slots: []v1alpha1.HeadroomSlot{{Requests: corev1.ResourceList{"cpu": resource.MustParse("1")}, Count: 1}, {Name: "slot-0", Requests: corev1.ResourceList{"cpu": resource.MustParse("2")}, Count: 1}},
+			slots: []v1alpha1.HeadroomSlot{{Requests: corev1.ResourceList{"cpu": resource.MustParse("1")}, Count: intstr.FromInt32(1)}, {Name: "slot-0", Requests: corev1.ResourceList{"cpu": resource.MustParse("2")}, Count: intstr.FromInt32(1)}},
 			err:   `spec.headroomSlots[1]: the name "slot-0" is taken by spec.headroomSlots[0]; give each slot its own name`},
 		{name: "both shapeFrom and requests",
-			slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Requests: corev1.ResourceList{"cpu": resource.MustParse("1")}, Count: 1}},
+			slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Requests: corev1.ResourceList{"cpu": resource.MustParse("1")}, Count: intstr.FromInt32(1)}},
 			err:   "spec.headroomSlots[0]: set exactly one of shapeFrom or requests"},
-		{name: "negative requests", slots: []v1alpha1.HeadroomSlot{{Requests: corev1.ResourceList{"cpu": resource.MustParse("-1")}, Count: 1}},
+		{name: "negative requests", slots: []v1alpha1.HeadroomSlot{{Requests: corev1.ResourceList{"cpu": resource.MustParse("-1")}, Count: intstr.FromInt32(1)}},
 			err: "spec.headroomSlots[0].requests: cpu -1 is negative"},
+		{name: "count auto is learned, 1 until then",
+			slots: []v1alpha1.HeadroomSlot{{ShapeFrom: shapeFrom("web", ""), Count: intstr.FromString("auto")}},
+			want:  []control.Slot{{Name: "web", Shape: web, Count: 1, Auto: true}}, read: []string{"batch/Deployment/web"}},
 		{name: "count 0", slots: []v1alpha1.HeadroomSlot{{Requests: corev1.ResourceList{"cpu": resource.MustParse("1")}}},
-			err: "spec.headroomSlots[0].count must be at least 1, got 0"},
+			err: `spec.headroomSlots[0].count: 0 is not between 1 and 10000 (or "auto")`},
+		{name: "count above the most", slots: []v1alpha1.HeadroomSlot{{Requests: corev1.ResourceList{"cpu": resource.MustParse("1")}, Count: intstr.FromInt32(10001)}},
+			err: `spec.headroomSlots[0].count: 10001 is not between 1 and 10000 (or "auto")`},
+		{name: "count a string but auto", slots: []v1alpha1.HeadroomSlot{{Requests: corev1.ResourceList{"cpu": resource.MustParse("1")}, Count: intstr.FromString("4")}},
+			err: `spec.headroomSlots[0].count: "4" is neither a number of pods nor "auto"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

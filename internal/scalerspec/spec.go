@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
@@ -118,8 +119,9 @@ func headroomSlots(s *v1alpha1.OpportunisticScaler, shapes SlotShapes) ([]contro
 			return nil, fmt.Errorf("%s: the name %q is taken by spec.headroomSlots[%d]; give each slot its own name", field, name, j)
 		}
 		named[name] = i
-		if hs.Count < 1 {
-			return nil, fmt.Errorf("%s.count must be at least 1, got %d", field, hs.Count)
+		count, auto, err := SlotCount(hs.Count)
+		if err != nil {
+			return nil, fmt.Errorf("%s.count: %w", field, err)
 		}
 		var shape capacity.Shape
 		switch {
@@ -144,9 +146,28 @@ func headroomSlots(s *v1alpha1.OpportunisticScaler, shapes SlotShapes) ([]contro
 				return nil, fmt.Errorf("%s.requests: %w", field, err)
 			}
 		}
-		out = append(out, control.Slot{Name: name, Shape: shape, Count: hs.Count})
+		out = append(out, control.Slot{Name: name, Shape: shape, Count: count, Auto: auto})
 	}
 	return out, nil
+}
+
+// MaxSlotCount is the most pods one slot may keep room for.
+const MaxSlotCount = 10000
+
+// SlotCount reads spec.headroomSlots[].count: a number from 1 to
+// MaxSlotCount, or "auto" (auto true, count 1: the least a learned count
+// is, until the controller learns it).
+func SlotCount(v intstr.IntOrString) (count int32, auto bool, err error) {
+	if v.Type == intstr.String {
+		if v.StrVal == "auto" {
+			return 1, true, nil
+		}
+		return 0, false, fmt.Errorf("%q is neither a number of pods nor \"auto\"", v.StrVal)
+	}
+	if v.IntVal < 1 || v.IntVal > MaxSlotCount {
+		return 0, false, fmt.Errorf("%d is not between 1 and %d (or \"auto\")", v.IntVal, MaxSlotCount)
+	}
+	return v.IntVal, false, nil
 }
 
 // requestsShape is the shape of one pod requesting list, on any node: its

@@ -359,6 +359,26 @@ func (d duration) or(def time.Duration) time.Duration {
 	return def
 }
 
+// slotCount is a headroom slot's count: a whole number ("auto" is the
+// controller's to learn, not the simulator's).
+type slotCount int32
+
+func (c *slotCount) fromYAML(n *yaml.Node) error {
+	if n.Value == "auto" {
+		// As for "auto" headroom: learned from the pool's recorded history
+		// of paid pods, which a scenario does not have. (1: one error, not
+		// a second one about the range.)
+		*c = 1
+		return fmt.Errorf("\"auto\" slot count is learned by the controller from its history of paid pods, not simulated: give a number of pods (1 to %d)", maxSlotCount)
+	}
+	i, err := strconv.ParseInt(n.Value, 10, 32)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", n.Value)
+	}
+	*c = slotCount(i)
+	return nil
+}
+
 // headroomValue is a quantity ("30") or a percent of allocatable ("15%").
 type headroomValue struct {
 	quantity *resource.Quantity

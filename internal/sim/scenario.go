@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
@@ -297,7 +298,7 @@ type slotFile struct {
 	Name      string              `yaml:"name"`
 	ShapeFrom string              `yaml:"shapeFrom"`
 	Requests  map[string]quantity `yaml:"requests"`
-	Count     int32               `yaml:"count"`
+	Count     slotCount           `yaml:"count"`
 }
 
 // scalingRulesFile is the OpportunisticScaler's spec.behavior.scaleUp/scaleDown.
@@ -680,7 +681,7 @@ func convertSlots(c *errs, o *opportunistFile, s *Scenario) []v1alpha1.HeadroomS
 	names := map[string]bool{}
 	for i := range o.HeadroomSlots {
 		f := &o.HeadroomSlots[i]
-		slot := v1alpha1.HeadroomSlot{Name: f.Name, Count: f.Count}
+		slot := v1alpha1.HeadroomSlot{Name: f.Name, Count: intstr.FromInt32(int32(f.Count))}
 		switch {
 		case f.ShapeFrom != "" && f.Requests != nil:
 			c.field(f.pos, "shapeFrom", "set either shapeFrom (a paid workload) or requests, not both")

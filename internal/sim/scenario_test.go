@@ -283,6 +283,11 @@ func TestParseScenarioErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "headroom slot count auto",
+			yaml: minimal + "  headroomSlots: [{shapeFrom: web, count: auto}]\n",
+			want: []string{`bad.yaml:16: opportunistic[0].headroomSlots[0].count: "auto" slot count is learned by the controller from its history of paid pods, not simulated: give a number of pods (1 to 10000)`},
+		},
+		{
 			name: "every problem at once",
 			yaml: "duration: 0s\nstep: -1s\nnodeGroups: []\nopportunistic: []\nsurprise: 1\n",
 			want: []string{

@@ -83,9 +83,11 @@ func TestInvalidScalersRejected(t *testing.T) {
 		{"slot with neither shapeFrom nor requests", target + "maxReplicas: 5\nheadroomSlots: [{count: 4}]",
 			[]string{"spec.headroomSlots[0]: Invalid value", "set exactly one of shapeFrom"}},
 		{"slot count 0", target + "maxReplicas: 5\nheadroomSlots: [{shapeFrom: " + web + ", count: 0}]",
-			[]string{"spec.headroomSlots[0].count: Invalid value: 0", "should be greater than or equal to 1"}},
+			[]string{"spec.headroomSlots[0].count: Invalid value", `must be a number of pods from 1 to 10000, or "auto"`}},
 		{"slot count above 10000", target + "maxReplicas: 5\nheadroomSlots: [{requests: {cpu: 1}, count: 10001}]",
-			[]string{"spec.headroomSlots[0].count: Invalid value: 10001", "should be less than or equal to 10000"}},
+			[]string{"spec.headroomSlots[0].count: Invalid value", `must be a number of pods from 1 to 10000, or "auto"`}},
+		{"slot count neither a number nor auto", target + "maxReplicas: 5\nheadroomSlots: [{requests: {cpu: 1}, count: many}]",
+			[]string{"spec.headroomSlots[0].count: Invalid value", `must be a number of pods from 1 to 10000, or "auto"`}},
 		{"negative slot requests", target + "maxReplicas: 5\nheadroomSlots: [{requests: {cpu: \"-4\", memory: 8Gi}, count: 1}]",
 			[]string{"spec.headroomSlots[0].requests: Invalid value", "requests must not be negative"}},
 		{"empty slot requests", target + "maxReplicas: 5\nheadroomSlots: [{requests: {}, count: 1}]",
@@ -144,7 +146,7 @@ func TestInvalidScalersRejected(t *testing.T) {
 		good := target + "maxReplicas: 5\nheadroom: {cpu: \"10\"}\nheadroomSlots:\n" +
 			"- {shapeFrom: {apiVersion: apps/v1, kind: Deployment, name: web, namespace: shop}, count: 4}\n" +
 			"- {name: web-spare, shapeFrom: " + web + ", count: 1}\n" +
-			"- {requests: {cpu: 4, memory: 8Gi}, count: 2}\n- {requests: {nvidia.com/gpu: \"1\"}, count: 1}"
+			"- {requests: {cpu: 4, memory: 8Gi}, count: 2}\n- {requests: {nvidia.com/gpu: \"1\"}, count: 1}\n- {requests: {cpu: 2}, count: auto}"
 		if err := yaml.Unmarshal([]byte(good), &spec); err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
@@ -400,7 +401,7 @@ func TestScalerProblems(t *testing.T) {
 	// A slot's shape from a workload that does not exist: the scaler's
 	// problem, naming the field.
 	slotMissing := scalerFor(ns, "slot-missing", "slotted", 0, 5, nil)
-	slotMissing.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{ShapeFrom: &v1alpha1.SlotShapeSource{APIVersion: "apps/v1", Kind: "Deployment", Name: "no-such-web"}, Count: 2}}
+	slotMissing.Spec.HeadroomSlots = []v1alpha1.HeadroomSlot{{ShapeFrom: &v1alpha1.SlotShapeSource{APIVersion: "apps/v1", Kind: "Deployment", Name: "no-such-web"}, Count: intstr.FromInt32(2)}}
 	for _, s := range []*v1alpha1.OpportunisticScaler{missing, noRequests, noScale, first, withHPA, withKEDA, slotMissing} {
 		createScaler(t, c, s)
 	}
