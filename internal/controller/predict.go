@@ -81,6 +81,7 @@ type scalerPrediction struct {
 	predicting     bool // mode Preview or Auto
 	applied        bool // the reserve went into the budget (Auto)
 	reserveApplied capacity.Resources
+	forecasts      []Forecast // published for the dashboard; nil in Off
 }
 
 // predictRound records each acting scaler's observed paid demand on the
@@ -145,6 +146,9 @@ func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRoun
 		sp.quantile = p.Config().Quantile
 		reserve := p.Next(now, histLead, observed)
 		sp.view = p.View()
+		if sp.predicting {
+			sp.forecasts = publishedForecasts(p, rec.History, now, sp.view)
+		}
 		for _, name := range auto {
 			period := forecast.Period{}
 			if m, ok := sp.view.Models[name]; ok {
@@ -176,6 +180,38 @@ func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRoun
 		}
 		sr.input = *in
 	}
+}
+
+// publishedForecasts is what the dashboard draws of a predicting scaler:
+// per forecast resource, the last MaxForecastPoints steps of its history
+// and the plan from the step of now on (copies: the predictor keeps its own).
+func publishedForecasts(p *predict.Predictor, h *forecast.History, now time.Time, view predict.View) []Forecast {
+	var out []Forecast
+	for _, name := range p.Resources {
+		series := h.Series(name)
+		from := max(len(series.Values)-MaxForecastPoints, 0)
+		f := Forecast{Resource: name, Step: h.Step, ObservedStart: series.Start.Add(time.Duration(from) * h.Step),
+			Observed: slices.Clone(series.Values[from:]), Forecaster: string(forecast.None), Reason: view.Reason}
+		if m, ok := view.Models[name]; ok {
+			f.Forecaster = string(m.Method)
+			if f.Reason == "" && m.Reactive() {
+				f.Reason = m.Reason
+			}
+		}
+		if plan, band, ok := p.Plan(name); ok {
+			at := max(int(now.Sub(plan.Start)/plan.Step), 0)
+			if at < len(plan.Values) {
+				end := min(len(plan.Values), at+MaxForecastPoints)
+				f.ForecastStart = plan.Start.Add(time.Duration(at) * plan.Step)
+				f.Forecast, f.Band = slices.Clone(plan.Values[at:end]), band
+			}
+		}
+		if v, ok := view.Peak[name]; ok && view.PeakAt != nil {
+			f.Peak, f.PeakAt = float64(v), *view.PeakAt
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 func withDefaultQuantile(q float64) float64 {

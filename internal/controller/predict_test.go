@@ -297,3 +297,39 @@ func TestHistorySnapshotWhileRounds(t *testing.T) {
 	}
 	<-done
 }
+
+// TestPublishedForecast: the dashboard's forecast (history, plan, band,
+// peak) is published for a scaler in Preview, and not in Off.
+func TestPublishedForecast(t *testing.T) {
+	for _, mode := range []v1alpha1.PredictionMode{v1alpha1.PredictionOff, v1alpha1.PredictionPreview} {
+		t.Run(string(mode), func(t *testing.T) {
+			w := predictingWorld(t, mode)
+			w.r.Decisions = NewDecisionStore()
+			w.round(t)
+			p, ok := w.r.Decisions.Get(testNamespace + "/worker")
+			if !ok {
+				t.Fatal("no decision published")
+			}
+			if mode == v1alpha1.PredictionOff {
+				if p.Forecasts != nil {
+					t.Fatalf("published %d forecasts in Off, want none", len(p.Forecasts))
+				}
+				return
+			}
+			if len(p.Forecasts) != 1 || p.Forecasts[0].Resource != corev1.ResourceCPU {
+				t.Fatalf("published forecasts %+v, want one of cpu", p.Forecasts)
+			}
+			f := p.Forecasts[0]
+			if len(f.Observed) != MaxForecastPoints || !f.ObservedStart.Equal(roundStart.Add(-MaxForecastPoints*time.Minute)) || f.Observed[len(f.Observed)-1] != 4000 {
+				t.Errorf("history of %d points from %v ending at %v, want the last %d minutes before 12:00 ending at 4 cores",
+					len(f.Observed), f.ObservedStart, f.Observed[len(f.Observed)-1], MaxForecastPoints)
+			}
+			if len(f.Forecast) < 2 || len(f.Forecast) > MaxForecastPoints || !f.ForecastStart.Equal(roundStart) || f.Band < 0 {
+				t.Fatalf("forecast of %d points from %v, band %v: want the plan from 12:00", len(f.Forecast), f.ForecastStart, f.Band)
+			}
+			if f.Forecast[1] < 36000 || f.Peak < 40000 || !f.PeakAt.Equal(roundStart.Add(time.Minute)) || f.Forecaster == string(forecast.None) {
+				t.Errorf("forecast at 12:01 %v, peak %v at %v by %s: want the 40-core peak of 12:01", f.Forecast[1], f.Peak, f.PeakAt, f.Forecaster)
+			}
+		})
+	}
+}

@@ -246,6 +246,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 			}
 		}
 		published[d.Key] = Published{Current: in.Current, Desired: d.Desired, Min: in.Min, Max: in.Max, Limit: string(d.Limit), Reason: d.Reason, PoolNodes: d.PoolNodes, Slots: d.Slots}
+		if sr := roundOf[d.Key]; sr != nil && sr.prediction != nil {
+			p := published[d.Key]
+			p.Forecasts = sr.prediction.forecasts
+			published[d.Key] = p
+		}
 	}
 	r.Decisions.replace(published)
 	for _, sr := range rounds {

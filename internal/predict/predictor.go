@@ -243,3 +243,16 @@ func roundDuration(d time.Duration) string {
 	}
 	return d.String()
 }
+
+// Plan is the forecast the budget acts on for one resource: one value per
+// step from the last replan (Start), to be read from now on, and its band
+// (the backtest's quantile of under-forecasts, added for the upper edge).
+// ok is false while the resource is not forecast (reactive). The values
+// are shared: the caller copies what it keeps.
+func (p *Predictor) Plan(name corev1.ResourceName) (plan forecast.Series, band float64, ok bool) {
+	vs, ok := p.plans[name]
+	if !ok || len(p.prediction.Forecast) == 0 {
+		return forecast.Series{}, 0, false
+	}
+	return forecast.Series{Start: p.planFrom, Step: p.Recorder.History.Step, Values: vs}, max(p.models[name].Band, 0), true
+}
