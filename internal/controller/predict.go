@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -368,7 +369,46 @@ func (sp *scalerPrediction) status() *v1alpha1.PredictionStatus {
 		st.PeakTime = &metav1.Time{Time: sp.view.PeakAt.Truncate(time.Second)}
 	}
 	st.Reserve = resourceList(sp.view.Reserve)
+	st.Outlook = outlookOf(sp.forecasts)
 	return st
+}
+
+// The outlook in status: the highest of each five minutes, two hours back.
+const (
+	outlookStep    = 5 * time.Minute
+	outlookHistory = 2 * time.Hour
+)
+
+// outlookOf is status.prediction.outlook of the published CPU forecast:
+// its history since the last gap (at most outlookHistory) and its plan,
+// each in outlookStep buckets holding the highest value; nil without one.
+func outlookOf(forecasts []Forecast) *v1alpha1.PredictionOutlook {
+	i := slices.IndexFunc(forecasts, func(f Forecast) bool { return f.Resource == corev1.ResourceCPU })
+	if i < 0 || forecasts[i].Step <= 0 {
+		return nil
+	}
+	f := forecasts[i]
+	per := max(int(outlookStep/f.Step), 1)
+	obs := f.Observed
+	for j := len(obs) - 1; j >= 0; j-- {
+		if math.IsNaN(obs[j]) {
+			obs = obs[j+1:]
+			break
+		}
+	}
+	end := f.ObservedStart.Add(time.Duration(len(f.Observed)) * f.Step)
+	if n := min(len(obs), int(outlookHistory/f.Step)); n >= per {
+		obs = obs[len(obs)-n/per*per:] // whole buckets, ending now
+	}
+	out := &v1alpha1.PredictionOutlook{Step: metav1.Duration{Duration: time.Duration(per) * f.Step}, BandMilliCores: int64(math.Round(f.Band))}
+	for j := 0; j < len(obs); j += per {
+		out.ObservedMilliCores = append(out.ObservedMilliCores, int64(math.Round(slices.Max(obs[j:min(j+per, len(obs))]))))
+	}
+	for j := 0; j < len(f.Forecast); j += per {
+		out.ForecastMilliCores = append(out.ForecastMilliCores, int64(math.Round(slices.Max(f.Forecast[j:min(j+per, len(f.Forecast))]))))
+	}
+	out.Start = metav1.Time{Time: end.Add(-time.Duration(len(out.ObservedMilliCores)) * out.Step.Duration)}
+	return out
 }
 
 // preYield says why an Auto scale-down comes before the demand does, e.g.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"math"
+	"slices"
 	"os"
 	"path/filepath"
 	"strings"
@@ -331,5 +332,32 @@ func TestPublishedForecast(t *testing.T) {
 				t.Errorf("forecast at 12:01 %v, peak %v at %v by %s: want the 40-core peak of 12:01", f.Forecast[1], f.Peak, f.PeakAt, f.Forecaster)
 			}
 		})
+	}
+}
+
+// TestOutlookOf: status' outlook keeps the history since its last gap in
+// whole five-minute buckets ending now, each the highest of its minutes,
+// and the plan in buckets from now.
+func TestOutlookOf(t *testing.T) {
+	obs := make([]float64, 20)
+	for i := range obs {
+		obs[i] = float64(1000 * i)
+	}
+	obs[3] = math.NaN() // a restart: what came before is not shown
+	f := Forecast{Resource: corev1.ResourceCPU, Step: time.Minute, ObservedStart: roundStart.Add(-20 * time.Minute), Observed: obs,
+		ForecastStart: roundStart, Forecast: []float64{5000, 9000, 7000, 1000, 1000, 1000, 2000}, Band: 1499.6}
+	o := outlookOf([]Forecast{{Resource: corev1.ResourceMemory, Step: time.Minute}, f})
+	if o == nil {
+		t.Fatal("no outlook of a cpu forecast")
+	}
+	// 16 minutes after the gap: three whole buckets, 5-9, 10-14, 15-19.
+	if !slices.Equal(o.ObservedMilliCores, []int64{9000, 14000, 19000}) || !o.Start.Time.Equal(roundStart.Add(-15*time.Minute)) || o.Step.Duration != 5*time.Minute {
+		t.Errorf("observed %v from %v by %v, want 9, 14, 19 cores from 11:45 by 5m", o.ObservedMilliCores, o.Start, o.Step.Duration)
+	}
+	if !slices.Equal(o.ForecastMilliCores, []int64{9000, 2000}) || o.BandMilliCores != 1500 {
+		t.Errorf("forecast %v band %d, want 9 then 2 cores, band 1500m", o.ForecastMilliCores, o.BandMilliCores)
+	}
+	if outlookOf([]Forecast{{Resource: corev1.ResourceMemory, Step: time.Minute}}) != nil {
+		t.Error("an outlook without a cpu forecast")
 	}
 }

@@ -641,7 +641,7 @@ func withoutLiveNumbers(st *v1alpha1.OpportunisticScalerStatus) *v1alpha1.Opport
 	if p := out.Prediction; p != nil {
 		// What moves with the demand and the clock; the mode, forecaster,
 		// period and lead time stay.
-		p.Reason, p.History, p.Peak, p.PeakTime, p.Reserve, p.BacktestError = "", "", nil, nil, nil, ""
+		p.Reason, p.History, p.Peak, p.PeakTime, p.Reserve, p.BacktestError, p.Outlook = "", "", nil, nil, nil, "", nil
 		for i := range p.LearnedHeadroom {
 			p.LearnedHeadroom[i].Quantity, p.LearnedHeadroom[i].Source = resource.Quantity{}, ""
 		}

@@ -346,7 +346,7 @@ function drawForecasts() {
 function forecastWords(f) {
   if (!f.forecast || f.forecast.length === 0) return `reactive (${f.forecaster || "None"}): ${f.reason || "no forecast yet"}.`;
   const peak = f.peakTime ? `; peak ${num(f.peak)} ${f.unit} at ${clock(f.peakTime).slice(0, 5)}` : "";
-  return `${f.forecaster}: band ±${num(f.band)} ${f.unit} over the forecast${peak}.`;
+  return `${f.forecaster}: the band reaches ${num(f.band)} ${f.unit} above the forecast${peak}.`;
 }
 
 // forecastChart: observed demand as a paid area, the forecast as a dashed
