@@ -47,7 +47,8 @@ type Forecast struct {
 	Forecast      []float64
 	Band          float64
 	// Peak is the highest forecast within the lead time (band and margin
-	// included), PeakAt when it is; zero while reactive.
+	// included), PeakAt when this resource's forecast peaks; zero while
+	// reactive.
 	Peak   float64
 	PeakAt time.Time
 	// Forecaster is the method in use (None while reactive); Reason why

@@ -207,8 +207,8 @@ func publishedForecasts(p *predict.Predictor, h *forecast.History, now time.Time
 				f.Forecast, f.Band = slices.Clone(plan.Values[at:end]), band
 			}
 		}
-		if v, ok := view.Peak[name]; ok && view.PeakAt != nil {
-			f.Peak, f.PeakAt = float64(v), *view.PeakAt
+		if v, ok := view.Peak[name]; ok && !view.PeaksAt[name].IsZero() {
+			f.Peak, f.PeakAt = float64(v), view.PeaksAt[name]
 		}
 		out = append(out, f)
 	}
