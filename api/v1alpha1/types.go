@@ -404,6 +404,28 @@ type PredictionStatus struct {
 	// +listType=atomic
 	// +optional
 	LearnedHeadroom []LearnedHeadroom `json:"learnedHeadroom,omitempty"`
+	// Outlook is the pool's paid CPU demand around now, observed then
+	// forecast, for opportunist status -o wide.
+	// +optional
+	Outlook *PredictionOutlook `json:"outlook,omitempty"`
+}
+
+// PredictionOutlook is a pool's paid CPU demand (requests of bound and
+// pending paid pods) in steps of Step, the highest of each step: observed
+// from Start to now (since the last gap in the history, at most two
+// hours), then forecast from now to the end of the plan the budget acts
+// on. The forecast's upper band adds BandMilliCores.
+type PredictionOutlook struct {
+	Step  metav1.Duration `json:"step"`
+	Start metav1.Time     `json:"start"`
+	// +listType=atomic
+	// +optional
+	ObservedMilliCores []int64 `json:"observedMilliCores,omitempty"`
+	// +listType=atomic
+	// +optional
+	ForecastMilliCores []int64 `json:"forecastMilliCores,omitempty"`
+	// +optional
+	BandMilliCores int64 `json:"bandMilliCores,omitempty"`
 }
 
 // LearnedHeadroom is one resource's headroom, or one slot's count,

@@ -170,7 +170,13 @@ func TestStatusGolden(t *testing.T) {
 				Peak:           corev1.ResourceList{"cpu": resource.MustParse("112")}, PeakTime: &peakAt,
 				Reserve: corev1.ResourceList{"cpu": resource.MustParse("24")},
 				LearnedHeadroom: []v1alpha1.LearnedHeadroom{{Resource: "cpu", Quantity: resource.MustParse("18"),
-					Source: "the 0.99-quantile of the paid demand's rise within the lead time 1m36s (at this hour of the 24h0m0s period), 840 samples"}}},
+					Source: "the 0.99-quantile of the paid demand's rise within the lead time 1m36s (at this hour of the 24h0m0s period), 840 samples"}},
+				// Two hours of a quiet night rising into the morning, then the forecast's peak at 08:58.
+				Outlook: &v1alpha1.PredictionOutlook{Step: metav1.Duration{Duration: 5 * time.Minute}, Start: metav1.NewTime(time.Date(2026, 12, 1, 6, 55, 0, 0, time.UTC)),
+					ObservedMilliCores: []int64{30000, 30000, 31000, 30500, 30000, 32000, 31000, 30000, 33000, 34000, 36000, 38000,
+						40000, 44000, 48000, 52000, 56000, 60000, 64000, 68000, 72000, 76000, 80000, 84000},
+					ForecastMilliCores: []int64{92000, 100000, 108000, 108000, 104000, 100000, 100000, 96000, 96000, 92000, 92000, 90000, 90000},
+					BandMilliCores:     4000}},
 			Conditions: []metav1.Condition{{Type: "Conflicting", Status: metav1.ConditionTrue, Reason: "ScaledObjectScalesTarget",
 				Message: "KEDA ScaledObject batch (through HorizontalPodAutoscaler keda-hpa-batch) also scales Deployment batch; the two will fight: set dryRun: true here and point the ScaledObject's trigger at this scaler (docs/keda.md)"}}}}
 	reclaiming := v1alpha1.OpportunisticScaler{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "reclaimer"},

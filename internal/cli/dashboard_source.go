@@ -5,6 +5,7 @@ package cli
 import (
 	"context"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -93,10 +94,10 @@ func (s *clusterSource) sample() {
 	v := dashboard.View{
 		Name:        "cluster",
 		Resources:   []dashboard.Resource{liveResource(rep, corev1.ResourceCPU, "cores", milliPerCore), liveResource(rep, corev1.ResourceMemory, "GiB", bytesPerGiB)},
-		Workloads:   s.workloads(now, rep),
 		PendingPaid: s.pendingPaid(now, pending),
 		Nodes:       []dashboard.Node{},
 	}
+	v.Workloads, v.Forecasts = s.workloads(now, rep)
 	for _, r := range rooms {
 		v.Nodes = append(v.Nodes, nodeOf(r))
 	}
@@ -119,9 +120,11 @@ func liveResource(rep capacity.Report, name corev1.ResourceName, unit string, pe
 
 // workloads lists the opportunistic workloads with the controller's last
 // decision (desired, bounds, limit and reason) and their bound pods as the
-// current count, and records each change of the desired count in the feed.
-func (s *clusterSource) workloads(now time.Time, rep capacity.Report) []dashboard.Workload {
+// current count, and records each change of the desired count in the feed;
+// and the forecasts of the predicting ones.
+func (s *clusterSource) workloads(now time.Time, rep capacity.Report) ([]dashboard.Workload, []dashboard.Forecast) {
 	out := []dashboard.Workload{}
+	var forecasts []dashboard.Forecast
 	decided := map[string]controller.Published{}
 	if s.desired != nil {
 		for _, k := range s.desired.Keys() {
@@ -143,6 +146,9 @@ func (s *clusterSource) workloads(now time.Time, rep capacity.Report) []dashboar
 	for _, k := range slices.Sorted(maps.Keys(decided)) {
 		d := decided[k]
 		desired[k] = d.Desired
+		for _, f := range d.Forecasts {
+			forecasts = append(forecasts, forecastOf(k, f))
+		}
 		if last, seen := s.lastDesired[k]; seen && last != d.Desired {
 			s.decisions = append(s.decisions, dashboard.Decision{Time: now, Workload: k, From: last, To: d.Desired, LimitedBy: d.Limit, Reason: d.Reason})
 		}
@@ -151,6 +157,39 @@ func (s *clusterSource) workloads(now time.Time, rep capacity.Report) []dashboar
 		s.decisions = slices.Delete(s.decisions, 0, extra)
 	}
 	s.lastDesired = desired
+	return out, forecasts
+}
+
+// forecastOf is a published forecast in the dashboard's units.
+func forecastOf(workload string, f controller.Forecast) dashboard.Forecast {
+	unit, per := "cores", float64(milliPerCore)
+	switch f.Resource {
+	case corev1.ResourceCPU:
+	case corev1.ResourceMemory:
+		unit, per = "GiB", bytesPerGiB
+	default:
+		unit, per = string(f.Resource), 1
+	}
+	out := dashboard.Forecast{Workload: workload, Resource: string(f.Resource), Unit: unit, Forecaster: f.Forecaster, Reason: f.Reason,
+		StepSeconds: f.Step.Seconds(), ObservedStart: f.ObservedStart, Observed: make([]*float64, len(f.Observed)),
+		Forecast: make([]float64, len(f.Forecast)), Band: f.Band / per, Peak: f.Peak / per}
+	for i, v := range f.Observed {
+		if !math.IsNaN(v) {
+			v /= per
+			out.Observed[i] = &v
+		}
+	}
+	for i, v := range f.Forecast {
+		out.Forecast[i] = v / per
+	}
+	if len(f.Forecast) > 0 {
+		at := f.ForecastStart
+		out.ForecastStart = &at
+	}
+	if !f.PeakAt.IsZero() {
+		at := f.PeakAt
+		out.PeakTime = &at
+	}
 	return out
 }
 

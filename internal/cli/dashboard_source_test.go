@@ -5,6 +5,7 @@ package cli
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -87,5 +88,37 @@ func TestClusterSource(t *testing.T) {
 	s.sample()
 	if p := s.State().Views[0].PendingPaid; p.Pods != 0 || p.MaxWaitSeconds != 10 {
 		t.Errorf("after binding, pending = %+v", p)
+	}
+}
+
+// forecastDesired publishes one decision with a cpu forecast.
+type forecastDesired struct{ f controller.Forecast }
+
+func (forecastDesired) Keys() []string { return []string{"batch/worker"} }
+func (d forecastDesired) Get(string) (controller.Published, bool) {
+	return controller.Published{Desired: 4, Forecasts: []controller.Forecast{d.f}}, true
+}
+
+// TestClusterSourceForecast: a published forecast reaches the live
+// dashboard in cores, a gap as null, with its band and peak.
+func TestClusterSourceForecast(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	f := controller.Forecast{Resource: corev1.ResourceCPU, Step: time.Minute, ObservedStart: now.Add(-3 * time.Minute),
+		Observed: []float64{4000, math.NaN(), 6000}, ForecastStart: now, Forecast: []float64{6000, 40000}, Band: 2500,
+		Peak: 44000, PeakAt: now.Add(time.Minute), Forecaster: "SeasonalNaive"}
+	s := &clusterSource{capacity: &fakeCapacity{}, desired: forecastDesired{f}, now: func() time.Time { return now }, history: sampler{name: "cluster"},
+		lastDesired: map[string]int32{}, pendingSince: map[string]time.Time{}}
+	s.sample()
+	fs := s.State().Views[0].Forecasts
+	if len(fs) != 1 {
+		t.Fatalf("forecasts %+v, want the one published", fs)
+	}
+	got := fs[0]
+	if got.Workload != "batch/worker" || got.Unit != "cores" || got.StepSeconds != 60 || got.Band != 2.5 || got.Peak != 44 ||
+		got.PeakTime == nil || !got.PeakTime.Equal(now.Add(time.Minute)) || got.ForecastStart == nil || !slices.Equal(got.Forecast, []float64{6, 40}) {
+		t.Errorf("forecast %+v, want it in cores with its band and peak", got)
+	}
+	if len(got.Observed) != 3 || got.Observed[0] == nil || *got.Observed[0] != 4 || got.Observed[1] != nil || *got.Observed[2] != 6 {
+		t.Errorf("observed %v, want 4, a gap (null), 6", got.Observed)
 	}
 }

@@ -7,9 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -422,8 +426,71 @@ func printPredictions(w io.Writer, scalers []scalerStatus, wide bool) error {
 		for _, l := range p.LearnedHeadroom {
 			fmt.Fprintf(w, "%s: %s headroom %s: %s\n", sc.Name, l.Resource, l.Quantity.String(), l.Source)
 		}
+		if line := outlookLine(p.Outlook); line != "" {
+			fmt.Fprintf(w, "%s: %s\n", sc.Name, line)
+		}
 	}
 	return nil
+}
+
+// sparks are a sparkline's eight levels, lowest first.
+var sparks = []rune("▁▂▃▄▅▆▇█")
+
+// outlookLine draws status.prediction.outlook on one line: the paid CPU
+// observed up to now and the forecast after it, as sparklines on one
+// scale (the lowest value ▁ to the top of the band █), then their ranges
+// in cores, e.g. "cpu paid (cores, highest per 5m; ▁ = 30, █ = 112): 06:55
+// ▁▂▄▆ now 08:55 ▇██▆ 09:55; observed 30–84; forecast 90–108, its band up
+// to 94–112". "" without one.
+func outlookLine(o *v1alpha1.PredictionOutlook) string {
+	if o == nil || o.Step.Duration <= 0 || len(o.ObservedMilliCores)+len(o.ForecastMilliCores) == 0 {
+		return ""
+	}
+	all := slices.Concat(o.ObservedMilliCores, o.ForecastMilliCores)
+	bottom, top := slices.Min(all), slices.Max(o.ObservedMilliCores)
+	for _, v := range o.ForecastMilliCores {
+		top = max(top, v+o.BandMilliCores)
+	}
+	spark := func(vs []int64) string {
+		out := make([]rune, len(vs))
+		for i, v := range vs {
+			level := 0
+			if top > bottom {
+				level = int(math.Round(float64(v-bottom) / float64(top-bottom) * float64(len(sparks)-1)))
+			}
+			out[i] = sparks[level]
+		}
+		return string(out)
+	}
+	cores := func(v int64) string { return strconv.FormatFloat(float64(v)/1000, 'f', -1, 64) }
+	span := func(vs []int64, extra int64) string {
+		lo, hi := slices.Min(vs), slices.Max(vs)
+		if lo == hi {
+			return cores(lo + extra)
+		}
+		return cores(lo+extra) + "–" + cores(hi+extra)
+	}
+	hhmm := func(t time.Time) string { return t.UTC().Format("15:04") }
+	now := o.Start.Add(time.Duration(len(o.ObservedMilliCores)) * o.Step.Duration)
+	var b strings.Builder
+	fmt.Fprintf(&b, "cpu paid (cores, highest per %s; ▁ = %s, █ = %s):", strings.TrimSuffix(o.Step.Duration.String(), "0s"), cores(bottom), cores(top))
+	if len(o.ObservedMilliCores) > 0 {
+		fmt.Fprintf(&b, " %s %s", hhmm(o.Start.Time), spark(o.ObservedMilliCores))
+	}
+	fmt.Fprintf(&b, " now %s", hhmm(now))
+	if len(o.ForecastMilliCores) > 0 {
+		fmt.Fprintf(&b, " %s %s", spark(o.ForecastMilliCores), hhmm(now.Add(time.Duration(len(o.ForecastMilliCores))*o.Step.Duration)))
+	}
+	var parts []string
+	if len(o.ObservedMilliCores) > 0 {
+		parts = append(parts, "observed "+span(o.ObservedMilliCores, 0))
+	}
+	if len(o.ForecastMilliCores) > 0 {
+		parts = append(parts, fmt.Sprintf("forecast %s, its band up to %s", span(o.ForecastMilliCores, 0), span(o.ForecastMilliCores, o.BandMilliCores)))
+	} else {
+		parts = append(parts, "no forecast (reactive)")
+	}
+	return b.String() + "; " + strings.Join(parts, "; ")
 }
 
 func dash(s string) string {

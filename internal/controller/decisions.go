@@ -3,6 +3,9 @@ package controller
 import (
 	"sort"
 	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/opportunist/opportunist/internal/control"
 )
@@ -16,6 +19,41 @@ type Published struct {
 	PoolNodes int
 	// Slots says how many of each headroom slot fit, and where.
 	Slots []control.SlotFit
+	// Forecasts is, for a scaler with spec.prediction Preview or Auto, its
+	// pool's paid demand per forecast resource: the recent history and the
+	// forecast ahead (nil in Off).
+	Forecasts []Forecast
+}
+
+// MaxForecastPoints caps each series of a Forecast: four hours of history
+// at the one-minute step, and a plan (an hour and the window) fits.
+const MaxForecastPoints = 240
+
+// Forecast is one resource's paid demand of a pool, in the canonical unit
+// of capacity.Resources (millicores, bytes), on the history's clock: what
+// was observed, then what the budget forecasts.
+type Forecast struct {
+	Resource corev1.ResourceName
+	Step     time.Duration
+	// Observed holds the highest paid demand of each step from
+	// ObservedStart, oldest first; NaN is a gap (opportunist was not
+	// running). At most MaxForecastPoints.
+	ObservedStart time.Time
+	Observed      []float64
+	// Forecast holds the forecast of each step from ForecastStart (the
+	// step of now) to the end of the plan; its upper band is Forecast +
+	// Band. Empty while reactive (Reason says why).
+	ForecastStart time.Time
+	Forecast      []float64
+	Band          float64
+	// Peak is the highest forecast within the lead time (band and margin
+	// included), PeakAt when this resource's forecast peaks; zero while
+	// reactive.
+	Peak   float64
+	PeakAt time.Time
+	// Forecaster is the method in use (None while reactive); Reason why
+	// the budget is reactive, "" while it forecasts.
+	Forecaster, Reason string
 }
 
 // DecisionStore holds the last decision of each scaler, for readers outside

@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +82,7 @@ type scalerPrediction struct {
 	predicting     bool // mode Preview or Auto
 	applied        bool // the reserve went into the budget (Auto)
 	reserveApplied capacity.Resources
+	forecasts      []Forecast // published for the dashboard; nil in Off
 }
 
 // predictRound records each acting scaler's observed paid demand on the
@@ -161,6 +163,9 @@ func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRoun
 		sp.quantile = p.Config().Quantile
 		reserve := p.Next(now, histLead, observed)
 		sp.view = p.View()
+		if sp.predicting {
+			sp.forecasts = publishedForecasts(p, rec.History, now, sp.view)
+		}
 		for _, name := range auto {
 			period := forecast.Period{}
 			if m, ok := sp.view.Models[name]; ok {
@@ -199,6 +204,38 @@ func (r *Reconciler) predictRound(cluster *control.Cluster, rounds []*scalerRoun
 		}
 		sr.input = *in
 	}
+}
+
+// publishedForecasts is what the dashboard draws of a predicting scaler:
+// per forecast resource, the last MaxForecastPoints steps of its history
+// and the plan from the step of now on (copies: the predictor keeps its own).
+func publishedForecasts(p *predict.Predictor, h *forecast.History, now time.Time, view predict.View) []Forecast {
+	var out []Forecast
+	for _, name := range p.Resources {
+		series := h.Series(name)
+		from := max(len(series.Values)-MaxForecastPoints, 0)
+		f := Forecast{Resource: name, Step: h.Step, ObservedStart: series.Start.Add(time.Duration(from) * h.Step),
+			Observed: slices.Clone(series.Values[from:]), Forecaster: string(forecast.None), Reason: view.Reason}
+		if m, ok := view.Models[name]; ok {
+			f.Forecaster = string(m.Method)
+			if f.Reason == "" && m.Reactive() {
+				f.Reason = m.Reason
+			}
+		}
+		if plan, band, ok := p.Plan(name); ok {
+			at := max(int(now.Sub(plan.Start)/plan.Step), 0)
+			if at < len(plan.Values) {
+				end := min(len(plan.Values), at+MaxForecastPoints)
+				f.ForecastStart = plan.Start.Add(time.Duration(at) * plan.Step)
+				f.Forecast, f.Band = slices.Clone(plan.Values[at:end]), band
+			}
+		}
+		if v, ok := view.Peak[name]; ok && !view.PeaksAt[name].IsZero() {
+			f.Peak, f.PeakAt = float64(v), view.PeaksAt[name]
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 func withDefaultQuantile(q float64) float64 {
@@ -391,7 +428,46 @@ func (sp *scalerPrediction) status() *v1alpha1.PredictionStatus {
 		st.PeakTime = &metav1.Time{Time: sp.view.PeakAt.Truncate(time.Second)}
 	}
 	st.Reserve = resourceList(sp.view.Reserve)
+	st.Outlook = outlookOf(sp.forecasts)
 	return st
+}
+
+// The outlook in status: the highest of each five minutes, two hours back.
+const (
+	outlookStep    = 5 * time.Minute
+	outlookHistory = 2 * time.Hour
+)
+
+// outlookOf is status.prediction.outlook of the published CPU forecast:
+// its history since the last gap (at most outlookHistory) and its plan,
+// each in outlookStep buckets holding the highest value; nil without one.
+func outlookOf(forecasts []Forecast) *v1alpha1.PredictionOutlook {
+	i := slices.IndexFunc(forecasts, func(f Forecast) bool { return f.Resource == corev1.ResourceCPU })
+	if i < 0 || forecasts[i].Step <= 0 {
+		return nil
+	}
+	f := forecasts[i]
+	per := max(int(outlookStep/f.Step), 1)
+	obs := f.Observed
+	for j := len(obs) - 1; j >= 0; j-- {
+		if math.IsNaN(obs[j]) {
+			obs = obs[j+1:]
+			break
+		}
+	}
+	end := f.ObservedStart.Add(time.Duration(len(f.Observed)) * f.Step)
+	if n := min(len(obs), int(outlookHistory/f.Step)); n >= per {
+		obs = obs[len(obs)-n/per*per:] // whole buckets, ending now
+	}
+	out := &v1alpha1.PredictionOutlook{Step: metav1.Duration{Duration: time.Duration(per) * f.Step}, BandMilliCores: int64(math.Round(f.Band))}
+	for j := 0; j < len(obs); j += per {
+		out.ObservedMilliCores = append(out.ObservedMilliCores, int64(math.Round(slices.Max(obs[j:min(j+per, len(obs))]))))
+	}
+	for j := 0; j < len(f.Forecast); j += per {
+		out.ForecastMilliCores = append(out.ForecastMilliCores, int64(math.Round(slices.Max(f.Forecast[j:min(j+per, len(f.Forecast))]))))
+	}
+	out.Start = metav1.Time{Time: end.Add(-time.Duration(len(out.ObservedMilliCores)) * out.Step.Duration)}
+	return out
 }
 
 // preYield says why an Auto scale-down comes before the demand does, e.g.

@@ -20,6 +20,7 @@ import (
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/forecast"
+	"slices"
 )
 
 // paidPod adds a paid pod of cores cores, bound to node-1 or pending.
@@ -361,5 +362,68 @@ func TestLearnedSlots(t *testing.T) {
 				t.Errorf("slots/web history ends %v, want the 1 pod of the shape seen", got[max(len(got)-3, 0):])
 			}
 		})
+	}
+}
+
+// TestPublishedForecast: the dashboard's forecast (history, plan, band,
+// peak) is published for a scaler in Preview, and not in Off.
+func TestPublishedForecast(t *testing.T) {
+	for _, mode := range []v1alpha1.PredictionMode{v1alpha1.PredictionOff, v1alpha1.PredictionPreview} {
+		t.Run(string(mode), func(t *testing.T) {
+			w := predictingWorld(t, mode)
+			w.r.Decisions = NewDecisionStore()
+			w.round(t)
+			p, ok := w.r.Decisions.Get(testNamespace + "/worker")
+			if !ok {
+				t.Fatal("no decision published")
+			}
+			if mode == v1alpha1.PredictionOff {
+				if p.Forecasts != nil {
+					t.Fatalf("published %d forecasts in Off, want none", len(p.Forecasts))
+				}
+				return
+			}
+			if len(p.Forecasts) != 1 || p.Forecasts[0].Resource != corev1.ResourceCPU {
+				t.Fatalf("published forecasts %+v, want one of cpu", p.Forecasts)
+			}
+			f := p.Forecasts[0]
+			if len(f.Observed) != MaxForecastPoints || !f.ObservedStart.Equal(roundStart.Add(-MaxForecastPoints*time.Minute)) || f.Observed[len(f.Observed)-1] != 4000 {
+				t.Errorf("history of %d points from %v ending at %v, want the last %d minutes before 12:00 ending at 4 cores",
+					len(f.Observed), f.ObservedStart, f.Observed[len(f.Observed)-1], MaxForecastPoints)
+			}
+			if len(f.Forecast) < 2 || len(f.Forecast) > MaxForecastPoints || !f.ForecastStart.Equal(roundStart) || f.Band < 0 {
+				t.Fatalf("forecast of %d points from %v, band %v: want the plan from 12:00", len(f.Forecast), f.ForecastStart, f.Band)
+			}
+			if f.Forecast[1] < 36000 || f.Peak < 40000 || !f.PeakAt.Equal(roundStart.Add(time.Minute)) || f.Forecaster == string(forecast.None) {
+				t.Errorf("forecast at 12:01 %v, peak %v at %v by %s: want the 40-core peak of 12:01", f.Forecast[1], f.Peak, f.PeakAt, f.Forecaster)
+			}
+		})
+	}
+}
+
+// TestOutlookOf: status' outlook keeps the history since its last gap in
+// whole five-minute buckets ending now, each the highest of its minutes,
+// and the plan in buckets from now.
+func TestOutlookOf(t *testing.T) {
+	obs := make([]float64, 20)
+	for i := range obs {
+		obs[i] = float64(1000 * i)
+	}
+	obs[3] = math.NaN() // a restart: what came before is not shown
+	f := Forecast{Resource: corev1.ResourceCPU, Step: time.Minute, ObservedStart: roundStart.Add(-20 * time.Minute), Observed: obs,
+		ForecastStart: roundStart, Forecast: []float64{5000, 9000, 7000, 1000, 1000, 1000, 2000}, Band: 1499.6}
+	o := outlookOf([]Forecast{{Resource: corev1.ResourceMemory, Step: time.Minute}, f})
+	if o == nil {
+		t.Fatal("no outlook of a cpu forecast")
+	}
+	// 16 minutes after the gap: three whole buckets, 5-9, 10-14, 15-19.
+	if !slices.Equal(o.ObservedMilliCores, []int64{9000, 14000, 19000}) || !o.Start.Time.Equal(roundStart.Add(-15*time.Minute)) || o.Step.Duration != 5*time.Minute {
+		t.Errorf("observed %v from %v by %v, want 9, 14, 19 cores from 11:45 by 5m", o.ObservedMilliCores, o.Start, o.Step.Duration)
+	}
+	if !slices.Equal(o.ForecastMilliCores, []int64{9000, 2000}) || o.BandMilliCores != 1500 {
+		t.Errorf("forecast %v band %d, want 9 then 2 cores, band 1500m", o.ForecastMilliCores, o.BandMilliCores)
+	}
+	if outlookOf([]Forecast{{Resource: corev1.ResourceMemory, Step: time.Minute}}) != nil {
+		t.Error("an outlook without a cpu forecast")
 	}
 }

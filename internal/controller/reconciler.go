@@ -261,6 +261,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 			}
 		}
 		published[d.Key] = Published{Current: in.Current, Desired: d.Desired, Min: in.Min, Max: in.Max, Limit: string(d.Limit), Reason: d.Reason, PoolNodes: d.PoolNodes, Slots: d.Slots}
+		if sr := roundOf[d.Key]; sr != nil && sr.prediction != nil {
+			p := published[d.Key]
+			p.Forecasts = sr.prediction.forecasts
+			published[d.Key] = p
+		}
 	}
 	r.Decisions.replace(published)
 	for _, sr := range rounds {
@@ -658,7 +663,7 @@ func withoutLiveNumbers(st *v1alpha1.OpportunisticScalerStatus) *v1alpha1.Opport
 	if p := out.Prediction; p != nil {
 		// What moves with the demand and the clock; the mode, forecaster,
 		// period and lead time stay.
-		p.Reason, p.History, p.Peak, p.PeakTime, p.Reserve, p.BacktestError = "", "", nil, nil, nil, ""
+		p.Reason, p.History, p.Peak, p.PeakTime, p.Reserve, p.BacktestError, p.Outlook = "", "", nil, nil, nil, "", nil
 		for i := range p.LearnedHeadroom {
 			p.LearnedHeadroom[i].Quantity, p.LearnedHeadroom[i].Source = resource.Quantity{}, ""
 		}

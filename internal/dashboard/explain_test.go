@@ -97,10 +97,13 @@ func numbersWithoutUnit(path string, v any) []string {
 // The plan's naming rule: camelCase keys, and every number's unit in its
 // name or in a "unit" field of the same object.
 func TestJSONNumbersNameTheirUnits(t *testing.T) {
-	h := NewHandler(fakeSource{})
 	camel := regexp.MustCompile(`"([a-z][A-Za-z0-9]*)":`)
 	anyKey := regexp.MustCompile(`"([^"]+)":`)
-	for _, path := range []string{"/api/v1/state", "/api/v1/history"} {
+	for _, path := range []string{"/api/v1/state", "/api/v1/history", "/api/v1/state with forecasts"} {
+		h := NewHandler(fakeSource{})
+		if p, ok := strings.CutSuffix(path, " with forecasts"); ok {
+			h, path = NewHandler(forecastSource{}), p
+		}
 		body := get(t, h, path).Body.String()
 		var raw any
 		if err := json.Unmarshal([]byte(body), &raw); err != nil {

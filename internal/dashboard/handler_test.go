@@ -252,3 +252,46 @@ func TestStateSlots(t *testing.T) {
 		t.Errorf("app.js does not draw the slots badge (\"web 3/4\")")
 	}
 }
+
+// forecastSource serves a live cluster's predicting workload.
+type forecastSource struct{ fakeSource }
+
+func (forecastSource) State() State {
+	s := fakeSource{}.State()
+	four, six := 4.0, 6.0
+	peakAt := t0.Add(2 * time.Minute)
+	s.Views[0].Forecasts = []Forecast{{Workload: "batch", Resource: "cpu", Unit: "cores", Forecaster: "SeasonalNaive", StepSeconds: 60,
+		ObservedStart: t0.Add(-3 * time.Minute), Observed: []*float64{&four, nil, &six}, ForecastStart: &t0, Forecast: []float64{6, 40, 40},
+		Band: 2.5, Peak: 44, PeakTime: &peakAt}}
+	return s
+}
+
+// TestStateForecasts: a predicting workload's forecast carries its band,
+// a gap as null, and a unit beside every number; the demo's state (no
+// forecasts) has no forecasts field; the page draws them.
+func TestStateForecasts(t *testing.T) {
+	var raw struct {
+		Views []map[string]json.RawMessage `json:"views"`
+	}
+	if err := json.Unmarshal(get(t, NewHandler(fakeSource{}), "/api/v1/state").Body.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := raw.Views[0]["forecasts"]; ok {
+		t.Errorf("a view without forecasts (the demo) has a forecasts field: %s", f)
+	}
+	if err := json.Unmarshal(get(t, NewHandler(forecastSource{}), "/api/v1/state").Body.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"workload":"batch","resource":"cpu","unit":"cores","forecaster":"SeasonalNaive","stepSeconds":60,` +
+		`"observedStart":"2026-01-01T00:02:00Z","observed":[4,null,6],"forecastStart":"2026-01-01T00:05:00Z","forecast":[6,40,40],` +
+		`"band":2.5,"peak":44,"peakTime":"2026-01-01T00:07:00Z"}]`
+	if got := string(raw.Views[0]["forecasts"]); got != want {
+		t.Errorf("forecasts = %s\nwant %s", got, want)
+	}
+	if js := get(t, NewHandler(forecastSource{}), "/app.js").Body.String(); !strings.Contains(js, "function forecastChart(svg, f)") || !strings.Contains(js, "p.v + f.band") {
+		t.Errorf("app.js does not draw the forecast with its band")
+	}
+	if html := get(t, NewHandler(forecastSource{}), "/").Body.String(); !strings.Contains(html, `id="forecast-card" hidden`) {
+		t.Errorf("index.html has no forecast card hidden until a forecast comes")
+	}
+}

@@ -62,6 +62,37 @@ type View struct {
 	Nodes       []Node      `json:"nodes"`
 	// Decisions is the recent feed of scale decisions, newest first.
 	Decisions []Decision `json:"decisions"`
+	// Forecasts holds, for each workload whose scaler predicts (spec.prediction
+	// Preview or Auto), its pool's paid demand per forecast resource: the
+	// recent history and the forecast with its band. Absent in the demo.
+	Forecasts []Forecast `json:"forecasts,omitempty"`
+}
+
+// Forecast is one workload's forecast of its pool's paid demand of one
+// resource, in Unit (cores for cpu, GiB for memory), on the controller's
+// history clock (one step a minute).
+type Forecast struct {
+	Workload string `json:"workload"`
+	Resource string `json:"resource"`
+	Unit     string `json:"unit"`
+	// Forecaster is the method in use (None: reactive, Reason says why).
+	Forecaster  string  `json:"forecaster"`
+	Reason      string  `json:"reason,omitempty"`
+	StepSeconds float64 `json:"stepSeconds"`
+	// Observed is the highest paid demand of each step from ObservedStart,
+	// oldest first; null is a gap (opportunist was not running).
+	ObservedStart time.Time  `json:"observedStart"`
+	Observed      []*float64 `json:"observed"`
+	// Forecast is the forecast of each step from ForecastStart (now) to
+	// the end of the plan the budget acts on; Forecast + Band is the upper
+	// edge of the band. Empty while reactive.
+	ForecastStart *time.Time `json:"forecastStart,omitempty"`
+	Forecast      []float64  `json:"forecast"`
+	Band          float64    `json:"band"`
+	// Peak is the highest forecast within the lead time (band and margin
+	// included), at PeakTime; absent while reactive.
+	Peak     float64    `json:"peak,omitempty"`
+	PeakTime *time.Time `json:"peakTime,omitempty"`
 }
 
 // Summary is one strategy's outcome over a whole simulated scenario: the

@@ -136,7 +136,7 @@ func (p *Predictor) forecast(now time.Time, lead, window time.Duration, observed
 	}
 	p.view.Models = p.models
 	p.prediction = control.Prediction{}
-	p.view.Peak, p.view.PeakAt = nil, nil
+	p.view.Peak, p.view.PeakAt, p.view.PeaksAt = nil, nil, nil
 	if !p.hasModel {
 		return
 	}
@@ -171,6 +171,7 @@ func (p *Predictor) forecast(now time.Time, lead, window time.Duration, observed
 	}
 	from := int(now.Sub(p.planFrom) / step)
 	var peakAt time.Time
+	peaksAt := map[corev1.ResourceName]time.Time{}
 	for _, name := range slices.Sorted(maps.Keys(p.plans)) {
 		plan := p.plans[name]
 		to := int((now.Sub(p.planFrom) + window + step - 1) / step)
@@ -184,8 +185,12 @@ func (p *Predictor) forecast(now time.Time, lead, window time.Duration, observed
 		pred.Band[name] = band
 		pred.Deadband[name] = int64(band)
 		pred.Lead = min(int((now.Sub(p.planFrom)+window-p.cfg.YoungLife+step-1)/step), t) - f + 1
-		if peakAt.IsZero() && pred.Lead > 0 {
-			peakAt = p.planFrom.Add(time.Duration(f+argmax(plan[f:f+pred.Lead])) * step)
+		if pred.Lead > 0 {
+			at := p.planFrom.Add(time.Duration(f+argmax(plan[f:f+pred.Lead])) * step)
+			if peakAt.IsZero() {
+				peakAt = at
+			}
+			peaksAt[name] = at
 		}
 	}
 	if len(pred.Forecast) == 0 {
@@ -196,6 +201,7 @@ func (p *Predictor) forecast(now time.Time, lead, window time.Duration, observed
 	p.view.Reason = ""
 	p.view.Peak = pred.Peak()
 	p.view.PeakAt = &peakAt
+	p.view.PeaksAt = peaksAt
 }
 
 func (p *Predictor) reactiveReason() string {
@@ -220,6 +226,8 @@ type View struct {
 	// and margin included); PeakAt when the first resource's peak is.
 	Peak   capacity.Resources
 	PeakAt *time.Time
+	// PeaksAt is when each resource's forecast peaks within the lead time.
+	PeaksAt map[corev1.ResourceName]time.Time
 	// Reserve is what the budget adds to the headroom.
 	Reserve capacity.Resources
 }
@@ -242,4 +250,17 @@ func roundDuration(d time.Duration) string {
 		return d.Truncate(time.Minute).String()
 	}
 	return d.String()
+}
+
+// Plan is the forecast the budget acts on for one resource: one value per
+// step from the last replan (Start), to be read from now on, and its band
+// (the backtest's quantile of under-forecasts, added for the upper edge).
+// ok is false while the resource is not forecast (reactive). The values
+// are shared: the caller copies what it keeps.
+func (p *Predictor) Plan(name corev1.ResourceName) (plan forecast.Series, band float64, ok bool) {
+	vs, ok := p.plans[name]
+	if !ok || len(p.prediction.Forecast) == 0 {
+		return forecast.Series{}, 0, false
+	}
+	return forecast.Series{Start: p.planFrom, Step: p.Recorder.History.Step, Values: vs}, max(p.models[name].Band, 0), true
 }

@@ -309,6 +309,106 @@ function drawNow(v) {
   }
 }
 
+// --- forecasts (a live cluster's predicting scalers) ----------------------------
+
+// drawForecasts draws, for each forecast of each view, the paid demand
+// observed and the forecast with its band; the card is hidden without any
+// (the demo has none).
+function drawForecasts() {
+  const all = [];
+  for (const v of state.views) for (const f of v.forecasts || []) all.push(f);
+  $("forecast-card").hidden = all.length === 0;
+  if (all.length === 0) return;
+  const legend = [
+    ["paid", "paid demand observed (highest of each minute)"],
+    ["forecast", "forecast"],
+    ["band", "band: forecast + its backtest error quantile"],
+    ["peak", "forecast peak within the lead time (band and margin included)"],
+  ].map(([cls, text]) => `<span class="item ${cls}"><i class="sw ${cls}"></i>${esc(text)}</span>`).join("");
+  if ($("forecast-legend").innerHTML !== legend) $("forecast-legend").innerHTML = legend;
+  const key = all.map((f) => `${f.workload}/${f.resource}`).join(",");
+  const box = $("forecasts");
+  if (box.dataset.key !== key) {
+    box.dataset.key = key;
+    box.innerHTML = all.map((f) =>
+      `<div class="forecast" data-key="${esc(f.workload + "/" + f.resource)}"><h3>${esc(f.workload)}: ${esc(f.resource)}</h3>` +
+      `<svg class="chart forecast-chart" role="img" aria-label="${esc(f.workload)}: paid ${esc(f.resource)} demand observed and forecast, in ${esc(f.unit)}"></svg>` +
+      `<p class="now"></p></div>`).join("");
+  }
+  all.forEach((f, i) => {
+    const el = box.children[i];
+    forecastChart(el.querySelector("svg"), f);
+    el.querySelector(".now").textContent = forecastWords(f);
+  });
+}
+
+// forecastWords says the forecast in a sentence under its chart.
+function forecastWords(f) {
+  if (!f.forecast || f.forecast.length === 0) return `reactive (${f.forecaster || "None"}): ${f.reason || "no forecast yet"}.`;
+  const peak = f.peakTime ? `; peak ${num(f.peak)} ${f.unit} at ${clock(f.peakTime).slice(0, 5)}` : "";
+  return `${f.forecaster}: the band reaches ${num(f.band)} ${f.unit} above the forecast${peak}.`;
+}
+
+// forecastChart: observed demand as a paid area, the forecast as a dashed
+// line over its band (forecast to forecast + band), a "now" line where the
+// forecast starts, the peak as a dot. Time on the clock (UTC).
+function forecastChart(svg, f) {
+  const W = Math.round(svg.clientWidth) || 600, H = Math.round(svg.clientHeight) || 160, L = 42, R = 8, B = 34, T = 18;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const stepMs = (f.stepSeconds || 60) * 1000;
+  const obs = (f.observed || []).map((v, i) => ({ t: Date.parse(f.observedStart) + i * stepMs, v }));
+  const fc = f.forecastStart ? (f.forecast || []).map((v, i) => ({ t: Date.parse(f.forecastStart) + i * stepMs, v })) : [];
+  if (obs.length + fc.length < 2) {
+    svg.innerHTML = `<text x="${W / 2}" y="${H / 2}" text-anchor="middle">waiting for data…</text>`;
+    return;
+  }
+  const ts = obs.concat(fc).map((p) => p.t);
+  const t0 = Math.min(...ts), t1 = Math.max(...ts) + stepMs;
+  let top = f.peak || 0;
+  for (const p of obs) if (p.v !== null) top = Math.max(top, p.v);
+  for (const p of fc) top = Math.max(top, p.v + (f.band || 0));
+  top = top * 1.05 || 1;
+  const step = niceStep(top / 4);
+  const yTop = Math.ceil(top / step) * step;
+  const x = (t) => L + ((t - t0) / Math.max(t1 - t0, 1)) * (W - L - R);
+  const y = (v) => T + (1 - v / yTop) * (H - T - B);
+  let out = "";
+  for (let v = 0; v <= yTop + step / 2; v += step) {
+    out += `<line class="grid" x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}"/>`;
+    out += `<text x="${L - 4}" y="${y(v) + 4}" text-anchor="end">${fmt(v, step < 1 ? 1 : 0)}</text>`;
+  }
+  out += `<text class="axis-unit" x="${L - 4}" y="${T - 6}" text-anchor="end">${esc(f.unit)}</text>`;
+  const spanS = Math.max((t1 - t0) / 1000, 1);
+  const tickStep = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].find((s) => spanS / s <= 6) || 86400;
+  for (let t = Math.ceil(t0 / 1000 / tickStep) * tickStep * 1000; t <= t1; t += tickStep * 1000) {
+    out += `<line class="grid" x1="${x(t)}" x2="${x(t)}" y1="${T}" y2="${H - B}"/>`;
+    out += `<text class="tick-x" x="${x(t)}" y="${H - B + 14}" text-anchor="middle">${esc(clock(t).slice(0, 5))}</text>`;
+  }
+  out += `<text class="axis-unit axis-time" x="${W - R}" y="${H - 3}" text-anchor="end">time (UTC)</text>`;
+  // Observed: one area per run of known samples (a gap is left blank, not drawn as zero).
+  for (let i = 0; i < obs.length; i++) {
+    if (obs[i].v === null) continue;
+    let j = i;
+    while (j + 1 < obs.length && obs[j + 1].v !== null) j++;
+    const run = obs.slice(i, j + 1);
+    const top = run.map((p, k) => `${k ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}L${x(p.t + stepMs).toFixed(1)},${y(p.v).toFixed(1)}`).join("");
+    out += `<path d="${top}L${x(run[run.length - 1].t + stepMs).toFixed(1)},${y(0)}L${x(run[0].t).toFixed(1)},${y(0)}Z" fill="var(--paid)" fill-opacity=".6" class="series observed"/>`;
+    i = j;
+  }
+  if (fc.length > 0) {
+    const upper = fc.map((p, k) => `${k ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v + f.band).toFixed(1)}`).join("");
+    const lower = fc.slice().reverse().map((p) => `L${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join("");
+    out += `<path d="${upper}${lower}Z" fill="var(--paid)" fill-opacity=".18" class="series band"/>`;
+    out += `<path d="${fc.map((p, k) => `${k ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join("")}" fill="none" stroke="var(--paid)" stroke-width="2" stroke-dasharray="5 3" class="series forecast"/>`;
+    out += `<line class="now-line" x1="${x(fc[0].t)}" x2="${x(fc[0].t)}" y1="${T}" y2="${H - B}" stroke="var(--allocatable)" stroke-width="1"/>`;
+    out += `<text x="${x(fc[0].t) + 3}" y="${T + 10}">now</text>`;
+  }
+  if (f.peakTime) {
+    out += `<circle class="peak" cx="${x(Date.parse(f.peakTime)).toFixed(1)}" cy="${y(f.peak).toFixed(1)}" r="4" fill="var(--fill-line)"><title>peak ${num(f.peak)} ${esc(f.unit)} at ${clock(f.peakTime)}</title></circle>`;
+  }
+  svg.innerHTML = out;
+}
+
 // --- details, per view --------------------------------------------------------
 
 function drawWorkloads(el, v) {
@@ -386,6 +486,7 @@ function render() {
   drawLegend();
   drawSummaries();
   drawCharts();
+  drawForecasts();
   for (const v of state.views) {
     drawNow(v);
     const c = column(v.name);
@@ -436,6 +537,6 @@ function start() {
   setInterval(loadHistory, 3000);
 }
 
-window.addEventListener("resize", drawCharts);
+window.addEventListener("resize", () => { drawCharts(); if (state) drawForecasts(); });
 
 start();
