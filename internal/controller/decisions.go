@@ -4,6 +4,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/control"
 )
 
@@ -16,6 +17,9 @@ type Published struct {
 	PoolNodes int
 	// Slots says how many of each headroom slot fit, and where.
 	Slots []control.SlotFit
+	// Reclaim is the reclaimer's last word on the pool's nodes (every node,
+	// not capped as in status); nil when the scaler does not reclaim.
+	Reclaim *v1alpha1.ReclaimStatus
 }
 
 // DecisionStore holds the last decision of each scaler, for readers outside
