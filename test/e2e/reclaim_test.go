@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
+	"github.com/opportunist/opportunist/internal/dashboard"
 )
 
 const reclaimCPU = "opportunist.io/reclaimable-cpu"
@@ -29,6 +32,23 @@ func publishedRoom(ctx context.Context, node string) (int64, error) {
 		return -1, nil
 	}
 	return q.Value(), nil
+}
+
+// getJSON decodes the body of a GET of url into v.
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // workerPodsOn counts the bound, not terminating pods of app in ns per node.
@@ -154,6 +174,25 @@ func TestReclaimFromIdleRequests(t *testing.T) {
 	if v := got[`opportunist_reclaimable{node="reclaim-a",resource="cpu"}`]; v < 4 || v > 4.6 {
 		t.Errorf("opportunist_reclaimable{node=reclaim-a,resource=cpu} = %v, want about 4.3 cores", v)
 	}
+	// The live dashboard shows the same room under each node (it samples
+	// the controller's last round every second).
+	waitFor(t, 10*time.Second, "the dashboard to show reclaim-a's reclaimable room", func(ctx context.Context) (bool, error) {
+		var st dashboard.State
+		if err := getJSON(ctx, o.URL+"/dashboard/api/v1/state", &st); err != nil {
+			return false, err
+		}
+		for _, n := range st.Views[0].Nodes {
+			if n.Name != nodes[0] {
+				continue
+			}
+			if r := n.Reclaim; r == nil || r.ReclaimableCores < 4 || r.ReclaimableCores > 4.6 || !strings.Contains(r.Formula, "reclaimable") {
+				return false, fmt.Errorf("reclaim-a's reclaim on the dashboard: %+v, want about 4.3 cores with the formula", r)
+			}
+			t.Logf("dashboard: reclaim-a reclaimable %.3f cores, published %.3f, tooltip %q", n.Reclaim.ReclaimableCores, n.Reclaim.PublishedCores, n.Reclaim.Formula)
+			return true, nil
+		}
+		return false, fmt.Errorf("no node %s on the dashboard", nodes[0])
+	})
 
 	// Phase 2: paid usage on reclaim-a rises to 15 cores: the worker's pods
 	// there go, within metrics-server's interval (the rate is over its last
