@@ -161,6 +161,7 @@ func (o *runOptions) reclaimer(cfg *rest.Config, kube kubernetes.Interface, c *c
 	return &controller.Reclaimer{
 		Usage: usage, Paid: c, Nodes: controller.NodeStatusPatcher{Kube: kube},
 		Reservation: res, Metrics: controller.NewReclaimMetrics(reg), Log: log,
+		Evict: controller.PodEvicter{Kube: kube},
 	}, usage, nil
 }
 

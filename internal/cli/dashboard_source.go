@@ -98,8 +98,11 @@ func (s *clusterSource) sample() {
 		Nodes:       []dashboard.Node{},
 	}
 	v.Workloads, v.Forecasts = s.workloads(now, rep)
+	reclaimed := s.reclaimByNode()
 	for _, r := range rooms {
-		v.Nodes = append(v.Nodes, nodeOf(r))
+		n := nodeOf(r)
+		n.Reclaim = reclaimed[n.Name]
+		v.Nodes = append(v.Nodes, n)
 	}
 	v.Decisions = make([]dashboard.Decision, 0, len(s.decisions))
 	for i := len(s.decisions) - 1; i >= 0; i-- {
@@ -107,6 +110,31 @@ func (s *clusterSource) sample() {
 	}
 	s.state = dashboard.State{Time: now, Origin: "cluster", Views: []dashboard.View{v}}
 	s.history.add(dashboard.Sample{Time: now, Resources: v.Resources, PendingPaidPods: v.PendingPaid.Pods})
+}
+
+// reclaimByNode is the reclaimer's last room of each node in a reclaiming
+// scaler's pool. The room is the node's, whichever scaler's round computed
+// it: the first scaler by key names it.
+func (s *clusterSource) reclaimByNode() map[string]*dashboard.NodeReclaim {
+	out := map[string]*dashboard.NodeReclaim{}
+	if s.desired == nil {
+		return out
+	}
+	for _, k := range s.desired.Keys() {
+		d, ok := s.desired.Get(k)
+		if !ok || d.Reclaim == nil {
+			continue
+		}
+		for _, n := range d.Reclaim.Nodes {
+			if _, seen := out[n.Node]; seen {
+				continue
+			}
+			out[n.Node] = &dashboard.NodeReclaim{Workload: k, ReclaimableCores: float64(n.Reclaimable) / milliPerCore,
+				PublishedCores: float64(n.Published) / milliPerCore, Formula: n.Formula,
+				UsageFresh: d.Reclaim.UsageFresh, Message: d.Reclaim.Message}
+		}
+	}
+	return out
 }
 
 // liveResource is one resource of the usable pool. The headroom line is

@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/capacity"
 	"github.com/opportunist/opportunist/internal/control"
 	"github.com/opportunist/opportunist/internal/controller"
@@ -120,5 +121,29 @@ func TestClusterSourceForecast(t *testing.T) {
 	}
 	if len(got.Observed) != 3 || got.Observed[0] == nil || *got.Observed[0] != 4 || got.Observed[1] != nil || *got.Observed[2] != 6 {
 		t.Errorf("observed %v, want 4, a gap (null), 6", got.Observed)
+	}
+}
+
+// reclaimDesired publishes one reclaiming scaler's last round.
+type reclaimDesired struct{ fakeDesired }
+
+func (f reclaimDesired) Get(k string) (controller.Published, bool) {
+	p, ok := f.fakeDesired.Get(k)
+	p.Reclaim = &v1alpha1.ReclaimStatus{UsageFresh: true, Nodes: []v1alpha1.NodeReclaimStatus{
+		{Node: "n-1", Reclaimable: 9500, Published: 12000, Formula: "0.9×32000m − 500m − 18000m − 800m = 9500m"}}}
+	return p, ok
+}
+
+func TestClusterSourceNodeReclaim(t *testing.T) {
+	capa := &fakeCapacity{}
+	s := newClusterSource(capa, reclaimDesired{fakeDesired{"batch/worker": 8}})
+	n := s.State().Views[0].Nodes[0]
+	if r := n.Reclaim; r == nil || r.Workload != "batch/worker" || r.ReclaimableCores != 9.5 || r.PublishedCores != 12 || !r.UsageFresh ||
+		r.Formula != "0.9×32000m − 500m − 18000m − 800m = 9500m" {
+		t.Errorf("n-1 reclaim = %+v, want 9.5 cores reclaimable, 12 published, with the controller's formula", r)
+	}
+	s = newClusterSource(capa, fakeDesired{"batch/worker": 8})
+	if r := s.State().Views[0].Nodes[0].Reclaim; r != nil {
+		t.Errorf("without a reclaiming scaler, n-1 reclaim = %+v, want none", r)
 	}
 }

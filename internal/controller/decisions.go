@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/control"
 )
 
@@ -23,6 +24,9 @@ type Published struct {
 	// pool's paid demand per forecast resource: the recent history and the
 	// forecast ahead (nil in Off).
 	Forecasts []Forecast
+	// Reclaim is the reclaimer's last word on the pool's nodes (every node,
+	// not capped as in status); nil when the scaler does not reclaim.
+	Reclaim *v1alpha1.ReclaimStatus
 }
 
 // MaxForecastPoints caps each series of a Forecast: four hours of history

@@ -65,6 +65,9 @@ type Reclaimer struct {
 	Reservation reclaim.ReservationConfig
 	Metrics     *ReclaimMetrics
 	Log         *slog.Logger
+	// Evict moves pods off a node under pressure when the count cannot go
+	// lower; nil: only the count is lowered.
+	Evict Evictor
 }
 
 // reclaimRound is what one round found for the reclaiming scalers.
@@ -78,6 +81,9 @@ type reclaimRound struct {
 	// opportunistic and scalers are the round's, for the pressure yield.
 	opportunistic map[string][]capacity.BoundPod
 	scalers       []reclaimInput
+	// victims are each scaler's pods on nodes under pressure; evict those
+	// of them the decision's count does not remove (set after the law).
+	victims, evict map[string][]string
 }
 
 // reclaimInput is one reclaiming scaler as the round sees it.
@@ -303,10 +309,13 @@ func boundOf(key string, opportunistic map[string][]capacity.BoundPod) int32 {
 // never below its Min. Whenever the decision lowers the count, by this or
 // by the law's own budget (which sees the pool's total, not where the room
 // went), the victims are marked to go first, so the pods leave the nodes
-// under pressure and not the others.
-func applyPressure(d *control.Decision, in *control.Scaler, bound int32, victims, why []string) {
+// under pressure and not the others. The victims the lower count cannot
+// remove (held at Min) are returned, to be evicted: only those are left
+// unmarked, so the ReplicaSet's scale-down and the evictions never pick
+// the same pod.
+func applyPressure(d *control.Decision, in *control.Scaler, bound int32, victims, why []string) (evict []string) {
 	if len(victims) == 0 {
-		return
+		return nil
 	}
 	keep := max(bound-int32(len(victims)), in.Min)
 	if keep < d.Desired {
@@ -314,8 +323,12 @@ func applyPressure(d *control.Decision, in *control.Scaler, bound int32, victims
 		d.Limit = control.LimitReclaim
 		d.Reason = fmt.Sprintf("paid usage rose where %d reclaiming pods run: yielding them (%s); %s", len(victims), strings.Join(why, "; "), d.Reason)
 	}
-	if d.Desired >= bound {
-		return
+	removed := max(int(bound-d.Desired), 0)
+	if removed < len(victims) {
+		victims, evict = victims[:removed], victims[removed:]
+	}
+	if len(victims) == 0 {
+		return evict
 	}
 	for _, v := range victims {
 		if !containsString(d.Yield, v) {
@@ -323,6 +336,7 @@ func applyPressure(d *control.Decision, in *control.Scaler, bound int32, victims
 		}
 	}
 	sort.Strings(d.Yield)
+	return evict
 }
 
 // reclaimInputs picks the scalers that reclaim (their input carries
@@ -386,13 +400,15 @@ func reclaimPressure(rr *reclaimRound, decisions []control.Decision) {
 	for i := range decisions {
 		byKey[decisions[i].Key] = &decisions[i]
 	}
+	rr.victims, rr.evict = map[string][]string{}, map[string][]string{}
 	for _, s := range rr.scalers {
 		d := byKey[s.key]
 		if d == nil {
 			continue
 		}
 		victims, why := pressure(s.key, rr.pools[s.key], rr.rooms, rr.opportunistic)
-		applyPressure(d, s.in, boundOf(s.key, rr.opportunistic), victims, why)
+		rr.victims[s.key] = victims
+		rr.evict[s.key] = applyPressure(d, s.in, boundOf(s.key, rr.opportunistic), victims, why)
 	}
 }
 
@@ -443,14 +459,15 @@ func (r *Reconciler) setExtended(ctx context.Context, node string, ext corev1.Re
 }
 
 // reclaimStatus is a scaler's status.reclaim: its pool's nodes, at most
-// MaxReclaimNodes, the rest counted.
-func reclaimStatus(key string, rr *reclaimRound) *v1alpha1.ReclaimStatus {
+// limit (v1alpha1.MaxReclaimNodes in status; 0: all, for the dashboard),
+// the rest counted.
+func reclaimStatus(key string, rr *reclaimRound, limit int) *v1alpha1.ReclaimStatus {
 	out := &v1alpha1.ReclaimStatus{UsageFresh: rr.stale == nil}
 	if rr.stale != nil {
 		out.Message = rr.stale.Error()
 	}
 	for i, node := range rr.pools[key] {
-		if i == v1alpha1.MaxReclaimNodes {
+		if limit > 0 && i == limit {
 			out.MoreNodes = int32(len(rr.pools[key]) - i)
 			break
 		}

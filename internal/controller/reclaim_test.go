@@ -268,6 +268,7 @@ func TestReconcileYieldsOnPressure(t *testing.T) {
 		Paid: c.Ledger, Nodes: nodes, Reservation: reclaim.DefaultReservation,
 		Metrics: NewReclaimMetrics(prometheus.NewRegistry()), Log: w.r.Log,
 	}
+	w.r.Decisions = NewDecisionStore()
 	w.round(t)
 	if got, ok := nodes.set["node-1/"+ext]; !ok || got != 0 {
 		t.Fatalf("published %v (%t), want 0 on node-1: %v", got, ok, nodes.set)
@@ -281,5 +282,9 @@ func TestReconcileYieldsOnPressure(t *testing.T) {
 	}
 	if st.Reclaim == nil || !st.Reclaim.UsageFresh || len(st.Reclaim.Nodes) != 1 || st.Reclaim.Nodes[0].Published != 0 {
 		t.Errorf("status.reclaim %+v", st.Reclaim)
+	}
+	// The dashboard reads the same per-node room from the decision store.
+	if p, ok := w.r.Decisions.Get(testNamespace + "/worker"); !ok || p.Reclaim == nil || st.Reclaim == nil || !reflect.DeepEqual(p.Reclaim.Nodes, st.Reclaim.Nodes) {
+		t.Errorf("published reclaim %+v, want status.reclaim's nodes %+v", p.Reclaim, st.Reclaim)
 	}
 }

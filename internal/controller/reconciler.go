@@ -266,6 +266,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 			p.Forecasts = sr.prediction.forecasts
 			published[d.Key] = p
 		}
+		if sr := roundOf[d.Key]; sr != nil && sr.reclaim != nil {
+			p := published[d.Key]
+			p.Reclaim = reclaimStatus(d.Key, sr.reclaim, 0)
+			published[d.Key] = p
+		}
 	}
 	r.Decisions.replace(published)
 	for _, sr := range rounds {
@@ -516,7 +521,7 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 	setCondition(status, ConditionConflicting, sr.warning != "", sr.warningReason, sr.warning, s.Generation)
 	setReclaimCondition(status, sr)
 	if sr.reclaim != nil {
-		status.Reclaim = reclaimStatus(sr.key, sr.reclaim)
+		status.Reclaim = reclaimStatus(sr.key, sr.reclaim, v1alpha1.MaxReclaimNodes)
 	} else if s.Spec.Reclaim == nil || !s.Spec.Reclaim.Enabled {
 		status.Reclaim = nil
 		meta.RemoveStatusCondition(&status.Conditions, ConditionReclaim)
@@ -554,6 +559,7 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 	default:
 		r.markYield(ctx, sr, d) // the pods to go, before the count goes down
 		if err := r.scale(ctx, sr, d.Desired); err != nil {
+			r.evictPressured(ctx, sr, sr.pressureEvictions(true))
 			// The Event is scale's; the status keeps the decision and says
 			// why it is not applied.
 			sr.problem, sr.message, sr.quiet = ReasonScaleFailed, fmt.Sprintf("scaling from %d to %d failed: %v", current, d.Desired, err), true
@@ -568,6 +574,9 @@ func (r *Reconciler) report(ctx context.Context, sr *scalerRound, d *control.Dec
 		}
 		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, reason, "Scale", "scaled from %d to %d (limited by %s): %s", current, d.Desired, d.Limit, d.Reason)
 		status.CurrentReplicas, status.LastScaleTime = d.Desired, &metav1.Time{Time: sr.scaledAt}
+	}
+	if mode == ReasonActive {
+		r.evictPressured(ctx, sr, sr.pressureEvictions(false)) // after the count: the pods it cannot remove
 	}
 	setCondition(status, ConditionReady, true, mode, fmt.Sprintf("%s: %s", mode, d.Reason), s.Generation)
 	r.writeStatus(ctx, sr, status)

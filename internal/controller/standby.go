@@ -33,7 +33,7 @@ func PublishedFromStatus(items []v1alpha1.OpportunisticScaler) map[string]Publis
 			Current: s.Status.CurrentReplicas, Desired: s.Status.DesiredReplicas,
 			Min: lowest, Max: s.Spec.MaxReplicas,
 			Limit: s.Status.LimitedBy, Reason: s.Status.Reason,
-			Slots: slotFits(s.Status.Slots),
+			Slots: slotFits(s.Status.Slots), Reclaim: s.Status.Reclaim.DeepCopy(),
 		}
 	}
 	return out

@@ -194,6 +194,28 @@ type Node struct {
 	CPU    NodeResource `json:"cpu"`
 	Memory NodeResource `json:"memory"`
 	Pods   int          `json:"pods"`
+	// Reclaim is the node's reclaimable CPU as the reclaimer last computed
+	// it; absent when no reclaiming scaler's pool holds the node.
+	Reclaim *NodeReclaim `json:"reclaim,omitempty"`
+}
+
+// NodeReclaim is a node's reclaimable room: the idle part of paid requests
+// that reclaiming pods may use, and what is published for them.
+type NodeReclaim struct {
+	// Workload is the reclaiming scaler whose round computed it.
+	Workload string `json:"workload"`
+	// ReclaimableCores is theta × allocatable − system − reservations of
+	// paid pods − margin, at least 0 (0 while usage is stale).
+	ReclaimableCores float64 `json:"reclaimableCores"`
+	// PublishedCores is the node's opportunist.io/reclaimable-cpu: the
+	// larger of the reclaimable room and what requests leave free.
+	PublishedCores float64 `json:"publishedCores"`
+	// Formula is the arithmetic behind both, with its numbers.
+	Formula string `json:"formula"`
+	// UsageFresh is false while usage from metrics.k8s.io is stale or
+	// missing; Message then says why.
+	UsageFresh bool   `json:"usageFresh"`
+	Message    string `json:"message,omitempty"`
 }
 
 // NodeResource is one resource of a node, in Unit (cores or GiB).

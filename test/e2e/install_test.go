@@ -315,8 +315,9 @@ func TestInstall(t *testing.T) {
 
 // checkReclaimGrants: reclaim.enabled grants exactly patch on nodes/status
 // (used: a merge patch of the extended resource, done here with the
-// account's token) and list on metrics.k8s.io pods and nodes, nothing more
-// of either; and a rendering without it grants neither.
+// account's token), create on pods/eviction (not delete on pods) and list
+// on metrics.k8s.io pods and nodes, nothing more of any; and a rendering
+// without it grants none of them.
 func checkReclaimGrants(t *testing.T, sa kubernetes.Interface) {
 	t.Helper()
 	ctx := context.Background()
@@ -335,6 +336,9 @@ func checkReclaimGrants(t *testing.T, sa kubernetes.Interface) {
 		{"", "nodes", "status", "patch", true},
 		{"metrics.k8s.io", "pods", "", "list", true},
 		{"metrics.k8s.io", "nodes", "", "list", true},
+		{"", "pods", "eviction", "create", true},
+		{"", "pods", "", "delete", false},
+		{"", "pods", "eviction", "get", false},
 		{"", "nodes", "status", "update", false},
 		{"", "nodes", "", "delete", false},
 		{"metrics.k8s.io", "pods", "", "get", false},
@@ -352,7 +356,7 @@ func checkReclaimGrants(t *testing.T, sa kubernetes.Interface) {
 	}
 	for _, m := range find(helmTemplate(t), "ClusterRole") {
 		text, _ := json.Marshal(m.obj.Object["rules"])
-		if strings.Contains(string(text), "nodes/status") || strings.Contains(string(text), "metrics.k8s.io") {
+		if strings.Contains(string(text), "nodes/status") || strings.Contains(string(text), "pods/eviction") || strings.Contains(string(text), "metrics.k8s.io") {
 			t.Errorf("the default rendering's %s grants reclaim's permissions: %s", m, text)
 		}
 	}

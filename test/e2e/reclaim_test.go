@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
+	"github.com/opportunist/opportunist/internal/dashboard"
 )
 
 const reclaimCPU = "opportunist.io/reclaimable-cpu"
@@ -29,6 +32,23 @@ func publishedRoom(ctx context.Context, node string) (int64, error) {
 		return -1, nil
 	}
 	return q.Value(), nil
+}
+
+// getJSON decodes the body of a GET of url into v.
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // workerPodsOn counts the bound, not terminating pods of app in ns per node.
@@ -53,9 +73,12 @@ func workerPodsOn(ctx context.Context, ns, app string) (map[string]int, error) {
 // native cpu request) grows onto the idle requests, 4 pods a node (0.65 ×
 // 16 − 2 × (2 + 10 % of 8) reserved − 0.5 margin = 4.3 cores). Paid usage
 // on one node rises to 15 cores: the published room there falls to 0 and
-// the worker's pods on that node go, the other node's stay. metrics-server
-// stops: after --reclaim-stale-after nothing is reclaimed, every node
-// publishes what requests leave (0) and the worker is back at 0.
+// the worker's pods on that node go, the other node's stay. With
+// minReplicas raised above what is left, paid usage on the other node rises
+// too: the count cannot go lower, so its pods are evicted (then it falls
+// back and they return). metrics-server stops: after --reclaim-stale-after
+// nothing is reclaimed, every node publishes what requests leave (0) and
+// the worker is back at 0.
 func TestReclaimFromIdleRequests(t *testing.T) {
 	requireEmptyCluster(t)
 	c := installCRD(t)
@@ -151,6 +174,25 @@ func TestReclaimFromIdleRequests(t *testing.T) {
 	if v := got[`opportunist_reclaimable{node="reclaim-a",resource="cpu"}`]; v < 4 || v > 4.6 {
 		t.Errorf("opportunist_reclaimable{node=reclaim-a,resource=cpu} = %v, want about 4.3 cores", v)
 	}
+	// The live dashboard shows the same room under each node (it samples
+	// the controller's last round every second).
+	waitFor(t, 10*time.Second, "the dashboard to show reclaim-a's reclaimable room", func(ctx context.Context) (bool, error) {
+		var st dashboard.State
+		if err := getJSON(ctx, o.URL+"/dashboard/api/v1/state", &st); err != nil {
+			return false, err
+		}
+		for _, n := range st.Views[0].Nodes {
+			if n.Name != nodes[0] {
+				continue
+			}
+			if r := n.Reclaim; r == nil || r.ReclaimableCores < 4 || r.ReclaimableCores > 4.6 || !strings.Contains(r.Formula, "reclaimable") {
+				return false, fmt.Errorf("reclaim-a's reclaim on the dashboard: %+v, want about 4.3 cores with the formula", r)
+			}
+			t.Logf("dashboard: reclaim-a reclaimable %.3f cores, published %.3f, tooltip %q", n.Reclaim.ReclaimableCores, n.Reclaim.PublishedCores, n.Reclaim.Formula)
+			return true, nil
+		}
+		return false, fmt.Errorf("no node %s on the dashboard", nodes[0])
+	})
 
 	// Phase 2: paid usage on reclaim-a rises to 15 cores: the worker's pods
 	// there go, within metrics-server's interval (the rate is over its last
@@ -183,6 +225,77 @@ func TestReclaimFromIdleRequests(t *testing.T) {
 		t.Errorf("the worker took %s to leave reclaim-a, want within two metrics-server scrapes plus a read and a round (45 s)", shrunk)
 	}
 	waitForReplicas(t, 30*time.Second, wns, "worker", 4, 0)
+
+	// Phase 2b: the count cannot go lower (minReplicas 6, above the 4 left):
+	// paid usage on reclaim-b rises too, and its worker pods are evicted
+	// through the Eviction API instead; the ReplicaSet recreates them, and
+	// they stay pending, since no node publishes room for them.
+	if err := c.Get(ctx, crclient.ObjectKey{Namespace: wns, Name: "worker"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	patch = crclient.MergeFrom(s.DeepCopy())
+	s.Spec.MinReplicas = int32p(6)
+	if err := c.Patch(ctx, &s, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitForReplicas(t, 30*time.Second, wns, "worker", 6, 0)
+	start = time.Now()
+	setUsage(nodes[1], "7500m")
+	waitFor(t, 60*time.Second, "the worker's pods on reclaim-b to be evicted", func(ctx context.Context) (bool, error) {
+		on, err := workerPodsOn(ctx, wns, "worker")
+		if err != nil {
+			return false, err
+		}
+		if on[nodes[1]] != 0 {
+			return false, fmt.Errorf("%v", on)
+		}
+		return true, nil
+	})
+	t.Logf("phase 2b: paid usage on reclaim-b 4 -> 15 cores at minReplicas 6: its 4 worker pods evicted %s later", time.Since(start).Round(time.Millisecond))
+	waitFor(t, 30*time.Second, "a ReclaimEvicted Event on the scaler", func(ctx context.Context) (bool, error) {
+		evs, err := client.CoreV1().Events(wns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		n := 0
+		for _, e := range evs.Items {
+			if e.Reason == "ReclaimEvicted" && e.InvolvedObject.Name == "worker" {
+				n++
+			}
+		}
+		if n == 0 {
+			return false, fmt.Errorf("none among %d Events", len(evs.Items))
+		}
+		return true, nil
+	})
+	if err := c.Get(ctx, crclient.ObjectKey{Namespace: wns, Name: "worker"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Status.DesiredReplicas < 6 {
+		t.Errorf("desired %d, want at least minReplicas 6: eviction, not the count, moved the pods", s.Status.DesiredReplicas)
+	}
+	// Back to where phase 2 ended, so that phase 3 sees a node publishing
+	// room fall to 0: minReplicas 0, reclaim-b's paid usage down again (its
+	// reservations decay after --reclaim-settle) and 4 worker pods there.
+	if err := c.Get(ctx, crclient.ObjectKey{Namespace: wns, Name: "worker"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	patch = crclient.MergeFrom(s.DeepCopy())
+	s.Spec.MinReplicas = int32p(0)
+	if err := c.Patch(ctx, &s, patch); err != nil {
+		t.Fatal(err)
+	}
+	setUsage(nodes[1], "2")
+	waitFor(t, 120*time.Second, "4 worker pods bound on reclaim-b again", func(ctx context.Context) (bool, error) {
+		on, err := workerPodsOn(ctx, wns, "worker")
+		if err != nil {
+			return false, err
+		}
+		if on[nodes[0]] != 0 || on[nodes[1]] != 4 {
+			return false, fmt.Errorf("%v", on)
+		}
+		return true, nil
+	})
 
 	// Phase 3: metrics-server stops: after --reclaim-stale-after (30 s)
 	// nothing is reclaimed; both nodes publish what requests leave, 0.

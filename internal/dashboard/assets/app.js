@@ -455,8 +455,16 @@ function drawNodes(el, v) {
     const pct = (x) => `${Math.max(0, (x / a) * 100).toFixed(1)}%`;
     return `<div class="node" title="${esc(n.name)}: ${num(c.paid)} paid, ${num(c.opportunistic)} opportunistic, ${num(c.free)} free of ${num(c.allocatable)} ${unit}; ${n.pods ? n.pods + " pods; " : ""}${esc(n.state)}">` +
       `<span class="name">${esc(n.name)}</span><span class="bar"><span class="paid" style="width:${pct(c.paid)}"></span><span class="opportunistic" style="width:${pct(c.opportunistic)}"></span></span>` +
-      `<span class="num">${num(c.free)} ${c.free === 1 && unit === "cores" ? "core" : unit} free</span></div>`;
+      `<span class="num">${num(c.free)} ${c.free === 1 && unit === "cores" ? "core" : unit} free</span>` + reclaimLine(n.reclaim) + `</div>`;
   }).join("");
+}
+
+// reclaimLine is a node's reclaimable CPU (issue 15) under its bar, the
+// formula with its numbers as the tooltip; "" when nothing reclaims there.
+function reclaimLine(r) {
+  if (!r) return "";
+  const why = r.usageFresh ? r.formula : `usage stale: ${r.message || "no fresh metrics"}`;
+  return `<span class="reclaim muted" title="${esc(r.workload)}: ${esc(why)}">reclaimable <b>${num(r.reclaimableCores)}</b> cores, published ${num(r.publishedCores)}${r.usageFresh ? "" : " (usage stale)"}</span>`;
 }
 
 function drawDecisions(el, v) {
