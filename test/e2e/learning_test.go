@@ -20,6 +20,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 	"github.com/opportunist/opportunist/internal/forecast"
@@ -396,6 +398,24 @@ func honourGrace(t *testing.T, ns string) {
 	})
 }
 
+// deleteScalerAndWait deletes a scaler and waits until the API server no
+// longer has it.
+func deleteScalerAndWait(t *testing.T, c crclient.Client, s *v1alpha1.OpportunisticScaler) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Delete(ctx, s); err != nil && !apierrors.IsNotFound(err) {
+		t.Errorf("deleting OpportunisticScaler %s/%s: %v", s.Namespace, s.Name, err)
+		return
+	}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		err := c.Get(ctx, crclient.ObjectKeyFromObject(s), &v1alpha1.OpportunisticScaler{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Errorf("OpportunisticScaler %s/%s still present 30s after deletion", s.Namespace, s.Name)
+	}
+}
+
 // forecastOf reads a replica's forecast for the scaler from its /metrics:
 // the cpu peak (cores) and the forecaster in use ("" while reactive).
 func forecastOf(ctx context.Context, o *Opportunist, key string) (float64, string, error) {
@@ -450,6 +470,10 @@ func TestLearnedPreYield(t *testing.T) {
 	s := scalerFor(ns, "worker", "worker", 0, 100, map[corev1.ResourceName]v1alpha1.HeadroomValue{"cpu": "2"})
 	s.Spec.Prediction = &v1alpha1.Prediction{Mode: v1alpha1.PredictionAuto}
 	createScaler(t, c, s)
+	// The namespace is not waited for (above), so its scaler must go by
+	// itself: left in a terminating namespace, it was scaled by the next
+	// test's opportunist and took 100 cores of that test's budget.
+	t.Cleanup(func() { deleteScalerAndWait(t, c, s) })
 	key := ns + "/worker"
 
 	// The shape on the history clock, which reads origin at origin: 4 cores
