@@ -316,7 +316,7 @@ func printReclaimNodes(w io.Writer, scalers []scalerStatus) error {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\tusage stale: %s\n", sc.Name, r.Message)
 		}
 		for _, n := range r.Nodes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", sc.Name, n.Node, quantity(corev1.ResourceCPU, n.Reclaimable), quantity(corev1.ResourceCPU, n.Published), n.Formula)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", sc.Name, n.Node, coresExact(n.Reclaimable), coresExact(n.Published), n.Formula)
 		}
 		if r.MoreNodes > 0 {
 			fmt.Fprintf(tw, "%s\tand %d more nodes\t\t\t\n", sc.Name, r.MoreNodes)
@@ -365,6 +365,10 @@ func demand(rs capacity.Resources) string {
 
 // quantity renders a canonical amount as Kubernetes does: "36500m" or "184"
 // cores, "480Gi" of memory, plain counts for the rest.
+// coresExact prints milli-cores as a bare number of cores, as the reclaim
+// formula does ("11.897").
+func coresExact(milli int64) string { return strconv.FormatFloat(float64(milli)/1000, 'f', -1, 64) }
+
 func quantity(name corev1.ResourceName, v int64) string {
 	switch {
 	case name == corev1.ResourceCPU:

@@ -155,11 +155,17 @@ func computeRooms(now time.Time, rooms []capacity.NodeRoom, paid, opportunistic 
 			in.Reserved.Add(reclaim.Reserve(p.Requests, samples, now, reservation))
 			in.Requested.Add(p.Requests)
 			in.PaidPods++
-			addLast(podUsage, samples)
+			addLast(podUsage, samples, p.Requests)
 		}
 		for _, p := range opportunistic[r.Name] {
-			addLast(podUsage, usage.Pods[p.Key])
-			if p.Requests[reclaim.ExtendedResourceCPU] > 0 || p.Requests[reclaim.ExtendedResourceMemory] > 0 {
+			reclaiming := p.Requests[reclaim.ExtendedResourceCPU] > 0 || p.Requests[reclaim.ExtendedResourceMemory] > 0
+			held := p.Requests
+			if reclaiming {
+				held = capacity.Resources{corev1.ResourceCPU: p.Requests[reclaim.ExtendedResourceCPU],
+					corev1.ResourceMemory: max(p.Requests[reclaim.ExtendedResourceMemory], p.Requests[corev1.ResourceMemory])}
+			}
+			addLast(podUsage, usage.Pods[p.Key], held)
+			if reclaiming {
 				continue // reclaiming: what is published is for them
 			}
 			// A requests-based opportunistic pod holds its request: it is
@@ -178,9 +184,20 @@ func computeRooms(now time.Time, rooms []capacity.NodeRoom, paid, opportunistic 
 	return out
 }
 
-// addLast adds a pod's newest sample to sum.
-func addLast(sum capacity.Resources, samples []reclaim.Usage) {
+// addLast adds a pod's newest sample to sum; a pod without one yet (its
+// first metrics-server scrapes are still to come, while the node's usage
+// already counts it) adds what it holds, so that its usage is not taken for
+// the system's: a new paid pod is already reserved at its request, and
+// counting its usage again as system shrank the room twice until its own
+// samples arrived (then the room grew back: a yield and a regrowth for
+// nothing). Where the node also has system usage, this takes up to the part
+// of the pod's request it does not use yet for its own, so the room can come
+// out larger than with the true split by at most that, for the one or two
+// scrapes until its samples arrive: theta's buffer is there for such gaps.
+func addLast(sum capacity.Resources, samples []reclaim.Usage, held capacity.Resources) {
 	if len(samples) == 0 {
+		sum[corev1.ResourceCPU] += held[corev1.ResourceCPU]
+		sum[corev1.ResourceMemory] += held[corev1.ResourceMemory]
 		return
 	}
 	last := samples[len(samples)-1]

@@ -146,6 +146,31 @@ func TestComputeRooms(t *testing.T) {
 	if got := n1.Publish[corev1.ResourceCPU]; got != 8450 {
 		t.Errorf("publish %d, want 8450", got)
 	}
+	// A new paid pod without samples yet, while the node's usage already
+	// counts its 1.5 cores: they are its own (it is reserved at its 4-core
+	// request), not the system's, which stays 0.3.
+	rooms[0].Allocatable[corev1.ResourceCPU] = 20500
+	paid["n1"] = append(paid["n1"], capacity.BoundPod{Key: "p/new", Requests: capacity.Resources{corev1.ResourceCPU: 4000}})
+	usage.Nodes["n1"] = reclaim.Usage{At: now, CPUMilli: 6800}
+	rr = computeRooms(now, rooms, paid, opp, usage, res, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
+	if got := rr.rooms["n1"].System[corev1.ResourceCPU]; got != 0 {
+		t.Errorf("with a new paid pod: system %d, want 0 (its 1.5 cores in use are its own, within its request)", got)
+	}
+	if got := rr.rooms["n1"].Reserved[corev1.ResourceCPU]; got != 9600 {
+		t.Errorf("with a new paid pod: reserved %d, want 9600 (5.6 + its request)", got)
+	}
+	// A new reclaiming pod likewise: its usage is its own up to the room it
+	// requests, not the system's.
+	paid["n1"] = paid["n1"][:2]
+	opp["n1"] = append(opp["n1"], reclaimingPod("ns/w2", "ns/w", 1000))
+	usage.Nodes["n1"] = reclaim.Usage{At: now, CPUMilli: 6300}
+	rr = computeRooms(now, rooms, paid, opp, usage, res, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
+	if got := rr.rooms["n1"].System[corev1.ResourceCPU]; got != 300 {
+		t.Errorf("with a new reclaiming pod: system %d, want 300", got)
+	}
+	rooms[0].Allocatable[corev1.ResourceCPU] = 16500
+	opp["n1"] = opp["n1"][:1]
+
 	// Stale usage: requests alone.
 	usage.Stale = errors.New("stale")
 	rr = computeRooms(now, rooms, paid, opp, usage, res, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
