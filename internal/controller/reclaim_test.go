@@ -123,7 +123,7 @@ func TestComputeRooms(t *testing.T) {
 	cfg.Theta = 0.9
 	scaler := control.Scaler{Key: "ns/w", PoolSelector: labels.SelectorFromSet(labels.Set{"pool": "a"})}
 	res := reclaim.ReservationConfig{Settle: time.Minute, Quantile: 0.95, MarginPercent: 10, Window: 30 * time.Minute}
-	rr := computeRooms(now, rooms, paid, opp, usage, res, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
+	rr := computeRooms(now, rooms, paid, opp, usage, res, nil, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
 	if !reflect.DeepEqual(rr.pools["ns/w"], []string{"n1"}) {
 		t.Fatalf("pool %v, want [n1]", rr.pools["ns/w"])
 	}
@@ -148,7 +148,7 @@ func TestComputeRooms(t *testing.T) {
 	}
 	// Stale usage: requests alone.
 	usage.Stale = errors.New("stale")
-	rr = computeRooms(now, rooms, paid, opp, usage, res, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
+	rr = computeRooms(now, rooms, paid, opp, usage, res, nil, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
 	if got := rr.rooms["n1"].Publish[corev1.ResourceCPU]; got != 500 {
 		t.Errorf("stale: publish %d, want 500 (what requests leave)", got)
 	}
