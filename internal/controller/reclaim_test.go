@@ -146,6 +146,21 @@ func TestComputeRooms(t *testing.T) {
 	if got := n1.Publish[corev1.ResourceCPU]; got != 8450 {
 		t.Errorf("publish %d, want 8450", got)
 	}
+	// The hold: a room that was lower within the window is published at
+	// its lowest, but never below what the reclaiming pod there claims (1
+	// core) nor the free 0.5; the pressure yield compares with the same
+	// published value, so a room below the claim is published as it is.
+	held := &reclaim.RoomHistory{Hold: 5 * time.Minute}
+	held.Record("n1", now.Add(-time.Minute), capacity.Resources{corev1.ResourceCPU: 3000})
+	rr = computeRooms(now, rooms, paid, opp, usage, res, held, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
+	if got := rr.rooms["n1"]; got.Publish[corev1.ResourceCPU] != 3000 || got.Room[corev1.ResourceCPU] != 8450 {
+		t.Errorf("held: publish %d of room %d, want 3000 of 8450: %s", got.Publish[corev1.ResourceCPU], got.Room[corev1.ResourceCPU], got.Formula)
+	}
+	held.Record("n1", now.Add(-30*time.Second), capacity.Resources{corev1.ResourceCPU: 200})
+	rr = computeRooms(now, rooms, paid, opp, usage, res, held, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
+	if got := rr.rooms["n1"].Publish[corev1.ResourceCPU]; got != 1000 {
+		t.Errorf("held below the claim: publish %d, want 1000 (what the reclaiming pod there claims)", got)
+	}
 	// Stale usage: requests alone.
 	usage.Stale = errors.New("stale")
 	rr = computeRooms(now, rooms, paid, opp, usage, res, nil, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
