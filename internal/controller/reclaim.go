@@ -390,6 +390,7 @@ func (r *Reconciler) reclaimRooms(ctx context.Context, now time.Time, rounds []*
 	for node, room := range rr.rooms {
 		rc.Rooms.Record(node, now, room.Room)
 	}
+	rc.Rooms.Prune(now)
 	rr.opportunistic, rr.scalers = opportunistic, scalers
 	r.publish(ctx, cluster.Rooms, rr.rooms)
 	r.unpublish(ctx, cluster.Rooms, rr.rooms)

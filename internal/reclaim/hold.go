@@ -53,9 +53,9 @@ func (h *RoomHistory) Lowest(node string, now time.Time) capacity.Resources {
 }
 
 // Record adds a node's room at now and forgets what the window no longer
-// covers, for this node and for nodes not seen within it. A sample no lower
-// than the new one in any resource can no longer be the lowest (it leaves
-// the window first), so it goes too: a node keeps a short ascending list.
+// covers for it. A sample no lower than the new one in any resource can no
+// longer be the lowest (it leaves the window first), so it goes too: a node
+// keeps a short ascending list.
 func (h *RoomHistory) Record(node string, now time.Time, room capacity.Resources) {
 	if h == nil || h.Hold <= 0 {
 		return
@@ -64,20 +64,28 @@ func (h *RoomHistory) Record(node string, now time.Time, room capacity.Resources
 		h.nodes = map[string][]roomSample{}
 	}
 	list := h.nodes[node]
+	k := 0
+	for k < len(list) && now.Sub(list[k].at) >= h.Hold {
+		k++
+	}
+	list = list[k:]
 	for len(list) > 0 && noLower(list[len(list)-1].room, room) {
 		list = list[:len(list)-1]
 	}
 	h.nodes[node] = append(list, roomSample{at: now, room: room.Clone()})
+}
+
+// Prune forgets the nodes with nothing left in the window at now (nodes
+// gone from the cluster or from every reclaiming pool): once a round, after
+// its Records.
+func (h *RoomHistory) Prune(now time.Time) {
+	if h == nil {
+		return
+	}
 	for n, list := range h.nodes {
-		k := 0
-		for k < len(list) && now.Sub(list[k].at) >= h.Hold {
-			k++
-		}
-		if k == len(list) {
+		if len(list) == 0 || now.Sub(list[len(list)-1].at) >= h.Hold {
 			delete(h.nodes, n)
-			continue
 		}
-		h.nodes[n] = list[k:]
 	}
 }
 

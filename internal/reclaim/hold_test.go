@@ -37,6 +37,7 @@ func TestRoomHistoryLowest(t *testing.T) {
 		}
 	}
 	h.Record("n1", t0.Add(8*time.Minute), cpu(9500))
+	h.Prune(t0.Add(8 * time.Minute))
 	if _, kept := h.nodes["n2"]; kept {
 		t.Error("n2, not seen for longer than the window, is still kept")
 	}

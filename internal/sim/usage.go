@@ -231,6 +231,7 @@ func (w *world) publish() {
 			w.scale(rs, rs.replicas-n)
 		}
 	}
+	r.rooms.Prune(at)
 	r.samples, r.published = samples, published
 }
 
