@@ -160,7 +160,7 @@ func (o *runOptions) reclaimer(cfg *rest.Config, kube kubernetes.Interface, c *c
 	res.Settle, res.Window = o.Reclaim.Settle, o.Reclaim.Window
 	return &controller.Reclaimer{
 		Usage: usage, Paid: c, Nodes: controller.NodeStatusPatcher{Kube: kube},
-		Reservation: res, Metrics: controller.NewReclaimMetrics(reg), Log: log,
+		Reservation: res, Rooms: reclaim.RoomHistory{Hold: o.Reclaim.Hold}, Metrics: controller.NewReclaimMetrics(reg), Log: log,
 		Evict: controller.PodEvicter{Kube: kube},
 	}, usage, nil
 }

@@ -92,6 +92,7 @@ type reclaimOptions struct {
 	StaleAfter    time.Duration
 	Settle        time.Duration
 	Window        time.Duration
+	Hold          time.Duration
 }
 
 func defaultRunOptions() *runOptions {
@@ -120,6 +121,7 @@ func defaultRunOptions() *runOptions {
 			StaleAfter:    reclaim.DefaultMaxAge,
 			Settle:        reclaim.DefaultReservation.Settle,
 			Window:        reclaim.DefaultReservation.Window,
+			Hold:          reclaim.DefaultHold,
 		},
 		HistorySaveInterval: 5 * time.Minute,
 		HistoryTimeScale:    1,
@@ -159,6 +161,7 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Reclaim.StaleAfter, "reclaim-stale-after", o.Reclaim.StaleAfter, "usage older than this (or none read yet) reclaims nothing: each node's room falls to what requests allow")
 	fs.DurationVar(&o.Reclaim.Settle, "reclaim-settle", o.Reclaim.Settle, "how long a paid pod's reservation stays at its request before it decays (over as long again) towards its recent usage")
 	fs.DurationVar(&o.Reclaim.Window, "reclaim-window", o.Reclaim.Window, "how much of each paid pod's usage history its reservation's quantile covers")
+	fs.DurationVar(&o.Reclaim.Hold, "reclaim-hold", o.Reclaim.Hold, "how long a node's reclaimable room must have lasted before reclaiming pods grow onto it (each node publishes the lowest of this window, never below what its reclaiming pods hold while they fit; 0: no hold); a fall below what they hold is yielded at once")
 	o.addHistoryFlags(fs)
 	fs.StringVar(&o.MetricsService, "metrics-service", o.MetricsService, "Service name on which the cluster-wide metrics are served as Object metrics (the write-up's HPA names cluster-metrics)")
 }
@@ -217,6 +220,9 @@ func (o *runOptions) Validate() []error {
 	}
 	if o.Reclaim.Settle < 0 {
 		errs = append(errs, fmt.Errorf("--reclaim-settle must not be negative, got %s", o.Reclaim.Settle))
+	}
+	if o.Reclaim.Hold < 0 {
+		errs = append(errs, fmt.Errorf("--reclaim-hold must not be negative, got %s", o.Reclaim.Hold))
 	}
 	if err := (controller.StalePolicy{Behaviour: controller.StaleBehaviour(o.OnStale)}).Valid(); err != nil {
 		errs = append(errs, fmt.Errorf("--%s", err))

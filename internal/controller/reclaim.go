@@ -63,8 +63,12 @@ type Reclaimer struct {
 	Paid        PaidPods
 	Nodes       NodeStatus
 	Reservation reclaim.ReservationConfig
-	Metrics     *ReclaimMetrics
-	Log         *slog.Logger
+	// Rooms keeps each node's room over the hold window (Rooms.Hold,
+	// reclaim.DefaultHold): reclaiming pods grow onto room once it has
+	// lasted. A zero value holds nothing.
+	Rooms   reclaim.RoomHistory
+	Metrics *ReclaimMetrics
+	Log     *slog.Logger
 	// Evict moves pods off a node under pressure when the count cannot go
 	// lower; nil: only the count is lowered.
 	Evict Evictor
@@ -119,11 +123,12 @@ func poolNodes(rooms []capacity.NodeRoom, s *control.Scaler) []string {
 }
 
 // computeRooms is the pure part of a round: each pool node's room from the
-// cluster's rooms, the pods bound to it and the usage snapshot. A node in
+// cluster's rooms, the pods bound to it, the usage snapshot and the rooms
+// of the hold window (read only; nil: no hold). A node in
 // several reclaiming pools takes the most careful settings (lowest theta,
 // largest margin) of their scalers, in key order.
 func computeRooms(now time.Time, rooms []capacity.NodeRoom, paid, opportunistic map[string][]capacity.BoundPod,
-	usage UsageSnapshot, reservation reclaim.ReservationConfig, scalers []reclaimInput) reclaimRound {
+	usage UsageSnapshot, reservation reclaim.ReservationConfig, held *reclaim.RoomHistory, scalers []reclaimInput) reclaimRound {
 	out := reclaimRound{rooms: map[string]reclaim.NodeRoom{}, pools: map[string][]string{}, stale: usage.Stale}
 	configs := map[string]reclaim.RoomConfig{}
 	for _, s := range scalers {
@@ -145,7 +150,8 @@ func computeRooms(now time.Time, rooms []capacity.NodeRoom, paid, opportunistic 
 			continue
 		}
 		in := reclaim.NodeInput{Node: r.Name, Allocatable: capacity.Resources{}, System: capacity.Resources{},
-			Reserved: capacity.Resources{}, Requested: capacity.Resources{}}
+			Reserved: capacity.Resources{}, Requested: capacity.Resources{}, Claimed: capacity.Resources{},
+			Held: held.Lowest(r.Name, now)}
 		for name, v := range r.Allocatable {
 			in.Allocatable[name] = v
 		}
@@ -166,7 +172,11 @@ func computeRooms(now time.Time, rooms []capacity.NodeRoom, paid, opportunistic 
 			}
 			addLast(podUsage, usage.Pods[p.Key], held)
 			if reclaiming {
-				continue // reclaiming: what is published is for them
+				if !p.Terminating { // reclaiming: what is published is for them
+					in.Claimed[corev1.ResourceCPU] += p.Requests[reclaim.ExtendedResourceCPU]
+					in.Claimed[corev1.ResourceMemory] += p.Requests[reclaim.ExtendedResourceMemory]
+				}
+				continue
 			}
 			// A requests-based opportunistic pod holds its request: it is
 			// reserved at it, as it is requested.
@@ -393,7 +403,11 @@ func (r *Reconciler) reclaimRooms(ctx context.Context, now time.Time, rounds []*
 		return nil // nothing read yet: leave the nodes as they are
 	}
 	opportunistic := r.Capacity.Opportunistic()
-	rr := computeRooms(now, cluster.Rooms, rc.Paid.Paid(), opportunistic, usage, rc.Reservation, scalers)
+	rr := computeRooms(now, cluster.Rooms, rc.Paid.Paid(), opportunistic, usage, rc.Reservation, &rc.Rooms, scalers)
+	for node, room := range rr.rooms {
+		rc.Rooms.Record(node, now, room.Room)
+	}
+	rc.Rooms.Prune(now)
 	rr.opportunistic, rr.scalers = opportunistic, scalers
 	r.publish(ctx, cluster.Rooms, rr.rooms)
 	r.unpublish(ctx, cluster.Rooms, rr.rooms)

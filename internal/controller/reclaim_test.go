@@ -123,7 +123,7 @@ func TestComputeRooms(t *testing.T) {
 	cfg.Theta = 0.9
 	scaler := control.Scaler{Key: "ns/w", PoolSelector: labels.SelectorFromSet(labels.Set{"pool": "a"})}
 	res := reclaim.ReservationConfig{Settle: time.Minute, Quantile: 0.95, MarginPercent: 10, Window: 30 * time.Minute}
-	rr := computeRooms(now, rooms, paid, opp, usage, res, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
+	rr := computeRooms(now, rooms, paid, opp, usage, res, nil, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
 	if !reflect.DeepEqual(rr.pools["ns/w"], []string{"n1"}) {
 		t.Fatalf("pool %v, want [n1]", rr.pools["ns/w"])
 	}
@@ -152,7 +152,7 @@ func TestComputeRooms(t *testing.T) {
 	rooms[0].Allocatable[corev1.ResourceCPU] = 20500
 	paid["n1"] = append(paid["n1"], capacity.BoundPod{Key: "p/new", Requests: capacity.Resources{corev1.ResourceCPU: 4000}})
 	usage.Nodes["n1"] = reclaim.Usage{At: now, CPUMilli: 6800}
-	rr = computeRooms(now, rooms, paid, opp, usage, res, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
+	rr = computeRooms(now, rooms, paid, opp, usage, res, nil, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
 	if got := rr.rooms["n1"].System[corev1.ResourceCPU]; got != 0 {
 		t.Errorf("with a new paid pod: system %d, want 0 (its 1.5 cores in use are its own, within its request)", got)
 	}
@@ -164,16 +164,32 @@ func TestComputeRooms(t *testing.T) {
 	paid["n1"] = paid["n1"][:2]
 	opp["n1"] = append(opp["n1"], reclaimingPod("ns/w2", "ns/w", 1000))
 	usage.Nodes["n1"] = reclaim.Usage{At: now, CPUMilli: 6300}
-	rr = computeRooms(now, rooms, paid, opp, usage, res, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
+	rr = computeRooms(now, rooms, paid, opp, usage, res, nil, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
 	if got := rr.rooms["n1"].System[corev1.ResourceCPU]; got != 300 {
 		t.Errorf("with a new reclaiming pod: system %d, want 300", got)
 	}
 	rooms[0].Allocatable[corev1.ResourceCPU] = 16500
 	opp["n1"] = opp["n1"][:1]
+	usage.Nodes["n1"] = reclaim.Usage{At: now, CPUMilli: 5300}
 
+	// The hold: a room that was lower within the window is published at
+	// its lowest, but never below what the reclaiming pod there claims (1
+	// core) nor the free 0.5; the pressure yield compares with the same
+	// published value, so a room below the claim is published as it is.
+	held := &reclaim.RoomHistory{Hold: 5 * time.Minute}
+	held.Record("n1", now.Add(-time.Minute), capacity.Resources{corev1.ResourceCPU: 3000})
+	rr = computeRooms(now, rooms, paid, opp, usage, res, held, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
+	if got := rr.rooms["n1"]; got.Publish[corev1.ResourceCPU] != 3000 || got.Room[corev1.ResourceCPU] != 8450 {
+		t.Errorf("held: publish %d of room %d, want 3000 of 8450: %s", got.Publish[corev1.ResourceCPU], got.Room[corev1.ResourceCPU], got.Formula)
+	}
+	held.Record("n1", now.Add(-30*time.Second), capacity.Resources{corev1.ResourceCPU: 200})
+	rr = computeRooms(now, rooms, paid, opp, usage, res, held, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
+	if got := rr.rooms["n1"].Publish[corev1.ResourceCPU]; got != 1000 {
+		t.Errorf("held below the claim: publish %d, want 1000 (what the reclaiming pod there claims)", got)
+	}
 	// Stale usage: requests alone.
 	usage.Stale = errors.New("stale")
-	rr = computeRooms(now, rooms, paid, opp, usage, res, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
+	rr = computeRooms(now, rooms, paid, opp, usage, res, nil, []reclaimInput{{key: "ns/w", config: cfg, in: &scaler}})
 	if got := rr.rooms["n1"].Publish[corev1.ResourceCPU]; got != 500 {
 		t.Errorf("stale: publish %d, want 500 (what requests leave)", got)
 	}

@@ -30,6 +30,14 @@ type NodeInput struct {
 	// Fresh says the node's usage is recent (within RoomConfig.MaxAge, as
 	// the caller judged it): stale or missing usage reclaims nothing.
 	Fresh bool
+	// Held is the node's lowest room over the hold window
+	// (RoomHistory.Lowest), per resource; nil or a resource missing: no
+	// hold, the room now is published.
+	Held capacity.Resources
+	// Claimed is what the reclaiming pods bound to the node request of the
+	// extended resources, by native resource (cpu for
+	// opportunist.io/reclaimable-cpu). Terminating pods claim nothing.
+	Claimed capacity.Resources
 }
 
 // Margin is a node's safety margin for one resource: a quantity in
@@ -81,20 +89,29 @@ func DefaultRoomConfig() RoomConfig {
 //
 //	Reclaimable = max(0, Theta·Allocatable − System − Reserved − Margin)
 //	Free        = max(0, Allocatable − Requested)      (what requests allow)
-//	Publish     = max(Reclaimable, Free)                (0 when Fresh is false: Free)
+//	Room        = max(Reclaimable, Free)                (0 when Fresh is false: Free)
+//	Publish     = max(min(Room, Held), min(Claimed, Room), Free)
 //
-// Publish is the node's room for reclaiming pods, the value of its extended
-// resource (Extended(name)): a reclaiming pod may use the idle part of paid
-// requests (Reclaimable) or the unrequested room (Free), whichever is larger.
-// Free is safe whatever the paid usage (paid pods use at most their
-// requests), so stale usage shrinks reclaiming workloads back to it.
+// Room is the node's room for reclaiming pods: a reclaiming pod may use the
+// idle part of paid requests (Reclaimable) or the unrequested room (Free),
+// whichever is larger. Free is safe whatever the paid usage (paid pods use
+// at most their requests), so stale usage shrinks reclaiming workloads back
+// to it. Publish, the value of its extended resource (Extended(name)), is
+// the room damped on the growth side only: the lowest room of the hold
+// window (Held), so that reclaiming pods grow onto room once it has lasted,
+// but at least what they already claim while the room holds it, so a dip
+// they still fit in sends none away, and at least Free, which does not
+// move with usage. It never exceeds Room: when the room
+// falls below their claim, Publish falls with it and they yield at once.
 type NodeRoom struct {
 	Node                                               string
 	Allocatable, System, Reserved, Margin, Reclaimable capacity.Resources
-	Requested, Free, Publish                           capacity.Resources
-	Theta                                              float64
-	PaidPods                                           int
-	Fresh                                              bool
+	Requested, Free, Room, Publish                     capacity.Resources
+	// Held and Claimed are the NodeInput's (Held nil: no hold).
+	Held, Claimed capacity.Resources
+	Theta         float64
+	PaidPods      int
+	Fresh         bool
 	// Formula is the arithmetic with its numbers, one line per resource.
 	Formula string
 }
@@ -109,7 +126,8 @@ func Room(node NodeInput, cfg RoomConfig) NodeRoom {
 		Node: node.Node, Theta: cfg.Theta, PaidPods: node.PaidPods, Fresh: node.Fresh,
 		Allocatable: capacity.Resources{}, System: capacity.Resources{}, Reserved: capacity.Resources{},
 		Margin: capacity.Resources{}, Reclaimable: capacity.Resources{},
-		Requested: capacity.Resources{}, Free: capacity.Resources{}, Publish: capacity.Resources{},
+		Requested: capacity.Resources{}, Free: capacity.Resources{}, Room: capacity.Resources{}, Publish: capacity.Resources{},
+		Held: node.Held, Claimed: node.Claimed,
 	}
 	var lines []string
 	for _, name := range resources {
@@ -124,7 +142,10 @@ func Room(node NodeInput, cfg RoomConfig) NodeRoom {
 		free := max(alloc-requested, 0)
 		out.Allocatable[name], out.System[name], out.Reserved[name] = alloc, system, reserved
 		out.Margin[name], out.Reclaimable[name] = margin, reclaimable
-		out.Requested[name], out.Free[name], out.Publish[name] = requested, free, max(reclaimable, free)
+		room := max(reclaimable, free)
+		held, known := node.Held[name]
+		out.Requested[name], out.Free[name], out.Room[name] = requested, free, room
+		out.Publish[name] = hold(room, free, held, node.Claimed[name], known)
 		lines = append(lines, formula(name, &out, node.PaidPods))
 	}
 	out.Formula = strings.Join(lines, "; ")
@@ -141,6 +162,10 @@ func formula(name corev1.ResourceName, r *NodeRoom, paid int) string {
 		f(r.Reserved[name]), paid, f(r.Margin[name]), f(r.Reclaimable[name]))
 	if !r.Fresh {
 		head = fmt.Sprintf("%s: usage stale or missing, 0 reclaimable", name)
+	}
+	if r.Publish[name] != r.Room[name] {
+		return fmt.Sprintf("%s; requests leave %s free; room %s, lowest %s in the hold window, reclaiming pods claim %s; publish %s (%s %d)",
+			head, f(r.Free[name]), f(r.Room[name]), f(r.Held[name]), f(r.Claimed[name]), f(r.Publish[name]), ext, r.Publish[name])
 	}
 	return fmt.Sprintf("%s; requests leave %s free; publish %s (%s %d)",
 		head, f(r.Free[name]), f(r.Publish[name]), ext, r.Publish[name])

@@ -130,6 +130,8 @@ type reclaimWorld struct {
 	samples  map[*pod][]reclaim.Usage
 	// published is the last publication, by node name (control.Cluster.Reclaim).
 	published map[string]reclaim.NodeRoom
+	// rooms is each node's room over the hold window (reclaim.DefaultHold).
+	rooms reclaim.RoomHistory
 }
 
 // initReclaim starts the publisher when a scaler reclaims: the nodes
@@ -139,7 +141,7 @@ func (w *world) initReclaim(seed uint64) {
 	for i := range w.scalers {
 		if cfg := w.scalers[i].Reclaim; cfg != nil {
 			w.reclaim = &reclaimWorld{cfg: *cfg, reserve: reclaim.DefaultReservation, interval: w.sc.MetricsInterval, seed: seed,
-				samples: map[*pod][]reclaim.Usage{}}
+				samples: map[*pod][]reclaim.Usage{}, rooms: reclaim.RoomHistory{Hold: reclaim.DefaultHold}}
 			return
 		}
 	}
@@ -175,6 +177,7 @@ func (w *world) publish() {
 	at := epoch.Add(w.now)
 	samples := make(map[*pod][]reclaim.Usage, len(r.samples))
 	published := make(map[string]reclaim.NodeRoom, len(w.nodes))
+	yielded := map[*replicaSet]int32{}
 	for i, n := range w.nodes {
 		in := reclaim.NodeInput{Node: n.name, Allocatable: n.spec.Allocatable, Reserved: capacity.Resources{},
 			Requested: capacity.Resources{}, Fresh: n.spec.Ready}
@@ -201,7 +204,10 @@ func (w *world) publish() {
 			in.Reserved.Add(reclaim.Reserve(p.rs.pods.Shape.Requests, s, at, r.reserve))
 			in.PaidPods++
 		}
+		in.Claimed = capacity.Resources{corev1.ResourceCPU: claimed}
+		in.Held = r.rooms.Lowest(n.name, at)
 		room := reclaim.Room(in, r.cfg)
+		r.rooms.Record(n.name, at, room.Room)
 		published[n.name] = room
 		v := room.Publish[corev1.ResourceCPU]
 		if n.spec.Allocatable[reclaim.ExtendedResourceCPU] != v {
@@ -215,17 +221,25 @@ func (w *world) publish() {
 			w.reschedule = true
 		}
 		if claimed > v {
-			w.yieldReclaimed(i, claimed-v)
+			w.yieldReclaimed(i, claimed-v, yielded)
 		}
 	}
+	// One write per ReplicaSet, lowered by as many as yielded, as the
+	// controller folds the yield into its round's decision.
+	for _, rs := range w.opp {
+		if n := yielded[rs]; n > 0 {
+			w.scale(rs, rs.replicas-n)
+		}
+	}
+	r.rooms.Prune(at)
 	r.samples, r.published = samples, published
 }
 
 // yieldReclaimed shrinks reclaiming pods off node i until they request no
 // more than its published room: the fewest pods that free excess, each
-// marked with the yield's pod-deletion-cost and its ReplicaSet scaled down
-// by one, as the controller yields on pressure.
-func (w *world) yieldReclaimed(i int, excess int64) {
+// marked with the yield's pod-deletion-cost and counted in yielded, by
+// ReplicaSet, for the scale-down, as the controller yields on pressure.
+func (w *world) yieldReclaimed(i int, excess int64, yielded map[*replicaSet]int32) {
 	for _, p := range w.nodes[i].pods {
 		if excess <= 0 {
 			return
@@ -237,7 +251,7 @@ func (w *world) yieldReclaimed(i int, excess int64) {
 		p.cost = yieldDeletionCost
 		w.ledger.UpsertPod(w.ledgerPod(p))
 		w.version++
-		w.scale(p.rs, p.rs.replicas-1)
+		yielded[p.rs]++
 		w.deletePod(p) // the ReplicaSet's choice, by the cost just set
 	}
 }

@@ -137,8 +137,8 @@ func TestReclaimFromIdleRequests(t *testing.T) {
 	o := startOpportunist(t, "--round-interval", "1s", "--reclaim",
 		// Fast enough for a test: metrics-server's samples (15 s) read every
 		// 5 s, a reservation settling in 10 s (+10 s of decay), usage stale
-		// 30 s after the last sample.
-		"--reclaim-usage-interval", "5s", "--reclaim-settle", "10s", "--reclaim-stale-after", "30s")
+		// 30 s after the last sample, room held 10 s before the worker grows onto it.
+		"--reclaim-usage-interval", "5s", "--reclaim-settle", "10s", "--reclaim-stale-after", "30s", "--reclaim-hold", "10s")
 
 	// Phase 1: the worker grows onto the idle requests, 4 a node.
 	took := waitForReplicas(t, 120*time.Second, wns, "worker", 8, 0)
