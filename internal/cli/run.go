@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -83,6 +84,8 @@ type runOptions struct {
 	// Reclaim runs usage-based reclaim (docs/reclaim.md) for the scalers
 	// with spec.reclaim enabled.
 	Reclaim reclaimOptions
+	// Profiling serves net/http/pprof under /debug/pprof/ on ListenAddress.
+	Profiling bool
 }
 
 // reclaimOptions are the live reclaim's flags.
@@ -160,6 +163,7 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Reclaim.Settle, "reclaim-settle", o.Reclaim.Settle, "how long a paid pod's reservation stays at its request before it decays (over as long again) towards its recent usage")
 	fs.DurationVar(&o.Reclaim.Window, "reclaim-window", o.Reclaim.Window, "how much of each paid pod's usage history its reservation's quantile covers")
 	o.addHistoryFlags(fs)
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --listen-address, e.g. /debug/pprof/heap?gc=1 (off by default: a CPU profile costs CPU while it runs, and the port has no authentication)")
 	fs.StringVar(&o.MetricsService, "metrics-service", o.MetricsService, "Service name on which the cluster-wide metrics are served as Object metrics (the write-up's HPA names cluster-metrics)")
 }
 
@@ -309,6 +313,20 @@ func (o *runOptions) logger() *slog.Logger {
 	return slog.New(h)
 }
 
+// addProfiling serves net/http/pprof under /debug/pprof/ when --profiling
+// is set. Registered on our mux, not http.DefaultServeMux (which the pprof
+// package fills on import and nothing here serves).
+func (o *runOptions) addProfiling(mux *http.ServeMux) {
+	if !o.Profiling {
+		return
+	}
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // heap, allocs, goroutine... by name
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+}
+
 // maybeStartController starts the controller when asked and possible; the
 // returned channel (nil when not started) reports its end.
 // maybeServeMetricsAPI serves the metrics APIs when --metrics-api-port is
@@ -436,6 +454,7 @@ func (o *runOptions) run(ctx context.Context) error {
 	mux.Handle("GET /dashboard/", dashboard.NewHandler(dash, dashboard.WithPrefix("/dashboard"), dashboard.WithContext(ctx)))
 	// One scaler's decision as JSON, for KEDA's metrics-api scaler (docs/keda.md).
 	mux.Handle("/api/v1/scalers/", controller.NewScalerAPI(decisions, c.Ready))
+	o.addProfiling(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
