@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,8 +35,9 @@ var memorySink *Cache
 // at Kubernetes' envelope, 5,000 nodes and 150,000 pods, and the peak on
 // the way: every object goes through the Cache's real informers (reflector,
 // queue, transform, store, event handlers, ledger) as a watch event,
-// decoded from the API server's wire form (JSON, client-go's default) just
-// before, so that the decoder's garbage is there as in a live process.
+// decoded from the API server's wire form (JSON, client-go's default, or
+// protobuf) just before, so that the decoder's garbage is there as in a
+// live process.
 // One pod in ten belongs to an opportunistic workload; the rest to 3,000
 // Deployments' ReplicaSets across 100 namespaces.
 //
@@ -44,7 +46,7 @@ var memorySink *Cache
 //
 // Reported: heap-MiB and heap-B/pod, the live heap the cache added (after
 // GC); peak-RSS-MiB, the process's VmHWM from the first event to the last
-// (reset before, Linux only); round-KiB, the garbage of what one decision
+// (reset before, Linux only; run one wire per process to compare them); round-KiB, the garbage of what one decision
 // round reads (Report, Rooms, Pending, Opportunistic). The loop times
 // nothing of interest: run it with -benchtime 1x.
 func BenchmarkCacheMemory(b *testing.B) {
@@ -52,15 +54,29 @@ func BenchmarkCacheMemory(b *testing.B) {
 	if testing.Short() {
 		nodes, pods = 200, 6000
 	}
-	b.Run(fmt.Sprintf("nodes=%d/pods=%d", nodes, pods), func(b *testing.B) {
-		for b.Loop() {
-			memorySink = nil
-			measureCache(b, nodes, pods)
-		}
-	})
+	for _, wire := range []string{"json", "protobuf"} {
+		b.Run(fmt.Sprintf("nodes=%d/pods=%d/wire=%s", nodes, pods, wire), func(b *testing.B) {
+			for b.Loop() {
+				memorySink = nil
+				measureCache(b, nodes, pods, wireCodecs[wire])
+			}
+		})
+	}
 }
 
-func measureCache(b *testing.B, nodes, pods int) {
+// wireCodecs write core/v1 objects with their kind, as the API server does
+// in each encoding.
+var wireCodecs = map[string]k8sruntime.Encoder{
+	"json":     scheme.Codecs.LegacyCodec(corev1.SchemeGroupVersion),
+	"protobuf": protobufCodec(),
+}
+
+func protobufCodec() k8sruntime.Encoder {
+	info, _ := k8sruntime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), k8sruntime.ContentTypeProtobuf)
+	return scheme.Codecs.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion)
+}
+
+func measureCache(b *testing.B, nodes, pods int, wire k8sruntime.Encoder) {
 	client := fake.NewClientset()
 	nodeWatch, podWatch := make(chan *watch.FakeWatcher, 1), make(chan *watch.FakeWatcher, 1)
 	for _, r := range []struct {
@@ -94,12 +110,13 @@ func measureCache(b *testing.B, nodes, pods int) {
 
 	decoder := scheme.Codecs.UniversalDeserializer()
 	before := heapInUse()
+	debug.FreeOSMemory() // so that the peak starts from what is live
 	resetPeakRSS()
 	for i := range nodes {
-		nw.Add(decode(b, decoder, encode(b, wireNode(i))))
+		nw.Add(decode(b, decoder, encode(b, wire, wireNode(i))))
 	}
 	for i := range pods {
-		pw.Add(decode(b, decoder, encode(b, wirePod(i, nodes))))
+		pw.Add(decode(b, decoder, encode(b, wire, wirePod(i, nodes))))
 	}
 	for bound := int64(0); bound < int64(pods); {
 		time.Sleep(10 * time.Millisecond)
@@ -126,16 +143,13 @@ func measureCache(b *testing.B, nodes, pods int) {
 	memorySink = c
 }
 
-func encode(b *testing.B, obj k8sruntime.Object) []byte {
-	data, err := k8sruntime.Encode(wireCodec, obj)
+func encode(b *testing.B, wire k8sruntime.Encoder, obj k8sruntime.Object) []byte {
+	data, err := k8sruntime.Encode(wire, obj)
 	if err != nil {
 		b.Fatal(err)
 	}
 	return data
 }
-
-// wireCodec writes core/v1 objects as JSON with their kind, as the API server does.
-var wireCodec = scheme.Codecs.LegacyCodec(corev1.SchemeGroupVersion)
 
 func decode(b *testing.B, d k8sruntime.Decoder, data []byte) k8sruntime.Object {
 	obj, _, err := d.Decode(data, nil, nil)
