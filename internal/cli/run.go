@@ -434,8 +434,18 @@ func (o *runOptions) run(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	// The pod and node informers over protobuf; everything else (custom
+	// resources among it) over JSON.
+	cacheClient, err := protobufClient(cfg)
+	if err != nil {
+		ln.Close()
+		if kedaLn != nil {
+			kedaLn.Close()
+		}
+		return err
+	}
 	reg := prometheus.NewRegistry()
-	c := cluster.New(client, cluster.Options{Resync: o.Resync, ProbeInterval: o.ProbeInterval, PaidPodScheduled: exporter.NewPaidPodWaitObserver(reg)})
+	c := cluster.New(cacheClient, cluster.Options{Resync: o.Resync, ProbeInterval: o.ProbeInterval, PaidPodScheduled: exporter.NewPaidPodWaitObserver(reg)})
 
 	reg.MustRegister(exporter.NewCollector(c), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()

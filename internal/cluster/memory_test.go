@@ -262,3 +262,19 @@ func peakRSS() uint64 {
 	}
 	return 0
 }
+
+// BenchmarkDecodePod times decoding one pod of BenchmarkCacheMemory from
+// each wire encoding: what every pod event costs before the transform.
+func BenchmarkDecodePod(b *testing.B) {
+	decoder := scheme.Codecs.UniversalDeserializer()
+	for _, wire := range []string{"json", "protobuf"} {
+		b.Run("wire="+wire, func(b *testing.B) {
+			data := encode(b, wireCodecs[wire], wirePod(7, 5000))
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				decode(b, decoder, data)
+			}
+		})
+	}
+}
