@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -155,6 +156,24 @@ func (o *kubeOptions) client(ctx context.Context) (kubernetes.Interface, *rest.C
 		return nil, nil, unreachable(cfg.Host, o.Timeout, err)
 	}
 	return cs, cfg, nil
+}
+
+// protobufClient is a clientset over cfg that asks for protobuf, the API
+// server's compact encoding of built-in types, with JSON as the fallback.
+// The pod and node informers decode every pod at start and on each event
+// after: protobuf decodes a pod ~6 times faster than JSON
+// (BenchmarkDecodePod in internal/cluster), which shortens a restart's full
+// list at 150,000 pods by tens of CPU-seconds. Only for built-in types:
+// custom resources have no protobuf form.
+func protobufClient(cfg *rest.Config) (kubernetes.Interface, error) {
+	pcfg := rest.CopyConfig(cfg)
+	pcfg.ContentType = runtime.ContentTypeProtobuf
+	pcfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	cs, err := kubernetes.NewForConfig(pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("building a client for %s: %s", cfg.Host, oneLine(err))
+	}
+	return cs, nil
 }
 
 // unreachable says why the API server at host did not answer its readiness

@@ -3,9 +3,17 @@
 package cli
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -72,5 +80,31 @@ func TestDelegationKubeconfigFollowsContext(t *testing.T) {
 	if _, cleanup, err := o.delegationKubeconfig(); err == nil {
 		cleanup()
 		t.Error("an unknown --context was accepted")
+	}
+}
+
+// TestProtobufClientAsksForProtobuf: the informers' client asks for
+// protobuf and takes JSON when that is what comes back.
+func TestProtobufClientAsksForProtobuf(t *testing.T) {
+	var accept string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		accept = r.Header.Get("Accept")
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"p","namespace":"ns"}}]}`)
+	}))
+	defer srv.Close()
+	cs, err := protobufClient(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := cs.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(accept, "application/vnd.kubernetes.protobuf") || !strings.Contains(accept, "application/json") {
+		t.Errorf("Accept: %q, want protobuf first, then JSON", accept)
+	}
+	if len(list.Items) != 1 || list.Items[0].Name != "p" {
+		t.Errorf("JSON answer not decoded: %+v", list)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -83,6 +84,8 @@ type runOptions struct {
 	// Reclaim runs usage-based reclaim (docs/reclaim.md) for the scalers
 	// with spec.reclaim enabled.
 	Reclaim reclaimOptions
+	// Profiling serves net/http/pprof under /debug/pprof/ on ListenAddress.
+	Profiling bool
 }
 
 // reclaimOptions are the live reclaim's flags.
@@ -163,6 +166,7 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Reclaim.Window, "reclaim-window", o.Reclaim.Window, "how much of each paid pod's usage history its reservation's quantile covers")
 	fs.DurationVar(&o.Reclaim.Hold, "reclaim-hold", o.Reclaim.Hold, "how long a node's reclaimable room must have lasted before reclaiming pods grow onto it (each node publishes the lowest of this window, never below what its reclaiming pods hold while they fit; 0: no hold); a fall below what they hold is yielded at once")
 	o.addHistoryFlags(fs)
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --listen-address, e.g. /debug/pprof/heap?gc=1 (off by default: a CPU profile costs CPU while it runs, and the port has no authentication)")
 	fs.StringVar(&o.MetricsService, "metrics-service", o.MetricsService, "Service name on which the cluster-wide metrics are served as Object metrics (the write-up's HPA names cluster-metrics)")
 }
 
@@ -315,6 +319,20 @@ func (o *runOptions) logger() *slog.Logger {
 	return slog.New(h)
 }
 
+// addProfiling serves net/http/pprof under /debug/pprof/ when --profiling
+// is set. Registered on our mux, not http.DefaultServeMux (which the pprof
+// package fills on import and nothing here serves).
+func (o *runOptions) addProfiling(mux *http.ServeMux) {
+	if !o.Profiling {
+		return
+	}
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // heap, allocs, goroutine... by name
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+}
+
 // maybeStartController starts the controller when asked and possible; the
 // returned channel (nil when not started) reports its end.
 // maybeServeMetricsAPI serves the metrics APIs when --metrics-api-port is
@@ -422,8 +440,18 @@ func (o *runOptions) run(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	// The pod and node informers over protobuf; everything else (custom
+	// resources among it) over JSON.
+	cacheClient, err := protobufClient(cfg)
+	if err != nil {
+		ln.Close()
+		if kedaLn != nil {
+			kedaLn.Close()
+		}
+		return err
+	}
 	reg := prometheus.NewRegistry()
-	c := cluster.New(client, cluster.Options{Resync: o.Resync, ProbeInterval: o.ProbeInterval, PaidPodScheduled: exporter.NewPaidPodWaitObserver(reg)})
+	c := cluster.New(cacheClient, cluster.Options{Resync: o.Resync, ProbeInterval: o.ProbeInterval, PaidPodScheduled: exporter.NewPaidPodWaitObserver(reg)})
 
 	reg.MustRegister(exporter.NewCollector(c), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
@@ -442,6 +470,7 @@ func (o *runOptions) run(ctx context.Context) error {
 	mux.Handle("GET /dashboard/", dashboard.NewHandler(dash, dashboard.WithPrefix("/dashboard"), dashboard.WithContext(ctx)))
 	// One scaler's decision as JSON, for KEDA's metrics-api scaler (docs/keda.md).
 	mux.Handle("/api/v1/scalers/", controller.NewScalerAPI(decisions, c.Ready))
+	o.addProfiling(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

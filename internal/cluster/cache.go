@@ -410,8 +410,8 @@ func (c *Cache) deletePod(obj any) {
 	}
 	if p, ok := obj.(*PodObject); ok {
 		c.update(func(l *capacity.Ledger) {
-			l.DeletePod(p.Namespace, p.Name)
-			delete(c.pendingSince, p.Namespace+"/"+p.Name)
+			l.DeletePod(p.Model.Namespace, p.Model.Name)
+			delete(c.pendingSince, p.Model.Namespace+"/"+p.Model.Name)
 		})
 	}
 }

@@ -168,11 +168,19 @@ func TestTransformKeepsWhatTheModelNeeds(t *testing.T) {
 	if want := capacity.FromPod(p); !reflect.DeepEqual(got.Model, want) {
 		t.Fatalf("transformed pod models differently:\n got  %+v\n want %+v", got.Model, want)
 	}
-	if got.Namespace != "default" || got.Name != "full" || got.ResourceVersion != "42" || got.ManagedFields != nil {
-		t.Fatalf("transformed pod identity wrong: %+v", got.ObjectMeta)
+	if got.GetNamespace() != "default" || got.GetName() != "full" || got.GetResourceVersion() != "42" {
+		t.Fatalf("transformed pod identity wrong: %+v", got)
 	}
 	if copied := got.DeepCopyObject().(*PodObject); !reflect.DeepEqual(copied, got) {
 		t.Fatal("DeepCopyObject changed the object")
+	}
+	// Pods of one ReplicaSet share their labels and requests (capacity.Interner).
+	twin := p.DeepCopy()
+	twin.Name = "twin"
+	obj2, _ := TransformPod(twin)
+	if a, b := got.Model, obj2.(*PodObject).Model; reflect.ValueOf(a.Labels).UnsafePointer() != reflect.ValueOf(b.Labels).UnsafePointer() ||
+		reflect.ValueOf(a.Requests).UnsafePointer() != reflect.ValueOf(b.Requests).UnsafePointer() {
+		t.Error("equal pods do not share their labels and requests")
 	}
 
 	n := node("a", "32")

@@ -46,3 +46,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "opportunist.metricsApiSecret" -}}
 {{- printf "%s-metrics-api-tls" (include "opportunist.fullname" .) }}
 {{- end }}
+
+{{/*
+GOMEMLIMIT at 90 % of resources.limits.memory, in MiB, when the limit is
+written in Mi or Gi (the usual forms); empty otherwise. The margin is for
+what the Go runtime does not count (stacks, its own structures) and for
+the heap overshooting its limit while the collector catches up.
+*/}}
+{{- define "opportunist.goMemLimit" -}}
+{{- $m := toString ((.Values.resources.limits | default dict).memory | default "") -}}
+{{- if regexMatch "^[0-9]+Mi$" $m -}}
+{{- printf "%dMiB" (div (mul (trimSuffix "Mi" $m | atoi) 9) 10) -}}
+{{- else if regexMatch "^[0-9]+Gi$" $m -}}
+{{- printf "%dMiB" (div (mul (trimSuffix "Gi" $m | atoi) 9216) 10) -}}
+{{- end -}}
+{{- end }}
