@@ -238,6 +238,18 @@ func TestUsageHistory(t *testing.T) {
 	if got := len(s.Pods["p/a"]); got != 5 {
 		t.Fatalf("%d samples kept, want 5: %+v", got, s.Pods["p/a"])
 	}
+	// A snapshot shares the history's samples: later reads that append and
+	// cut leave the samples it holds as they were.
+	kept := append([]reclaim.Usage(nil), s.Pods["p/a"]...)
+	for i := 8; i < 12; i++ {
+		at := start.Add(time.Duration(i) * 15 * time.Second)
+		clk.SetTime(at)
+		reader.u = Usages{Pods: map[string]reclaim.Usage{"p/a": {At: at, CPUMilli: int64(100 * i)}}, Nodes: map[string]reclaim.Usage{"n": {At: at, CPUMilli: 1}}}
+		h.Poll(context.Background())
+	}
+	if !reflect.DeepEqual(s.Pods["p/a"], kept) {
+		t.Fatalf("an earlier snapshot changed under later reads:\n got  %+v\n want %+v", s.Pods["p/a"], kept)
+	}
 	// metrics-server gone: reads fail, the samples age into staleness.
 	reader.err = errors.New("the server is currently unable to handle the request")
 	clk.SetTime(clk.Now().Add(3 * time.Minute))

@@ -205,7 +205,8 @@ func equalNodes(a, b map[string]reclaim.Usage) bool {
 // UsageSnapshot is what a round reads of the history.
 type UsageSnapshot struct {
 	// Pods are the samples of each pod, oldest first; Nodes the latest of
-	// each node. Shared with nothing: the caller may keep them.
+	// each node. The caller may keep them but must not write to them: the
+	// slices share their arrays with the history (see Snapshot).
 	Pods  map[string][]reclaim.Usage
 	Nodes map[string]reclaim.Usage
 	// Stale, when not nil, says why usage cannot be trusted now: nothing
@@ -221,13 +222,17 @@ type UsageSnapshot struct {
 // ErrUsageStale wraps every UsageSnapshot.Stale.
 var ErrUsageStale = errors.New("usage is stale")
 
-// Snapshot copies the history and judges its freshness at now.
+// Snapshot takes the history and judges its freshness at now. Each pod's
+// samples are shared, not copied: record never writes a sample a slice
+// already holds (it appends past the end and cuts from the front), so a
+// snapshot's slices stay as they were. Copying them cost a round 120
+// samples a pod (30 min at 15 s): 720 MB of garbage a round at 150,000 pods.
 func (h *UsageHistory) Snapshot(now time.Time) UsageSnapshot {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := UsageSnapshot{Pods: make(map[string][]reclaim.Usage, len(h.pods)), Nodes: make(map[string]reclaim.Usage, len(h.nodes))}
 	for k, v := range h.pods {
-		out.Pods[k] = append([]reclaim.Usage(nil), v...)
+		out.Pods[k] = v[:len(v):len(v)] // full slice expression: an append by the caller copies
 	}
 	for k, v := range h.nodes {
 		out.Nodes[k] = v
