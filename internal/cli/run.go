@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -83,6 +84,8 @@ type runOptions struct {
 	// Reclaim runs usage-based reclaim (docs/reclaim.md) for the scalers
 	// with spec.reclaim enabled.
 	Reclaim reclaimOptions
+	// Profiling serves net/http/pprof under /debug/pprof/ on --listen-address.
+	Profiling bool
 }
 
 // reclaimOptions are the live reclaim's flags.
@@ -129,6 +132,7 @@ func defaultRunOptions() *runOptions {
 func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	o.kube.AddFlags(fs)
 	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "address serving /metrics, /healthz, /readyz and the dashboard on /dashboard/ (use 127.0.0.1:PORT to keep it on loopback)")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --listen-address")
 	fs.DurationVar(&o.ProbeInterval, "probe-interval", o.ProbeInterval, "how often the API server's /readyz is probed; /readyz of opportunist fails while it does not answer")
 	fs.DurationVar(&o.Resync, "resync-period", o.Resync, "informer resync period (0 disables resyncs; the model is updated by events)")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: text or json")
@@ -436,6 +440,13 @@ func (o *runOptions) run(ctx context.Context) error {
 	mux.Handle("GET /dashboard/", dashboard.NewHandler(dash, dashboard.WithPrefix("/dashboard"), dashboard.WithContext(ctx)))
 	// One scaler's decision as JSON, for KEDA's metrics-api scaler (docs/keda.md).
 	mux.Handle("/api/v1/scalers/", controller.NewScalerAPI(decisions, c.Ready))
+	if o.Profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
