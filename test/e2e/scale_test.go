@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/yaml"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 )
@@ -43,6 +44,9 @@ type scaleConfig struct {
 	Samples int           `json:"samples"` // SCALE_SAMPLES: event-to-metric measurements
 	Yields  int           `json:"yields"`  // SCALE_YIELDS: time-to-yield trials
 	Scalers int           `json:"scalers"` // SCALE_SCALERS: workers, each with its OpportunisticScaler
+	// GOMEMLIMIT the opportunist runs with: the chart's, which sets it to
+	// the container's memory limit (SCALE_GOMEMLIMIT overrides; off: none).
+	GoMemLimit string `json:"goMemLimit"`
 }
 
 func scaleConfigFromEnv(t *testing.T) scaleConfig {
@@ -74,11 +78,44 @@ func scaleConfigFromEnv(t *testing.T) scaleConfig {
 		}
 		c.Steady = d
 	}
+	c.GoMemLimit = os.Getenv("SCALE_GOMEMLIMIT")
+	if c.GoMemLimit == "" {
+		c.GoMemLimit = chartGoMemLimit(t)
+	}
 	// The bulk paid pods average 283m; a node holds 16 cores and 110 pods.
 	if c.Pods > c.Nodes*50 {
 		t.Fatalf("SCALE_PODS=%d on SCALE_NODES=%d is more than 50 paid pods a node: they would not leave the workers room", c.Pods, c.Nodes)
 	}
 	return c
+}
+
+// chartGoMemLimit is the GOMEMLIMIT the chart's defaults give the
+// opportunist: its template sets it to the container's memory limit
+// (resources.limits.memory in charts/opportunist/values.yaml), in bytes.
+func chartGoMemLimit(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(repoRoot, "charts", "opportunist", "values.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values struct {
+		Resources struct {
+			Limits map[string]string `json:"limits"`
+		} `json:"resources"`
+	}
+	if err := yaml.Unmarshal(b, &values); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	limit, ok := values.Resources.Limits["memory"]
+	if !ok {
+		return "off"
+	}
+	q, err := resource.ParseQuantity(limit)
+	if err != nil {
+		t.Fatalf("%s: resources.limits.memory %q: %v", path, limit, err)
+	}
+	return strconv.FormatInt(q.Value(), 10)
 }
 
 // The shapes of the run. Nodes are a common 16-core, 64 GiB machine. Paid
@@ -179,6 +216,7 @@ type scaleResults struct {
 		PodsAtSteady        float64          `json:"podsBoundAtSteady"`
 		PaidPodsAtSteady    float64          `json:"paidPodsBoundAtSteady"`
 		MinReadyNodesSteady float64          `json:"minReadyNodesSteady"`
+		MaxStaleSecSteady   float64          `json:"maxStaleSecondsSteady"` // the opportunist's data stale (API server not answering) at most this long
 	} `json:"setup"`
 	Opportunist struct {
 		CPUSecondsTotal   float64      `json:"cpuSecondsTotal"`
@@ -211,6 +249,13 @@ type scaleResults struct {
 	TakeoverKill    startTiming `json:"takeoverKill"`    // SIGKILL the leader: a standby waits for the lease to expire
 	TakeoverRelease startTiming `json:"takeoverRelease"` // SIGTERM the leader: it releases the lease
 	Profiles        []string    `json:"profiles"`        // files in E2E_ARTIFACTS/profiles
+	Phases          []phase     `json:"phases"`          // wall time of each phase, in order
+}
+
+// phase is how long one part of the run took: to estimate bigger runs.
+type phase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
 }
 
 // startTiming is a (re)start or a standby's takeover.
@@ -278,9 +323,17 @@ func TestScale(t *testing.T) {
 	cfg := scaleConfigFromEnv(t)
 	res := &scaleResults{Config: cfg, SteadySec: cfg.Steady.Seconds()}
 	res.LoadAvg.Start = loadAverage()
-	t.Logf("scale run: %d nodes, %d paid pods, %d scalers, %s steady churn, %d latency samples, %d yield trials; load average %s",
-		cfg.Nodes, cfg.Pods, cfg.Scalers, cfg.Steady, cfg.Samples, cfg.Yields, res.LoadAvg.Start)
+	t.Logf("scale run: %d nodes, %d paid pods, %d scalers, %s steady churn, %d latency samples, %d yield trials, GOMEMLIMIT %s; load average %s",
+		cfg.Nodes, cfg.Pods, cfg.Scalers, cfg.Steady, cfg.Samples, cfg.Yields, cfg.GoMemLimit, res.LoadAvg.Start)
+	// Every opportunist process started below inherits it (this test
+	// binary's own runtime read its GOMEMLIMIT at start).
+	t.Setenv("GOMEMLIMIT", cfg.GoMemLimit)
 	requireEmptyCluster(t)
+	last := time.Now()
+	mark := func(name string) {
+		res.Phases = append(res.Phases, phase{name, time.Since(last).Seconds()})
+		last = time.Now()
+	}
 	fast := fastClient(t)
 	c := installCRD(t)
 	for _, ns := range []string{"scale-paid", "scale-churn", "scale-worker", "scale-probe", "scale-yield"} {
@@ -291,6 +344,7 @@ func TestScale(t *testing.T) {
 	createScaleNodes(t, fast, cfg.Nodes)
 	res.Setup.NodesReadySec = time.Since(start).Seconds()
 	t.Logf("%d nodes Ready in %s", cfg.Nodes, time.Since(start).Round(time.Millisecond))
+	mark("nodes Ready")
 
 	// Churn peaks at 2% of the paid pods; the bulk is the rest.
 	churnHi := max(10, cfg.Pods/50/churnDeployments)
@@ -324,6 +378,7 @@ func TestScale(t *testing.T) {
 	})
 	res.Setup.BulkRunningSec = time.Since(start).Seconds()
 	t.Logf("all bulk paid pods Running %s after the first was created", time.Since(start).Round(time.Millisecond))
+	mark("bulk paid pods created and Running")
 
 	// The workers' room: what the paid pods leave, less the churn at its
 	// peak and the headroom.
@@ -365,6 +420,7 @@ func TestScale(t *testing.T) {
 	t.Logf("workers settled at %v (%.0f cores), all bound, %s after their scalers were made; opportunist CPU so far %.1fs",
 		res.Setup.WorkerReplicas, float64(res.Setup.WorkerCPUMilli)/1000, time.Since(start).Round(time.Millisecond), cpuIngest)
 
+	mark("workers filled")
 	// Every pod is in: the live set is at its largest.
 	prof := newProfiler(t, o)
 	res.Opportunist.LiveHeapPeakMB = prof.heap("heap-filled")
@@ -382,20 +438,22 @@ func TestScale(t *testing.T) {
 	res.Opportunist.CPUPercentSteady = 100 * steady.cpu / cfg.Steady.Seconds()
 	res.Opportunist.SteadyRSSMB = steady.maxRSS / mb
 	res.Opportunist.RoundsSteady = steady.rounds
-	res.Setup.MinReadyNodesSteady = steady.minReady
+	res.Setup.MinReadyNodesSteady, res.Setup.MaxStaleSecSteady = steady.minReady, steady.maxStale
 	res.Setup.PodsAtSteady, res.Setup.PaidPodsAtSteady = steady.podsBound, steady.paidBound
-	t.Logf("steady churn for %s: opportunist used %.2f CPU-seconds (%.1f%% of a core, with a %s CPU profile running) in %.0f decision rounds, RSS at most %.0f MB, with %.0f pods bound (%.0f paid); at least %.0f of %d nodes Ready throughout",
-		cfg.Steady, steady.cpu, res.Opportunist.CPUPercentSteady, min(30*time.Second, cfg.Steady), steady.rounds, res.Opportunist.SteadyRSSMB, steady.podsBound, steady.paidBound, steady.minReady, cfg.Nodes)
+	t.Logf("steady churn for %s: opportunist used %.2f CPU-seconds (%.1f%% of a core, with a %s CPU profile running) in %.0f decision rounds, RSS at most %.0f MB, with %.0f pods bound (%.0f paid); at least %.0f of %d nodes Ready throughout; data stale at most %.0fs",
+		cfg.Steady, steady.cpu, res.Opportunist.CPUPercentSteady, min(30*time.Second, cfg.Steady), steady.rounds, res.Opportunist.SteadyRSSMB, steady.podsBound, steady.paidBound, steady.minReady, cfg.Nodes, steady.maxStale)
 	time.Sleep(auditTimeSlack)
 	rq := countRequests(t, id.User, from, to)
 	res.Opportunist.RequestsSteady = rq
 	t.Logf("API requests in steady churn: %.0f a minute (%.0f of them writes):\n%s", rq.PerMinute, rq.WritesPerMinute, requestTable(rq.Requests, to.Sub(from).Seconds()))
 
+	mark("profiles, steady churn, API requests counted")
 	create, del := measureEventToMetric(t, o, cfg.Samples)
 	res.EventToMetric.Create, res.EventToMetric.Delete = summarizeLatencies(create), summarizeLatencies(del)
 	t.Logf("pod created -> remaining gauge: %s", res.EventToMetric.Create)
 	t.Logf("pod deleted -> remaining gauge: %s", res.EventToMetric.Delete)
 
+	mark("event to metric samples")
 	extra := int32(max(10, cfg.Nodes/20))
 	var firstLower, yielded, bound []time.Duration
 	for i := range cfg.Yields {
@@ -410,6 +468,7 @@ func TestScale(t *testing.T) {
 	res.YieldSummary.FirstLower, res.YieldSummary.Yielded, res.YieldSummary.AllScheduled = summarizeLatencies(firstLower), summarizeLatencies(yielded), summarizeLatencies(bound)
 	t.Logf("yield over %d trials: first lower /scale write %s; lower by the extra pods %s; every paid pod bound %s", cfg.Yields, res.YieldSummary.FirstLower, res.YieldSummary.Yielded, res.YieldSummary.AllScheduled)
 
+	mark("yield trials")
 	res.Opportunist.CPUSecondsTotal = procCPUSeconds(t, pid) - cpu0
 	res.Opportunist.WallSecondsTotal = time.Since(wall0).Seconds()
 	res.Opportunist.PeakRSSMB = procStatusBytes(t, pid, "VmHWM") / mb
@@ -452,6 +511,12 @@ func TestScale(t *testing.T) {
 	t.Logf("first /scale write after the restart %.2fs, after the kill %.2fs, after the release %.2fs (0: none before the next phase began)",
 		res.Restart.FirstWriteSec, res.TakeoverKill.FirstWriteSec, res.TakeoverRelease.FirstWriteSec)
 
+	mark("restart and takeovers")
+	var phases []string
+	for _, p := range res.Phases {
+		phases = append(phases, fmt.Sprintf("%s %.0fs", p.Name, p.Seconds))
+	}
+	t.Logf("phases: %s", strings.Join(phases, "; "))
 	res.Profiles = prof.files
 	res.LoadAvg.End = loadAverage()
 	writeScaleResults(t, res)
@@ -606,18 +671,25 @@ func (p *profiler) save(name, query string, timeout time.Duration) {
 		p.t.Error(err)
 		return
 	}
-	top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=20", binary, path).CombinedOutput()
-	if err != nil {
-		p.t.Errorf("go tool pprof -top %s: %v\n%s", path, err, top)
-		return
-	}
-	if err := os.WriteFile(filepath.Join(p.dir, name+".top.txt"), top, 0o644); err != nil {
-		p.t.Error(err)
-	}
 	p.mu.Lock()
-	p.files = append(p.files, name+".pb.gz", name+".top.txt")
+	p.files = append(p.files, name+".pb.gz")
 	p.mu.Unlock()
-	p.t.Logf("profile %s (%s):\n%s", name, query, top)
+	// The top 20 by own cost, and by cost including callees (where a
+	// flat list of runtime functions does not say what calls them).
+	for _, v := range []struct{ suffix, flag string }{{".top.txt", "-flat"}, {".topcum.txt", "-cum"}} {
+		top, err := exec.Command("go", "tool", "pprof", "-top", v.flag, "-nodecount=20", binary, path).CombinedOutput()
+		if err != nil {
+			p.t.Errorf("go tool pprof -top %s %s: %v\n%s", v.flag, path, err, top)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(p.dir, name+v.suffix), top, 0o644); err != nil {
+			p.t.Error(err)
+		}
+		p.mu.Lock()
+		p.files = append(p.files, name+v.suffix)
+		p.mu.Unlock()
+		p.t.Logf("profile %s (%s), go tool pprof -top %s -nodecount=20:\n%s", name, query, v.flag, top)
+	}
 }
 
 // fastClient is a client for bulk writes: the shared one's 100 QPS would
@@ -851,6 +923,7 @@ type steadyNumbers struct {
 	cpu, rounds          float64
 	maxRSS               float64 // bytes
 	minReady             float64
+	maxStale             float64 // longest opportunist_capacity_stale_seconds seen
 	podsBound, paidBound float64
 }
 
@@ -866,8 +939,14 @@ func measureSteady(t *testing.T, o *Opportunist, pid int, d time.Duration) stead
 		out.maxRSS = max(out.maxRSS, procStatusBytes(t, pid, "VmRSS"))
 		// kwok renews every node's lease; a node it falls behind on goes
 		// NotReady and takes its room out of the pool: worth knowing.
+		// While the API server does not answer (its /readyz probe times
+		// out on an overloaded machine) the numbers are stale and /metrics
+		// serves only how long: recorded, not counted as no node Ready.
 		if m, err := o.scrape(context.Background()); err == nil {
-			out.minReady = min(out.minReady, m[`opportunist_nodes{state="ready"}`])
+			if n, ok := m[`opportunist_nodes{state="ready"}`]; ok {
+				out.minReady = min(out.minReady, n)
+			}
+			out.maxStale = max(out.maxStale, m["opportunist_capacity_stale_seconds"])
 		}
 		time.Sleep(time.Second)
 	}
@@ -912,10 +991,12 @@ func measureEventToMetric(t *testing.T, o *Opportunist, n int) (created, deleted
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	full, err := read(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	var full float64
+	waitFor(t, 2*time.Minute, series+" to be served (the data current)", func(ctx context.Context) (bool, error) {
+		v, err := read(ctx)
+		full = v
+		return err == nil, err
+	})
 	zero := int64(0)
 	for i := range n {
 		pod := &corev1.Pod{
