@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -44,8 +45,8 @@ type scaleConfig struct {
 	Samples int           `json:"samples"` // SCALE_SAMPLES: event-to-metric measurements
 	Yields  int           `json:"yields"`  // SCALE_YIELDS: time-to-yield trials
 	Scalers int           `json:"scalers"` // SCALE_SCALERS: workers, each with its OpportunisticScaler
-	// GOMEMLIMIT the opportunist runs with: the chart's, which sets it to
-	// the container's memory limit (SCALE_GOMEMLIMIT overrides; off: none).
+	// GOMEMLIMIT the opportunist runs with: what the chart's defaults set
+	// (SCALE_GOMEMLIMIT overrides; off: none).
 	GoMemLimit string `json:"goMemLimit"`
 }
 
@@ -90,32 +91,36 @@ func scaleConfigFromEnv(t *testing.T) scaleConfig {
 }
 
 // chartGoMemLimit is the GOMEMLIMIT the chart's defaults give the
-// opportunist: its template sets it to the container's memory limit
-// (resources.limits.memory in charts/opportunist/values.yaml), in bytes.
+// opportunist, read from deploy/opportunist.yaml (the chart rendered with its
+// defaults, `make manifests`): the env var's value, or, when it refers to the
+// container's memory limit, that limit in bytes.
 func chartGoMemLimit(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(repoRoot, "charts", "opportunist", "values.yaml")
+	path := filepath.Join(repoRoot, "deploy", "opportunist.yaml")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var values struct {
-		Resources struct {
-			Limits map[string]string `json:"limits"`
-		} `json:"resources"`
+	for _, doc := range strings.Split(string(b), "\n---") {
+		var d appsv1.Deployment
+		if err := yaml.Unmarshal([]byte(doc), &d); err != nil || d.Kind != "Deployment" {
+			continue
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				switch {
+				case e.Name != "GOMEMLIMIT":
+				case e.Value != "":
+					return e.Value
+				case e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory":
+					return strconv.FormatInt(c.Resources.Limits.Memory().Value(), 10)
+				}
+			}
+		}
+		return "off" // the chart sets none
 	}
-	if err := yaml.Unmarshal(b, &values); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	limit, ok := values.Resources.Limits["memory"]
-	if !ok {
-		return "off"
-	}
-	q, err := resource.ParseQuantity(limit)
-	if err != nil {
-		t.Fatalf("%s: resources.limits.memory %q: %v", path, limit, err)
-	}
-	return strconv.FormatInt(q.Value(), 10)
+	t.Fatalf("%s has no Deployment", path)
+	return ""
 }
 
 // The shapes of the run. Nodes are a common 16-core, 64 GiB machine. Paid
