@@ -25,8 +25,8 @@ export OPPORTUNIST_KUBE_API_QPS="${OPPORTUNIST_KUBE_API_QPS:-500}"
 # two compactions (the API server compacts every 5 minutes): 8 GiB.
 export OPPORTUNIST_ETCD_QUOTA_BACKEND_BYTES="${OPPORTUNIST_ETCD_QUOTA_BACKEND_BYTES:-8589934592}"
 # The API server's default 400 + 200 requests in flight are shared by the
-# controllers, the scheduler, kwok's thousands of lease renewals and the
-# test's bulk writers: twice that.
+# controllers, the scheduler and the opportunist (kwok and the test's bulk
+# writers are system:masters, exempt): twice that, for 5,000 nodes.
 export OPPORTUNIST_APISERVER_MAX_REQUESTS_INFLIGHT="${OPPORTUNIST_APISERVER_MAX_REQUESTS_INFLIGHT:-800}"
 # kwok works on 4 pods and 4 leases at a time by default: 5,000 node leases
 # and 150,000 pods to mark Running need more.
