@@ -4,7 +4,8 @@
 # it ends up holding tens of thousands of objects.
 #
 # Size: SCALE_NODES (1000), SCALE_PODS (30000 paid pods), SCALE_SCALERS (10),
-# SCALE_STEADY (60s of churn only), SCALE_SAMPLES (100), SCALE_YIELDS (10).
+# SCALE_STEADY (60s of churn only), SCALE_SAMPLES (100), SCALE_YIELDS (10),
+# SCALE_CHURN (50 pods a step, at most), SCALE_GOMEMLIMIT (the chart's).
 # Results: the test log (also in $E2E_ARTIFACTS/scale-test.log),
 # $E2E_ARTIFACTS/scale-results.json and the profiles in $E2E_ARTIFACTS/profiles.
 #
