@@ -3,9 +3,11 @@
 # fresh local control plane, and throws that control plane away afterwards:
 # it ends up holding tens of thousands of objects.
 #
-# Size: SCALE_NODES (1000), SCALE_PODS (30000 paid pods), SCALE_STEADY (60s of
-# churn only), SCALE_SAMPLES (20), SCALE_YIELDS (3). Results: the test log
-# (also in $E2E_ARTIFACTS/scale-test.log) and $E2E_ARTIFACTS/scale-results.json.
+# Size: SCALE_NODES (1000), SCALE_PODS (30000 paid pods), SCALE_SCALERS (10),
+# SCALE_STEADY (60s of churn only), SCALE_SAMPLES (100), SCALE_YIELDS (10),
+# SCALE_CHURN (50 pods a step, at most), SCALE_GOMEMLIMIT (the chart's).
+# Results: the test log (also in $E2E_ARTIFACTS/scale-test.log),
+# $E2E_ARTIFACTS/scale-results.json and the profiles in $E2E_ARTIFACTS/profiles.
 #
 # SCALE_TEST=TestAPILoad runs the API-load measurement instead (`make
 # e2e-apiload`; APILOAD_* variables, docs/scale.md); its log is
@@ -20,6 +22,16 @@ fi
 # The controller-manager's 20 QPS would create the worker's thousands of
 # pods at 20 a second; the scheduler's 50 would bind them not much faster.
 export OPPORTUNIST_KUBE_API_QPS="${OPPORTUNIST_KUBE_API_QPS:-500}"
+# 150,000 pods and their history outgrow etcd's default 2 GiB quota between
+# two compactions (the API server compacts every 5 minutes): 8 GiB.
+export OPPORTUNIST_ETCD_QUOTA_BACKEND_BYTES="${OPPORTUNIST_ETCD_QUOTA_BACKEND_BYTES:-8589934592}"
+# The API server's default 400 + 200 requests in flight are shared by the
+# controllers, the scheduler and the opportunist (kwok and the test's bulk
+# writers are system:masters, exempt): twice that, for 5,000 nodes.
+export OPPORTUNIST_APISERVER_MAX_REQUESTS_INFLIGHT="${OPPORTUNIST_APISERVER_MAX_REQUESTS_INFLIGHT:-800}"
+# kwok works on 4 pods and 4 leases at a time by default: 5,000 node leases
+# and 150,000 pods to mark Running need more.
+export OPPORTUNIST_KWOK_PARALLELISM="${OPPORTUNIST_KWOK_PARALLELISM:-16}"
 go run ./hack/cluster down --purge >/dev/null 2>&1 || true # leftovers of a run that was killed
 go run ./hack/cluster up
 cleanup() {

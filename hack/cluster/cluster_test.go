@@ -253,3 +253,41 @@ func TestKubeAPIQPS(t *testing.T) {
 		}
 	}
 }
+
+// TestBigClusterSettings: the scale test's settings reach the components'
+// command lines and kwok's config, and are off when unset.
+func TestBigClusterSettings(t *testing.T) {
+	for _, env := range []string{etcdQuotaEnv, maxInflightEnv, kwokParallelEnv} {
+		t.Setenv(env, "")
+	}
+	c := &cluster{p: paths{state: t.TempDir()}}
+	var err error
+	if c.s, err = settingsFromEnv(); err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Join(append(etcdArgs(c), apiserverArgs(c)...), " ")
+	for _, flag := range []string{"--quota-backend-bytes", "--max-requests-inflight", "--max-mutating-requests-inflight"} {
+		if strings.Contains(args, flag) {
+			t.Errorf("unset, yet the command lines carry %s: %s", flag, args)
+		}
+	}
+	t.Setenv(etcdQuotaEnv, "8589934592")
+	t.Setenv(maxInflightEnv, "1600")
+	t.Setenv(kwokParallelEnv, "16")
+	if c.s, err = settingsFromEnv(); err != nil {
+		t.Fatal(err)
+	}
+	args = strings.Join(append(etcdArgs(c), apiserverArgs(c)...), " ")
+	for _, flag := range []string{"--quota-backend-bytes=8589934592", "--max-requests-inflight=1600", "--max-mutating-requests-inflight=800"} {
+		if !strings.Contains(args, flag) {
+			t.Errorf("command lines lack %s: %s", flag, args)
+		}
+	}
+	for env, bad := range map[string]string{etcdQuotaEnv: "1000", maxInflightEnv: "lots", kwokParallelEnv: "0"} {
+		t.Setenv(env, bad)
+		if _, err := settingsFromEnv(); err == nil || !strings.Contains(err.Error(), env) {
+			t.Errorf("%s=%q: error %v, want one naming the variable", env, bad, err)
+		}
+		t.Setenv(env, "")
+	}
+}

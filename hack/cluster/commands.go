@@ -347,15 +347,16 @@ func prepare(c *cluster, comps []*component) error {
 	}
 	for _, comp := range comps {
 		if comp.name == "kwok" {
-			return writeKwokConfig(c.p)
+			return writeKwokConfig(c.p, c.s)
 		}
 	}
 	return nil
 }
 
 // writeKwokConfig concatenates upstream's Stage and metrics files, read from
-// the module cache, into the config kwok is started with.
-func writeKwokConfig(p paths) error {
+// the module cache, into the config kwok is started with, and kwok's own
+// options when settings ask for more parallelism.
+func writeKwokConfig(p paths, s settings) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return errors.New("the go command is not in PATH; it is needed to find kwok's stage files")
@@ -373,6 +374,12 @@ func writeKwokConfig(p paths) error {
 		fmt.Fprintf(&b, "---\n# sigs.k8s.io/kwok@%s kustomize/%s\n", kwokVersion, f)
 		b.Write(bytes.TrimRight(data, "\n"))
 		b.WriteString("\n")
+	}
+	if n := s.KwokParallelism; n > 0 {
+		fmt.Fprintf(&b, "---\n# %s\napiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n", kwokParallelEnv)
+		for _, o := range []string{"podPlayStageParallelism", "nodePlayStageParallelism", "nodeLeaseParallelism"} {
+			fmt.Fprintf(&b, "  %s: %d\n", o, n)
+		}
 	}
 	return writeFileAtomic(p.kwokConfig(), b.Bytes(), 0o644)
 }

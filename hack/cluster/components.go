@@ -134,7 +134,7 @@ func apiserverURL(s settings) string { return fmt.Sprintf("https://127.0.0.1:%d"
 func etcdArgs(c *cluster) []string {
 	client := fmt.Sprintf("http://127.0.0.1:%d", c.s.EtcdPort)
 	peer := fmt.Sprintf("http://127.0.0.1:%d", c.s.EtcdPeerPort)
-	return []string{
+	args := []string{
 		"--name=opportunist",
 		"--data-dir=" + c.p.etcdData(),
 		"--listen-client-urls=" + client,
@@ -148,11 +148,15 @@ func etcdArgs(c *cluster) []string {
 		"--unsafe-no-fsync",
 		"--log-level=warn",
 	}
+	if c.s.EtcdQuotaBytes > 0 {
+		args = append(args, "--quota-backend-bytes="+strconv.FormatInt(c.s.EtcdQuotaBytes, 10))
+	}
+	return args
 }
 
 func apiserverArgs(c *cluster) []string {
 	pki := c.p.pki
-	return []string{
+	args := []string{
 		"--advertise-address=127.0.0.1",
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(c.s.APIServerPort),
@@ -184,6 +188,12 @@ func apiserverArgs(c *cluster) []string {
 		"--audit-log-path=" + c.p.log("audit"),
 		"--audit-log-format=json",
 	}
+	if n := c.s.MaxRequestsInflight; n > 0 {
+		// With priority and fairness (on by default) the two are summed
+		// into the server's total concurrency, shared by its priority levels.
+		args = append(args, "--max-requests-inflight="+strconv.Itoa(n), "--max-mutating-requests-inflight="+strconv.Itoa(n/2))
+	}
+	return args
 }
 
 // auditPolicy logs, with their request bodies, the writes that can change a

@@ -49,6 +49,16 @@ type settings struct {
 	// KubeAPIQPS, when set, is the client QPS of the controller-manager and
 	// the scheduler (burst twice that); 0 keeps their defaults (20 and 50).
 	KubeAPIQPS int `json:"kubeAPIQPS,omitempty"`
+	// The rest are for big clusters (hack/e2e-scale.sh sets them); 0 keeps
+	// each component's default.
+	// EtcdQuotaBytes is etcd's --quota-backend-bytes (default 2 GiB).
+	EtcdQuotaBytes int64 `json:"etcdQuotaBytes,omitempty"`
+	// MaxRequestsInflight is the API server's --max-requests-inflight
+	// (default 400); --max-mutating-requests-inflight gets half (default 200).
+	MaxRequestsInflight int `json:"maxRequestsInflight,omitempty"`
+	// KwokParallelism is how many pod and node stages and node leases kwok
+	// works on at once (its default is 4 of each).
+	KwokParallelism int `json:"kwokParallelism,omitempty"`
 }
 
 // portEnv names the environment variable of each port setting, for both
@@ -70,6 +80,14 @@ const hpaSyncEnv = "OPPORTUNIST_HPA_SYNC_PERIOD"
 // limits, which bound how fast ReplicaSets create pods and pods get bound:
 // the scale test needs tens of thousands of pods in minutes.
 const kubeAPIQPSEnv = "OPPORTUNIST_KUBE_API_QPS"
+
+// Settings for a cluster of thousands of nodes and 100,000s of pods (the
+// scale test), off by default.
+const (
+	etcdQuotaEnv    = "OPPORTUNIST_ETCD_QUOTA_BACKEND_BYTES"
+	maxInflightEnv  = "OPPORTUNIST_APISERVER_MAX_REQUESTS_INFLIGHT"
+	kwokParallelEnv = "OPPORTUNIST_KWOK_PARALLELISM"
+)
 
 // settingsFromEnv reads the overridable settings, falling back to ports
 // chosen away from the usual defaults (2379, 6443, 10257, ...) so a
@@ -107,6 +125,29 @@ func settingsFromEnv() (settings, error) {
 			return settings{}, fmt.Errorf("%s=%q is not a positive number of queries per second", kubeAPIQPSEnv, v)
 		}
 		s.KubeAPIQPS = q
+	}
+	if v := os.Getenv(etcdQuotaEnv); v != "" {
+		q, err := strconv.ParseInt(v, 10, 64)
+		// Below etcd's default (2 GiB) would only make a full cluster sooner.
+		if err != nil || q < 1<<30 {
+			return settings{}, fmt.Errorf("%s=%q: want a number of bytes of at least 1073741824 (1 GiB), e.g. 8589934592 (8 GiB)", etcdQuotaEnv, v)
+		}
+		s.EtcdQuotaBytes = q
+	}
+	for _, e := range []struct {
+		env string
+		dst *int
+		min int
+	}{{maxInflightEnv, &s.MaxRequestsInflight, 2}, {kwokParallelEnv, &s.KwokParallelism, 1}} {
+		v := os.Getenv(e.env)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < e.min {
+			return settings{}, fmt.Errorf("%s=%q: want a whole number of at least %d", e.env, v, e.min)
+		}
+		*e.dst = n
 	}
 	return s, nil
 }

@@ -80,14 +80,38 @@ func apiLoadConfigFromEnv(t *testing.T) apiLoadConfig {
 type apiLoadPhase struct {
 	Scalers int     `json:"scalers"`
 	Seconds float64 `json:"seconds"`
-	// Requests are opportunist's requests received in the window, by
+	requestCount
+	Rounds     float64 `json:"decisionRounds"`
+	PaidPodOps int64   `json:"paidPodCreatesAndDeletes"`
+}
+
+// requestCount is what a user sent in a window, from the audit log.
+type requestCount struct {
+	// Requests are the user's requests received in the window, by
 	// "verb resource[/subresource]" (or "verb /path" for non-resource URLs).
 	Requests        map[string]int `json:"requests"`
 	Total           int            `json:"total"`
 	PerMinute       float64        `json:"requestsPerMinute"`
 	WritesPerMinute float64        `json:"writesPerMinute"` // create, update, patch, delete
-	Rounds          float64        `json:"decisionRounds"`
-	PaidPodOps      int64          `json:"paidPodCreatesAndDeletes"`
+}
+
+// countRequests counts the requests user sent in [from, to) (call it at
+// least auditTimeSlack after to) and their rates a minute.
+func countRequests(t *testing.T, user string, from, to time.Time) requestCount {
+	t.Helper()
+	r := requestCount{Requests: auditedRequests(t, user, from, to)}
+	writes := 0
+	for k, v := range r.Requests {
+		r.Total += v
+		switch strings.Fields(k)[0] {
+		case "create", "update", "patch", "delete":
+			writes += v
+		}
+	}
+	secs := to.Sub(from).Seconds()
+	r.PerMinute = float64(r.Total) * 60 / secs
+	r.WritesPerMinute = float64(writes) * 60 / secs
+	return r
 }
 
 // TestAPILoad measures the requests opportunist sends to the API server in
@@ -128,17 +152,7 @@ func TestAPILoad(t *testing.T) {
 		p := apiLoadPhase{Scalers: n, Seconds: to.Sub(from).Seconds(),
 			Rounds: counter(t, o, "opportunist_decision_rounds_total") - rounds0, PaidPodOps: churn.ops.Load() - ops0}
 		time.Sleep(auditTimeSlack)
-		p.Requests = auditedRequests(t, id.User, from, to)
-		writes := 0
-		for k, v := range p.Requests {
-			p.Total += v
-			switch strings.Fields(k)[0] {
-			case "create", "update", "patch", "delete":
-				writes += v
-			}
-		}
-		p.PerMinute = float64(p.Total) * 60 / p.Seconds
-		p.WritesPerMinute = float64(writes) * 60 / p.Seconds
+		p.requestCount = countRequests(t, id.User, from, to)
 		t.Logf("%d scalers: %.0f requests a minute (%.0f of them writes), %.0f decision rounds and %d paid pod creates and deletes in %.0fs:\n%s",
 			n, p.PerMinute, p.WritesPerMinute, p.Rounds, p.PaidPodOps, p.Seconds, requestTable(p.Requests, p.Seconds))
 		phases = append(phases, p)

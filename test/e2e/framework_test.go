@@ -401,6 +401,15 @@ func startOpportunist(t *testing.T, args ...string) *Opportunist {
 // id is zero), logging to <name>.log, for tests that run several.
 func startOpportunistAs(t *testing.T, id identity, name string, args ...string) *Opportunist {
 	t.Helper()
+	o := launchOpportunist(t, id, name, args...)
+	o.waitStarted(t, 30*time.Second)
+	return o
+}
+
+// launchOpportunist starts `opportunist run` as startOpportunistAs does,
+// without waiting for /readyz (waitStarted does), for tests that time it.
+func launchOpportunist(t *testing.T, id identity, name string, args ...string) *Opportunist {
+	t.Helper()
 	kc := kubeconfig
 	if id.Kubeconfig != "" {
 		kc = id.Kubeconfig
@@ -422,16 +431,21 @@ func startOpportunistAs(t *testing.T, id identity, name string, args ...string) 
 	go func() { _ = cmd.Wait(); logFile.Close(); close(o.done) }()
 	t.Cleanup(o.stop)
 	dumpOnFailure(t, o)
-	waitFor(t, 30*time.Second, "opportunist /readyz", func(ctx context.Context) (bool, error) {
+	return o
+}
+
+// waitStarted waits until /readyz is ok, failing at once if the process exits.
+func (o *Opportunist) waitStarted(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, "opportunist /readyz", func(ctx context.Context) (bool, error) {
 		select {
 		case <-o.done:
-			return false, fmt.Errorf("opportunist exited: %s", tail(logPath, 5))
+			return false, fmt.Errorf("opportunist exited: %s", tail(o.LogPath, 5))
 		default:
 		}
 		code, _, err := httpGet(ctx, o.URL+"/readyz")
 		return code == http.StatusOK, err
 	})
-	return o
 }
 
 func (o *Opportunist) stop() {

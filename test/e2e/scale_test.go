@@ -10,8 +10,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -21,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -28,6 +32,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/yaml"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 )
@@ -36,27 +41,35 @@ import (
 type scaleConfig struct {
 	Nodes   int           `json:"nodes"`   // SCALE_NODES
 	Pods    int           `json:"pods"`    // SCALE_PODS: paid pods (bulk + churn at its peak)
-	Steady  time.Duration `json:"-"`       // SCALE_STEADY: churn-only phase for CPU and memory
+	Steady  time.Duration `json:"-"`       // SCALE_STEADY: churn-only phase for CPU, memory and API requests
 	Samples int           `json:"samples"` // SCALE_SAMPLES: event-to-metric measurements
 	Yields  int           `json:"yields"`  // SCALE_YIELDS: time-to-yield trials
+	Scalers int           `json:"scalers"` // SCALE_SCALERS: workers, each with its OpportunisticScaler
+	Churn   int           `json:"churn"`   // SCALE_CHURN: pods each churn step adds or removes, at most
+	// GOMEMLIMIT the opportunist runs with: what the chart's defaults set
+	// (SCALE_GOMEMLIMIT overrides; off: none).
+	GoMemLimit string `json:"goMemLimit"`
 }
 
 func scaleConfigFromEnv(t *testing.T) scaleConfig {
 	t.Helper()
-	c := scaleConfig{Nodes: 1000, Pods: 30000, Steady: 60 * time.Second, Samples: 20, Yields: 3}
+	c := scaleConfig{Nodes: 1000, Pods: 30000, Steady: 60 * time.Second, Samples: 100, Yields: 10, Scalers: 10, Churn: 50}
 	ints := []struct {
-		env string
-		dst *int
-		min int
-	}{{"SCALE_NODES", &c.Nodes, 2}, {"SCALE_PODS", &c.Pods, 100}, {"SCALE_SAMPLES", &c.Samples, 1}, {"SCALE_YIELDS", &c.Yields, 1}}
+		env      string
+		dst      *int
+		min, max int
+	}{
+		{"SCALE_NODES", &c.Nodes, 2, 10000}, {"SCALE_PODS", &c.Pods, 100, 500000}, {"SCALE_SAMPLES", &c.Samples, 1, 10000},
+		{"SCALE_YIELDS", &c.Yields, 1, 100}, {"SCALE_SCALERS", &c.Scalers, 1, 100}, {"SCALE_CHURN", &c.Churn, 1, 10000},
+	}
 	for _, v := range ints {
 		s := os.Getenv(v.env)
 		if s == "" {
 			continue
 		}
 		n, err := strconv.Atoi(s)
-		if err != nil || n < v.min {
-			t.Fatalf("%s=%q: want a whole number of at least %d", v.env, s, v.min)
+		if err != nil || n < v.min || n > v.max {
+			t.Fatalf("%s=%q: want a whole number from %d to %d", v.env, s, v.min, v.max)
 		}
 		*v.dst = n
 	}
@@ -67,22 +80,60 @@ func scaleConfigFromEnv(t *testing.T) scaleConfig {
 		}
 		c.Steady = d
 	}
+	c.GoMemLimit = os.Getenv("SCALE_GOMEMLIMIT")
+	if c.GoMemLimit == "" {
+		c.GoMemLimit = chartGoMemLimit(t)
+	}
 	// The bulk paid pods average 283m; a node holds 16 cores and 110 pods.
 	if c.Pods > c.Nodes*50 {
-		t.Fatalf("SCALE_PODS=%d on SCALE_NODES=%d is more than 50 paid pods a node: they would not leave the worker room", c.Pods, c.Nodes)
+		t.Fatalf("SCALE_PODS=%d on SCALE_NODES=%d is more than 50 paid pods a node: they would not leave the workers room", c.Pods, c.Nodes)
 	}
 	return c
 }
 
+// chartGoMemLimit is the GOMEMLIMIT the chart's defaults give the
+// opportunist, read from deploy/opportunist.yaml (the chart rendered with its
+// defaults, `make manifests`): the env var's value, or, when it refers to the
+// container's memory limit, that limit in bytes.
+func chartGoMemLimit(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(repoRoot, "deploy", "opportunist.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(b), "\n---") {
+		var d appsv1.Deployment
+		if err := yaml.Unmarshal([]byte(doc), &d); err != nil || d.Kind != "Deployment" {
+			continue
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				switch {
+				case e.Name != "GOMEMLIMIT":
+				case e.Value != "":
+					return e.Value
+				case e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory":
+					return strconv.FormatInt(c.Resources.Limits.Memory().Value(), 10)
+				}
+			}
+		}
+		return "off" // the chart sets none
+	}
+	t.Fatalf("%s has no Deployment", path)
+	return ""
+}
+
 // The shapes of the run. Nodes are a common 16-core, 64 GiB machine. Paid
-// pods are small services of three sizes; the worker's pods are larger, so
+// pods are small services of three sizes; the workers' pods are larger, so
 // room fragments the way it does in real clusters.
 var (
 	scaleNode        = NodeShape{CPU: "16", Memory: "64Gi", Pods: 110}
 	paidShapes       = []corev1.ResourceList{requests("cpu", "100m", "memory", "256Mi"), requests("cpu", "250m", "memory", "512Mi"), requests("cpu", "500m", "memory", "1Gi")}
 	churnShape       = requests("cpu", "250m", "memory", "512Mi")
-	workerShape      = requests("cpu", "2", "memory", "4Gi")
-	workerCPUMilli   = int64(2000)
+	churnCPUMilli    = int64(250)
+	yieldShape       = requests("cpu", "2", "memory", "4Gi") // the yield trials' paid pods
+	yieldCPUMilli    = int64(2000)
 	workerHeadroom   = v1alpha1.HeadroomValue("2%")
 	churnDeployments = 6
 )
@@ -92,6 +143,64 @@ var (
 // churn does to cpu and memory meanwhile.
 const probeResource = "e2e.opportunist.io/probe"
 
+// mb is the issue's unit of memory: 10^6 bytes.
+const mb = 1e6
+
+// rssTargetMB is the target at 150,000 pods: peak RSS at most 500 MB.
+const rssTargetMB = 500
+
+// scaleWorker is one opportunistic workload and its scaler.
+type scaleWorker struct {
+	Name     string `json:"name"`
+	Tier     string `json:"tier"` // high, mid or low scaler priority
+	CPUMilli int64  `json:"cpuMilli"`
+	Priority int32  `json:"priority"`
+	Weight   int32  `json:"weight"`
+	Max      int32  `json:"maxReplicas"`
+}
+
+// planWorkers shapes n workers as a cluster running several kinds of batch
+// work would: three shapes (2, 1 and 4 cores, 2 GiB a core) and three
+// scaler priorities. The high and mid tiers (3 workers each of 10) are
+// capped so that each tier takes about a fifth of room, the cpu (milli)
+// the workers may fill; the low tier (4 of 10; every worker when n < 4)
+// shares what is left by weights 1, 2, 3, ... and is what yields first.
+func planWorkers(n, nodes int, room int64) []scaleWorker {
+	capped := n * 3 / 10
+	shapes := []int64{2000, 1000, 4000}
+	out := make([]scaleWorker, n)
+	for i := range out {
+		w := scaleWorker{Name: fmt.Sprintf("worker-%02d", i), CPUMilli: shapes[i%len(shapes)], Weight: 1}
+		switch {
+		case i < capped:
+			w.Tier, w.Priority = "high", 2
+			w.Max = int32(max(1, room/5/int64(capped)/w.CPUMilli))
+		case i < 2*capped:
+			w.Tier, w.Priority = "mid", 1
+			w.Max = int32(max(1, room/5/int64(capped)/w.CPUMilli))
+		default:
+			w.Tier, w.Priority = "low", 0
+			w.Weight = int32(i - 2*capped + 1)
+			w.Max = int32(int64(nodes) * 16000 / w.CPUMilli)
+		}
+		out[i] = w
+	}
+	return out
+}
+
+func (w scaleWorker) shape() corev1.ResourceList {
+	return requests("cpu", fmt.Sprintf("%dm", w.CPUMilli), "memory", fmt.Sprintf("%dGi", w.CPUMilli/500))
+}
+
+// workerCPU is the cpu (milli) the workers' replicas request.
+func workerCPU(workers []scaleWorker, replicas map[string]int32) int64 {
+	total := int64(0)
+	for _, w := range workers {
+		total += int64(replicas[w.Name]) * w.CPUMilli
+	}
+	return total
+}
+
 // scaleResults is what the run measured; written to E2E_ARTIFACTS.
 type scaleResults struct {
 	Config    scaleConfig `json:"config"`
@@ -100,44 +209,78 @@ type scaleResults struct {
 		Start string `json:"start"`
 		End   string `json:"end"`
 	} `json:"loadAverage"`
-	Setup struct {
-		NodesReadySec       float64 `json:"nodesReadySeconds"`
-		BulkPods            int     `json:"bulkPaidPods"`
-		BulkCreateSec       float64 `json:"bulkCreateSeconds"`
-		BulkRunningSec      float64 `json:"bulkRunningSeconds"`
-		WorkerReplicas      int32   `json:"workerReplicas"`
-		WorkerFilledSec     float64 `json:"workerFilledSeconds"`
-		PodsAtSteady        float64 `json:"podsBoundAtSteady"`
-		PaidPodsAtSteady    float64 `json:"paidPodsBoundAtSteady"`
-		MinReadyNodesSteady float64 `json:"minReadyNodesSteady"`
+	Workers []scaleWorker `json:"workers"`
+	Setup   struct {
+		NodesReadySec       float64          `json:"nodesReadySeconds"`
+		BulkPods            int              `json:"bulkPaidPods"`
+		BulkCreateSec       float64          `json:"bulkCreateSeconds"`
+		BulkRunningSec      float64          `json:"bulkRunningSeconds"`
+		WorkerRoomMilli     int64            `json:"workerRoomCPUMilli"` // the cpu the workers were planned to fill
+		WorkerReplicas      map[string]int32 `json:"workerReplicas"`
+		WorkerCPUMilli      int64            `json:"workerCPUMilli"`
+		WorkerFilledSec     float64          `json:"workerFilledSeconds"`
+		PodsAtSteady        float64          `json:"podsBoundAtSteady"`
+		PaidPodsAtSteady    float64          `json:"paidPodsBoundAtSteady"`
+		MinReadyNodesSteady float64          `json:"minReadyNodesSteady"`
+		MaxStaleSecSteady   float64          `json:"maxStaleSecondsSteady"` // the opportunist's data stale (API server not answering) at most this long
 	} `json:"setup"`
 	Opportunist struct {
-		CPUSecondsTotal   float64 `json:"cpuSecondsTotal"`
-		WallSecondsTotal  float64 `json:"wallSecondsTotal"`
-		CPUSecondsIngest  float64 `json:"cpuSecondsIngest"` // while the bulk pods were created and the worker filled
-		CPUSecondsSteady  float64 `json:"cpuSecondsSteady"` // churn only
-		CPUPercentSteady  float64 `json:"cpuPercentSteady"` // of one core
-		PeakRSSMiB        float64 `json:"peakRSSMiB"`       // VmHWM over the whole run
-		SteadyRSSMiB      float64 `json:"steadyRSSMiB"`     // largest VmRSS in the churn-only phase
-		HeapInuseMiB      float64 `json:"heapInuseMiB"`     // go_memstats_heap_inuse_bytes at the end
-		ColdStartSec      float64 `json:"coldStartSeconds"` // a second replica: start to /readyz with every pod present
-		ColdStartRSSMiB   float64 `json:"coldStartRSSMiB"`  // its VmHWM at /readyz
-		ScaleWrites       float64 `json:"scaleWrites"`
-		Rounds            float64 `json:"decisionRounds"`
-		RoundsSteady      float64 `json:"decisionRoundsSteady"`
-		ChurnScaleChanges int64   `json:"churnScaleChanges"`
+		CPUSecondsTotal   float64      `json:"cpuSecondsTotal"`
+		WallSecondsTotal  float64      `json:"wallSecondsTotal"`
+		CPUSecondsIngest  float64      `json:"cpuSecondsIngest"` // while the bulk pods were created and the workers filled
+		CPUSecondsSteady  float64      `json:"cpuSecondsSteady"` // churn only
+		CPUPercentSteady  float64      `json:"cpuPercentSteady"` // of one core
+		PeakRSSMB         float64      `json:"peakRSSMB"`        // VmHWM over the whole run, 10^6 bytes
+		SteadyRSSMB       float64      `json:"steadyRSSMB"`      // largest VmRSS in the churn-only phase
+		LiveHeapPeakMB    float64      `json:"liveHeapPeakMB"`   // heap allocated right after a forced GC, the workers filled
+		LiveHeapSteadyMB  float64      `json:"liveHeapSteadyMB"` // the same after the steady churn
+		HeapInuseMB       float64      `json:"heapInuseMB"`      // go_memstats_heap_inuse_bytes at the end
+		ScaleWrites       float64      `json:"scaleWrites"`
+		Rounds            float64      `json:"decisionRounds"`
+		RoundsSteady      float64      `json:"decisionRoundsSteady"`
+		ChurnScaleChanges int64        `json:"churnScaleChanges"`
+		RequestsSteady    requestCount `json:"apiRequestsSteady"` // from the audit log, in the churn-only phase
 	} `json:"opportunist"`
 	EventToMetric struct {
 		Create latencySummary `json:"create"`
 		Delete latencySummary `json:"delete"`
 	} `json:"eventToMetric"`
-	Yield []yieldTrial `json:"yield"`
+	Yield        []yieldTrial `json:"yield"`
+	YieldSummary struct {
+		FirstLower   latencySummary `json:"firstLowerWrite"`
+		Yielded      latencySummary `json:"yielded"`
+		AllScheduled latencySummary `json:"allPaidBound"`
+	} `json:"yieldSummary"`
+	Restart         startTiming `json:"restart"`         // SIGTERM the leader, start it again
+	TakeoverKill    startTiming `json:"takeoverKill"`    // SIGKILL the leader: a standby waits for the lease to expire
+	TakeoverRelease startTiming `json:"takeoverRelease"` // SIGTERM the leader: it releases the lease
+	Profiles        []string    `json:"profiles"`        // files in E2E_ARTIFACTS/profiles
+	Phases          []phase     `json:"phases"`          // wall time of each phase, in order
 }
 
+// phase is how long one part of the run took: to estimate bigger runs.
+type phase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// startTiming is a (re)start or a standby's takeover.
+type startTiming struct {
+	ReadySec      float64 `json:"readySeconds"`                     // process start -> /readyz: every pod listed
+	FirstRoundSec float64 `json:"firstRoundSeconds"`                // start (restart) or the leader's end (takeover) -> its first decision round
+	FirstWriteSec float64 `json:"firstScaleWriteSeconds,omitempty"` // the same -> its first /scale write, if it made one before the next phase
+	PeakRSSMB     float64 `json:"peakRSSMB"`                        // its VmHWM at its first round
+	from          time.Time
+	until         time.Time
+}
+
+// latencySummary: percentiles by the nearest rank, the ceil(q*n)-th
+// smallest value, so with n <= 100 the p99 is the largest value.
 type latencySummary struct {
 	N      int     `json:"n"`
 	P50ms  float64 `json:"p50ms"`
 	P95ms  float64 `json:"p95ms"`
+	P99ms  float64 `json:"p99ms"`
 	MaxMs  float64 `json:"maxMs"`
 	Values []int64 `json:"valuesMs"`
 }
@@ -151,35 +294,52 @@ func summarizeLatencies(d []time.Duration) latencySummary {
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
 	at := func(q float64) time.Duration { return sorted[int(math.Ceil(q*float64(len(sorted))))-1] }
-	s.P50ms, s.P95ms, s.MaxMs = ms(at(0.50)), ms(at(0.95)), ms(sorted[len(sorted)-1])
+	s.P50ms, s.P95ms, s.P99ms, s.MaxMs = ms(at(0.50)), ms(at(0.95)), ms(at(0.99)), ms(sorted[len(sorted)-1])
 	for _, x := range d {
 		s.Values = append(s.Values, x.Milliseconds())
 	}
 	return s
 }
 
-type yieldTrial struct {
-	PaidPods        int32   `json:"paidPods"`               // new paid pods, each the worker's shape
-	Beyond          int32   `json:"beyondFreeRoom"`         // how many of them the free room cannot hold
-	WorkerBefore    int32   `json:"workerBefore"`           // worker replicas before
-	WorkerAfter     int32   `json:"workerAfter"`            // lowest worker replicas seen
-	FirstLowerMs    float64 `json:"firstLowerMs"`           // until /scale was first written lower
-	YieldedMs       float64 `json:"yieldedMs"`              // until it was lower by at least Beyond
-	AllScheduledMs  float64 `json:"allScheduledMs"`         // until every new paid pod was bound
-	RefilledMs      float64 `json:"refilledMs"`             // after scaling the paid pods to 0: until the worker was written back up
-	PaidWaitMeanSec float64 `json:"paidPodWaitMeanSeconds"` // opportunist_paid_pod_wait_seconds mean over the trial
+func (s latencySummary) String() string {
+	return fmt.Sprintf("p50 %.0fms p95 %.0fms p99 %.0fms max %.0fms (n=%d)", s.P50ms, s.P95ms, s.P99ms, s.MaxMs, s.N)
 }
 
-// TestScale: 1,000 kwok nodes and 30,000 paid pods by default, churning, and
-// an OpportunisticScaler filling the rest; measures the opportunist's CPU and
-// memory, the time from a pod event to the metric, and the time to yield.
+type yieldTrial struct {
+	PaidPods        int32            `json:"paidPods"`               // new paid pods, 2 cores each
+	Beyond          int32            `json:"beyondFreeRoom"`         // how many of them the free room cannot hold
+	WorkerCPUBefore int64            `json:"workerCPUMilliBefore"`   // the workers' cpu before
+	WorkerCPUAfter  int64            `json:"workerCPUMilliLowest"`   // the lowest it was seen at
+	GivenBack       map[string]int64 `json:"givenBackCPUMilli"`      // by scaler tier: cpu of the replicas it was written lower by, at its lowest
+	FirstLowerMs    float64          `json:"firstLowerMs"`           // until a worker's /scale was first written lower (audit log)
+	FirstLowerBy    string           `json:"firstLowerWorker"`       // which worker that was
+	FirstSeenMs     float64          `json:"firstLowerSeenMs"`       // until polling first saw a worker lower
+	YieldedMs       float64          `json:"yieldedMs"`              // until the workers were lower by Beyond pods' cpu
+	AllScheduledMs  float64          `json:"allScheduledMs"`         // until every new paid pod was bound
+	RefilledMs      float64          `json:"refilledMs"`             // after scaling the paid pods to 0: until the workers were written back up by half of what they gave
+	PaidWaitMeanSec float64          `json:"paidPodWaitMeanSeconds"` // opportunist_paid_pod_wait_seconds mean over the trial
+}
+
+// TestScale: 1,000 kwok nodes and 30,000 paid pods by default, churning,
+// and 10 OpportunisticScalers filling the rest; measures the opportunist's
+// CPU, memory and API requests, the time from a pod event to the metric,
+// the time to yield, and the time to lead again after a restart and after
+// a standby takes over. Profiles go to E2E_ARTIFACTS/profiles.
 func TestScale(t *testing.T) {
 	cfg := scaleConfigFromEnv(t)
 	res := &scaleResults{Config: cfg, SteadySec: cfg.Steady.Seconds()}
 	res.LoadAvg.Start = loadAverage()
-	t.Logf("scale run: %d nodes, %d paid pods, %s steady churn, %d latency samples, %d yield trials; load average %s",
-		cfg.Nodes, cfg.Pods, cfg.Steady, cfg.Samples, cfg.Yields, res.LoadAvg.Start)
+	t.Logf("scale run: %d nodes, %d paid pods, %d scalers, %s steady churn of at most %d pods a step, %d latency samples, %d yield trials, GOMEMLIMIT %s; load average %s",
+		cfg.Nodes, cfg.Pods, cfg.Scalers, cfg.Steady, cfg.Churn, cfg.Samples, cfg.Yields, cfg.GoMemLimit, res.LoadAvg.Start)
+	// Every opportunist process started below inherits it (this test
+	// binary's own runtime read its GOMEMLIMIT at start).
+	t.Setenv("GOMEMLIMIT", cfg.GoMemLimit)
 	requireEmptyCluster(t)
+	last := time.Now()
+	mark := func(name string) {
+		res.Phases = append(res.Phases, phase{name, time.Since(last).Seconds()})
+		last = time.Now()
+	}
 	fast := fastClient(t)
 	c := installCRD(t)
 	for _, ns := range []string{"scale-paid", "scale-churn", "scale-worker", "scale-probe", "scale-yield"} {
@@ -190,23 +350,29 @@ func TestScale(t *testing.T) {
 	createScaleNodes(t, fast, cfg.Nodes)
 	res.Setup.NodesReadySec = time.Since(start).Seconds()
 	t.Logf("%d nodes Ready in %s", cfg.Nodes, time.Since(start).Round(time.Millisecond))
+	mark("nodes Ready")
 
-	// Churn peaks at 2% of the paid pods; the bulk is the rest.
+	// Churn peaks at 2% of the paid pods; the bulk is the rest. Each step
+	// moves half a Deployment's peak, at most SCALE_CHURN pods: 50 pods a
+	// second, as at 1,000 nodes, rather than 250 at 5,000, which 2 cores
+	// could not create, bind and run as fast (the churn would become a
+	// backlog that every measurement waits behind).
 	churnHi := max(10, cfg.Pods/50/churnDeployments)
-	churnLo := churnHi / 2
+	churnLo := max(churnHi/2, churnHi-cfg.Churn)
 	for i := range churnDeployments {
 		createDeployment(t, "scale-churn", fmt.Sprintf("churn-%d", i), DeploymentSpec{Replicas: int32(churnLo), Requests: churnShape})
 	}
-	// As the chart installs it: the worker runs below every paid pod and
-	// never preempts, so paid pods preempt it when they find no room.
+	// As the chart installs it: the workers run below every paid pod and
+	// never preempt, so paid pods preempt them when they find no room.
 	createPriorityClass(t, "scale-opportunistic", -10, false)
-	createDeployment(t, "scale-worker", "worker", DeploymentSpec{Replicas: 0, Requests: workerShape, PriorityClass: "scale-opportunistic"})
-	createDeployment(t, "scale-yield", "paid-yield", DeploymentSpec{Replicas: 0, Requests: workerShape})
-	createScaler(t, c, scalerFor("scale-worker", "worker", "worker", 0, int32(cfg.Nodes*8), map[corev1.ResourceName]v1alpha1.HeadroomValue{"cpu": workerHeadroom}))
+	createDeployment(t, "scale-yield", "paid-yield", DeploymentSpec{Replicas: 0, Requests: yieldShape})
 
-	// The opportunist runs with its defaults from an empty cluster on, so
-	// it takes in every pod as an event, as it would while a cluster grows.
-	o := startOpportunist(t)
+	// The opportunist runs with its defaults (and --profiling) from an
+	// empty cluster on, so it takes in every pod as an event, as it would
+	// while a cluster grows. Its user is in the audited group: the API
+	// server's audit log records its every request.
+	id := newIdentity(t, "opportunist-scale", auditedGroup)
+	o := startOpportunistAs(t, id, "opportunist", "--profiling")
 	pid := o.cmd.Process.Pid
 	cpu0, wall0 := procCPUSeconds(t, pid), time.Now()
 
@@ -216,88 +382,233 @@ func TestScale(t *testing.T) {
 	createBulkPods(t, fast, bulk, cfg.Nodes)
 	res.Setup.BulkCreateSec = time.Since(start).Seconds()
 	t.Logf("%d bulk paid pods created (pre-bound, %d writers) in %s: %.0f pods/s", bulk, bulkWriters, time.Since(start).Round(time.Millisecond), float64(bulk)/time.Since(start).Seconds())
-	waitFor(t, 20*time.Minute, "every bulk paid pod to be Running", func(ctx context.Context) (bool, error) {
+	waitFor(t, 30*time.Minute, "every bulk paid pod to be Running", func(ctx context.Context) (bool, error) {
 		l, err := client.CoreV1().Pods("scale-paid").List(ctx, metav1.ListOptions{FieldSelector: "status.phase!=Running", Limit: 1})
 		return err == nil && len(l.Items) == 0, err
 	})
 	res.Setup.BulkRunningSec = time.Since(start).Seconds()
 	t.Logf("all bulk paid pods Running %s after the first was created", time.Since(start).Round(time.Millisecond))
+	mark("bulk paid pods created and Running")
+
+	// The workers' room: what the paid pods leave, less the churn at its
+	// peak and the headroom.
+	paidBound := `opportunist_pool_requests{class="paid",resource="pods",unit="integer"}`
+	waitFor(t, 5*time.Minute, "the opportunist to count every paid pod", func(ctx context.Context) (bool, error) {
+		m, err := o.scrape(ctx)
+		if err != nil {
+			return false, err
+		}
+		if n := m[paidBound]; n < float64(bulk+churnLo*churnDeployments) {
+			return false, fmt.Errorf("%.0f paid pods bound", n)
+		}
+		return true, nil
+	})
+	m, err := o.scrape(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := int64(m["cpu_capacity_remaining"]) - int64(churnHi-churnLo)*int64(churnDeployments)*churnCPUMilli - int64(0.02*m["cpu_allocatable_total"])
+	if room <= 0 {
+		t.Fatalf("no room left for the workers (cpu_capacity_remaining %.0fm): fewer SCALE_PODS", m["cpu_capacity_remaining"])
+	}
+	res.Setup.WorkerRoomMilli = room
+	res.Workers = planWorkers(cfg.Scalers, cfg.Nodes, room)
+	for _, w := range res.Workers {
+		createDeployment(t, "scale-worker", w.Name, DeploymentSpec{Replicas: 0, Requests: w.shape(), PriorityClass: "scale-opportunistic"})
+		s := scalerFor("scale-worker", w.Name, w.Name, 0, w.Max, map[corev1.ResourceName]v1alpha1.HeadroomValue{"cpu": workerHeadroom})
+		s.Spec.Priority, s.Spec.Weight = w.Priority, w.Weight
+		createScaler(t, c, s)
+	}
+	t.Logf("%d workers for %.0f cores of room: %+v", len(res.Workers), float64(room)/1000, res.Workers)
 
 	start = time.Now()
-	res.Setup.WorkerReplicas = waitForSettledWorker(t, 15*time.Minute)
+	res.Setup.WorkerReplicas = waitForSettledWorkers(t, 15*time.Minute+time.Duration(cfg.Nodes)*100*time.Millisecond)
+	res.Setup.WorkerCPUMilli = workerCPU(res.Workers, res.Setup.WorkerReplicas)
 	res.Setup.WorkerFilledSec = time.Since(start).Seconds()
 	cpuIngest := procCPUSeconds(t, pid) - cpu0
 	res.Opportunist.CPUSecondsIngest = cpuIngest
-	t.Logf("worker settled at %d replicas, all bound, %s after the bulk ran; opportunist CPU so far %.1fs", res.Setup.WorkerReplicas, time.Since(start).Round(time.Millisecond), cpuIngest)
+	t.Logf("workers settled at %v (%.0f cores), all bound, %s after their scalers were made; opportunist CPU so far %.1fs",
+		res.Setup.WorkerReplicas, float64(res.Setup.WorkerCPUMilli)/1000, time.Since(start).Round(time.Millisecond), cpuIngest)
+
+	mark("workers filled")
+	// Every pod is in: the live set is at its largest.
+	prof := newProfiler(t, o)
+	res.Opportunist.LiveHeapPeakMB = prof.heap("heap-filled")
 
 	// Paid load churns from here to the end.
 	churn := startChurn(t, churnLo, churnHi)
 
+	cpuProfile := prof.cpuAsync("cpu-steady", min(30*time.Second, cfg.Steady))
+	from := time.Now()
 	steady := measureSteady(t, o, pid, cfg.Steady)
+	to := time.Now()
+	cpuProfile()
+	res.Opportunist.LiveHeapSteadyMB = prof.heap("heap-steady")
 	res.Opportunist.CPUSecondsSteady = steady.cpu
 	res.Opportunist.CPUPercentSteady = 100 * steady.cpu / cfg.Steady.Seconds()
-	res.Opportunist.SteadyRSSMiB = steady.maxRSS
+	res.Opportunist.SteadyRSSMB = steady.maxRSS / mb
 	res.Opportunist.RoundsSteady = steady.rounds
-	res.Setup.MinReadyNodesSteady = steady.minReady
+	res.Setup.MinReadyNodesSteady, res.Setup.MaxStaleSecSteady = steady.minReady, steady.maxStale
 	res.Setup.PodsAtSteady, res.Setup.PaidPodsAtSteady = steady.podsBound, steady.paidBound
-	t.Logf("steady churn for %s: opportunist used %.2f CPU-seconds (%.1f%% of a core) in %.0f decision rounds, RSS at most %.0f MiB, with %.0f pods bound (%.0f paid); at least %.0f of %d nodes Ready throughout",
-		cfg.Steady, steady.cpu, res.Opportunist.CPUPercentSteady, steady.rounds, steady.maxRSS, steady.podsBound, steady.paidBound, steady.minReady, cfg.Nodes)
+	t.Logf("steady churn for %s: opportunist used %.2f CPU-seconds (%.1f%% of a core, with a %s CPU profile running) in %.0f decision rounds, RSS at most %.0f MB, with %.0f pods bound (%.0f paid); at least %.0f of %d nodes Ready throughout; data stale at most %.0fs",
+		cfg.Steady, steady.cpu, res.Opportunist.CPUPercentSteady, min(30*time.Second, cfg.Steady), steady.rounds, res.Opportunist.SteadyRSSMB, steady.podsBound, steady.paidBound, steady.minReady, cfg.Nodes, steady.maxStale)
+	time.Sleep(auditTimeSlack)
+	rq := countRequests(t, id.User, from, to)
+	res.Opportunist.RequestsSteady = rq
+	t.Logf("API requests in steady churn: %.0f a minute (%.0f of them writes):\n%s", rq.PerMinute, rq.WritesPerMinute, requestTable(rq.Requests, to.Sub(from).Seconds()))
 
+	mark("profiles, steady churn, API requests counted")
 	create, del := measureEventToMetric(t, o, cfg.Samples)
 	res.EventToMetric.Create, res.EventToMetric.Delete = summarizeLatencies(create), summarizeLatencies(del)
-	t.Logf("pod created -> remaining gauge: p50 %.0fms p95 %.0fms max %.0fms (n=%d)", res.EventToMetric.Create.P50ms, res.EventToMetric.Create.P95ms, res.EventToMetric.Create.MaxMs, len(create))
-	t.Logf("pod deleted -> remaining gauge: p50 %.0fms p95 %.0fms max %.0fms (n=%d)", res.EventToMetric.Delete.P50ms, res.EventToMetric.Delete.P95ms, res.EventToMetric.Delete.MaxMs, len(del))
+	t.Logf("pod created -> remaining gauge: %s", res.EventToMetric.Create)
+	t.Logf("pod deleted -> remaining gauge: %s", res.EventToMetric.Delete)
 
+	mark("event to metric samples")
 	extra := int32(max(10, cfg.Nodes/20))
+	var firstLower, yielded, bound []time.Duration
 	for i := range cfg.Yields {
-		tr := measureYield(t, o, extra)
+		tr := measureYield(t, o, id.User, res.Workers, extra)
 		res.Yield = append(res.Yield, tr)
-		t.Logf("yield %d: %d paid pods (%d beyond the free room); worker %d -> %d; first lower write %.0fms, lower by %d %.0fms, all paid pods bound %.0fms; scaled back to 0, worker written back up after %.0fms",
-			i+1, tr.PaidPods, tr.Beyond, tr.WorkerBefore, tr.WorkerAfter, tr.FirstLowerMs, tr.Beyond, tr.YieldedMs, tr.AllScheduledMs, tr.RefilledMs)
+		firstLower = append(firstLower, msDuration(tr.FirstLowerMs))
+		yielded = append(yielded, msDuration(tr.YieldedMs))
+		bound = append(bound, msDuration(tr.AllScheduledMs))
+		t.Logf("yield %d: %d paid pods (%d beyond the free room); workers %.0f -> %.0f cores, given back by tier %v (milli); first lower write %.0fms (%s; polling saw it at %.0fms), lower by %d pods' cpu %.0fms, all paid pods bound %.0fms, mean paid pod wait %.1fs; scaled back to 0, workers written back up after %.0fms",
+			i+1, tr.PaidPods, tr.Beyond, float64(tr.WorkerCPUBefore)/1000, float64(tr.WorkerCPUAfter)/1000, tr.GivenBack, tr.FirstLowerMs, tr.FirstLowerBy, tr.FirstSeenMs, tr.Beyond, tr.YieldedMs, tr.AllScheduledMs, tr.PaidWaitMeanSec, tr.RefilledMs)
 	}
-	res.Opportunist.ChurnScaleChanges = churn.stop()
+	res.YieldSummary.FirstLower, res.YieldSummary.Yielded, res.YieldSummary.AllScheduled = summarizeLatencies(firstLower), summarizeLatencies(yielded), summarizeLatencies(bound)
+	t.Logf("yield over %d trials: first lower /scale write %s; lower by the extra pods %s; every paid pod bound %s", cfg.Yields, res.YieldSummary.FirstLower, res.YieldSummary.Yielded, res.YieldSummary.AllScheduled)
 
+	mark("yield trials")
 	res.Opportunist.CPUSecondsTotal = procCPUSeconds(t, pid) - cpu0
 	res.Opportunist.WallSecondsTotal = time.Since(wall0).Seconds()
-	res.Opportunist.PeakRSSMiB = procStatusMiB(t, pid, "VmHWM")
+	res.Opportunist.PeakRSSMB = procStatusBytes(t, pid, "VmHWM") / mb
 	if m, err := o.scrape(context.Background()); err == nil {
-		res.Opportunist.HeapInuseMiB = m["go_memstats_heap_inuse_bytes"] / (1 << 20)
+		res.Opportunist.HeapInuseMB = m["go_memstats_heap_inuse_bytes"] / mb
 	}
 	res.Opportunist.ScaleWrites = counter(t, o, "opportunist_scale_writes_total")
 	res.Opportunist.Rounds = counter(t, o, "opportunist_decision_rounds_total")
-	t.Logf("whole run: opportunist used %.1f CPU-seconds in %.0fs, peak RSS %.0f MiB, heap in use %.0f MiB, %v /scale writes",
-		res.Opportunist.CPUSecondsTotal, res.Opportunist.WallSecondsTotal, res.Opportunist.PeakRSSMiB, res.Opportunist.HeapInuseMiB, res.Opportunist.ScaleWrites)
+	t.Logf("whole run: opportunist used %.1f CPU-seconds in %.0fs, peak RSS %.0f MB, live heap %.0f MB filled / %.0f MB after the churn, heap in use %.0f MB at the end, %v /scale writes",
+		res.Opportunist.CPUSecondsTotal, res.Opportunist.WallSecondsTotal, res.Opportunist.PeakRSSMB, res.Opportunist.LiveHeapPeakMB, res.Opportunist.LiveHeapSteadyMB, res.Opportunist.HeapInuseMB, res.Opportunist.ScaleWrites)
 
-	// A second replica started now lists every pod at once: the restart
-	// case. Leader election keeps it a standby that only reads.
-	// (A subtest, so its log goes to a folder of its own.)
-	t.Run("second-replica", func(t *testing.T) {
-		start := time.Now()
-		o2 := startOpportunist(t)
-		res.Opportunist.ColdStartSec = time.Since(start).Seconds()
-		res.Opportunist.ColdStartRSSMiB = procStatusMiB(t, o2.cmd.Process.Pid, "VmHWM")
-		t.Logf("a second replica started with every pod present: /readyz after %s, peak RSS %.0f MiB", time.Since(start).Round(time.Millisecond), res.Opportunist.ColdStartRSSMiB)
-	})
+	// A restart of the only replica (a rollout with one replica, a new
+	// node): SIGTERM, the lease released, the new process lists every pod
+	// and leads at once. Each process logs to a file of its own.
+	o.stop()
+	res.Restart.from = time.Now()
+	restarted := launchOpportunist(t, id, "opportunist-restarted", "--profiling")
+	res.Restart.measure(t, restarted)
+	t.Logf("restart: /readyz after %.2fs, first decision round after %.2fs, peak RSS %.0f MB", res.Restart.ReadySec, res.Restart.FirstRoundSec, res.Restart.PeakRSSMB)
 
+	// The chart runs two replicas with the default lease timings
+	// (15s/10s/2s). A leader that dies without releasing the lease
+	// (SIGKILL, OOM, a lost node) is replaced once the lease expires.
+	standby := launchOpportunist(t, id, "opportunist-standby", "--profiling")
+	res.TakeoverKill.measureStandby(t, standby, restarted, true)
+	t.Logf("takeover after SIGKILL: standby /readyz after %.2fs; leader killed, the standby's first decision round %.2fs later, its peak RSS %.0f MB", res.TakeoverKill.ReadySec, res.TakeoverKill.FirstRoundSec, res.TakeoverKill.PeakRSSMB)
+
+	// A leader stopped with SIGTERM (a rollout, a drain) releases the
+	// lease: the standby leads at its next try (--leader-election-retry-period).
+	standby2 := launchOpportunist(t, id, "opportunist-standby-2", "--profiling")
+	res.TakeoverRelease.measureStandby(t, standby2, standby, false)
+	t.Logf("takeover after SIGTERM: standby /readyz after %.2fs; leader stopped, the standby's first decision round %.2fs later, its peak RSS %.0f MB", res.TakeoverRelease.ReadySec, res.TakeoverRelease.FirstRoundSec, res.TakeoverRelease.PeakRSSMB)
+	res.Opportunist.ChurnScaleChanges = churn.stop()
+	res.Restart.until, res.TakeoverKill.until, res.TakeoverRelease.until = res.TakeoverKill.from, res.TakeoverRelease.from, time.Now()
+	time.Sleep(auditTimeSlack)
+	writes := scaleWrites(t, wall0, id.User, "scale-worker")
+	for _, st := range []*startTiming{&res.Restart, &res.TakeoverKill, &res.TakeoverRelease} {
+		st.firstWrite(writes)
+	}
+	t.Logf("first /scale write after the restart %.2fs, after the kill %.2fs, after the release %.2fs (0: none before the next phase began)",
+		res.Restart.FirstWriteSec, res.TakeoverKill.FirstWriteSec, res.TakeoverRelease.FirstWriteSec)
+
+	mark("restart and takeovers")
+	var phases []string
+	for _, p := range res.Phases {
+		phases = append(phases, fmt.Sprintf("%s %.0fs", p.Name, p.Seconds))
+	}
+	t.Logf("phases: %s", strings.Join(phases, "; "))
+	res.Profiles = prof.files
 	res.LoadAvg.End = loadAverage()
 	writeScaleResults(t, res)
 	checkScaleResults(t, res)
 }
 
-// checkScaleResults holds the run to the foundation's targets. Wide margins:
-// the machine is shared, but an order-of-magnitude regression still fails.
-func checkScaleResults(t *testing.T, res *scaleResults) {
+func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
+
+// measure times a process started at st.from: to /readyz, and to its
+// first decision round.
+func (st *startTiming) measure(t *testing.T, o *Opportunist) {
 	t.Helper()
-	if res.EventToMetric.Create.P95ms > 2000 || res.EventToMetric.Delete.P95ms > 2000 {
-		t.Errorf("event to metric p95 %.0fms (create) / %.0fms (delete), want <= 2s", res.EventToMetric.Create.P95ms, res.EventToMetric.Delete.P95ms)
+	o.waitStarted(t, 5*time.Minute)
+	st.ReadySec = time.Since(st.from).Seconds()
+	waitFirstRound(t, o)
+	st.FirstRoundSec = time.Since(st.from).Seconds()
+	st.PeakRSSMB = procStatusBytes(t, o.cmd.Process.Pid, "VmHWM") / mb
+}
+
+// measureStandby times a standby started now to /readyz; then, with the
+// standby still running no round, ends the leader (SIGKILL when kill, else
+// SIGTERM) and times the standby's first round from there.
+func (st *startTiming) measureStandby(t *testing.T, standby, leader *Opportunist, kill bool) {
+	t.Helper()
+	begun := time.Now()
+	standby.waitStarted(t, 5*time.Minute)
+	st.ReadySec = time.Since(begun).Seconds()
+	// A standby runs no rounds: its first is the sign it leads.
+	if r, err := standby.rounds(context.Background()); err != nil || r != 0 {
+		t.Fatalf("the standby ran %v decision rounds before the leader ended (%v): it does not wait for the lease", r, err)
 	}
-	for i, y := range res.Yield {
-		if y.YieldedMs > 10000 {
-			t.Errorf("yield %d: the worker gave back %d pods' room after %.0fms, want <= 10s", i+1, y.Beyond, y.YieldedMs)
+	if kill {
+		st.from = leader.kill(t)
+	} else {
+		st.from = time.Now()
+		leader.stop()
+	}
+	waitFirstRound(t, standby)
+	st.FirstRoundSec = time.Since(st.from).Seconds()
+	st.PeakRSSMB = procStatusBytes(t, standby.cmd.Process.Pid, "VmHWM") / mb
+}
+
+// firstWrite finds the first /scale write in [st.from, st.until): the
+// process timed made it, the one before it having ended.
+func (st *startTiming) firstWrite(writes []scaleWrite) {
+	for _, w := range writes {
+		if w.Subresource == "scale" && !w.Time.Before(st.from) && w.Time.Before(st.until) {
+			st.FirstWriteSec = w.Time.Sub(st.from).Seconds()
+			return
 		}
 	}
-	if res.Opportunist.PeakRSSMiB > 500 {
-		t.Errorf("opportunist peak RSS %.0f MiB, want <= 500 MiB (the foundation's target at 150,000 pods)", res.Opportunist.PeakRSSMiB)
+}
+
+// waitFirstRound waits until o has run a decision round: it leads.
+func waitFirstRound(t *testing.T, o *Opportunist) {
+	t.Helper()
+	waitFor(t, 5*time.Minute, "the opportunist's first decision round", func(ctx context.Context) (bool, error) {
+		r, err := o.rounds(ctx)
+		return err == nil && r > 0, err
+	})
+}
+
+// checkScaleResults holds the run to issue 19's targets: peak RSS at most
+// 500 MB (10^6 bytes) for every process, pod event -> gauge p99 at most 1 s,
+// first yield write p99 at most 2 s, restart to ready at most 60 s. The
+// rest is reported.
+func checkScaleResults(t *testing.T, res *scaleResults) {
+	t.Helper()
+	if c, d := res.EventToMetric.Create, res.EventToMetric.Delete; c.P99ms > 1000 || d.P99ms > 1000 {
+		t.Errorf("pod event -> gauge p99 %.0fms (create) / %.0fms (delete), want <= 1s", c.P99ms, d.P99ms)
+	}
+	if f := res.YieldSummary.FirstLower; f.P99ms > 2000 {
+		t.Errorf("first lower /scale write p99 %.0fms over %d trials, want <= 2s", f.P99ms, f.N)
+	}
+	if r := res.Restart.ReadySec; r > 60 {
+		t.Errorf("restart to /readyz %.1fs, want <= 60s", r)
+	}
+	for what, rss := range map[string]float64{"the opportunist": res.Opportunist.PeakRSSMB, "the restarted opportunist": res.Restart.PeakRSSMB,
+		"the standby that took over after a kill": res.TakeoverKill.PeakRSSMB, "the standby that took over after a release": res.TakeoverRelease.PeakRSSMB} {
+		if rss > rssTargetMB {
+			t.Errorf("%s: peak RSS %.0f MB, want <= %d MB (10^6 bytes)", what, rss, rssTargetMB)
+		}
 	}
 }
 
@@ -312,6 +623,83 @@ func writeScaleResults(t *testing.T, res *scaleResults) {
 		t.Fatal(err)
 	}
 	t.Logf("results written to %s:\n%s", path, b)
+}
+
+// profiler saves the opportunist's pprof profiles (it runs with
+// --profiling) to E2E_ARTIFACTS/profiles, each with `go tool pprof -top`.
+type profiler struct {
+	t     *testing.T
+	o     *Opportunist
+	dir   string
+	mu    sync.Mutex
+	files []string
+}
+
+func newProfiler(t *testing.T, o *Opportunist) *profiler {
+	dir := filepath.Join(artifactDir, "profiles")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &profiler{t: t, o: o, dir: dir}
+}
+
+// heap saves the in-use heap after a GC (gc=1) and returns the live heap
+// in MB: go_memstats_heap_alloc_bytes read right after that GC.
+func (p *profiler) heap(name string) float64 {
+	p.t.Helper()
+	p.save(name, "heap?gc=1", time.Minute)
+	m, err := p.o.scrape(context.Background())
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return m["go_memstats_heap_alloc_bytes"] / mb
+}
+
+// cpuAsync starts a CPU profile of d and returns a func that waits for it.
+func (p *profiler) cpuAsync(name string, d time.Duration) func() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.save(name, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), d+time.Minute)
+	}()
+	return func() { <-done }
+}
+
+// save fetches /debug/pprof/<query> to <name>.pb.gz and writes the top 20
+// to <name>.top.txt. Errors are test errors, not fatal (it runs in a
+// goroutine too): a missing profile should not lose the run's numbers.
+func (p *profiler) save(name, query string, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	code, body, err := httpGet(ctx, p.o.URL+"/debug/pprof/"+query)
+	if err != nil || code != http.StatusOK {
+		p.t.Errorf("profile %s: HTTP %d, %v (is --profiling on?)", query, code, err)
+		return
+	}
+	path := filepath.Join(p.dir, name+".pb.gz")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		p.t.Error(err)
+		return
+	}
+	p.mu.Lock()
+	p.files = append(p.files, name+".pb.gz")
+	p.mu.Unlock()
+	// The top 20 by own cost, and by cost including callees (where a
+	// flat list of runtime functions does not say what calls them).
+	for _, v := range []struct{ suffix, flag string }{{".top.txt", "-flat"}, {".topcum.txt", "-cum"}} {
+		top, err := exec.Command("go", "tool", "pprof", "-top", v.flag, "-nodecount=20", binary, path).CombinedOutput()
+		if err != nil {
+			p.t.Errorf("go tool pprof -top %s %s: %v\n%s", v.flag, path, err, top)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(p.dir, name+v.suffix), top, 0o644); err != nil {
+			p.t.Error(err)
+		}
+		p.mu.Lock()
+		p.files = append(p.files, name+v.suffix)
+		p.mu.Unlock()
+		p.t.Logf("profile %s (%s), go tool pprof -top %s -nodecount=20:\n%s", name, query, v.flag, top)
+	}
 }
 
 // fastClient is a client for bulk writes: the shared one's 100 QPS would
@@ -442,27 +830,48 @@ func createBulkPods(t *testing.T, cs kubernetes.Interface, n, nodes int) {
 	})
 }
 
-// waitForSettledWorker waits until the worker's replica count has not
-// changed for 10 s and all its pods are ready, and returns that count.
-func waitForSettledWorker(t *testing.T, timeout time.Duration) int32 {
+// waitForSettledWorkers waits until no worker's replica count has changed
+// for 10 s and all their pods are ready, and returns the counts.
+func waitForSettledWorkers(t *testing.T, timeout time.Duration) map[string]int32 {
 	t.Helper()
-	var last int32 = -1
+	var last map[string]int32
 	var since time.Time
-	waitFor(t, timeout, "the worker to fill the cluster and settle", func(ctx context.Context) (bool, error) {
-		d, err := client.AppsV1().Deployments("scale-worker").Get(ctx, "worker", metav1.GetOptions{})
+	waitFor(t, timeout, "the workers to fill the cluster and settle", func(ctx context.Context) (bool, error) {
+		now, err := workerReplicas(ctx, true)
 		if err != nil {
 			return false, err
 		}
-		want := *d.Spec.Replicas
-		if want != last {
-			last, since = want, time.Now()
+		if !maps.Equal(now, last) {
+			last, since = now, time.Now()
 		}
-		if want == 0 || d.Status.ReadyReplicas != want || d.Status.Replicas != want {
-			return false, fmt.Errorf("replicas %d, ready %d, existing %d", want, d.Status.ReadyReplicas, d.Status.Replicas)
+		total := int32(0)
+		for _, n := range now {
+			total += n
+		}
+		if total == 0 {
+			return false, fmt.Errorf("no worker replicas yet")
 		}
 		return time.Since(since) >= 10*time.Second, nil
 	})
 	return last
+}
+
+// workerReplicas reads every worker's spec.replicas; with ready, it fails
+// unless each has all its replicas, ready.
+func workerReplicas(ctx context.Context, ready bool) (map[string]int32, error) {
+	l, err := client.AppsV1().Deployments("scale-worker").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int32{}
+	for _, d := range l.Items {
+		want := *d.Spec.Replicas
+		if ready && (d.Status.ReadyReplicas != want || d.Status.Replicas != want) {
+			return nil, fmt.Errorf("%s: %d replicas, %d ready, %d existing", d.Name, want, d.Status.ReadyReplicas, d.Status.Replicas)
+		}
+		out[d.Name] = want
+	}
+	return out, nil
 }
 
 // churner scales the churn Deployments between lo and hi, one every second.
@@ -521,8 +930,10 @@ func (ch *churner) stop() int64 {
 }
 
 type steadyNumbers struct {
-	cpu, maxRSS, rounds  float64
+	cpu, rounds          float64
+	maxRSS               float64 // bytes
 	minReady             float64
+	maxStale             float64 // longest opportunist_capacity_stale_seconds seen
 	podsBound, paidBound float64
 }
 
@@ -535,13 +946,22 @@ func measureSteady(t *testing.T, o *Opportunist, pid int, d time.Duration) stead
 	end := time.Now().Add(d)
 	out.minReady = math.Inf(1)
 	for time.Now().Before(end) {
-		out.maxRSS = max(out.maxRSS, procStatusMiB(t, pid, "VmRSS"))
+		out.maxRSS = max(out.maxRSS, procStatusBytes(t, pid, "VmRSS"))
 		// kwok renews every node's lease; a node it falls behind on goes
 		// NotReady and takes its room out of the pool: worth knowing.
+		// While the API server does not answer (its /readyz probe times
+		// out on an overloaded machine) the numbers are stale and /metrics
+		// serves only how long: recorded, not counted as no node Ready.
 		if m, err := o.scrape(context.Background()); err == nil {
-			out.minReady = min(out.minReady, m[`opportunist_nodes{state="ready"}`])
+			if n, ok := m[`opportunist_nodes{state="ready"}`]; ok {
+				out.minReady = min(out.minReady, n)
+			}
+			out.maxStale = max(out.maxStale, m["opportunist_capacity_stale_seconds"])
 		}
 		time.Sleep(time.Second)
+	}
+	if math.IsInf(out.minReady, 1) {
+		out.minReady = -1 // never read: stale throughout (JSON has no infinity)
 	}
 	out.cpu = procCPUSeconds(t, pid) - cpu0
 	out.rounds = counter(t, o, "opportunist_decision_rounds_total") - rounds0
@@ -584,10 +1004,12 @@ func measureEventToMetric(t *testing.T, o *Opportunist, n int) (created, deleted
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	full, err := read(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	var full float64
+	waitFor(t, 2*time.Minute, series+" to be served (the data current)", func(ctx context.Context) (bool, error) {
+		v, err := read(ctx)
+		full = v
+		return err == nil, err
+	})
 	zero := int64(0)
 	for i := range n {
 		pod := &corev1.Pod{
@@ -616,49 +1038,71 @@ func measureEventToMetric(t *testing.T, o *Opportunist, n int) (created, deleted
 	return created, deleted
 }
 
-// measureYield adds paid pods of the worker's shape: as many as the free
-// room could hold, plus extra. At priority 0 above the worker's -10 they
-// preempt worker pods where no room is left, and the opportunist must
-// shrink the worker so its evicted pods are not recreated to wait. It times
-// the first lower /scale write, the worker lower by extra, all paid pods
-// bound, and, once the paid pods are gone, the worker written back up.
-func measureYield(t *testing.T, o *Opportunist, extra int32) yieldTrial {
+// measureYield adds paid pods of 2 cores: as many as the free room could
+// hold, plus extra. At priority 0 above the workers' -10 they preempt
+// worker pods where no room is left, and the opportunist must shrink the
+// workers (the lowest scaler priority first) so their evicted pods are not
+// recreated to wait. It times the first lower /scale write of any worker
+// (from the audit log: when the API server received it), the workers lower
+// by extra pods' cpu in all, every paid pod bound, and, once the paid pods
+// are gone, the workers written back up by half of what they gave. The
+// times run from the paid Deployment's scale-up (the refill's from its
+// scale-down): they include the ReplicaSet controller creating the pods
+// and the scheduler finding no room for them.
+func measureYield(t *testing.T, o *Opportunist, user string, workers []scaleWorker, extra int32) yieldTrial {
 	t.Helper()
 	ctx := context.Background()
 	// Start from a filled cluster: the last trial's paid pods gone, every
 	// worker pod there and ready, so the free room read below is real.
-	waitFor(t, 3*time.Minute, "the last paid pods to go and the worker to be all ready", func(ctx context.Context) (bool, error) {
-		return workerReadyAndYieldGone(ctx)
+	var before map[string]int32
+	waitFor(t, 5*time.Minute, "the last paid pods to go and the workers to be all ready", func(ctx context.Context) (bool, error) {
+		pods, err := client.CoreV1().Pods("scale-yield").List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			return false, err
+		}
+		if len(pods.Items) > 0 {
+			return false, fmt.Errorf("%d paid-yield pods left", len(pods.Items))
+		}
+		before, err = workerReplicas(ctx, true)
+		return err == nil, err
 	})
 	m, err := o.scrape(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	free := int32(m["cpu_capacity_remaining"] / float64(workerCPUMilli))
-	before, err := deploymentReplicas(ctx, "scale-worker", "worker")
-	if err != nil {
-		t.Fatal(err)
-	}
+	free := int32(m["cpu_capacity_remaining"] / float64(yieldCPUMilli))
+	tr := yieldTrial{PaidPods: free + extra, Beyond: extra, GivenBack: map[string]int64{}}
+	tr.WorkerCPUBefore = workerCPU(workers, before)
+	tr.WorkerCPUAfter = tr.WorkerCPUBefore
+	lowest := maps.Clone(before)
 	waitBefore := m["opportunist_paid_pod_wait_seconds_sum"]
 	countBefore := m["opportunist_paid_pod_wait_seconds_count"]
-	tr := yieldTrial{PaidPods: free + extra, Beyond: extra, WorkerBefore: before, WorkerAfter: before}
+	need := int64(extra) * yieldCPUMilli
 
 	start := time.Now()
+	var listed time.Time
 	scaleDeployment(t, "scale-yield", "paid-yield", tr.PaidPods)
 	ms := func() float64 { return float64(time.Since(start).Microseconds()) / 1000 }
-	waitFor(t, 2*time.Minute, "the worker to yield and every new paid pod to be bound", func(ctx context.Context) (bool, error) {
-		w, err := deploymentReplicas(ctx, "scale-worker", "worker")
+	waitFor(t, 3*time.Minute+time.Duration(tr.PaidPods)*100*time.Millisecond, "the workers to yield and every new paid pod to be bound", func(ctx context.Context) (bool, error) {
+		now, err := workerReplicas(ctx, false)
 		if err != nil {
 			return false, err
 		}
-		tr.WorkerAfter = min(tr.WorkerAfter, w)
-		if tr.FirstLowerMs == 0 && w < before {
-			tr.FirstLowerMs = ms()
+		for k, v := range now {
+			lowest[k] = min(lowest[k], v)
 		}
-		if tr.YieldedMs == 0 && w <= before-extra {
+		w := workerCPU(workers, now)
+		tr.WorkerCPUAfter = min(tr.WorkerCPUAfter, w)
+		if tr.FirstSeenMs == 0 && w < tr.WorkerCPUBefore {
+			tr.FirstSeenMs = ms()
+		}
+		if tr.YieldedMs == 0 && w <= tr.WorkerCPUBefore-need {
 			tr.YieldedMs = ms()
 		}
-		if tr.AllScheduledMs == 0 {
+		// Listing thousands of pods 20 times a second would load the API
+		// server the run measures: 4 times a second.
+		if tr.AllScheduledMs == 0 && time.Since(listed) >= 250*time.Millisecond {
+			listed = time.Now()
 			pods, err := client.CoreV1().Pods("scale-yield").List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 			if err != nil {
 				return false, err
@@ -674,7 +1118,7 @@ func measureYield(t *testing.T, o *Opportunist, extra int32) yieldTrial {
 			}
 		}
 		if tr.YieldedMs == 0 || tr.AllScheduledMs == 0 {
-			return false, fmt.Errorf("worker at %d (was %d), all paid pods bound: %v", w, before, tr.AllScheduledMs > 0)
+			return false, fmt.Errorf("workers at %dm cpu (were %dm), all paid pods bound: %v", w, tr.WorkerCPUBefore, tr.AllScheduledMs > 0)
 		}
 		return true, nil
 	})
@@ -683,42 +1127,38 @@ func measureYield(t *testing.T, o *Opportunist, extra int32) yieldTrial {
 			tr.PaidWaitMeanSec = (m["opportunist_paid_pod_wait_seconds_sum"] - waitBefore) / n
 		}
 	}
+	for _, w := range workers {
+		tr.GivenBack[w.Tier] += int64(before[w.Name]-lowest[w.Name]) * w.CPUMilli
+	}
+	// The audit log has the write itself; polling lags it by up to a poll.
+	for _, w := range scaleWrites(t, start, user, "scale-worker") {
+		if w.Subresource == "scale" && w.Replicas != nil && *w.Replicas < before[w.Name] {
+			tr.FirstLowerMs, tr.FirstLowerBy = float64(w.Time.Sub(start).Microseconds())/1000, w.Name
+			break
+		}
+	}
+	if tr.FirstLowerBy == "" {
+		t.Errorf("the audit log has no lower /scale write of a worker by %s since %s, yet the workers went from %dm to %dm cpu", user, start.Format(time.TimeOnly), tr.WorkerCPUBefore, tr.WorkerCPUAfter)
+	}
 
 	scaleDeployment(t, "scale-yield", "paid-yield", 0)
 	start = time.Now()
-	waitFor(t, 2*time.Minute, "the worker to be written back up after the paid pods left", func(ctx context.Context) (bool, error) {
-		w, err := deploymentReplicas(ctx, "scale-worker", "worker")
+	waitFor(t, 3*time.Minute, "the workers to be written back up after the paid pods left", func(ctx context.Context) (bool, error) {
+		now, err := workerReplicas(ctx, false)
 		if err != nil {
 			return false, err
 		}
-		// Churn moves the worker by a few pods either way.
-		if w < before-extra/2 {
-			return false, fmt.Errorf("worker at %d, was %d", w, before)
+		// Back up by half of what they gave: not all of it, as churn
+		// moves them by a few pods either way, and the room the paid pods
+		// leave in pieces may be filled by the smaller shapes first (a
+		// 4-core worker need not get its pods back).
+		if w := workerCPU(workers, now); w < tr.WorkerCPUAfter+(tr.WorkerCPUBefore-tr.WorkerCPUAfter)/2 {
+			return false, fmt.Errorf("workers at %dm cpu, were %dm before the paid pods and %dm at their lowest", w, tr.WorkerCPUBefore, tr.WorkerCPUAfter)
 		}
 		return true, nil
 	})
 	tr.RefilledMs = ms()
 	return tr
-}
-
-// workerReadyAndYieldGone: no pod of paid-yield is left and the worker has
-// all its replicas, ready.
-func workerReadyAndYieldGone(ctx context.Context) (bool, error) {
-	pods, err := client.CoreV1().Pods("scale-yield").List(ctx, metav1.ListOptions{ResourceVersion: "0"})
-	if err != nil {
-		return false, err
-	}
-	if len(pods.Items) > 0 {
-		return false, fmt.Errorf("%d paid-yield pods left", len(pods.Items))
-	}
-	d, err := client.AppsV1().Deployments("scale-worker").Get(ctx, "worker", metav1.GetOptions{})
-	if err != nil {
-		return false, err
-	}
-	if d.Status.ReadyReplicas != *d.Spec.Replicas || d.Status.Replicas != *d.Spec.Replicas {
-		return false, fmt.Errorf("worker: %d replicas, %d ready, %d existing", *d.Spec.Replicas, d.Status.ReadyReplicas, d.Status.Replicas)
-	}
-	return true, nil
 }
 
 // counter sums a counter's series on /metrics (scrape keeps gauges only).
@@ -755,8 +1195,8 @@ func procCPUSeconds(t *testing.T, pid int) float64 {
 	return (utime + stime) / 100
 }
 
-// procStatusMiB reads a memory line (VmRSS, VmHWM) of /proc/<pid>/status.
-func procStatusMiB(t *testing.T, pid int, key string) float64 {
+// procStatusBytes reads a memory line (VmRSS, VmHWM) of /proc/<pid>/status.
+func procStatusBytes(t *testing.T, pid int, key string) float64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -766,7 +1206,7 @@ func procStatusMiB(t *testing.T, pid int, key string) float64 {
 		if rest, ok := strings.CutPrefix(line, key+":"); ok {
 			f := strings.Fields(rest)
 			kb, _ := strconv.ParseFloat(f[0], 64)
-			return kb / 1024
+			return kb * 1024
 		}
 	}
 	t.Fatalf("/proc/%d/status has no %s", pid, key)
