@@ -71,7 +71,7 @@ cleanup() {
     kill "$pid" 2>/dev/null || true
   done
   for k in "${started[@]}"; do
-    echo "e2e: stopping the control plane this run started (shard $k)"
+    echo "e2e: stopping the control plane this run started$([ "$shards" = 1 ] || echo " (shard $k)")"
     (eval "$(shard_env "$k")" && "$bindir/cluster" down) || true
   done
   rm -rf "$bindir"
