@@ -169,6 +169,7 @@ for t in $(awk '!/^#/ && NF >= 2 { print $1 }' hack/e2e-shards.txt); do
 done
 
 start_all=$(date +%s)
+rm -f "$E2E_ARTIFACTS"/shard-*.rc # an earlier run's exit codes
 declare -A shard_pid=()
 while read -r k secs tests; do
   if [ "$k" = 1 ]; then
