@@ -15,6 +15,9 @@
 # the one control plane as before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The braces make bash read the whole script before running it, so an edit
+# (a git checkout) during a run does not change the rest of that run.
+{
 
 export E2E_ARTIFACTS="${E2E_ARTIFACTS:-$PWD/_output/e2e}"
 mkdir -p "$E2E_ARTIFACTS"
@@ -224,3 +227,5 @@ echo "e2e: $shards shards in $(($(date +%s) - start_all)) s:"
 printf '%s' "$summary"
 echo "e2e: $passed passed, $failed failed"
 [ "$failed_shards" = 0 ]
+exit
+}
