@@ -50,14 +50,14 @@ check: ## The fast tests, in about a minute: gofmt, go vet (e2e tag too), unit t
 	$(GO) test -short -count=1 -skip '^TestPromtoolLint$$' ./...
 
 .PHONY: test
-test: lint unit e2e ## The full suite, as CI runs it: lint, unit tests with -race, end-to-end tests on a real control plane (about 36 min warm)
+test: lint unit e2e ## The full suite, as CI runs it: lint, unit tests with -race, end-to-end tests on 3 real control planes at once (about 17 min warm: README)
 
 .PHONY: unit
 unit: ## Unit tests with the race detector (TestImage builds the static binary cold: allow it more than go test's default 10 min)
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 .PHONY: e2e
-e2e: ## End-to-end tests on a local control plane (brought up if needed); RUN=<regex> selects tests
+e2e: ## End-to-end tests on E2E_SHARDS (3) local control planes at once (brought up if needed; hack/e2e.sh); RUN=<regex> selects tests, run on one
 	RUN='$(value RUN)' hack/e2e.sh
 
 .PHONY: keda

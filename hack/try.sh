@@ -90,7 +90,8 @@ up() {
   echo "try: applying the write-up's cluster (examples/seed-cluster), the CRD (config/crd), and the worker with its scaler (examples/seed)..."
   kubectl apply -f examples/seed-cluster/nodes.yaml -f examples/seed-cluster/paid.yaml \
     -f config/crd -f examples/seed/namespace.yaml >/dev/null
-  kubectl wait --for=condition=Established crd/opportunisticscalers.opportunist.io --timeout=30s >/dev/null
+  # A new CRD has no status.conditions for a moment, and kubectl wait fails rather than waits on that: retry it.
+  timeout 30 sh -c 'until kubectl wait --for=condition=Established crd/opportunisticscalers.opportunist.io --timeout=30s >/dev/null; do sleep 0.5; done'
   kubectl apply -f examples/seed/worker.yaml >/dev/null
   kubectl -n paid rollout status deploy/other-services deploy/sample-metrics-app --timeout=120s >/dev/null
 

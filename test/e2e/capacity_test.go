@@ -224,7 +224,10 @@ func TestAPIServerRestart(t *testing.T) {
 	createNamespace(t, "e2e-restart")
 	createDeployment(t, "e2e-restart", "paid", DeploymentSpec{Replicas: 1, Requests: requests("cpu", "1")})
 	waitForRunningPods(t, "e2e-restart", "paid", 1)
-	o := startOpportunist(t, "--probe-interval", "500ms")
+	// No election, as in testOutage: a leader whose API server stays away
+	// past the renew deadline (as a restart can on a loaded machine) exits by
+	// design (TestFaultKilledDuringScaleUp); here it must ride the outage out.
+	o := startOpportunist(t, "--probe-interval", "500ms", "--leader-elect=false")
 	o.waitForMetrics(t, 10*time.Second, map[string]float64{"cpu_allocatable_total": 8000, "cpu_requests_total": 1000})
 
 	restarted := false
