@@ -50,7 +50,7 @@ check: ## The fast tests, in about a minute: gofmt, go vet (e2e tag too), unit t
 	$(GO) test -short -count=1 -skip '^TestPromtoolLint$$' ./...
 
 .PHONY: test
-test: lint unit e2e ## The full suite, as CI runs it: lint, unit tests with -race, end-to-end tests on 3 real control planes at once (about 17 min warm: README)
+test: lint unit e2e ## The full suite, as CI runs it: lint, unit tests with -race, end-to-end tests on 3 real control planes at once (17 min warm by .ci/run: README)
 
 .PHONY: unit
 unit: ## Unit tests with the race detector (TestImage builds the static binary cold: allow it more than go test's default 10 min)
