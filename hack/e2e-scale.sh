@@ -32,6 +32,12 @@ export OPPORTUNIST_APISERVER_MAX_REQUESTS_INFLIGHT="${OPPORTUNIST_APISERVER_MAX_
 # kwok works on 4 pods and 4 leases at a time by default: 5,000 node leases
 # and 150,000 pods to mark Running need more.
 export OPPORTUNIST_KWOK_PARALLELISM="${OPPORTUNIST_KWOK_PARALLELISM:-16}"
+# kwok renews each node's lease at a quarter of its duration: with kubelet's
+# 40 s, 5,000 nodes are 500 lease writes a second, which in the first
+# 5,000-node run left leases lapsing and nodes NotReady (docs/scale.md).
+# 200 s (and the controller-manager's --node-monitor-grace-period to match):
+# 100 a second.
+export OPPORTUNIST_KWOK_NODE_LEASE_SECONDS="${OPPORTUNIST_KWOK_NODE_LEASE_SECONDS:-200}"
 go run ./hack/cluster down --purge >/dev/null 2>&1 || true # leftovers of a run that was killed
 go run ./hack/cluster up
 cleanup() {

@@ -257,7 +257,7 @@ func TestKubeAPIQPS(t *testing.T) {
 // TestBigClusterSettings: the scale test's settings reach the components'
 // command lines and kwok's config, and are off when unset.
 func TestBigClusterSettings(t *testing.T) {
-	for _, env := range []string{etcdQuotaEnv, maxInflightEnv, kwokParallelEnv} {
+	for _, env := range []string{etcdQuotaEnv, maxInflightEnv, kwokParallelEnv, kwokLeaseEnv} {
 		t.Setenv(env, "")
 	}
 	c := &cluster{p: paths{state: t.TempDir()}}
@@ -265,8 +265,11 @@ func TestBigClusterSettings(t *testing.T) {
 	if c.s, err = settingsFromEnv(); err != nil {
 		t.Fatal(err)
 	}
-	args := strings.Join(append(etcdArgs(c), apiserverArgs(c)...), " ")
-	for _, flag := range []string{"--quota-backend-bytes", "--max-requests-inflight", "--max-mutating-requests-inflight"} {
+	args := strings.Join(append(append(etcdArgs(c), apiserverArgs(c)...), controllerManagerArgs(c)...), " ")
+	if kwok := strings.Join(kwokArgs(c), " "); !strings.Contains(kwok, "--node-lease-duration-seconds=40") {
+		t.Errorf("unset, kwok's node leases are not kubelet's 40 s: %s", kwok)
+	}
+	for _, flag := range []string{"--quota-backend-bytes", "--max-requests-inflight", "--max-mutating-requests-inflight", "--node-monitor-grace-period"} {
 		if strings.Contains(args, flag) {
 			t.Errorf("unset, yet the command lines carry %s: %s", flag, args)
 		}
@@ -274,16 +277,17 @@ func TestBigClusterSettings(t *testing.T) {
 	t.Setenv(etcdQuotaEnv, "8589934592")
 	t.Setenv(maxInflightEnv, "1600")
 	t.Setenv(kwokParallelEnv, "16")
+	t.Setenv(kwokLeaseEnv, "200")
 	if c.s, err = settingsFromEnv(); err != nil {
 		t.Fatal(err)
 	}
-	args = strings.Join(append(etcdArgs(c), apiserverArgs(c)...), " ")
-	for _, flag := range []string{"--quota-backend-bytes=8589934592", "--max-requests-inflight=1600", "--max-mutating-requests-inflight=800"} {
+	args = strings.Join(append(append(append(etcdArgs(c), apiserverArgs(c)...), controllerManagerArgs(c)...), kwokArgs(c)...), " ")
+	for _, flag := range []string{"--quota-backend-bytes=8589934592", "--max-requests-inflight=1600", "--max-mutating-requests-inflight=800", "--node-monitor-grace-period=200s", "--node-lease-duration-seconds=200"} {
 		if !strings.Contains(args, flag) {
 			t.Errorf("command lines lack %s: %s", flag, args)
 		}
 	}
-	for env, bad := range map[string]string{etcdQuotaEnv: "1000", maxInflightEnv: "lots", kwokParallelEnv: "0"} {
+	for env, bad := range map[string]string{etcdQuotaEnv: "1000", maxInflightEnv: "lots", kwokParallelEnv: "0", kwokLeaseEnv: "5"} {
 		t.Setenv(env, bad)
 		if _, err := settingsFromEnv(); err == nil || !strings.Contains(err.Error(), env) {
 			t.Errorf("%s=%q: error %v, want one naming the variable", env, bad, err)

@@ -248,7 +248,17 @@ func controllerManagerArgs(c *cluster) []string {
 		"--service-account-private-key-file="+pki("sa.key"),
 		"--cluster-signing-cert-file="+pki("ca.crt"),
 		"--cluster-signing-key-file="+pki("ca.key"),
-	), append(hpaArgs(c.s, c.hpa), kubeAPIQPSArgs(c.s)...)...)
+	), append(append(hpaArgs(c.s, c.hpa), kubeAPIQPSArgs(c.s)...), nodeMonitorArgs(c.s)...)...)
+}
+
+// nodeMonitorArgs give the node lifecycle controller as long as kwok's node
+// leases last (OPPORTUNIST_KWOK_NODE_LEASE_SECONDS) before it marks a node
+// NotReady, as its default 40 s matches kwok's default 40 s leases.
+func nodeMonitorArgs(s settings) []string {
+	if s.KwokNodeLeaseSeconds == 0 {
+		return nil
+	}
+	return []string{"--node-monitor-grace-period=" + strconv.Itoa(s.KwokNodeLeaseSeconds) + "s"}
 }
 
 func schedulerArgs(c *cluster) []string {
@@ -270,6 +280,10 @@ func kubeAPIQPSArgs(s settings) []string {
 }
 
 func kwokArgs(c *cluster) []string {
+	lease := 40
+	if c.s.KwokNodeLeaseSeconds > 0 {
+		lease = c.s.KwokNodeLeaseSeconds // OPPORTUNIST_KWOK_NODE_LEASE_SECONDS, for big clusters
+	}
 	return []string{
 		"--kubeconfig=" + c.p.kubeconfig(),
 		"--config=" + c.p.kwokConfig(),
@@ -280,7 +294,7 @@ func kwokArgs(c *cluster) []string {
 		// The flag's default is 0, which turns node leases off: the
 		// node-lifecycle-controller then marks kwok nodes Unknown every
 		// 50s and node-initialize flips them back. 40s is kubelet's value.
-		"--node-lease-duration-seconds=40",
+		"--node-lease-duration-seconds=" + strconv.Itoa(lease),
 		// kwok's default pod CIDR, 10.0.0.0/24, is our service range.
 		"--cidr=" + podCIDR,
 	}

@@ -59,6 +59,12 @@ type settings struct {
 	// KwokParallelism is how many pod and node stages and node leases kwok
 	// works on at once (its default is 4 of each).
 	KwokParallelism int `json:"kwokParallelism,omitempty"`
+	// KwokNodeLeaseSeconds is the duration kwok sets on each node's Lease
+	// (default 40; it renews at a quarter of it), and the controller-manager's
+	// --node-monitor-grace-period to match: 5,000 leases renewed every 10 s
+	// are 500 writes a second, which on 2 cores left leases lapsing and
+	// nodes marked NotReady in the first 5,000-node run (docs/scale.md).
+	KwokNodeLeaseSeconds int `json:"kwokNodeLeaseSeconds,omitempty"`
 }
 
 // portEnv names the environment variable of each port setting, for both
@@ -87,6 +93,7 @@ const (
 	etcdQuotaEnv    = "OPPORTUNIST_ETCD_QUOTA_BACKEND_BYTES"
 	maxInflightEnv  = "OPPORTUNIST_APISERVER_MAX_REQUESTS_INFLIGHT"
 	kwokParallelEnv = "OPPORTUNIST_KWOK_PARALLELISM"
+	kwokLeaseEnv    = "OPPORTUNIST_KWOK_NODE_LEASE_SECONDS"
 )
 
 // settingsFromEnv reads the overridable settings, falling back to ports
@@ -138,7 +145,7 @@ func settingsFromEnv() (settings, error) {
 		env string
 		dst *int
 		min int
-	}{{maxInflightEnv, &s.MaxRequestsInflight, 2}, {kwokParallelEnv, &s.KwokParallelism, 1}} {
+	}{{maxInflightEnv, &s.MaxRequestsInflight, 2}, {kwokParallelEnv, &s.KwokParallelism, 1}, {kwokLeaseEnv, &s.KwokNodeLeaseSeconds, 10}} {
 		v := os.Getenv(e.env)
 		if v == "" {
 			continue
