@@ -3,10 +3,14 @@ package main
 import (
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 func TestParseGoMod(t *testing.T) {
@@ -293,5 +297,52 @@ func TestBigClusterSettings(t *testing.T) {
 			t.Errorf("%s=%q: error %v, want one naming the variable", env, bad, err)
 		}
 		t.Setenv(env, "")
+	}
+}
+
+// TestSkipStatusByTest: kwok's own pod-ready Stage gains the selector that
+// leaves pods annotated statusByTestAnnotation alone, keeps its own, and a
+// Stage without the expected shape is an error rather than a silent no-op.
+func TestSkipStatusByTest(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := goModDownload(goBin, "sigs.k8s.io/kwok", kwokVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage, err := os.ReadFile(filepath.Join(kustomizeDir(mod.Dir), podReadyStage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := skipStatusByTest(stage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed struct {
+		Spec struct {
+			Selector struct {
+				MatchExpressions []struct {
+					Key      string   `json:"key"`
+					Operator string   `json:"operator"`
+					Values   []string `json:"values"`
+				} `json:"matchExpressions"`
+			} `json:"selector"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(out, &parsed); err != nil {
+		t.Fatalf("the Stage is no longer YAML: %v\n%s", err, out)
+	}
+	var keys []string
+	for _, e := range parsed.Spec.Selector.MatchExpressions {
+		keys = append(keys, e.Operator+" "+e.Key)
+	}
+	want := `DoesNotExist .metadata.annotations["` + statusByTestAnnotation + `"]`
+	if !slices.Contains(keys, want) || !slices.Contains(keys, "DoesNotExist .metadata.deletionTimestamp") || !slices.Contains(keys, "In .status.phase") {
+		t.Errorf("pod-ready's selector: %q, want upstream's and %q", keys, want)
+	}
+	if _, err := skipStatusByTest([]byte("kind: Stage\nspec: {}\n")); err == nil || !strings.Contains(err.Error(), "skipStatusByTest") {
+		t.Errorf("a Stage without matchExpressions: error %v, want one saying what to update", err)
 	}
 }
