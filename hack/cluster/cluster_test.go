@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -261,7 +262,7 @@ func TestKubeAPIQPS(t *testing.T) {
 // TestBigClusterSettings: the scale test's settings reach the components'
 // command lines and kwok's config, and are off when unset.
 func TestBigClusterSettings(t *testing.T) {
-	for _, env := range []string{etcdQuotaEnv, maxInflightEnv, kwokParallelEnv, kwokLeaseEnv} {
+	for _, env := range []string{etcdQuotaEnv, maxInflightEnv, kwokParallelEnv, kwokLeaseEnv, nodesToScoreEnv, kubeAPIQPSEnv} {
 		t.Setenv(env, "")
 	}
 	c := &cluster{p: paths{state: t.TempDir()}}
@@ -273,7 +274,14 @@ func TestBigClusterSettings(t *testing.T) {
 	if kwok := strings.Join(kwokArgs(c), " "); !strings.Contains(kwok, "--node-lease-duration-seconds=40") {
 		t.Errorf("unset, kwok's node leases are not kubelet's 40 s: %s", kwok)
 	}
-	for _, flag := range []string{"--quota-backend-bytes", "--max-requests-inflight", "--max-mutating-requests-inflight", "--node-monitor-grace-period"} {
+	if err := writeSchedulerConfig(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(c.p.schedulerConfig()); !os.IsNotExist(err) {
+		t.Errorf("unset, a scheduler config was written (%v)", err)
+	}
+	args += " " + strings.Join(schedulerArgs(c), " ")
+	for _, flag := range []string{"--quota-backend-bytes", "--max-requests-inflight", "--max-mutating-requests-inflight", "--node-monitor-grace-period", "--config"} {
 		if strings.Contains(args, flag) {
 			t.Errorf("unset, yet the command lines carry %s: %s", flag, args)
 		}
@@ -282,8 +290,27 @@ func TestBigClusterSettings(t *testing.T) {
 	t.Setenv(maxInflightEnv, "1600")
 	t.Setenv(kwokParallelEnv, "16")
 	t.Setenv(kwokLeaseEnv, "200")
+	t.Setenv(nodesToScoreEnv, "5")
+	t.Setenv(kubeAPIQPSEnv, "500")
 	if c.s, err = settingsFromEnv(); err != nil {
 		t.Fatal(err)
+	}
+	// The scheduler takes percentageOfNodesToScore from a config file only,
+	// and then ignores the QPS flags: the file carries both.
+	if err := writeSchedulerConfig(c); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.ReadFile(c.p.schedulerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"kind: KubeSchedulerConfiguration", "percentageOfNodesToScore: 5", "  qps: 500", "  burst: 1000", "  kubeconfig: " + strconv.Quote(c.p.componentKubeconfig("scheduler"))} {
+		if !strings.Contains(string(conf), line+"\n") {
+			t.Errorf("scheduler config lacks %q:\n%s", line, conf)
+		}
+	}
+	if sched := strings.Join(schedulerArgs(c), " "); !strings.Contains(sched, "--config="+c.p.schedulerConfig()) || strings.Contains(sched, "--kube-api-qps") {
+		t.Errorf("scheduler args %s: want --config and no ignored QPS flags", sched)
 	}
 	args = strings.Join(append(append(append(etcdArgs(c), apiserverArgs(c)...), controllerManagerArgs(c)...), kwokArgs(c)...), " ")
 	for _, flag := range []string{"--quota-backend-bytes=8589934592", "--max-requests-inflight=1600", "--max-mutating-requests-inflight=800", "--node-monitor-grace-period=200s", "--node-lease-duration-seconds=200"} {
@@ -291,7 +318,7 @@ func TestBigClusterSettings(t *testing.T) {
 			t.Errorf("command lines lack %s: %s", flag, args)
 		}
 	}
-	for env, bad := range map[string]string{etcdQuotaEnv: "1000", maxInflightEnv: "lots", kwokParallelEnv: "0", kwokLeaseEnv: "5"} {
+	for env, bad := range map[string]string{etcdQuotaEnv: "1000", maxInflightEnv: "lots", kwokParallelEnv: "0", kwokLeaseEnv: "5", nodesToScoreEnv: "101"} {
 		t.Setenv(env, bad)
 		if _, err := settingsFromEnv(); err == nil || !strings.Contains(err.Error(), env) {
 			t.Errorf("%s=%q: error %v, want one naming the variable", env, bad, err)

@@ -340,7 +340,7 @@ func prepare(c *cluster, comps []*component) error {
 	}
 	for _, comp := range comps {
 		if comp.setup != nil {
-			if err := comp.setup(c.p); err != nil {
+			if err := comp.setup(c); err != nil {
 				return fmt.Errorf("preparing %s: %w", comp.name, err)
 			}
 		}

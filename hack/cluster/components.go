@@ -40,7 +40,7 @@ type component struct {
 	// stopGrace is how long `stop`/`down` wait after SIGTERM before SIGKILL.
 	stopGrace time.Duration
 	// setup, when set, writes files the component reads at start.
-	setup func(p paths) error
+	setup func(c *cluster) error
 }
 
 // components in start order; `down` stops them in reverse.
@@ -87,6 +87,7 @@ var components = []*component{
 		build:    k8sBuild,
 		ports:    func(s settings) []port { return []port{{s.SchedulerPort, portEnv.scheduler}} },
 		args:     schedulerArgs,
+		setup:    writeSchedulerConfig,
 		health:   func(c *cluster) error { return secureHealthz(c, c.s.SchedulerPort) },
 		endpoint: func(s settings) string { return fmt.Sprintf("https://127.0.0.1:%d", s.SchedulerPort) },
 		timeout:  60 * time.Second,
@@ -218,8 +219,8 @@ rules:
 // auditedGroup: every request of its users is in the audit log.
 const auditedGroup = "opportunist-e2e:audited"
 
-func writeAuditPolicy(p paths) error {
-	return writeFileAtomic(p.auditPolicy(), []byte(auditPolicy), 0o644)
+func writeAuditPolicy(c *cluster) error {
+	return writeFileAtomic(c.p.auditPolicy(), []byte(auditPolicy), 0o644)
 }
 
 // delegatedAuthArgs let a component check requests to its secure port
@@ -263,11 +264,39 @@ func nodeMonitorArgs(s settings) []string {
 
 func schedulerArgs(c *cluster) []string {
 	pki := c.p.pki
-	return append(append(delegatedAuthArgs(c.p.componentKubeconfig("scheduler")),
+	args := append(delegatedAuthArgs(c.p.componentKubeconfig("scheduler")),
 		"--secure-port="+strconv.Itoa(c.s.SchedulerPort),
 		"--tls-cert-file="+pki("scheduler-serving.crt"),
 		"--tls-private-key-file="+pki("scheduler-serving.key"),
-	), kubeAPIQPSArgs(c.s)...)
+	)
+	if c.s.SchedulerNodesToScorePercent > 0 {
+		// With --config the scheduler ignores --kubeconfig and the QPS
+		// flags: the file carries them.
+		return append(args, "--config="+c.p.schedulerConfig())
+	}
+	return append(args, kubeAPIQPSArgs(c.s)...)
+}
+
+// writeSchedulerConfig writes the KubeSchedulerConfiguration that
+// OPPORTUNIST_SCHEDULER_PERCENTAGE_OF_NODES_TO_SCORE needs (there is no flag
+// for it); without that setting the scheduler runs on flags alone.
+func writeSchedulerConfig(c *cluster) error {
+	if c.s.SchedulerNodesToScorePercent == 0 {
+		return nil
+	}
+	return writeFileAtomic(c.p.schedulerConfig(), []byte(schedulerConfig(c)), 0o644)
+}
+
+func schedulerConfig(c *cluster) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n")
+	fmt.Fprintf(&b, "percentageOfNodesToScore: %d\n", c.s.SchedulerNodesToScorePercent)
+	fmt.Fprintf(&b, "leaderElection:\n  leaderElect: false\n")
+	fmt.Fprintf(&b, "clientConnection:\n  kubeconfig: %q\n", c.p.componentKubeconfig("scheduler"))
+	if c.s.KubeAPIQPS > 0 {
+		fmt.Fprintf(&b, "  qps: %d\n  burst: %d\n", c.s.KubeAPIQPS, 2*c.s.KubeAPIQPS)
+	}
+	return b.String()
 }
 
 // kubeAPIQPSArgs raise a component's client rate limit when

@@ -65,6 +65,12 @@ type settings struct {
 	// are 500 writes a second, which on 2 cores left leases lapsing and
 	// nodes marked NotReady in the first 5,000-node run (docs/scale.md).
 	KwokNodeLeaseSeconds int `json:"kwokNodeLeaseSeconds,omitempty"`
+	// SchedulerNodesToScorePercent is the scheduler's
+	// percentageOfNodesToScore (0: its adaptive default, 10 % at 5,000
+	// nodes): how many feasible nodes it looks for, and scores, per pod.
+	// Kubernetes' scheduler performance tuning guide lowers it for large
+	// clusters; on 2 cores it bounds how fast 20,000 worker pods bind.
+	SchedulerNodesToScorePercent int `json:"schedulerNodesToScorePercent,omitempty"`
 }
 
 // portEnv names the environment variable of each port setting, for both
@@ -94,6 +100,7 @@ const (
 	maxInflightEnv  = "OPPORTUNIST_APISERVER_MAX_REQUESTS_INFLIGHT"
 	kwokParallelEnv = "OPPORTUNIST_KWOK_PARALLELISM"
 	kwokLeaseEnv    = "OPPORTUNIST_KWOK_NODE_LEASE_SECONDS"
+	nodesToScoreEnv = "OPPORTUNIST_SCHEDULER_PERCENTAGE_OF_NODES_TO_SCORE"
 )
 
 // settingsFromEnv reads the overridable settings, falling back to ports
@@ -145,7 +152,7 @@ func settingsFromEnv() (settings, error) {
 		env string
 		dst *int
 		min int
-	}{{maxInflightEnv, &s.MaxRequestsInflight, 2}, {kwokParallelEnv, &s.KwokParallelism, 1}, {kwokLeaseEnv, &s.KwokNodeLeaseSeconds, 10}} {
+	}{{maxInflightEnv, &s.MaxRequestsInflight, 2}, {kwokParallelEnv, &s.KwokParallelism, 1}, {kwokLeaseEnv, &s.KwokNodeLeaseSeconds, 10}, {nodesToScoreEnv, &s.SchedulerNodesToScorePercent, 1}} {
 		v := os.Getenv(e.env)
 		if v == "" {
 			continue
@@ -153,6 +160,9 @@ func settingsFromEnv() (settings, error) {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < e.min {
 			return settings{}, fmt.Errorf("%s=%q: want a whole number of at least %d", e.env, v, e.min)
+		}
+		if e.env == nodesToScoreEnv && n > 100 {
+			return settings{}, fmt.Errorf("%s=%q: want a percentage, 1 to 100", e.env, v)
 		}
 		*e.dst = n
 	}
@@ -215,6 +225,9 @@ func (p paths) etcdData() string       { return filepath.Join(p.state, "etcd") }
 func (p paths) kwokConfig() string     { return filepath.Join(p.state, "kwok-stages.yaml") }
 func (p paths) kwokHome() string       { return filepath.Join(p.state, "kwok-home") }
 func (p paths) auditPolicy() string    { return filepath.Join(p.state, "audit-policy.yaml") }
+func (p paths) schedulerConfig() string {
+	return filepath.Join(p.state, "scheduler-config.yaml")
+}
 
 // componentKubeconfig is the kubeconfig a control-plane component uses for
 // its own identity (e.g. system:kube-scheduler).

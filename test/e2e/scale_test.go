@@ -227,14 +227,15 @@ type scaleResults struct {
 	Opportunist struct {
 		CPUSecondsTotal   float64      `json:"cpuSecondsTotal"`
 		WallSecondsTotal  float64      `json:"wallSecondsTotal"`
-		CPUSecondsIngest  float64      `json:"cpuSecondsIngest"` // while the bulk pods were created and the workers filled
-		CPUSecondsSteady  float64      `json:"cpuSecondsSteady"` // churn only
-		CPUPercentSteady  float64      `json:"cpuPercentSteady"` // of one core
-		PeakRSSMB         float64      `json:"peakRSSMB"`        // VmHWM over the whole run, 10^6 bytes
-		SteadyRSSMB       float64      `json:"steadyRSSMB"`      // largest VmRSS in the churn-only phase
-		LiveHeapPeakMB    float64      `json:"liveHeapPeakMB"`   // heap allocated right after a forced GC, the workers filled
-		LiveHeapSteadyMB  float64      `json:"liveHeapSteadyMB"` // the same after the steady churn
-		HeapInuseMB       float64      `json:"heapInuseMB"`      // go_memstats_heap_inuse_bytes at the end
+		CPUSecondsIngest  float64      `json:"cpuSecondsIngest"`  // while the bulk pods were created and the workers filled
+		CPUSecondsSteady  float64      `json:"cpuSecondsSteady"`  // churn only
+		CPUPercentSteady  float64      `json:"cpuPercentSteady"`  // of one core
+		PeakRSSMB         float64      `json:"peakRSSMB"`         // VmHWM over the whole run, 10^6 bytes
+		SteadyRSSMB       float64      `json:"steadyRSSMB"`       // largest VmRSS in the churn-only phase
+		LiveHeapPeakMB    float64      `json:"liveHeapPeakMB"`    // heap allocated right after a forced GC, the workers filled
+		LiveHeapFillingMB float64      `json:"liveHeapFillingMB"` // the same fillProfileAfter into the fill (0: it was over by then)
+		LiveHeapSteadyMB  float64      `json:"liveHeapSteadyMB"`  // the same after the steady churn
+		HeapInuseMB       float64      `json:"heapInuseMB"`       // go_memstats_heap_inuse_bytes at the end
 		ScaleWrites       float64      `json:"scaleWrites"`
 		Rounds            float64      `json:"decisionRounds"`
 		RoundsSteady      float64      `json:"decisionRoundsSteady"`
@@ -422,7 +423,22 @@ func TestScale(t *testing.T) {
 	t.Logf("%d workers for %.0f cores of room: %+v", len(res.Workers), float64(room)/1000, res.Workers)
 
 	start = time.Now()
-	res.Setup.WorkerReplicas = waitForSettledWorkers(t, 15*time.Minute+time.Duration(cfg.Nodes)*100*time.Millisecond)
+	// Profiles in the middle of a long fill: thousands of worker pods
+	// pending and bound while rounds run back to back (at 5,000 nodes the
+	// RSS peaked there, between the bulk and the filled cluster).
+	prof := newProfiler(t, o)
+	filling := prof.during(fillProfileAfter, func() {
+		stopCPU := prof.cpuAsync("cpu-filling", 30*time.Second)
+		prof.save("heap-filling", "heap?gc=1", time.Minute)
+		if m, err := o.scrape(context.Background()); err == nil {
+			res.Opportunist.LiveHeapFillingMB = m["go_memstats_heap_alloc_bytes"] / mb
+		}
+		stopCPU()
+	})
+	// Bound, not ready: kwok marks the workers' pods Running behind the
+	// scheduler, and the yield trials wait for them ready anyway.
+	res.Setup.WorkerReplicas = waitForSettledWorkers(t, 15*time.Minute+time.Duration(cfg.Nodes)*300*time.Millisecond)
+	filling()
 	res.Setup.WorkerCPUMilli = workerCPU(res.Workers, res.Setup.WorkerReplicas)
 	res.Setup.WorkerFilledSec = time.Since(start).Seconds()
 	cpuIngest := procCPUSeconds(t, pid) - cpu0
@@ -432,7 +448,6 @@ func TestScale(t *testing.T) {
 
 	mark("workers filled")
 	// Every pod is in: the live set is at its largest.
-	prof := newProfiler(t, o)
 	res.Opportunist.LiveHeapPeakMB = prof.heap("heap-filled")
 
 	// Paid load churns from here to the end.
@@ -655,6 +670,31 @@ func (p *profiler) heap(name string) float64 {
 	return m["go_memstats_heap_alloc_bytes"] / mb
 }
 
+// fillProfileAfter is how far into the workers' fill the "filling"
+// profiles are taken, if the fill lasts that long.
+const fillProfileAfter = 5 * time.Minute
+
+// during runs take after d in a goroutine and returns a func that, called
+// when the phase ends, cancels take if it has not begun or waits for it.
+func (p *profiler) during(d time.Duration, take func()) func() {
+	timer := time.NewTimer(d)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-timer.C:
+			p.t.Logf("taking the profiles %s into the phase", d)
+			take()
+		case <-stop:
+		}
+	}()
+	return func() {
+		timer.Stop()
+		close(stop)
+		<-done
+	}
+}
+
 // cpuAsync starts a CPU profile of d and returns a func that waits for it.
 func (p *profiler) cpuAsync(name string, d time.Duration) func() {
 	done := make(chan struct{})
@@ -873,14 +913,17 @@ func runningStatus(p *corev1.Pod, i int) corev1.PodStatus {
 }
 
 // waitForSettledWorkers waits until no worker's replica count has changed
-// for 10 s and all their pods are ready, and returns the counts.
+// for 10 s and all their pods exist and are bound, and returns the counts.
 func waitForSettledWorkers(t *testing.T, timeout time.Duration) map[string]int32 {
 	t.Helper()
 	var last map[string]int32
 	var since time.Time
 	waitFor(t, timeout, "the workers to fill the cluster and settle", func(ctx context.Context) (bool, error) {
-		now, err := workerReplicas(ctx, true)
+		now, err := workerReplicas(ctx, false)
 		if err != nil {
+			return false, err
+		}
+		if err := workersBound(ctx); err != nil {
 			return false, err
 		}
 		if !maps.Equal(now, last) {
@@ -896,6 +939,32 @@ func waitForSettledWorkers(t *testing.T, timeout time.Duration) map[string]int32
 		return time.Since(since) >= 10*time.Second, nil
 	})
 	return last
+}
+
+// workersBound fails unless every worker Deployment has all its pods and
+// none of them waits for the scheduler.
+func workersBound(ctx context.Context) error {
+	l, err := client.AppsV1().Deployments("scale-worker").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, d := range l.Items {
+		if d.Status.Replicas != *d.Spec.Replicas {
+			return fmt.Errorf("%s: %d replicas, %d existing", d.Name, *d.Spec.Replicas, d.Status.Replicas)
+		}
+	}
+	pods, err := client.CoreV1().Pods("scale-worker").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=", Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(pods.Items) > 0 {
+		more := int64(0)
+		if pods.RemainingItemCount != nil {
+			more = *pods.RemainingItemCount
+		}
+		return fmt.Errorf("worker pods not yet bound (%s, and %d more)", pods.Items[0].Name, more)
+	}
+	return nil
 }
 
 // workerReplicas reads every worker's spec.replicas; with ready, it fails
