@@ -85,6 +85,37 @@ func BenchmarkPodEvent(b *testing.B) {
 	})
 }
 
+// BenchmarkPending lists the pending pods, sorted by key, as each decision
+// round does: here 5,000 of them (a worker scaled up faster than the
+// scheduler binds, as in the 5,000-node run of docs/scale.md) among
+// 150,000 bound.
+func BenchmarkPending(b *testing.B) {
+	const pending = 5000
+	b.Run(fmt.Sprintf("nodes=%d/pods=%d/pending=%d", benchNodes, benchPods, pending), func(b *testing.B) {
+		ns, ps := benchCluster()
+		l := NewLedger(benchWorkloads())
+		for i := range ns {
+			l.UpsertNode(ns[i])
+		}
+		for i := range ps {
+			if i%(benchPods/pending) == 0 {
+				// Named as a Deployment's pods are: keys longer than the
+				// 32 bytes a concatenation may build on the stack.
+				ps[i].NodeName = ""
+				ps[i].Namespace, ps[i].Name = "batch-workers", fmt.Sprintf("transcode-worker-5d8f7c9b6-%05d", i)
+			}
+			l.UpsertPod(ps[i])
+		}
+		if n := len(l.Pending()); n != pending {
+			b.Fatalf("%d pending pods, want %d", n, pending)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			l.Pending()
+		}
+	})
+}
+
 // BenchmarkFit places one shape on every node of the cluster.
 func BenchmarkFit(b *testing.B) {
 	ns, ps := benchCluster()

@@ -3,6 +3,7 @@ package capacity
 import (
 	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"time"
 )
@@ -269,11 +270,12 @@ type PendingPod struct {
 
 // Pending returns the unbound, non-terminal pods, sorted by key.
 func (l *Ledger) Pending() []PendingPod {
-	out := make([]PendingPod, 0, len(l.pending))
-	for _, e := range l.pending {
+	sorted := slices.Clone(l.pending)
+	slices.SortFunc(sorted, func(a, b *podEntry) int { return compareKeys(&a.pod, &b.pod) })
+	out := make([]PendingPod, 0, len(sorted))
+	for _, e := range sorted {
 		out = append(out, PendingPod{Pod: e.pod, Workload: e.workload()})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
 	return out
 }
 

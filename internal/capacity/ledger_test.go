@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -225,5 +226,24 @@ func TestStartUps(t *testing.T) {
 	got := l.StartUps("d/w")
 	if len(got) != keptStartUps || got[0] != 3*time.Second || got[len(got)-1] != time.Duration(keptStartUps+2)*time.Second {
 		t.Fatalf("got %v: want the last %d, oldest first", got, keptStartUps)
+	}
+}
+
+// TestCompareKeys: pods order as their keys do, also where one namespace
+// is a prefix of another ("a/x" sorts after "a-b/y": '/' is above '-').
+func TestCompareKeys(t *testing.T) {
+	pods := []Pod{}
+	for _, ns := range []string{"a", "a-b", "ab", "b", "a0", "z", "a-"} {
+		for _, name := range []string{"x", "y", "a-b", "0"} {
+			pods = append(pods, Pod{Namespace: ns, Name: name})
+		}
+	}
+	for i := range pods {
+		for j := range pods {
+			a, b := &pods[i], &pods[j]
+			if got, want := compareKeys(a, b), strings.Compare(a.Key(), b.Key()); got != want {
+				t.Errorf("compareKeys(%s, %s) = %d, want %d", a.Key(), b.Key(), got, want)
+			}
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package capacity
 
 import (
+	"cmp"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -122,6 +124,26 @@ func (p *Pod) Shape() Shape {
 
 // Key identifies a pod within the cluster.
 func (p *Pod) Key() string { return p.Namespace + "/" + p.Name }
+
+// compareKeys orders pods as their keys (namespace/name) compare, without
+// building the keys: sorting thousands of pending pods by Key allocated two
+// strings a comparison, a quarter of the opportunist's CPU at 5,000 nodes
+// (docs/scale.md). A namespace is a DNS label, so it holds no '/'.
+func compareKeys(a, b *Pod) int {
+	if a.Namespace == b.Namespace {
+		return strings.Compare(a.Name, b.Name)
+	}
+	n := min(len(a.Namespace), len(b.Namespace))
+	if c := strings.Compare(a.Namespace[:n], b.Namespace[:n]); c != 0 {
+		return c
+	}
+	// One namespace is a prefix of the other: the shorter one's key goes
+	// on with '/', the longer one's with its next byte.
+	if len(a.Namespace) < len(b.Namespace) {
+		return cmp.Compare('/', b.Namespace[n])
+	}
+	return cmp.Compare(a.Namespace[n], '/')
+}
 
 // Workload is an opportunistic workload: its pods are not paid load.
 type Workload struct {
