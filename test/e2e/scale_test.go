@@ -203,9 +203,13 @@ func workerCPU(workers []scaleWorker, replicas map[string]int32) int64 {
 
 // scaleResults is what the run measured; written to E2E_ARTIFACTS.
 type scaleResults struct {
-	Config    scaleConfig `json:"config"`
-	SteadySec float64     `json:"steadySeconds"`
-	LoadAvg   struct {
+	// Incomplete: the run failed part-way; the phases it did not reach
+	// are zero.
+	Incomplete bool `json:"incomplete,omitempty"`
+	complete   bool
+	Config     scaleConfig `json:"config"`
+	SteadySec  float64     `json:"steadySeconds"`
+	LoadAvg    struct {
 		Start string `json:"start"`
 		End   string `json:"end"`
 	} `json:"loadAverage"`
@@ -376,6 +380,20 @@ func TestScale(t *testing.T) {
 	o := startOpportunistAs(t, id, "opportunist", "--profiling")
 	pid := o.cmd.Process.Pid
 	cpu0, wall0 := procCPUSeconds(t, pid), time.Now()
+	// A run that fails part-way (at 5,000 nodes, after an hour) still
+	// reports what it measured, and the first process's peak RSS while it
+	// runs (this cleanup runs before the one that stops it).
+	t.Cleanup(func() {
+		if res.complete {
+			return
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil && res.Opportunist.PeakRSSMB == 0 {
+			res.Opportunist.PeakRSSMB = max(0, statusBytes(string(b), "VmHWM")/mb)
+		}
+		res.Incomplete = true
+		t.Logf("the run failed part-way: opportunist peak RSS (VmHWM) %.0f MB so far; the phases measured are in the results", res.Opportunist.PeakRSSMB)
+		writeScaleResults(t, res)
+	})
 
 	bulk := cfg.Pods - churnHi*churnDeployments
 	res.Setup.BulkPods = bulk
@@ -544,6 +562,7 @@ func TestScale(t *testing.T) {
 	t.Logf("phases: %s", strings.Join(phases, "; "))
 	res.Profiles = prof.files
 	res.LoadAvg.End = loadAverage()
+	res.complete = true
 	writeScaleResults(t, res)
 	checkScaleResults(t, res)
 }
@@ -1313,15 +1332,24 @@ func procStatusBytes(t *testing.T, pid int, key string) float64 {
 	if err != nil {
 		t.Fatalf("reading the opportunist's memory: %v", err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
+	v := statusBytes(string(b), key)
+	if v < 0 {
+		t.Fatalf("/proc/%d/status has no %s", pid, key)
+	}
+	return v
+}
+
+// statusBytes reads a "kB" line of /proc/<pid>/status, in bytes; -1 if
+// it has none.
+func statusBytes(status, key string) float64 {
+	for _, line := range strings.Split(status, "\n") {
 		if rest, ok := strings.CutPrefix(line, key+":"); ok {
 			f := strings.Fields(rest)
 			kb, _ := strconv.ParseFloat(f[0], 64)
 			return kb * 1024
 		}
 	}
-	t.Fatalf("/proc/%d/status has no %s", pid, key)
-	return 0
+	return -1
 }
 
 func loadAverage() string {
