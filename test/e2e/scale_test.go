@@ -249,6 +249,14 @@ type scaleResults struct {
 	EventToMetric struct {
 		Create latencySummary `json:"create"`
 		Delete latencySummary `json:"delete"`
+		// The parts of each: the API call's own time, and when the test's
+		// own watch of the probe's namespace saw the event (both from the
+		// call's start): what the API server and its watch delivery take
+		// before the opportunist's share.
+		CreateCall  latencySummary `json:"createCall"`
+		CreateWatch latencySummary `json:"createWatch"`
+		DeleteCall  latencySummary `json:"deleteCall"`
+		DeleteWatch latencySummary `json:"deleteWatch"`
 	} `json:"eventToMetric"`
 	Yield        []yieldTrial `json:"yield"`
 	YieldSummary struct {
@@ -492,9 +500,12 @@ func TestScale(t *testing.T) {
 
 	mark("profiles, steady churn, API requests counted")
 	create, del := measureEventToMetric(t, o, cfg.Samples)
-	res.EventToMetric.Create, res.EventToMetric.Delete = summarizeLatencies(create), summarizeLatencies(del)
-	t.Logf("pod created -> remaining gauge: %s", res.EventToMetric.Create)
-	t.Logf("pod deleted -> remaining gauge: %s", res.EventToMetric.Delete)
+	e := &res.EventToMetric
+	e.Create, e.Delete = summarizeLatencies(create.gauge), summarizeLatencies(del.gauge)
+	e.CreateCall, e.CreateWatch = summarizeLatencies(create.call), summarizeLatencies(create.watch)
+	e.DeleteCall, e.DeleteWatch = summarizeLatencies(del.call), summarizeLatencies(del.watch)
+	t.Logf("pod created -> remaining gauge: %s (the create call returned: %s; the test's watch saw it: %s)", e.Create, e.CreateCall, e.CreateWatch)
+	t.Logf("pod deleted -> remaining gauge: %s (the delete call returned: %s; the test's watch saw it: %s)", e.Delete, e.DeleteCall, e.DeleteWatch)
 
 	mark("event to metric samples")
 	extra := int32(max(10, cfg.Nodes/20))
@@ -1105,8 +1116,59 @@ func measureSteady(t *testing.T, o *Opportunist, pid int, d time.Duration) stead
 // measureEventToMetric creates and deletes a pod requesting one unit of the
 // probe resource, n times, and times each from the API call until /metrics
 // (polled every 10 ms) shows the remaining probe resource changed.
-func measureEventToMetric(t *testing.T, o *Opportunist, n int) (created, deleted []time.Duration) {
+// eventTimes are one kind of probe event's samples, each from the start
+// of the API call: the call returned, the test's watch saw the event, the
+// gauge moved.
+type eventTimes struct{ call, watch, gauge []time.Duration }
+
+// probeWatch records when a watch of the probe namespace saw each pod's
+// ADDED and DELETED event.
+type probeWatch struct {
+	mu   sync.Mutex
+	seen map[string]time.Time // "ADDED/probe-3"
+}
+
+func watchProbes(t *testing.T) *probeWatch {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w, err := client.CoreV1().Pods("scale-probe").Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("watching the probe pods: %v", err)
+	}
+	pw := &probeWatch{seen: map[string]time.Time{}}
+	go func() {
+		for ev := range w.ResultChan() {
+			if p, ok := ev.Object.(*corev1.Pod); ok {
+				pw.mu.Lock()
+				pw.seen[string(ev.Type)+"/"+p.Name] = time.Now()
+				pw.mu.Unlock()
+			}
+		}
+	}()
+	return pw
+}
+
+// since is how long after start the watch saw the event, waiting up to
+// 10 s for it.
+func (pw *probeWatch) since(t *testing.T, event, name string, start time.Time) time.Duration {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pw.mu.Lock()
+		at, ok := pw.seen[event+"/"+name]
+		pw.mu.Unlock()
+		if ok {
+			return at.Sub(start)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the test's watch did not see %s %s within 10 s", event, name)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func measureEventToMetric(t *testing.T, o *Opportunist, n int) (created, deleted eventTimes) {
 	t.Helper()
+	pw := watchProbes(t)
 	series := `opportunist_pool_remaining{resource="` + probeResource + `",unit="integer"}`
 	read := func(ctx context.Context) (float64, error) {
 		m, err := o.scrape(ctx)
@@ -1156,13 +1218,19 @@ func measureEventToMetric(t *testing.T, o *Opportunist, n int) (created, deleted
 		if _, err := client.CoreV1().Pods("scale-probe").Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("creating probe pod: %v", err)
 		}
-		created = append(created, time.Since(start)+awaitValue(full-1))
+		call := time.Since(start)
+		created.call = append(created.call, call)
+		created.gauge = append(created.gauge, call+awaitValue(full-1))
+		created.watch = append(created.watch, pw.since(t, "ADDED", pod.Name, start))
 		time.Sleep(200 * time.Millisecond)
 		start = time.Now()
 		if err := client.CoreV1().Pods("scale-probe").Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 			t.Fatalf("deleting probe pod: %v", err)
 		}
-		deleted = append(deleted, time.Since(start)+awaitValue(full))
+		call = time.Since(start)
+		deleted.call = append(deleted.call, call)
+		deleted.gauge = append(deleted.gauge, call+awaitValue(full))
+		deleted.watch = append(deleted.watch, pw.since(t, "DELETED", pod.Name, start))
 		time.Sleep(200 * time.Millisecond)
 	}
 	return created, deleted
