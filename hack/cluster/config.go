@@ -149,10 +149,10 @@ func settingsFromEnv() (settings, error) {
 		s.EtcdQuotaBytes = q
 	}
 	for _, e := range []struct {
-		env string
-		dst *int
-		min int
-	}{{maxInflightEnv, &s.MaxRequestsInflight, 2}, {kwokParallelEnv, &s.KwokParallelism, 1}, {kwokLeaseEnv, &s.KwokNodeLeaseSeconds, 10}, {nodesToScoreEnv, &s.SchedulerNodesToScorePercent, 1}} {
+		env      string
+		dst      *int
+		min, max int // max 0: none
+	}{{maxInflightEnv, &s.MaxRequestsInflight, 2, 0}, {kwokParallelEnv, &s.KwokParallelism, 1, 0}, {kwokLeaseEnv, &s.KwokNodeLeaseSeconds, 10, 0}, {nodesToScoreEnv, &s.SchedulerNodesToScorePercent, 1, 100}} {
 		v := os.Getenv(e.env)
 		if v == "" {
 			continue
@@ -161,8 +161,8 @@ func settingsFromEnv() (settings, error) {
 		if err != nil || n < e.min {
 			return settings{}, fmt.Errorf("%s=%q: want a whole number of at least %d", e.env, v, e.min)
 		}
-		if e.env == nodesToScoreEnv && n > 100 {
-			return settings{}, fmt.Errorf("%s=%q: want a percentage, 1 to 100", e.env, v)
+		if e.max > 0 && n > e.max {
+			return settings{}, fmt.Errorf("%s=%q: want a whole number from %d to %d", e.env, v, e.min, e.max)
 		}
 		*e.dst = n
 	}
