@@ -44,6 +44,12 @@ export OPPORTUNIST_KWOK_NODE_LEASE_SECONDS="${OPPORTUNIST_KWOK_NODE_LEASE_SECOND
 # pod; Kubernetes' scheduler performance tuning lowers it for big clusters:
 # 5 % (at least 100 nodes), so the workers' 20,000 pods bind in the hour.
 export OPPORTUNIST_SCHEDULER_PERCENTAGE_OF_NODES_TO_SCORE="${OPPORTUNIST_SCHEDULER_PERCENTAGE_OF_NODES_TO_SCORE:-5}"
+# The scheduler's system-default spreading (soft, by zone and by node, for
+# every pod a ReplicaSet owns) counts, for each pod it places, every pod on
+# every node: 79 % of the scheduler's CPU while the workers filled 2,000
+# nodes (a CPU profile, docs/scale.md). Off, as a cluster whose workloads
+# carry their own topologySpreadConstraints may run it.
+export OPPORTUNIST_SCHEDULER_DEFAULT_SPREADING="${OPPORTUNIST_SCHEDULER_DEFAULT_SPREADING:-off}"
 go run ./hack/cluster down --purge >/dev/null 2>&1 || true # leftovers of a run that was killed
 go run ./hack/cluster up
 cleanup() {

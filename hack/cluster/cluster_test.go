@@ -262,7 +262,7 @@ func TestKubeAPIQPS(t *testing.T) {
 // TestBigClusterSettings: the scale test's settings reach the components'
 // command lines and kwok's config, and are off when unset.
 func TestBigClusterSettings(t *testing.T) {
-	for _, env := range []string{etcdQuotaEnv, maxInflightEnv, kwokParallelEnv, kwokLeaseEnv, nodesToScoreEnv, kubeAPIQPSEnv} {
+	for _, env := range []string{etcdQuotaEnv, maxInflightEnv, kwokParallelEnv, kwokLeaseEnv, nodesToScoreEnv, spreadingEnv, kubeAPIQPSEnv} {
 		t.Setenv(env, "")
 	}
 	c := &cluster{p: paths{state: t.TempDir()}}
@@ -291,6 +291,7 @@ func TestBigClusterSettings(t *testing.T) {
 	t.Setenv(kwokParallelEnv, "16")
 	t.Setenv(kwokLeaseEnv, "200")
 	t.Setenv(nodesToScoreEnv, "5")
+	t.Setenv(spreadingEnv, "off")
 	t.Setenv(kubeAPIQPSEnv, "500")
 	if c.s, err = settingsFromEnv(); err != nil {
 		t.Fatal(err)
@@ -304,10 +305,31 @@ func TestBigClusterSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range []string{"kind: KubeSchedulerConfiguration", "percentageOfNodesToScore: 5", "  qps: 500", "  burst: 1000", "  kubeconfig: " + strconv.Quote(c.p.componentKubeconfig("scheduler"))} {
+	for _, line := range []string{"kind: KubeSchedulerConfiguration", "percentageOfNodesToScore: 5", "  qps: 500", "  burst: 1000", "  kubeconfig: " + strconv.Quote(c.p.componentKubeconfig("scheduler")),
+		"  - name: PodTopologySpread", "      defaultingType: List", "      defaultConstraints: []"} {
 		if !strings.Contains(string(conf), line+"\n") {
 			t.Errorf("scheduler config lacks %q:\n%s", line, conf)
 		}
+	}
+	// As YAML, the args sit in the default profile's PodTopologySpread entry.
+	var parsed struct {
+		Profiles []struct {
+			SchedulerName string `json:"schedulerName"`
+			PluginConfig  []struct {
+				Name string `json:"name"`
+				Args struct {
+					DefaultingType     string `json:"defaultingType"`
+					DefaultConstraints []any  `json:"defaultConstraints"`
+				} `json:"args"`
+			} `json:"pluginConfig"`
+		} `json:"profiles"`
+	}
+	if err := yaml.Unmarshal(conf, &parsed); err != nil {
+		t.Fatalf("scheduler config is not YAML: %v\n%s", err, conf)
+	}
+	if p := parsed.Profiles; len(p) != 1 || p[0].SchedulerName != "default-scheduler" || len(p[0].PluginConfig) != 1 ||
+		p[0].PluginConfig[0].Name != "PodTopologySpread" || p[0].PluginConfig[0].Args.DefaultingType != "List" || p[0].PluginConfig[0].Args.DefaultConstraints == nil || len(p[0].PluginConfig[0].Args.DefaultConstraints) != 0 {
+		t.Errorf("scheduler config's profiles %+v: want the default scheduler's PodTopologySpread with defaultingType List and no defaultConstraints\n%s", p, conf)
 	}
 	if sched := strings.Join(schedulerArgs(c), " "); !strings.Contains(sched, "--config="+c.p.schedulerConfig()) || strings.Contains(sched, "--kube-api-qps") {
 		t.Errorf("scheduler args %s: want --config and no ignored QPS flags", sched)
@@ -318,7 +340,7 @@ func TestBigClusterSettings(t *testing.T) {
 			t.Errorf("command lines lack %s: %s", flag, args)
 		}
 	}
-	for env, bad := range map[string]string{etcdQuotaEnv: "1000", maxInflightEnv: "lots", kwokParallelEnv: "0", kwokLeaseEnv: "5", nodesToScoreEnv: "101"} {
+	for env, bad := range map[string]string{etcdQuotaEnv: "1000", maxInflightEnv: "lots", kwokParallelEnv: "0", kwokLeaseEnv: "5", nodesToScoreEnv: "101", spreadingEnv: "no"} {
 		t.Setenv(env, bad)
 		if _, err := settingsFromEnv(); err == nil || !strings.Contains(err.Error(), env) {
 			t.Errorf("%s=%q: error %v, want one naming the variable", env, bad, err)

@@ -385,6 +385,9 @@ func writeKwokConfig(p paths, s settings) error {
 		for _, o := range []string{"podPlayStageParallelism", "nodePlayStageParallelism", "nodeLeaseParallelism"} {
 			fmt.Fprintf(&b, "  %s: %d\n", o, n)
 		}
+		// A big cluster's run can profile kwok too (/debug/pprof on its
+		// loopback server address): it is one of the CPU's big users.
+		b.WriteString("  enableDebuggingHandlers: true\n  enableProfilingHandler: true\n")
 	}
 	return writeFileAtomic(p.kwokConfig(), b.Bytes(), 0o644)
 }

@@ -269,7 +269,7 @@ func schedulerArgs(c *cluster) []string {
 		"--tls-cert-file="+pki("scheduler-serving.crt"),
 		"--tls-private-key-file="+pki("scheduler-serving.key"),
 	)
-	if c.s.SchedulerNodesToScorePercent > 0 {
+	if schedulerNeedsConfig(c.s) {
 		// With --config the scheduler ignores --kubeconfig and the QPS
 		// flags: the file carries them.
 		return append(args, "--config="+c.p.schedulerConfig())
@@ -277,11 +277,16 @@ func schedulerArgs(c *cluster) []string {
 	return append(args, kubeAPIQPSArgs(c.s)...)
 }
 
-// writeSchedulerConfig writes the KubeSchedulerConfiguration that
-// OPPORTUNIST_SCHEDULER_PERCENTAGE_OF_NODES_TO_SCORE needs (there is no flag
-// for it); without that setting the scheduler runs on flags alone.
+// schedulerNeedsConfig: percentageOfNodesToScore and the plugins' args have
+// no flags; without those settings the scheduler runs on flags alone.
+func schedulerNeedsConfig(s settings) bool {
+	return s.SchedulerNodesToScorePercent > 0 || s.SchedulerNoDefaultSpreading
+}
+
+// writeSchedulerConfig writes the KubeSchedulerConfiguration the scheduler
+// settings need.
 func writeSchedulerConfig(c *cluster) error {
-	if c.s.SchedulerNodesToScorePercent == 0 {
+	if !schedulerNeedsConfig(c.s) {
 		return nil
 	}
 	return writeFileAtomic(c.p.schedulerConfig(), []byte(schedulerConfig(c)), 0o644)
@@ -290,7 +295,14 @@ func writeSchedulerConfig(c *cluster) error {
 func schedulerConfig(c *cluster) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n")
-	fmt.Fprintf(&b, "percentageOfNodesToScore: %d\n", c.s.SchedulerNodesToScorePercent)
+	if c.s.SchedulerNodesToScorePercent > 0 {
+		fmt.Fprintf(&b, "percentageOfNodesToScore: %d\n", c.s.SchedulerNodesToScorePercent)
+	}
+	if c.s.SchedulerNoDefaultSpreading {
+		// defaultingType List with no defaultConstraints: a pod spreads
+		// only by the constraints it has itself.
+		fmt.Fprintf(&b, "profiles:\n- schedulerName: default-scheduler\n  pluginConfig:\n  - name: PodTopologySpread\n    args:\n      defaultingType: List\n      defaultConstraints: []\n")
+	}
 	fmt.Fprintf(&b, "leaderElection:\n  leaderElect: false\n")
 	fmt.Fprintf(&b, "clientConnection:\n  kubeconfig: %q\n", c.p.componentKubeconfig("scheduler"))
 	if c.s.KubeAPIQPS > 0 {

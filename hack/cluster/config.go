@@ -71,6 +71,12 @@ type settings struct {
 	// Kubernetes' scheduler performance tuning guide lowers it for large
 	// clusters; on 2 cores it bounds how fast 20,000 worker pods bind.
 	SchedulerNodesToScorePercent int `json:"schedulerNodesToScorePercent,omitempty"`
+	// SchedulerNoDefaultSpreading turns off the scheduler's system-default
+	// pod topology spreading (a soft spread by zone and by node of every
+	// pod a ReplicaSet or the like owns): for each pod it places, its
+	// PreScore counts every pod on every node, 79 % of the scheduler's CPU
+	// while the scale test's workers filled 2,000 nodes (docs/scale.md).
+	SchedulerNoDefaultSpreading bool `json:"schedulerNoDefaultSpreading,omitempty"`
 }
 
 // portEnv names the environment variable of each port setting, for both
@@ -101,6 +107,7 @@ const (
 	kwokParallelEnv = "OPPORTUNIST_KWOK_PARALLELISM"
 	kwokLeaseEnv    = "OPPORTUNIST_KWOK_NODE_LEASE_SECONDS"
 	nodesToScoreEnv = "OPPORTUNIST_SCHEDULER_PERCENTAGE_OF_NODES_TO_SCORE"
+	spreadingEnv    = "OPPORTUNIST_SCHEDULER_DEFAULT_SPREADING"
 )
 
 // settingsFromEnv reads the overridable settings, falling back to ports
@@ -147,6 +154,13 @@ func settingsFromEnv() (settings, error) {
 			return settings{}, fmt.Errorf("%s=%q: want a number of bytes of at least 1073741824 (1 GiB), e.g. 8589934592 (8 GiB)", etcdQuotaEnv, v)
 		}
 		s.EtcdQuotaBytes = q
+	}
+	switch v := os.Getenv(spreadingEnv); v {
+	case "", "on":
+	case "off":
+		s.SchedulerNoDefaultSpreading = true
+	default:
+		return settings{}, fmt.Errorf("%s=%q: want on (the scheduler's default) or off", spreadingEnv, v)
 	}
 	for _, e := range []struct {
 		env      string

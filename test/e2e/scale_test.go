@@ -509,9 +509,17 @@ func TestScale(t *testing.T) {
 
 	mark("event to metric samples")
 	extra := int32(max(10, cfg.Nodes/20))
+	// A trial's paid pods wait for the scheduler, whose pace on this
+	// machine the workers' fill measured: a trial may take three times
+	// that pace a pod (at least 100 ms) on top of 3 minutes.
+	workerPods := int32(0)
+	for _, n := range res.Setup.WorkerReplicas {
+		workerPods += n
+	}
+	perPod := max(100*time.Millisecond, 3*time.Duration(res.Setup.WorkerFilledSec*float64(time.Second))/time.Duration(max(1, workerPods)))
 	var firstLower, yielded, bound []time.Duration
 	for i := range cfg.Yields {
-		tr := measureYield(t, o, id.User, res.Workers, extra)
+		tr := measureYield(t, o, id.User, res.Workers, extra, perPod, workerPods)
 		res.Yield = append(res.Yield, tr)
 		firstLower = append(firstLower, msDuration(tr.FirstLowerMs))
 		yielded = append(yielded, msDuration(tr.YieldedMs))
@@ -998,19 +1006,29 @@ func workersBound(ctx context.Context) error {
 }
 
 // workerReplicas reads every worker's spec.replicas; with ready, it fails
-// unless each has all its replicas, ready.
+// unless nearly all of them are there and ready: all but 1 % of the
+// workers' pods (at least 5). All of them at one instant is too much to
+// ask while the churn moves the low tier every round: at 2,000 nodes the
+// first trial's wait for that timed out with 5 pods of 7,714 in flight.
 func workerReplicas(ctx context.Context, ready bool) (map[string]int32, error) {
 	l, err := client.AppsV1().Deployments("scale-worker").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]int32{}
+	var total, short int32
+	var worst string
 	for _, d := range l.Items {
 		want := *d.Spec.Replicas
-		if ready && (d.Status.ReadyReplicas != want || d.Status.Replicas != want) {
-			return nil, fmt.Errorf("%s: %d replicas, %d ready, %d existing", d.Name, want, d.Status.ReadyReplicas, d.Status.Replicas)
-		}
 		out[d.Name] = want
+		total += want
+		if gap := want - min(d.Status.ReadyReplicas, d.Status.Replicas); gap > 0 {
+			short += gap
+			worst = fmt.Sprintf("%s: %d replicas, %d ready, %d existing", d.Name, want, d.Status.ReadyReplicas, d.Status.Replicas)
+		}
+	}
+	if ready && short > max(5, total/100) {
+		return nil, fmt.Errorf("%d of the workers' %d pods not there or not ready (e.g. %s)", short, total, worst)
 	}
 	return out, nil
 }
@@ -1106,10 +1124,17 @@ func measureSteady(t *testing.T, o *Opportunist, pid int, d time.Duration) stead
 	}
 	out.cpu = procCPUSeconds(t, pid) - cpu0
 	out.rounds = counter(t, o, "opportunist_decision_rounds_total") - rounds0
-	if m, err := o.scrape(context.Background()); err == nil {
+	// The pod counts, once a scrape answers (one timed out behind the CPU
+	// profile at 2,000 nodes and left them 0).
+	waitFor(t, time.Minute, "a scrape of the opportunist's pod counts", func(ctx context.Context) (bool, error) {
+		m, err := o.scrape(ctx)
+		if err != nil {
+			return false, err
+		}
 		out.podsBound = m[`opportunist_node_state_requests{resource="pods",state="ready",unit="integer"}`]
 		out.paidBound = m[`opportunist_pool_requests{class="paid",resource="pods",unit="integer"}`]
-	}
+		return out.podsBound > 0, fmt.Errorf("no pods bound to ready nodes in its metrics")
+	})
 	return out
 }
 
@@ -1247,13 +1272,16 @@ func measureEventToMetric(t *testing.T, o *Opportunist, n int) (created, deleted
 // times run from the paid Deployment's scale-up (the refill's from its
 // scale-down): they include the ReplicaSet controller creating the pods
 // and the scheduler finding no room for them.
-func measureYield(t *testing.T, o *Opportunist, user string, workers []scaleWorker, extra int32) yieldTrial {
+func measureYield(t *testing.T, o *Opportunist, user string, workers []scaleWorker, extra int32, perPod time.Duration, workerPods int32) yieldTrial {
 	t.Helper()
 	ctx := context.Background()
-	// Start from a filled cluster: the last trial's paid pods gone, every
-	// worker pod there and ready, so the free room read below is real.
+	// Start from a filled cluster: the last trial's paid pods gone, the
+	// workers' pods there and ready (all but 1 %), so the free room read
+	// below is real.
+	// kwok marks the workers' pods ready behind the scheduler: 20 ms a pod
+	// more for the first trial at 20,000 worker pods.
 	var before map[string]int32
-	waitFor(t, 5*time.Minute, "the last paid pods to go and the workers to be all ready", func(ctx context.Context) (bool, error) {
+	waitFor(t, 5*time.Minute+time.Duration(workerPods)*20*time.Millisecond, "the last paid pods to go and the workers to be all ready", func(ctx context.Context) (bool, error) {
 		pods, err := client.CoreV1().Pods("scale-yield").List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err != nil {
 			return false, err
@@ -1281,7 +1309,7 @@ func measureYield(t *testing.T, o *Opportunist, user string, workers []scaleWork
 	var listed time.Time
 	scaleDeployment(t, "scale-yield", "paid-yield", tr.PaidPods)
 	ms := func() float64 { return float64(time.Since(start).Microseconds()) / 1000 }
-	waitFor(t, 3*time.Minute+time.Duration(tr.PaidPods)*100*time.Millisecond, "the workers to yield and every new paid pod to be bound", func(ctx context.Context) (bool, error) {
+	waitFor(t, 3*time.Minute+time.Duration(tr.PaidPods)*perPod, "the workers to yield and every new paid pod to be bound", func(ctx context.Context) (bool, error) {
 		now, err := workerReplicas(ctx, false)
 		if err != nil {
 			return false, err
