@@ -3,8 +3,6 @@ package main
 import (
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -349,49 +347,28 @@ func TestBigClusterSettings(t *testing.T) {
 	}
 }
 
-// TestSkipStatusByTest: kwok's own pod-ready Stage gains the selector that
-// leaves pods annotated statusByTestAnnotation alone, keeps its own, and a
-// Stage without the expected shape is an error rather than a silent no-op.
-func TestSkipStatusByTest(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatal(err)
+// TestKwokOptions: kwok disregards the pods whose status a test writes, and
+// takes the parallelism of the big-cluster settings or its own default, in
+// one KwokConfiguration.
+func TestKwokOptions(t *testing.T) {
+	type conf struct {
+		APIVersion string         `json:"apiVersion"`
+		Kind       string         `json:"kind"`
+		Options    map[string]any `json:"options"`
 	}
-	mod, err := goModDownload(goBin, "sigs.k8s.io/kwok", kwokVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stage, err := os.ReadFile(filepath.Join(kustomizeDir(mod.Dir), podReadyStage))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := skipStatusByTest(stage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var parsed struct {
-		Spec struct {
-			Selector struct {
-				MatchExpressions []struct {
-					Key      string   `json:"key"`
-					Operator string   `json:"operator"`
-					Values   []string `json:"values"`
-				} `json:"matchExpressions"`
-			} `json:"selector"`
-		} `json:"spec"`
-	}
-	if err := yaml.Unmarshal(out, &parsed); err != nil {
-		t.Fatalf("the Stage is no longer YAML: %v\n%s", err, out)
-	}
-	var keys []string
-	for _, e := range parsed.Spec.Selector.MatchExpressions {
-		keys = append(keys, e.Operator+" "+e.Key)
-	}
-	want := `DoesNotExist .metadata.annotations["` + statusByTestAnnotation + `"]`
-	if !slices.Contains(keys, want) || !slices.Contains(keys, "DoesNotExist .metadata.deletionTimestamp") || !slices.Contains(keys, "In .status.phase") {
-		t.Errorf("pod-ready's selector: %q, want upstream's and %q", keys, want)
-	}
-	if _, err := skipStatusByTest([]byte("kind: Stage\nspec: {}\n")); err == nil || !strings.Contains(err.Error(), "skipStatusByTest") {
-		t.Errorf("a Stage without matchExpressions: error %v, want one saying what to update", err)
+	for _, n := range []int{0, 16} {
+		var c conf
+		out := kwokOptions(settings{KwokParallelism: n})
+		if err := yaml.UnmarshalStrict([]byte(strings.TrimPrefix(out, "---\n")), &c); err != nil {
+			t.Fatalf("parallelism %d: %v\n%s", n, err, out)
+		}
+		if c.APIVersion != "config.kwok.x-k8s.io/v1alpha1" || c.Kind != "KwokConfiguration" || c.Options["disregardStatusWithAnnotationSelector"] != statusByTestAnnotation {
+			t.Errorf("parallelism %d: %+v, want a KwokConfiguration disregarding %s", n, c, statusByTestAnnotation)
+		}
+		for _, o := range []string{"podPlayStageParallelism", "nodePlayStageParallelism", "nodeLeaseParallelism"} {
+			if want := float64(max(n, 4)); c.Options[o] != want {
+				t.Errorf("parallelism %d: %s = %v, want %v (kwok's default when unset: it does not default a file's options)", n, o, c.Options[o], want)
+			}
+		}
 	}
 }

@@ -352,7 +352,7 @@ func kwokArgs(c *cluster) []string {
 var kwokConfigFiles = []string{
 	"stage/node/fast/node-initialize.yaml",
 	"stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
-	podReadyStage, // less the pods a test writes the status of (statusByTestAnnotation)
+	"stage/pod/fast/pod-ready.yaml",
 	"stage/pod/fast/pod-complete.yaml",
 	"stage/pod/fast/pod-delete.yaml",
 	"metrics/resource/metrics-resource.yaml",

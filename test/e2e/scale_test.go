@@ -921,8 +921,8 @@ func createBulkPods(t *testing.T, cs kubernetes.Interface, n, nodes int) {
 	})
 }
 
-// statusByTestAnnotation: kwok's pod-ready stage skips a pod carrying it
-// (hack/cluster), since the test writes that pod's status itself.
+// statusByTestAnnotation: kwok disregards a pod carrying it (hack/cluster's
+// KwokConfiguration), since the test writes that pod's status itself.
 const statusByTestAnnotation = "e2e.opportunist.io/status-by-test"
 
 // runningStatus is the status kwok's pod-ready stage writes: Running, ready,
