@@ -20,6 +20,7 @@ import (
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
@@ -51,7 +52,21 @@ func (o *runOptions) startController(ctx context.Context, cfg *rest.Config, kube
 		return nil, err
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
+		Scheme: scheme,
+		// The scaler cache's watches without --request-timeout, which bounds
+		// a whole request and ended them every 10 s; its client's reads and
+		// writes keep it.
+		NewCache: func(c *rest.Config, opts cache.Options) (cache.Cache, error) {
+			c = rest.CopyConfig(c)
+			c.Timeout = 0
+			// The manager's shared HTTP client carries the timeout too.
+			hc, err := rest.HTTPClientFor(c)
+			if err != nil {
+				return nil, err
+			}
+			opts.HTTPClient = hc
+			return cache.New(c, opts)
+		},
 		Logger:                        logr.FromSlogHandler(log.Handler()),
 		Metrics:                       metricsserver.Options{BindAddress: "0"}, // served on --listen-address
 		HealthProbeBindAddress:        "0",

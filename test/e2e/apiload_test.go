@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,14 +19,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
 	"github.com/opportunist/opportunist/api/v1alpha1"
 )
-
-// auditedGroup is hack/cluster's auditedGroup: the audit log records every
-// request of its users.
-const auditedGroup = "opportunist-e2e:audited"
 
 // apiLoadConfig is the size of an API-load run, from the environment.
 type apiLoadConfig struct {
@@ -250,51 +244,6 @@ func startPaidPodChurn(t *testing.T, rate float64, life time.Duration) *paidPodC
 func (ch *paidPodChurn) stop() {
 	ch.cancel()
 	<-ch.done
-}
-
-// auditedRequests counts the requests user sent that the API server
-// received in [from, to), by verb and resource, from the audit log (one
-// per audit ID: a watch is logged when it starts and when it ends).
-func auditedRequests(t *testing.T, user string, from, to time.Time) map[string]int {
-	t.Helper()
-	f, err := os.Open(auditLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	seen := map[string]bool{}
-	out := map[string]int{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var ev auditv1.Event
-		if json.Unmarshal(sc.Bytes(), &ev) != nil { // only the last line may be half written
-			continue
-		}
-		at := ev.RequestReceivedTimestamp.Time
-		if ev.User.Username != user || at.Before(from) || !at.Before(to) || seen[string(ev.AuditID)] {
-			continue
-		}
-		seen[string(ev.AuditID)] = true
-		what := ev.RequestURI
-		if i := strings.IndexByte(what, '?'); i >= 0 {
-			what = what[:i]
-		}
-		if r := ev.ObjectRef; r != nil {
-			what = r.Resource
-			if r.APIGroup != "" {
-				what += "." + r.APIGroup
-			}
-			if r.Subresource != "" {
-				what += "/" + r.Subresource
-			}
-		}
-		out[ev.Verb+" "+what]++
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // requestTable renders counts as requests a minute, largest first.

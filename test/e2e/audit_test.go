@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -202,6 +203,10 @@ func scaleWrites(t *testing.T, since time.Time, user, ns string) []scaleWrite {
 // event reaching the file.
 const auditTimeSlack = time.Second
 
+// auditedGroup is hack/cluster's auditedGroup: the audit log records every
+// request of its users.
+const auditedGroup = "opportunist-e2e:audited"
+
 // checkWrites asserts, from the audit log, that every write the users made
 // since a time is an update of the /scale of a workload that has an
 // OpportunisticScaler, to a count within the scaler's [min, max]. Stop the
@@ -296,5 +301,93 @@ func checkOneWriterAtATime(t *testing.T, writes map[string][]scaleWrite, users .
 	}
 	if !slices.Equal(order, users) {
 		t.Errorf("writers took turns in the order %v, want %v", order, users)
+	}
+}
+
+// auditedRequests counts the requests user sent that the API server
+// received in [from, to), by verb and resource, from the audit log (one
+// per audit ID: a watch is logged when it starts and when it ends).
+func auditedRequests(t *testing.T, user string, from, to time.Time) map[string]int {
+	t.Helper()
+	f, err := os.Open(auditLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	seen := map[string]bool{}
+	out := map[string]int{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var ev auditv1.Event
+		if json.Unmarshal(sc.Bytes(), &ev) != nil { // only the last line may be half written
+			continue
+		}
+		at := ev.RequestReceivedTimestamp.Time
+		if ev.User.Username != user || at.Before(from) || !at.Before(to) || seen[string(ev.AuditID)] {
+			continue
+		}
+		seen[string(ev.AuditID)] = true
+		what := ev.RequestURI
+		if i := strings.IndexByte(what, '?'); i >= 0 {
+			what = what[:i]
+		}
+		if r := ev.ObjectRef; r != nil {
+			what = r.Resource
+			if r.APIGroup != "" {
+				what += "." + r.APIGroup
+			}
+			if r.Subresource != "" {
+				what += "/" + r.Subresource
+			}
+		}
+		out[ev.Verb+" "+what]++
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestWatchesOutliveRequestTimeout: the opportunist's watches of pods,
+// nodes, scalers and their targets are not cut at --request-timeout, which bounds one
+// request: at 5,000 nodes the audit log had the pod watch made anew every
+// 10 s (the default), each cut one resumed from where it stopped. With a 2 s
+// timeout, over 12 s of rounds none of them is made again.
+func TestWatchesOutliveRequestTimeout(t *testing.T) {
+	requireEmptyCluster(t)
+	c := installCRD(t)
+	const ns = "e2e-watches"
+	createNamespace(t, ns)
+	// A scaler, so rounds run and the target cache watches its Deployment.
+	createDeployment(t, ns, "worker", DeploymentSpec{Replicas: 0, Requests: requests("cpu", "100m", "memory", "128Mi")})
+	createScaler(t, c, scalerFor(ns, "worker", "worker", 0, 2, map[corev1.ResourceName]v1alpha1.HeadroomValue{"cpu": "10%"}))
+	id := newIdentity(t, "opportunist-watches", auditedGroup)
+	o := startOpportunistAs(t, id, "opportunist", "--request-timeout=2s")
+	waitFor(t, time.Minute, "the first decision round", func(ctx context.Context) (bool, error) {
+		r, err := o.rounds(ctx)
+		return err == nil && r > 0, err
+	})
+	from := time.Now()
+	waitFor(t, time.Minute, "12 s of rounds (6 request timeouts)", func(ctx context.Context) (bool, error) {
+		if _, err := o.rounds(ctx); err != nil {
+			return false, err
+		}
+		if time.Since(from) < 12*time.Second {
+			return false, fmt.Errorf("%s so far", time.Since(from).Round(time.Second))
+		}
+		return true, nil
+	})
+	to := time.Now()
+	time.Sleep(auditTimeSlack)
+	got := auditedRequests(t, id.User, from, to)
+	// The audit log does record this user meanwhile: its /readyz probes.
+	if got["get /readyz"] == 0 {
+		t.Fatalf("no /readyz probe by %s in the audit log between %s and %s: %v", id.User, from.Format(time.TimeOnly), to.Format(time.TimeOnly), got)
+	}
+	for _, w := range []string{"watch pods", "watch nodes", "watch opportunisticscalers.opportunist.io", "watch horizontalpodautoscalers.autoscaling", "watch deployments.apps"} {
+		if got[w] > 0 {
+			t.Errorf("%s: %d new watches in %s with --request-timeout=2s, want none (each is cut and made again): %v", w, got[w], to.Sub(from).Round(time.Second), got)
+		}
 	}
 }
