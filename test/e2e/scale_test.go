@@ -1133,7 +1133,10 @@ func measureSteady(t *testing.T, o *Opportunist, pid int, d time.Duration) stead
 		}
 		out.podsBound = m[`opportunist_node_state_requests{resource="pods",state="ready",unit="integer"}`]
 		out.paidBound = m[`opportunist_pool_requests{class="paid",resource="pods",unit="integer"}`]
-		return out.podsBound > 0, fmt.Errorf("no pods bound to ready nodes in its metrics")
+		if out.podsBound == 0 {
+			return false, fmt.Errorf("no pods bound to ready nodes in its metrics")
+		}
+		return true, nil
 	})
 	return out
 }
