@@ -364,10 +364,7 @@ func TestWatchesOutliveRequestTimeout(t *testing.T) {
 	createScaler(t, c, scalerFor(ns, "worker", "worker", 0, 2, map[corev1.ResourceName]v1alpha1.HeadroomValue{"cpu": "10%"}))
 	id := newIdentity(t, "opportunist-watches", auditedGroup)
 	o := startOpportunistAs(t, id, "opportunist", "--request-timeout=2s")
-	waitFor(t, time.Minute, "the first decision round", func(ctx context.Context) (bool, error) {
-		r, err := o.rounds(ctx)
-		return err == nil && r > 0, err
-	})
+	o.waitFirstRound(t, time.Minute)
 	from := time.Now()
 	waitFor(t, time.Minute, "12 s of rounds (6 request timeouts)", func(ctx context.Context) (bool, error) {
 		if _, err := o.rounds(ctx); err != nil {

@@ -541,6 +541,16 @@ func (o *Opportunist) rounds(ctx context.Context) (float64, error) {
 	return 0, fmt.Errorf("no opportunist_decision_rounds_total on /metrics")
 }
 
+// waitFirstRound waits, at most timeout, until o has run a decision round:
+// it leads.
+func (o *Opportunist) waitFirstRound(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, "the opportunist's first decision round", func(ctx context.Context) (bool, error) {
+		r, err := o.rounds(ctx)
+		return err == nil && r > 0, err
+	})
+}
+
 // waitRounds waits, at most timeout, until n whole rounds ran from now on,
 // so a test can then assert that they changed nothing, rather than sleeping.
 // The count read now may include a round still running; the round after the

@@ -596,7 +596,7 @@ func (st *startTiming) measure(t *testing.T, o *Opportunist) {
 	t.Helper()
 	o.waitStarted(t, 5*time.Minute)
 	st.ReadySec = time.Since(st.from).Seconds()
-	waitFirstRound(t, o)
+	o.waitFirstRound(t, 5*time.Minute)
 	st.FirstRoundSec = time.Since(st.from).Seconds()
 	st.PeakRSSMB = procStatusBytes(t, o.cmd.Process.Pid, "VmHWM") / mb
 }
@@ -619,7 +619,7 @@ func (st *startTiming) measureStandby(t *testing.T, standby, leader *Opportunist
 		st.from = time.Now()
 		leader.stop()
 	}
-	waitFirstRound(t, standby)
+	standby.waitFirstRound(t, 5*time.Minute)
 	st.FirstRoundSec = time.Since(st.from).Seconds()
 	st.PeakRSSMB = procStatusBytes(t, standby.cmd.Process.Pid, "VmHWM") / mb
 }
@@ -635,14 +635,6 @@ func (st *startTiming) firstWrite(writes []scaleWrite) {
 	}
 }
 
-// waitFirstRound waits until o has run a decision round: it leads.
-func waitFirstRound(t *testing.T, o *Opportunist) {
-	t.Helper()
-	waitFor(t, 5*time.Minute, "the opportunist's first decision round", func(ctx context.Context) (bool, error) {
-		r, err := o.rounds(ctx)
-		return err == nil && r > 0, err
-	})
-}
 
 // checkScaleResults holds the run to issue 19's targets: peak RSS at most
 // 500 MB (10^6 bytes) for every process, pod event -> gauge p99 at most 1 s,
