@@ -635,7 +635,6 @@ func (st *startTiming) firstWrite(writes []scaleWrite) {
 	}
 }
 
-
 // checkScaleResults holds the run to issue 19's targets: peak RSS at most
 // 500 MB (10^6 bytes) for every process, pod event -> gauge p99 at most 1 s,
 // first yield write p99 at most 2 s, restart to ready at most 60 s. The
