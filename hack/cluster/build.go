@@ -25,6 +25,19 @@ type buildSpec struct {
 	binaries       map[string]string // binary name -> package path
 	ldflags        []string
 	tags           string
+	// patches fix upstream bugs in a copy of the module's source that the
+	// build uses instead; the key names them, so a patched build is cached
+	// apart from an unpatched one.
+	patches []sourcePatch
+}
+
+// sourcePatch replaces old with new in one file of the module (a path
+// relative to the module's root); old must occur exactly count times, so
+// a patch that no longer fits its version fails the build rather than
+// silently doing nothing.
+type sourcePatch struct {
+	file, old, new string
+	count          int
 }
 
 func k8sBuild() (buildSpec, error) {
@@ -88,12 +101,71 @@ func etcdBuild() buildSpec {
 
 func kwokBuild() buildSpec {
 	return buildSpec{
-		key:            "kwok-" + kwokVersion,
+		key:            "kwok-" + kwokVersion + "-rewatch",
 		module:         "sigs.k8s.io/kwok",
 		version:        kwokVersion,
 		replaceVersion: kwokVersion,
 		binaries:       map[string]string{"kwok": "sigs.k8s.io/kwok/cmd/kwok"},
+		patches:        []sourcePatch{kwokRewatchPatch},
 	}
+}
+
+// kwokRewatchPatch: kwok v0.8.0's informers set resourceVersion "0" on every
+// request, their watches included, so each time the API server cuts kwok's
+// pod watch (it does when kwok falls behind) kwok watches again from 0 and
+// gets every pod in the cluster replayed. With 100,000 pods the replay took
+// 13-17 s, longer than the API server holds events for a watcher that is
+// behind, so it was cut again, and again, for as long as pods kept being
+// written: 7,400 replayed pods a second to a watcher that never caught up
+// (docs/scale.md). The patch keeps the resourceVersion the reflector resumes
+// from; a first watch still starts at "0" as kwok meant.
+var kwokRewatchPatch = sourcePatch{
+	file: "pkg/utils/informer/informer.go",
+	old: `		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
+			opt.setup(&opts)
+`,
+	new: `		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
+			resume := opts.ResourceVersion
+			opt.setup(&opts)
+			if resume != "" {
+				opts.ResourceVersion = resume
+			}
+`,
+	count: 2,
+}
+
+// patchedSource copies the module's source into dir and applies the
+// spec's patches to the copy (the module cache stays as downloaded: go
+// refuses an -overlay of files in it); the build replaces the module with
+// the copy. It returns "" when the spec has no patches.
+func (s buildSpec) patchedSource(moduleDir, dir string) (string, error) {
+	if len(s.patches) == 0 {
+		return "", nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	if err := os.CopyFS(dir, os.DirFS(moduleDir)); err != nil {
+		return "", fmt.Errorf("copying %s@%s to patch it: %v", s.module, s.version, err)
+	}
+	for _, p := range s.patches {
+		file := filepath.Join(dir, filepath.FromSlash(p.file))
+		text, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("patching %s@%s: %v", s.module, s.version, err)
+		}
+		if n := strings.Count(string(text), p.old); n != p.count {
+			return "", fmt.Errorf("patching %s@%s: %s has the text to patch %d times, want %d: the patch does not fit this version", s.module, s.version, p.file, n, p.count)
+		}
+		// The module cache's files are read-only, and CopyFS keeps modes.
+		if err := os.WriteFile(file+".patched", []byte(strings.ReplaceAll(string(text), p.old, p.new)), 0o644); err != nil {
+			return "", err
+		}
+		if err := os.Rename(file+".patched", file); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }
 
 // kedaBuild is KEDA's operator and its metrics server (the adapter serving
@@ -195,6 +267,13 @@ func build(cache string, s buildSpec, dir string, progress io.Writer) error {
 		return err
 	}
 	gomod := buildGoMod("opportunist.local/build/"+s.key, s.module, s.version, s.replaceVersion, info)
+	patched, err := s.patchedSource(mod.Dir, filepath.Join(work, "src"))
+	if err != nil {
+		return err
+	}
+	if patched != "" {
+		gomod += fmt.Sprintf("\nreplace %s => ./src\n", s.module)
+	}
 	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte(gomod), 0o644); err != nil {
 		return err
 	}
