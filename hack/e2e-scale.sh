@@ -53,6 +53,15 @@ export OPPORTUNIST_SCHEDULER_DEFAULT_SPREADING="${OPPORTUNIST_SCHEDULER_DEFAULT_
 go run ./hack/cluster down --purge >/dev/null 2>&1 || true # leftovers of a run that was killed
 go run ./hack/cluster up
 cleanup() {
+  # The components' logs go with the control plane: keep them with the
+  # results (not the audit log, which holds every request of the run).
+  local dir
+  dir="$(go run ./hack/cluster env | sed -n 's/^export OPPORTUNIST_CLUSTER_DIR=//p' | tr -d "'\"")"
+  if [ -n "$dir" ] && [ -d "$dir/logs" ]; then
+    mkdir -p "${E2E_ARTIFACTS:-_output/e2e}/cluster-logs"
+    find "$dir/logs" -name '*.log' ! -name audit.log -exec cp {} "${E2E_ARTIFACTS:-_output/e2e}/cluster-logs/" \;
+    echo "e2e-scale: the components' logs are in ${E2E_ARTIFACTS:-_output/e2e}/cluster-logs"
+  fi
   echo "e2e-scale: deleting the control plane this run filled"
   go run ./hack/cluster down --purge
 }
