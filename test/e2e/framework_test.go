@@ -118,6 +118,14 @@ func testDir(t *testing.T) string {
 // waitFor polls cond until it holds or timeout passes, then fails naming what.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
+	if err := waitForOrTimeout(timeout, what, cond); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitForOrTimeout is waitFor for a caller that goes on after a timeout:
+// it returns the timeout, naming what it waited for and the last error.
+func waitForOrTimeout(timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) error {
 	var last error
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		ok, err := cond(ctx)
@@ -130,8 +138,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx con
 		return ok, nil
 	})
 	if err != nil {
-		t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, last)
+		return fmt.Errorf("timed out after %s waiting for %s (last error: %v)", timeout, what, last)
 	}
+	return nil
 }
 
 // NodeShape describes a fake node.

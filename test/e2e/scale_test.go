@@ -60,7 +60,7 @@ func scaleConfigFromEnv(t *testing.T) scaleConfig {
 		min, max int
 	}{
 		{"SCALE_NODES", &c.Nodes, 2, 10000}, {"SCALE_PODS", &c.Pods, 100, 500000}, {"SCALE_SAMPLES", &c.Samples, 1, 10000},
-		{"SCALE_YIELDS", &c.Yields, 1, 100}, {"SCALE_SCALERS", &c.Scalers, 1, 100}, {"SCALE_CHURN", &c.Churn, 1, 10000},
+		{"SCALE_YIELDS", &c.Yields, 0, 100}, {"SCALE_SCALERS", &c.Scalers, 1, 100}, {"SCALE_CHURN", &c.Churn, 1, 10000},
 	}
 	for _, v := range ints {
 		s := os.Getenv(v.env)
@@ -331,6 +331,8 @@ type yieldTrial struct {
 	AllScheduledMs  float64          `json:"allScheduledMs"`         // until every new paid pod was bound
 	RefilledMs      float64          `json:"refilledMs"`             // after scaling the paid pods to 0: until the workers were written back up by half of what they gave
 	PaidWaitMeanSec float64          `json:"paidPodWaitMeanSeconds"` // opportunist_paid_pod_wait_seconds mean over the trial
+	BoundAtEnd      int32            `json:"paidPodsBoundAtEnd"`     // new paid pods bound when the trial ended
+	TimedOut        string           `json:"timedOut,omitempty"`     // why the trial ended before every paid pod was bound
 }
 
 // TestScale: 1,000 kwok nodes and 30,000 paid pods by default, churning,
@@ -523,14 +525,24 @@ func TestScale(t *testing.T) {
 	for i := range cfg.Yields {
 		tr := measureYield(t, o, id.User, res.Workers, extra, perPod, workerPods)
 		res.Yield = append(res.Yield, tr)
-		firstLower = append(firstLower, msDuration(tr.FirstLowerMs))
+		if tr.FirstLowerBy != "" {
+			firstLower = append(firstLower, msDuration(tr.FirstLowerMs))
+		}
+		if tr.TimedOut != "" {
+			if tr.YieldedMs > 0 {
+				yielded = append(yielded, msDuration(tr.YieldedMs))
+			}
+			t.Errorf("yield %d: %d paid pods (%d beyond the free room); first lower write %.0fms (%s), workers %.0f -> %.0f cores at their lowest; %d of the paid pods bound when it %s; no further trials",
+				i+1, tr.PaidPods, tr.Beyond, tr.FirstLowerMs, tr.FirstLowerBy, float64(tr.WorkerCPUBefore)/1000, float64(tr.WorkerCPUAfter)/1000, tr.BoundAtEnd, tr.TimedOut)
+			break
+		}
 		yielded = append(yielded, msDuration(tr.YieldedMs))
 		bound = append(bound, msDuration(tr.AllScheduledMs))
 		t.Logf("yield %d: %d paid pods (%d beyond the free room); workers %.0f -> %.0f cores, given back by tier %v (milli); first lower write %.0fms (%s; polling saw it at %.0fms), lower by %d pods' cpu %.0fms, all paid pods bound %.0fms, mean paid pod wait %.1fs; scaled back to 0, workers written back up after %.0fms",
 			i+1, tr.PaidPods, tr.Beyond, float64(tr.WorkerCPUBefore)/1000, float64(tr.WorkerCPUAfter)/1000, tr.GivenBack, tr.FirstLowerMs, tr.FirstLowerBy, tr.FirstSeenMs, tr.Beyond, tr.YieldedMs, tr.AllScheduledMs, tr.PaidWaitMeanSec, tr.RefilledMs)
 	}
 	res.YieldSummary.FirstLower, res.YieldSummary.Yielded, res.YieldSummary.AllScheduled = summarizeLatencies(firstLower), summarizeLatencies(yielded), summarizeLatencies(bound)
-	t.Logf("yield over %d trials: first lower /scale write %s; lower by the extra pods %s; every paid pod bound %s", cfg.Yields, res.YieldSummary.FirstLower, res.YieldSummary.Yielded, res.YieldSummary.AllScheduled)
+	t.Logf("yield over %d trials: first lower /scale write %s; lower by the extra pods %s; every paid pod bound %s (timed-out trials left out)", len(res.Yield), res.YieldSummary.FirstLower, res.YieldSummary.Yielded, res.YieldSummary.AllScheduled)
 
 	mark("yield trials")
 	res.Opportunist.CPUSecondsTotal = procCPUSeconds(t, pid) - cpu0
@@ -643,6 +655,9 @@ func checkScaleResults(t *testing.T, res *scaleResults) {
 	t.Helper()
 	if c, d := res.EventToMetric.Create, res.EventToMetric.Delete; c.P99ms > 1000 || d.P99ms > 1000 {
 		t.Errorf("pod event -> gauge p99 %.0fms (create) / %.0fms (delete), want <= 1s", c.P99ms, d.P99ms)
+	}
+	if res.Config.Yields == 0 {
+		t.Log("SCALE_YIELDS=0: no yield trials, so the first-write target is not checked in this run")
 	}
 	if f := res.YieldSummary.FirstLower; f.P99ms > 2000 {
 		t.Errorf("first lower /scale write p99 %.0fms over %d trials, want <= 2s", f.P99ms, f.N)
@@ -1305,7 +1320,10 @@ func measureYield(t *testing.T, o *Opportunist, user string, workers []scaleWork
 	var listed time.Time
 	scaleDeployment(t, "scale-yield", "paid-yield", tr.PaidPods)
 	ms := func() float64 { return float64(time.Since(start).Microseconds()) / 1000 }
-	waitFor(t, 3*time.Minute+time.Duration(tr.PaidPods)*perPod, "the workers to yield and every new paid pod to be bound", func(ctx context.Context) (bool, error) {
+	// A trial that times out still has its first lower write and what the
+	// workers gave: the caller records it, runs no further trials, and goes
+	// on to the restart and takeover measurements (the test fails at the end).
+	timedOut := waitForOrTimeout(3*time.Minute+time.Duration(tr.PaidPods)*perPod, "the workers to yield and every new paid pod to be bound", func(ctx context.Context) (bool, error) {
 		now, err := workerReplicas(ctx, false)
 		if err != nil {
 			return false, err
@@ -1335,6 +1353,7 @@ func measureYield(t *testing.T, o *Opportunist, user string, workers []scaleWork
 					bound++
 				}
 			}
+			tr.BoundAtEnd = bound
 			if bound >= tr.PaidPods {
 				tr.AllScheduledMs = ms()
 			}
@@ -1344,6 +1363,9 @@ func measureYield(t *testing.T, o *Opportunist, user string, workers []scaleWork
 		}
 		return true, nil
 	})
+	if timedOut != nil {
+		tr.TimedOut = timedOut.Error()
+	}
 	if m, err := o.scrape(ctx); err == nil {
 		if n := m["opportunist_paid_pod_wait_seconds_count"] - countBefore; n > 0 {
 			tr.PaidWaitMeanSec = (m["opportunist_paid_pod_wait_seconds_sum"] - waitBefore) / n
@@ -1364,6 +1386,9 @@ func measureYield(t *testing.T, o *Opportunist, user string, workers []scaleWork
 	}
 
 	scaleDeployment(t, "scale-yield", "paid-yield", 0)
+	if tr.TimedOut != "" {
+		return tr // the workers' way back up is the scheduler's too: not measured
+	}
 	start = time.Now()
 	waitFor(t, 3*time.Minute, "the workers to be written back up after the paid pods left", func(ctx context.Context) (bool, error) {
 		now, err := workerReplicas(ctx, false)
