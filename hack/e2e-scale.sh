@@ -52,24 +52,22 @@ export OPPORTUNIST_SCHEDULER_PERCENTAGE_OF_NODES_TO_SCORE="${OPPORTUNIST_SCHEDUL
 export OPPORTUNIST_SCHEDULER_DEFAULT_SPREADING="${OPPORTUNIST_SCHEDULER_DEFAULT_SPREADING:-off}"
 go run ./hack/cluster down --purge >/dev/null 2>&1 || true # leftovers of a run that was killed
 go run ./hack/cluster up
+eval "$(go run ./hack/cluster env)"
+artifacts="${E2E_ARTIFACTS:-_output/e2e}"
+mkdir -p "$artifacts"
 cleanup() {
   # The components' logs go with the control plane: keep them with the
   # results (not the audit log, which holds every request of the run).
-  local dir
-  dir="$(go run ./hack/cluster env | sed -n 's/^export OPPORTUNIST_CLUSTER_DIR=//p' | tr -d "'\"")"
-  if [ -n "$dir" ] && [ -d "$dir/logs" ]; then
-    mkdir -p "${E2E_ARTIFACTS:-_output/e2e}/cluster-logs"
-    find "$dir/logs" -name '*.log' ! -name audit.log -exec cp {} "${E2E_ARTIFACTS:-_output/e2e}/cluster-logs/" \;
-    echo "e2e-scale: the components' logs are in ${E2E_ARTIFACTS:-_output/e2e}/cluster-logs"
+  if [ -d "$OPPORTUNIST_CLUSTER_DIR/logs" ]; then
+    mkdir -p "$artifacts/cluster-logs"
+    find "$OPPORTUNIST_CLUSTER_DIR/logs" -name '*.log' ! -name audit.log -exec cp {} "$artifacts/cluster-logs/" \;
+    echo "e2e-scale: the components' logs are in $artifacts/cluster-logs"
   fi
   echo "e2e-scale: deleting the control plane this run filled"
   go run ./hack/cluster down --purge
 }
 trap cleanup EXIT
 
-eval "$(go run ./hack/cluster env)"
-artifacts="${E2E_ARTIFACTS:-_output/e2e}"
-mkdir -p "$artifacts"
 echo "e2e-scale: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 test="${SCALE_TEST:-TestScale}"
 log="$artifacts/scale-test.log"

@@ -528,15 +528,14 @@ func TestScale(t *testing.T) {
 		if tr.FirstLowerBy != "" {
 			firstLower = append(firstLower, msDuration(tr.FirstLowerMs))
 		}
+		if tr.YieldedMs > 0 { // a timed-out trial may have yielded all the same
+			yielded = append(yielded, msDuration(tr.YieldedMs))
+		}
 		if tr.TimedOut != "" {
-			if tr.YieldedMs > 0 {
-				yielded = append(yielded, msDuration(tr.YieldedMs))
-			}
 			t.Errorf("yield %d: %d paid pods (%d beyond the free room); first lower write %.0fms (%s), workers %.0f -> %.0f cores at their lowest; %d of the paid pods bound when it %s; no further trials",
 				i+1, tr.PaidPods, tr.Beyond, tr.FirstLowerMs, tr.FirstLowerBy, float64(tr.WorkerCPUBefore)/1000, float64(tr.WorkerCPUAfter)/1000, tr.BoundAtEnd, tr.TimedOut)
 			break
 		}
-		yielded = append(yielded, msDuration(tr.YieldedMs))
 		bound = append(bound, msDuration(tr.AllScheduledMs))
 		t.Logf("yield %d: %d paid pods (%d beyond the free room); workers %.0f -> %.0f cores, given back by tier %v (milli); first lower write %.0fms (%s; polling saw it at %.0fms), lower by %d pods' cpu %.0fms, all paid pods bound %.0fms, mean paid pod wait %.1fs; scaled back to 0, workers written back up after %.0fms",
 			i+1, tr.PaidPods, tr.Beyond, float64(tr.WorkerCPUBefore)/1000, float64(tr.WorkerCPUAfter)/1000, tr.GivenBack, tr.FirstLowerMs, tr.FirstLowerBy, tr.FirstSeenMs, tr.Beyond, tr.YieldedMs, tr.AllScheduledMs, tr.PaidWaitMeanSec, tr.RefilledMs)
