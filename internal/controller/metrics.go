@@ -3,6 +3,7 @@ package controller
 import (
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,6 +24,7 @@ type Metrics struct {
 	problem   *prometheus.GaugeVec
 	scales    *prometheus.CounterVec
 	rounds    prometheus.Counter
+	roundTime *prometheus.HistogramVec
 	stale     *prometheus.GaugeVec
 	slots     *prometheus.GaugeVec
 	// forecast is the opportunist_forecast_* family (forecast.go).
@@ -41,11 +43,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		problem:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_scaler_problem", Help: "1 while a scaler cannot act, by reason (TargetNotFound, TargetForbidden, TargetUnavailable, ScaleFailed, DuplicateTarget, ...)."}, []string{"scaler", "reason"}),
 		scales:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "opportunist_scale_writes_total", Help: "Writes to targets' /scale, by scaler, direction (up or down) and result (ok, conflict: retried on a fresh read, error)."}, []string{"scaler", "direction", "result"}),
 		rounds:    prometheus.NewCounter(prometheus.CounterOpts{Name: "opportunist_decision_rounds_total", Help: "Rounds of the control law over all scalers."}),
-		stale:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_stale_behaviour", Help: "1 while the capacity data has been stale for longer than --stale-after and the --on-stale behaviour (freeze or shrink-to-min) is applied, else 0."}, []string{"behaviour"}),
-		slots:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_headroom_slots", Help: "Pods of each headroom slot's shape (spec.headroomSlots) kept free node by node: wanted (its count) and fit (how many fit now)."}, []string{"scaler", "shape", "state"}),
+		roundTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "opportunist_decision_round_seconds",
+			Help:    "Wall time of a round's phases: decide (reading the scalers and their targets, the control law) and apply (the /scale writes, yields first, and the status writes).",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30}}, []string{"phase"}),
+		stale: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_stale_behaviour", Help: "1 while the capacity data has been stale for longer than --stale-after and the --on-stale behaviour (freeze or shrink-to-min) is applied, else 0."}, []string{"behaviour"}),
+		slots: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_headroom_slots", Help: "Pods of each headroom slot's shape (spec.headroomSlots) kept free node by node: wanted (its count) and fit (how many fit now)."}, []string{"scaler", "shape", "state"}),
 	}
 	m.forecast = newForecastMetrics()
-	reg.MustRegister(m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem, m.scales, m.rounds, m.stale, m.slots)
+	reg.MustRegister(m.desired, m.current, m.budget, m.fit, m.limitedBy, m.problem, m.scales, m.rounds, m.roundTime, m.stale, m.slots)
 	m.forecast.register(reg)
 	for _, b := range StaleBehaviours {
 		m.stale.WithLabelValues(string(b)).Set(0) // present from the start, for alerts
@@ -135,6 +140,13 @@ func (m *Metrics) Stale(behaviour StaleBehaviour, applied bool) {
 func (m *Metrics) Round() {
 	if m != nil {
 		m.rounds.Inc()
+	}
+}
+
+// RoundPhase records how long one phase of a round took (see roundTime).
+func (m *Metrics) RoundPhase(phase string, d time.Duration) {
+	if m != nil {
+		m.roundTime.WithLabelValues(phase).Observe(d.Seconds())
 	}
 }
 

@@ -9,10 +9,12 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -189,6 +191,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		r.seenPaidPending = paidPendingKeys(r.Capacity.Pending())
 	}
 	r.Metrics.Round()
+	began := r.Clock.Now()
 	if r.history == nil {
 		r.history = map[string]control.History{}
 	}
@@ -273,11 +276,37 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		}
 	}
 	r.Decisions.replace(published)
-	for _, sr := range rounds {
+	decided := r.Clock.Now()
+	r.Metrics.RoundPhase("decide", decided.Sub(began))
+	for _, sr := range applyOrder(rounds, byKey) {
 		r.report(ctx, sr, byKey[sr.key])
 	}
+	r.Metrics.RoundPhase("apply", r.Clock.Now().Sub(decided))
 	r.forgetGone(rounds)
 	return reconcile.Result{RequeueAfter: r.Resync}, nil
+}
+
+// applyOrder is the order the round writes its decisions in: each scaler's
+// writes (its /scale, then its status) are API calls one after another,
+// which at 5,000 nodes on a busy API server took ~1.4 s a scaler, so the
+// scale-downs that let pending paid pods in go first, then the other
+// scale-downs (room for the paid pods the scheduler has placed), then the
+// rest, each group in key order.
+func applyOrder(rounds []*scalerRound, decisions map[string]*control.Decision) []*scalerRound {
+	rank := func(sr *scalerRound) int {
+		d := decisions[sr.key]
+		switch {
+		case d == nil || sr.problem != "" || sr.target == nil || d.Desired >= sr.target.Scale.Spec.Replicas:
+			return 2
+		case d.Limit == control.LimitPendingPaid:
+			return 0
+		default:
+			return 1
+		}
+	}
+	out := slices.Clone(rounds)
+	slices.SortStableFunc(out, func(a, b *scalerRound) int { return cmp.Compare(rank(a), rank(b)) })
+	return out
 }
 
 // specProblem is the problem of a scaler whose spec does not convert: a
