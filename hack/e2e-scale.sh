@@ -30,8 +30,14 @@ export OPPORTUNIST_ETCD_QUOTA_BACKEND_BYTES="${OPPORTUNIST_ETCD_QUOTA_BACKEND_BY
 # writers are system:masters, exempt): twice that, for 5,000 nodes.
 export OPPORTUNIST_APISERVER_MAX_REQUESTS_INFLIGHT="${OPPORTUNIST_APISERVER_MAX_REQUESTS_INFLIGHT:-800}"
 # kwok works on 4 pods and 4 leases at a time by default: 5,000 node leases
-# and 150,000 pods to mark Running need more.
-export OPPORTUNIST_KWOK_PARALLELISM="${OPPORTUNIST_KWOK_PARALLELISM:-16}"
+# and 150,000 pods to mark Running need more. Each of its workers waits on one
+# API call at a time: at 5,000 nodes, 16 of them did ~35 pod stages a second
+# (0.45 s a call on a saturated API server) while the churn asked for more, so
+# its queue grew for as long as the churn ran, it reached churn pods long after
+# they were gone (22,000 "not found"), and worker pods made after the first
+# yield trial were still not marked Running 9 minutes later (docs/scale.md,
+# eighth attempt). 64.
+export OPPORTUNIST_KWOK_PARALLELISM="${OPPORTUNIST_KWOK_PARALLELISM:-64}"
 # kwok renews each node's lease at a quarter of its duration: with kubelet's
 # 40 s, 5,000 nodes are 500 lease writes a second, which in the first
 # 5,000-node run left leases lapsing and nodes NotReady (docs/scale.md).
