@@ -198,10 +198,12 @@ func apiserverArgs(c *cluster) []string {
 }
 
 // auditPolicy logs, with their request bodies, the writes that can change a
-// workload's replica count, and every request of the users in the group
-// auditedGroup (without bodies), and nothing else, so the log stays small.
-// Tests read it to check who scaled what, and to which count, and how many
-// requests a client sends (test/e2e/apiload_test.go).
+// workload's replica count, every request of the users in the group
+// auditedGroup (without bodies), and the pod creates in namespace
+// scale-yield (without bodies), and nothing else, so the log stays small.
+// Tests read it to check who scaled what, and to which count, how many
+// requests a client sends (test/e2e/apiload_test.go), and when the scale
+// test's paid pods were created (test/e2e/scale_test.go).
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
@@ -213,6 +215,12 @@ rules:
     resources: [deployments, deployments/scale, statefulsets, statefulsets/scale, replicasets, replicasets/scale]
 - level: Metadata
   userGroups: ["` + auditedGroup + `"]
+- level: Metadata
+  verbs: [create]
+  namespaces: [scale-yield]
+  resources:
+  - group: ""
+    resources: [pods]
 - level: None
 `
 

@@ -2,7 +2,9 @@ package controller
 
 import (
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 
@@ -41,5 +43,51 @@ func TestApplyOrderPutsYieldsFirst(t *testing.T) {
 	}
 	if rounds[0].key != "a/up" {
 		t.Errorf("applyOrder reordered its input: %s first", rounds[0].key)
+	}
+}
+
+// A round has applyWorkers scalers' writes in flight at once, started in
+// the order given, so the yields that go first are not held by the rest.
+func TestInParallelStartsInOrderWorkersAtOnce(t *testing.T) {
+	const workers, items = 3, 7
+	var (
+		mu      sync.Mutex
+		started []int
+	)
+	full := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		inParallel([]int{0, 1, 2, 3, 4, 5, 6}, workers, func(i int) {
+			mu.Lock()
+			started = append(started, i)
+			if len(started) == workers {
+				close(full)
+			}
+			mu.Unlock()
+			if i < workers {
+				<-release // the first ones wait until all of them are in flight
+			}
+		})
+		close(done)
+	}()
+	select {
+	case <-full:
+	case <-time.After(10 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("only %v in flight after 10s, want %d at once", started, workers)
+	}
+	mu.Lock()
+	first := slices.Clone(started)
+	mu.Unlock()
+	slices.Sort(first)
+	if !slices.Equal(first, []int{0, 1, 2}) {
+		t.Errorf("in flight first: %v, want the first %d items", first, workers)
+	}
+	close(release)
+	<-done
+	if len(started) != items {
+		t.Errorf("%d items done, want %d", len(started), items)
 	}
 }

@@ -141,35 +141,14 @@ func auditLog() string { return filepath.Join(clusterDir, "logs", "audit.log") }
 // ("" for all), oldest first, as the API server's audit log has them.
 func scaleWrites(t *testing.T, since time.Time, user, ns string) []scaleWrite {
 	t.Helper()
-	f, err := os.Open(auditLog())
-	if errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("no audit log at %s: this cluster's API server runs without the audit policy; restart it with `go run ./hack/cluster restart apiserver`", auditLog())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out []scaleWrite
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	line := 0
-	var partial error
-	for sc.Scan() {
-		line++
-		if partial != nil { // only the last line may be half written
-			t.Fatal(partial)
-		}
-		var ev auditv1.Event
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			partial = fmt.Errorf("%s line %d is not an audit event: %v", auditLog(), line, err)
-			continue
-		}
-		if ev.Stage != auditv1.StageResponseComplete || ev.ObjectRef == nil || ev.User.Username != user ||
+	readAudit(t, func(ev *auditv1.Event, line int) {
+		if ev.ObjectRef == nil || ev.User.Username != user ||
 			(ns != "" && ev.ObjectRef.Namespace != ns) || ev.RequestReceivedTimestamp.Time.Before(since) {
-			continue
+			return
 		}
 		if ev.Verb != "update" && ev.Verb != "patch" {
-			continue
+			return
 		}
 		w := scaleWrite{
 			Time: ev.RequestReceivedTimestamp.Time, User: user, Verb: ev.Verb,
@@ -192,11 +171,62 @@ func scaleWrites(t *testing.T, since time.Time, user, ns string) []scaleWrite {
 			w.Replicas = body.Spec.Replicas
 		}
 		out = append(out, w)
+	})
+	return out
+}
+
+// firstPodCreated is when the API server received the first successful
+// create of a pod in namespace ns since a time (hack/cluster audits pod
+// creates in scale-yield only, where the scale test times its paid pods).
+func firstPodCreated(t *testing.T, since time.Time, ns string) (time.Time, bool) {
+	t.Helper()
+	var first time.Time
+	readAudit(t, func(ev *auditv1.Event, _ int) {
+		if ev.Verb != "create" || ev.ObjectRef == nil || ev.ObjectRef.Resource != "pods" || ev.ObjectRef.Subresource != "" ||
+			ev.ObjectRef.Namespace != ns || ev.RequestReceivedTimestamp.Time.Before(since) ||
+			ev.ResponseStatus == nil || ev.ResponseStatus.Code != 201 {
+			return
+		}
+		if at := ev.RequestReceivedTimestamp.Time; first.IsZero() || at.Before(first) {
+			first = at
+		}
+	})
+	return first, !first.IsZero()
+}
+
+// readAudit calls each for every completed request in the API server's
+// audit log, oldest first, with its line number.
+func readAudit(t *testing.T, each func(ev *auditv1.Event, line int)) {
+	t.Helper()
+	f, err := os.Open(auditLog())
+	if errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("no audit log at %s: this cluster's API server runs without the audit policy; restart it with `go run ./hack/cluster restart apiserver`", auditLog())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	line := 0
+	var partial error
+	for sc.Scan() {
+		line++
+		if partial != nil { // only the last line may be half written
+			t.Fatal(partial)
+		}
+		var ev auditv1.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			partial = fmt.Errorf("%s line %d is not an audit event: %v", auditLog(), line, err)
+			continue
+		}
+		if ev.Stage == auditv1.StageResponseComplete {
+			each(&ev, line)
+		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return out
 }
 
 // auditTimeSlack covers the time between a write's response and its audit
