@@ -44,7 +44,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		scales:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "opportunist_scale_writes_total", Help: "Writes to targets' /scale, by scaler, direction (up or down) and result (ok, conflict: retried on a fresh read, error)."}, []string{"scaler", "direction", "result"}),
 		rounds:    prometheus.NewCounter(prometheus.CounterOpts{Name: "opportunist_decision_rounds_total", Help: "Rounds of the control law over all scalers."}),
 		roundTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "opportunist_decision_round_seconds",
-			Help:    "Wall time of a round's phases: decide (reading the scalers and their targets, the control law) and apply (each scaler's /scale and status writes, five scalers at once, yields first).",
+			Help:    "Wall time of a round's phases: read (the scalers, their targets and HPAs, from the caches), model (the pod counts and the cluster's rooms from the capacity model), decide (forecasts and the control law) and apply (each scaler's /scale and status writes, five scalers at once, yields first).",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30}}, []string{"phase"}),
 		stale: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_stale_behaviour", Help: "1 while the capacity data has been stale for longer than --stale-after and the --on-stale behaviour (freeze or shrink-to-min) is applied, else 0."}, []string{"behaviour"}),
 		slots: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "opportunist_headroom_slots", Help: "Pods of each headroom slot's shape (spec.headroomSlots) kept free node by node: wanted (its count) and fit (how many fit now)."}, []string{"scaler", "shape", "state"}),

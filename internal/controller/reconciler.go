@@ -217,6 +217,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	r.resolveTargets(ctx, rounds)
 	r.markConflicts(ctx, rounds)
 	r.updateWorkloads(rounds)
+	read := r.Clock.Now()
+	r.Metrics.RoundPhase("read", read.Sub(began))
 
 	counts := control.PodCountsOf(r.Capacity.Report())
 	now := r.Clock.Now()
@@ -242,6 +244,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	cluster := control.ClusterOf(r.Capacity)
 	cluster.Scoring = r.Scoring
+	modelled := r.Clock.Now()
+	r.Metrics.RoundPhase("model", modelled.Sub(read))
 	r.predictRound(&cluster, rounds, inputs)
 	reclaimed := r.reclaimRooms(ctx, now, rounds, inputs, &cluster)
 	decisions := control.Decide(now, cluster, inputs)
@@ -279,7 +283,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	r.Decisions.replace(published)
 	decided := r.Clock.Now()
-	r.Metrics.RoundPhase("decide", decided.Sub(began))
+	r.Metrics.RoundPhase("decide", decided.Sub(modelled))
 	r.apply(ctx, applyOrder(rounds, byKey), byKey)
 	r.Metrics.RoundPhase("apply", r.Clock.Now().Sub(decided))
 	r.forgetGone(rounds)

@@ -566,7 +566,7 @@ func TestScale(t *testing.T) {
 	t.Logf("yield over %d trials: first write for the pending paid pods %s; first lower /scale write %s; lower by the extra pods %s; every paid pod bound %s (timed-out trials left out)", len(res.Yield), ys.FirstYield, ys.FirstLower, ys.Yielded, ys.AllScheduled)
 
 	mark("yield trials")
-	logSeries(t, o, "opportunist_decision_round_seconds") // where a round's time went: decide, apply
+	logSeries(t, o, "opportunist_decision_round_seconds") // where a round's time went: read, model, decide, apply
 	res.Opportunist.CPUSecondsTotal = procCPUSeconds(t, pid) - cpu0
 	res.Opportunist.WallSecondsTotal = time.Since(wall0).Seconds()
 	res.Opportunist.PeakRSSMB = procStatusBytes(t, pid, "VmHWM") / mb
