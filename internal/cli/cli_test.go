@@ -28,8 +28,8 @@ func TestRunOptionsValidate(t *testing.T) {
 		{name: "defaults are valid", mutate: func(*runOptions) {}},
 		{name: "listen address without port", mutate: func(o *runOptions) { o.ListenAddress = "localhost" }, want: []string{"--listen-address"}},
 		{name: "every problem at once", mutate: func(o *runOptions) {
-			o.ProbeInterval, o.Resync, o.LogFormat, o.LogLevel, o.kube.Timeout = 0, -1, "xml", "loud", 0
-		}, want: []string{"--request-timeout", "--probe-interval", "--resync-period", "--log-format", "--log-level"}},
+			o.ProbeInterval, o.ProbeTimeout, o.Resync, o.LogFormat, o.LogLevel, o.kube.Timeout = 0, -time.Second, -1, "xml", "loud", 0
+		}, want: []string{"--request-timeout", "--probe-interval", "--probe-timeout", "--resync-period", "--log-format", "--log-level"}},
 		{name: "stale handling", mutate: func(o *runOptions) { o.StaleAfter, o.OnStale = -time.Second, "shrink" },
 			want: []string{"--stale-after must not be negative", `--on-stale must be freeze or shrink-to-min, got "shrink"`}},
 		{name: "negative status interval", mutate: func(o *runOptions) { o.StatusInterval = -time.Second },

@@ -45,6 +45,7 @@ type runOptions struct {
 	kube          kubeOptions
 	ListenAddress string
 	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
 	Resync        time.Duration
 	LogFormat     string
 	LogLevel      string
@@ -103,6 +104,7 @@ func defaultRunOptions() *runOptions {
 		kube:             defaultKubeOptions(),
 		ListenAddress:    ":8080",
 		ProbeInterval:    time.Second,
+		ProbeTimeout:     cluster.DefaultProbeTimeout,
 		LogFormat:        "text",
 		LogLevel:         "info",
 		Controller:       true,
@@ -135,6 +137,7 @@ func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	o.kube.AddFlags(fs)
 	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "address serving /metrics, /healthz, /readyz and the dashboard on /dashboard/ (use 127.0.0.1:PORT to keep it on loopback)")
 	fs.DurationVar(&o.ProbeInterval, "probe-interval", o.ProbeInterval, "how often the API server's /readyz is probed; /readyz of opportunist fails while it does not answer")
+	fs.DurationVar(&o.ProbeTimeout, "probe-timeout", o.ProbeTimeout, "how long the API server may take to answer a probe before it counts as not answering (a slow answer is an answer; one that is down refuses at once)")
 	fs.DurationVar(&o.Resync, "resync-period", o.Resync, "informer resync period (0 disables resyncs; the model is updated by events)")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: text or json")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info, warn or error")
@@ -178,6 +181,9 @@ func (o *runOptions) Validate() []error {
 	}
 	if o.ProbeInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--probe-interval must be positive, got %s", o.ProbeInterval))
+	}
+	if o.ProbeTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--probe-timeout must be positive, got %s", o.ProbeTimeout))
 	}
 	if o.MetricsAPI.SecurePort < 0 || o.MetricsAPI.SecurePort > 65535 {
 		errs = append(errs, fmt.Errorf("--metrics-api-port must be 0 (off) or a port, got %d", o.MetricsAPI.SecurePort))
@@ -451,7 +457,7 @@ func (o *runOptions) run(ctx context.Context) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	c := cluster.New(cacheClient, cluster.Options{Resync: o.Resync, ProbeInterval: o.ProbeInterval, PaidPodScheduled: exporter.NewPaidPodWaitObserver(reg)})
+	c := cluster.New(cacheClient, cluster.Options{Resync: o.Resync, ProbeInterval: o.ProbeInterval, ProbeTimeout: o.ProbeTimeout, PaidPodScheduled: exporter.NewPaidPodWaitObserver(reg)})
 
 	reg.MustRegister(exporter.NewCollector(c), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()

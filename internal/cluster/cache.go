@@ -31,6 +31,12 @@ type Options struct {
 	Resync time.Duration
 	// ProbeInterval is how often the API server's /readyz is probed.
 	ProbeInterval time.Duration
+	// ProbeTimeout is how long a probe may take before the API server
+	// counts as not answering (default DefaultProbeTimeout). A slow answer is
+	// an answer: at 5,000 nodes a loaded API server took over a second for
+	// /readyz while its watches delivered, and a 1 s timeout held rounds, a
+	// yield's too, as on stale data. A server that is down refuses at once.
+	ProbeTimeout time.Duration
 	// Probe checks that the API server answers; nil probes /readyz with the client.
 	Probe func(ctx context.Context) error
 	Clock clock.WithTicker
@@ -72,10 +78,16 @@ const (
 	sourcePods  = "pods"
 )
 
+// DefaultProbeTimeout is Options.ProbeTimeout's default.
+const DefaultProbeTimeout = 5 * time.Second
+
 // New builds a cache over client. Nothing runs until Run.
 func New(client kubernetes.Interface, opts Options) *Cache {
 	if opts.ProbeInterval <= 0 {
 		opts.ProbeInterval = time.Second
+	}
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = DefaultProbeTimeout
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -296,7 +308,7 @@ func (c *Cache) update(change func(*capacity.Ledger)) {
 }
 
 func (c *Cache) probe(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.ProbeInterval)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.ProbeTimeout)
 	defer cancel()
 	if err := c.opts.Probe(ctx); err != nil {
 		if ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) {

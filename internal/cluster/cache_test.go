@@ -319,3 +319,40 @@ func TestUpdatesSignalOnlyModelChanges(t *testing.T) {
 		})
 	}
 }
+
+// A probe answered slower than the probe interval is an answer: the data
+// stays fresh (at 5,000 nodes /readyz took over a second and held rounds).
+// One not answered within ProbeTimeout is not.
+func TestSlowProbeIsAnAnswer(t *testing.T) {
+	var hang atomic.Bool
+	var answered, unreadyDuring atomic.Int32
+	client := fake.NewClientset()
+	var c *Cache
+	c = New(client, Options{ProbeInterval: 10 * time.Millisecond, ProbeTimeout: time.Second, Probe: func(ctx context.Context) error {
+		if hang.Load() {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		select {
+		case <-time.After(50 * time.Millisecond): // five intervals
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if answered.Add(1) > 1 && c.Ready() != nil {
+			unreadyDuring.Add(1)
+		}
+		return nil
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	if err := c.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "five slow probes answered", func() bool { return answered.Load() >= 5 })
+	if n := unreadyDuring.Load(); n > 0 {
+		t.Errorf("unready during %d slow probes that answered within the timeout", n)
+	}
+	hang.Store(true)
+	eventually(t, "unready once a probe is not answered within the timeout", func() bool { return c.Ready() != nil })
+}
