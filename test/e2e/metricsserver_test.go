@@ -333,7 +333,11 @@ func TestMetricsServerKwokUsage(t *testing.T) {
 	for _, p := range pods.Items {
 		setPodUsage(t, ns, p.Name, "3")
 	}
-	took = waitForPodUsage(t, mc, ns, "paid", 3000, 50, 60*time.Second)
+	// metrics-server's cpu is a rate over two scrapes of kwok's cumulative
+	// usage, whose ends skew by each scrape's latency: a little off 3000m on
+	// a busy machine (3004m in one CI run with three shards).
+	const usageTolerance = 50
+	took = waitForPodUsage(t, mc, ns, "paid", 3000, usageTolerance, 60*time.Second)
 	t.Logf("a change of usage (1500m -> 3) showed in metrics.k8s.io after %s", took.Round(time.Millisecond))
 	if took > 45*time.Second {
 		t.Errorf("the usage change took %s to show, want within three 15 s scrapes", took)
@@ -351,8 +355,14 @@ func TestMetricsServerKwokUsage(t *testing.T) {
 		t.Fatalf("kubectl top pods: %v\n%s", err, out)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if f := strings.Fields(line); len(f) < 2 || (f[1] != "3000m" && f[1] != "2999m" && f[1] != "3001m") {
-			t.Errorf("kubectl top pods: %q, want 3000m of cpu", line)
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			t.Errorf("kubectl top pods: %q, want a pod and its cpu", line)
+			continue
+		}
+		milli, err := strconv.ParseInt(strings.TrimSuffix(f[1], "m"), 10, 64)
+		if err != nil || !strings.HasSuffix(f[1], "m") || milli < 3000-usageTolerance || milli > 3000+usageTolerance {
+			t.Errorf("kubectl top pods: %q, want 3000m of cpu (±%dm)", line, usageTolerance)
 		}
 	}
 	t.Logf("kubectl top pods -n %s:\n%s", ns, out)
